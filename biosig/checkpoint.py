@@ -1,0 +1,93 @@
+"""The checkpoint file: one self-describing .pt of plain tensors, numbers, strings, lists, dicts.
+
+Keys of a model checkpoint (what --save gets):
+  format            CHECKPOINT_FORMAT, bumped when the layout changes
+  version           "biosig <version>"
+  model_state       state dict of the bare model (no DDP "module." or compile prefixes)
+  config            model config: {"name": "eeg2arm", "n_elec": ..., ...}
+  task              {"name": "classification", "n_classes": K}
+  example_input_shape  [1, C, F, T] seen in training
+  preprocess        see biosig.preprocess (normalization mode and statistics)
+  epoch, metrics    when it was saved and its validation metrics
+  class_names       optional list of K names
+A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/RNG/early-stopping state.
+Everything loads with torch.load(weights_only=True), which refuses pickled code.
+"""
+import os
+import pickle
+import tempfile
+
+import torch
+
+from . import CHECKPOINT_FORMAT, __version__
+from .errors import UserError
+
+REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "preprocess")
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file beside `path`, then rename: a crash leaves the old file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(path, flag="--save"):
+    """Raise a UserError now, before training, if `path` cannot be written later."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UserError(f"{path}: {flag} is a directory, expected a file path")
+    if not os.path.isdir(directory):
+        raise UserError(f"{path}: directory {directory} does not exist ({flag})")
+    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UserError(f"{path}: not writable ({flag})")
+
+
+def load(path, what="checkpoint"):
+    """Load a biosig checkpoint safely (weights_only=True); validate its keys and format."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: {what} file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UserError(f"{path}: refused, not a plain-weights biosig checkpoint (weights_only load failed: {first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+        raise UserError(f"{path}: not a biosig checkpoint (missing keys)")
+    if ckpt["format"] != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: checkpoint format {ckpt['format']} (from {ckpt.get('version', '?')}) "
+                        f"is not supported by biosig {__version__} (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def bare_model(model):
+    """The nn.Module under DDP and torch.compile wrappers, whose state dict has plain keys."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, class_names=None):
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": f"biosig {__version__}",
+        "model_state": {k: v.detach().cpu() for k, v in bare_model(model).state_dict().items()},
+        "config": dict(bare_model(model).config),
+        "task": task.config,
+        "n_classes": getattr(task, "n_classes", None),
+        "example_input_shape": list(example_input_shape),
+        "preprocess": preprocess,
+        "epoch": epoch,
+        "metrics": metrics,
+        "class_names": class_names,
+    }

@@ -1,0 +1,276 @@
+"""Reading windows from disk, checking them, splitting them, and serving batches.
+
+X is a .npy array of shape (N, C, F, T); y is (N,) integer labels. X is opened
+memory-mapped, so a file larger than the memory a run may use still trains: each batch is
+one vectorised read of its rows. Small files are read into RAM when that fits.
+"""
+import os
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy_header(path, what):
+    """Check that `path` is a complete, non-object .npy file; return (shape, dtype, fortran).
+
+    Every problem a user can cause (missing, unreadable, not .npy, truncated, object dtype)
+    becomes a UserError naming the file.
+    """
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: {what} is a directory, expected a .npy file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what} file ({e.strerror})") from None
+    with f:
+        if f.read(6) != NPY_MAGIC:
+            raise UserError(f"{path}: not a .npy file")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, dtype = read_header(f)
+        except (ValueError, OSError, SyntaxError) as e:
+            raise UserError(f"{path}: corrupt .npy header ({e})") from None
+        offset = f.tell()
+        size = os.fstat(f.fileno()).st_size
+    if dtype.hasobject:
+        raise UserError(f"{path}: {what} has object dtype; biosig never unpickles data, save a numeric array")
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < expected:
+        raise UserError(f"{path}: truncated .npy file ({size} bytes, header promises {expected})")
+    return tuple(shape), dtype, fortran
+
+
+def open_npy(path, what, mmap=True):
+    """Open a validated .npy file, memory-mapped (read-only) or loaded whole."""
+    read_npy_header(path, what)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: cannot load {what} ({e})") from None
+
+
+def available_memory():
+    """Bytes this process may still use: the tighter of the cgroup limit and MemAvailable."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:  # cgroup v2 or v1: the limit of the group this process runs in (container, SLURM job)
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, rel = line.strip().split(":", 2)
+                if controllers == "":
+                    candidates = [(f"/sys/fs/cgroup{rel}/memory.max", f"/sys/fs/cgroup{rel}/memory.current")]
+                elif "memory" in controllers.split(","):
+                    base = f"/sys/fs/cgroup/memory{rel}"
+                    candidates = [(f"{base}/memory.limit_in_bytes", f"{base}/memory.usage_in_bytes")]
+                else:
+                    continue
+                for limit_file, usage_file in candidates:
+                    try:
+                        limit = open(limit_file).read().strip()
+                        usage = int(open(usage_file).read().strip())
+                    except OSError:
+                        continue
+                    if limit.isdigit() and int(limit) < 1 << 60:
+                        limits.append(max(int(limit) - usage, 0))
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else 1 << 62
+
+
+def load_windows(path, load="auto", ndims=(4,)):
+    """Open X of shape (N, C, F, T) (or (C, F, T) when 3 is in `ndims`) and validate it.
+
+    load: 'mmap' keeps it on disk, 'ram' reads it whole, 'auto' reads it whole only when it
+    takes under a quarter of the memory still available. Returns a float array (maybe memmap).
+    """
+    shape, dtype, _ = read_npy_header(path, "X")
+    if len(shape) not in ndims:
+        want = " or ".join({4: "4-D (N, C, F, T)", 3: "3-D (C, F, T)"}[d] for d in ndims)
+        raise UserError(f"{path}: expected {want}, got shape {shape}")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise UserError(f"{path}: X must be numeric (float32 preferred), got dtype {dtype}")
+    if min(shape) == 0:
+        raise UserError(f"{path}: X is empty, shape {shape}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    in_ram = load == "ram" or (load == "auto" and nbytes < available_memory() // 4)
+    X = open_npy(path, "X", mmap=not in_ram)
+    check_finite(X, path)
+    return X
+
+
+def check_finite(X, path, chunk_bytes=64 << 20):
+    """Raise if X holds NaN or Inf, scanning in chunks so a memmap is never read whole."""
+    if np.issubdtype(X.dtype, np.integer):
+        return
+    rows = max(1, chunk_bytes // max(1, X[0].nbytes))
+    for start in range(0, len(X), rows):
+        block = np.asarray(X[start:start + rows])
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0, 0])
+            raise UserError(f"{path}: X holds NaN or Inf (first in window {bad})")
+
+
+def load_labels(path, n_windows, x_path, n_classes=None):
+    """Load y (N,) integer labels in [0, K-1]; return (y int64, K)."""
+    shape, dtype, _ = read_npy_header(path, "y")
+    if len(shape) != 1:
+        raise UserError(f"{path}: expected 1-D labels (N,), got shape {shape}")
+    if shape[0] != n_windows:
+        raise UserError(f"{path}: {shape[0]} labels but {x_path} has {n_windows} windows")
+    if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise UserError(f"{path}: labels must be integers, got dtype {dtype}")
+    y = np.asarray(open_npy(path, "y", mmap=False)).astype(np.int64)
+    if y.min() < 0:
+        raise UserError(f"{path}: negative label {int(y.min())}; labels must be in [0, K-1]")
+    seen = int(y.max()) + 1
+    if n_classes is None:
+        n_classes = seen
+    elif seen > n_classes:
+        raise UserError(f"{path}: label {seen - 1} is outside [0, {n_classes - 1}] for --classes {n_classes}")
+    if len(np.unique(y)) < 2:
+        raise UserError(f"{path}: only one class ({int(y[0])}) present; need at least two to train a classifier")
+    return y, n_classes
+
+
+def split_indices(y, val_split, seed, method="stratified", groups=None, where="y"):
+    """Split window indices into (train, val), both sorted.
+
+    random: a seeded permutation. stratified: the same fraction of every class goes to
+    validation. group: whole groups (e.g. subjects) go to one side, so no group is on both.
+    """
+    n = len(y)
+    if not 0.0 < val_split < 1.0:
+        raise UserError(f"--val-split must be between 0 and 1 (exclusive), got {val_split}")
+    rng = np.random.default_rng(seed)
+    if method == "random":
+        perm = rng.permutation(n)
+        n_val = int(round(n * val_split))
+        val = perm[:n_val]
+    elif method == "stratified":
+        val = []
+        for c in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == c))
+            k = int(round(len(members) * val_split))
+            val.append(members[:min(k, len(members) - 1)])  # keep at least one for training
+        val = np.concatenate(val)
+    elif method == "group":
+        if groups is None:
+            raise UserError("--split group needs --groups (one group id per window)")
+        uniq = rng.permutation(np.unique(groups))
+        n_val_groups = int(round(len(uniq) * val_split))
+        if len(uniq) < 2 or n_val_groups in (0, len(uniq)):
+            raise UserError(f"{where}: {len(uniq)} group(s) cannot be split {1 - val_split:.0%}/{val_split:.0%}; need more groups")
+        val = np.flatnonzero(np.isin(groups, uniq[:n_val_groups]))
+    else:
+        raise ValueError(method)
+    is_val = np.zeros(n, bool)
+    is_val[val] = True
+    train, val = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if len(val) == 0 or len(train) == 0:
+        raise UserError(f"{where}: {n} windows are too few for --val-split {val_split} "
+                        f"({len(train)} train / {len(val)} val); add data or change --val-split")
+    return train, val
+
+
+class Windows:
+    """Rows of X (maybe memory-mapped) and their labels, served as batches.
+
+    A batch is one sorted fancy-index read `X[idx]`, far cheaper than N per-sample reads
+    through a Dataset and collate. With workers > 0, batches are read in worker processes
+    that open the memmap themselves (a memmap must not be pickled: it would copy the file).
+    """
+
+    def __init__(self, X, y, indices):
+        self.X, self.y, self.indices = X, y, np.asarray(indices)
+        self.path = X.filename if isinstance(X, np.memmap) else None
+
+    def __len__(self):
+        return len(self.indices)
+
+    def read(self, positions):
+        """Windows at `positions` (into self.indices) -> (x (B, C, F, T) float32, y (B,))."""
+        rows = np.sort(self.indices[positions])
+        x = np.ascontiguousarray(self.X[rows], dtype=np.float32)
+        y = self.y[rows] if self.y is not None else np.zeros(len(rows), np.int64)
+        return torch.from_numpy(x), torch.from_numpy(np.asarray(y))
+
+    def __getstate__(self):  # sent to DataLoader workers: reopen the memmap there
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["X"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.X is None:
+            self.X = np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+
+class _BatchReads(torch.utils.data.Dataset):
+    def __init__(self, windows, batches):
+        self.windows, self.batches = windows, batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.windows.read(self.batches[i])
+
+
+def iterate_batches(windows, batches, workers=0):
+    """Yield (x, y) for each list of positions in `batches`, in order."""
+    if workers <= 0:
+        for b in batches:
+            yield windows.read(b)
+        return
+    loader = torch.utils.data.DataLoader(_BatchReads(windows, batches), batch_size=None, shuffle=False,
+                                         num_workers=workers, persistent_workers=False, prefetch_factor=4)
+    yield from loader
+
+
+def epoch_batches(n, batch, seed, epoch, shuffle, rank=0, world=1):
+    """This rank's share of each global batch for one epoch: a list of position arrays.
+
+    The global order is a permutation seeded by (seed, epoch), the same on every rank, cut
+    into global batches of `batch`; rank r takes every world-th element of each. So K
+    processes see exactly the batches one process would, split between them. A trailing
+    global batch smaller than `world` is dropped so every rank takes the same number of steps.
+    Returns (local_batches, global_sizes).
+    """
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(n, generator=g).numpy()
+    else:
+        order = np.arange(n)
+    local, sizes = [], []
+    for start in range(0, n, batch):
+        chunk = order[start:start + batch]
+        if len(chunk) < world:
+            break
+        local.append(chunk[rank::world])
+        sizes.append(len(chunk))
+    return local, sizes
+
+
+def shard_range(n, rank, world):
+    """Contiguous [start, stop) of n items for this rank: every item on exactly one rank."""
+    per, extra = divmod(n, world)
+    start = rank * per + min(rank, extra)
+    return start, start + per + (1 if rank < extra else 0)

@@ -1,0 +1,39 @@
+"""Input preprocessing that travels inside the checkpoint, so inference repeats training's.
+
+A spec is a plain dict (it must load with weights_only=True):
+  {"normalize": "none" | "sample_zscore", "mean": list | None, "std": list | None}
+sample_zscore is the EEG2Arm guide's per-window z-score over (F, T) for each electrode.
+mean/std, when present, are per-(channel, band) statistics of shape (C, F) from the
+training split, applied before the per-window z-score.
+"""
+import torch
+
+EPS = 1e-6
+
+
+def make_spec(normalize=False, mean=None, std=None):
+    return {"normalize": "sample_zscore" if normalize else "none",
+            "mean": None if mean is None else [list(map(float, r)) for r in mean],
+            "std": None if std is None else [list(map(float, r)) for r in std]}
+
+
+def apply(x, spec):
+    """x: (B, C, F, T) float tensor -> preprocessed (B, C, F, T)."""
+    if spec.get("mean") is not None:
+        mean = torch.tensor(spec["mean"], dtype=x.dtype, device=x.device)[None, :, :, None]
+        std = torch.tensor(spec["std"], dtype=x.dtype, device=x.device)[None, :, :, None]
+        x = (x - mean) / (std + EPS)
+    if spec.get("normalize") == "sample_zscore":
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        sd = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+        x = (x - mu) / (sd + EPS)
+    return x
+
+
+def describe(spec):
+    parts = []
+    if spec.get("mean") is not None:
+        parts.append("train-split standardization")
+    if spec.get("normalize") == "sample_zscore":
+        parts.append("per-window z-score")
+    return " + ".join(parts) or "none"

@@ -1,0 +1,67 @@
+"""The run directory and its artifacts: config.json, metrics.jsonl, summary.json, last.pt.
+
+Written by the main process only. JSON files are replaced atomically; metrics.jsonl gets
+one line per epoch, appended and flushed.
+"""
+import json
+import os
+import tempfile
+import time
+
+from .errors import UserError
+
+
+def default_run_dir(root="runs"):
+    """runs/YYYYmmdd-HHMMSS, with -2, -3 … appended: never an existing run's directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, k = os.path.join(root, stamp), 1
+    while os.path.exists(path):
+        k += 1
+        path = os.path.join(root, f"{stamp}-{k}")
+    return path
+
+
+def check_new_run_dir(path):
+    """A run directory must not already hold a run (resume one with --resume instead)."""
+    if os.path.exists(os.path.join(path, "config.json")):
+        raise UserError(f"{path}: already holds a run; resume it with --resume {os.path.join(path, 'last.pt')} "
+                        f"or choose another --run-dir")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot create run directory (not writable)")
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temporary file, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def append_jsonl(path, obj):
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def truncate_jsonl(path, last_epoch):
+    """Keep only the lines up to `last_epoch` (a resumed run rewrites later epochs)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line)["epoch"] <= last_epoch]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(keep)
+    os.replace(tmp, path)

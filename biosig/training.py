@@ -1,0 +1,336 @@
+"""A training run, start to finish: check inputs, build, train epoch by epoch, write artifacts.
+
+The phases are functions: prepare_data, build_model, resume_state, then the epoch loop in
+run(). Every check a user's input can fail happens before anything is written. Under
+torchrun every rank runs this same code; only rank 0 writes or prints.
+"""
+import json
+import os
+import platform
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from . import __version__, checkpoint, distributed, preprocess, runs
+from .data import Windows, epoch_batches, load_labels, load_windows, read_npy_header, split_indices
+from .errors import UserError
+from .loop import EarlyStopping, evaluate, train_one_epoch
+from .models import build_model
+from .tasks import Classification
+
+# Options that define a run: a resumed run takes them from last.pt, and one given again on
+# the command line must agree. The others (epochs, patience, device, workers, ...) may change.
+RUN_DEFINING = ("x", "y", "save", "classes", "elec", "bands", "model", "cnn_time_pool", "frame_embed",
+                "drop", "layers", "heads", "batch", "lr", "wd", "val_split", "seed", "split", "groups",
+                "normalize", "amp", "clip", "accum", "monitor", "lr_factor", "lr_patience",
+                "limit_train_batches", "sync_bn", "deterministic", "class_names")
+
+
+def resolve_device(name):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to this PyTorch build")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps: MPS is not available on this machine")
+    return torch.device(name)
+
+
+def resolve_amp(amp, device):
+    """auto: fp16 (with GradScaler) on CUDA, off elsewhere. fp16 needs CUDA; bf16 runs anywhere."""
+    if amp == "auto":
+        return "fp16" if device.type == "cuda" else "off"
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError(f"--amp fp16 needs a CUDA device (this run is on {device.type}); use --amp bf16 or off")
+    return amp
+
+
+def epoch_seed(seed, epoch, rank):
+    """Each epoch reseeds torch from (seed, epoch, rank): a resumed run draws what it would have."""
+    return (seed * 1_000_003 + epoch * 9_176 + rank * 7_919) % (2 ** 63)
+
+
+def prepare_data(args):
+    """Open and check X, y (and groups); split. Returns a dict of arrays and shapes."""
+    X = load_windows(args.x, args.load)
+    n, c, f, t = X.shape
+    for flag, given, seen in (("--elec", args.elec, c), ("--bands", args.bands, f)):
+        if given is not None and given != seen:
+            raise UserError(f"{args.x}: {flag} {given} contradicts the data, which has {seen} "
+                            f"(X shape {tuple(X.shape)} is (N, C, F, T))")
+    y, n_classes = load_labels(args.y, n, args.x, args.classes)
+    groups = None
+    if args.groups:
+        shape, _, _ = read_npy_header(args.groups, "groups")
+        if shape != (n,):
+            raise UserError(f"{args.groups}: expected one group id per window, shape ({n},), got {shape}")
+        groups = np.load(args.groups, allow_pickle=False)
+    if args.split == "group" and groups is None:
+        raise UserError("--split group needs --groups groups.npy (one group id, e.g. subject, per window)")
+    train_idx, val_idx = split_indices(y, args.val_split, args.seed, args.split, groups, where=args.x)
+    class_names = None
+    if args.class_names:
+        try:
+            with open(args.class_names) as fh:
+                class_names = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{args.class_names}: cannot read class names ({e})") from None
+        if not (isinstance(class_names, list) and len(class_names) == n_classes
+                and all(isinstance(s, str) for s in class_names)):
+            raise UserError(f"{args.class_names}: expected a JSON list of {n_classes} class-name strings")
+
+    def describe(idx):
+        counts = np.bincount(y[idx], minlength=n_classes).tolist()
+        d = {"windows": int(len(idx)), "class_counts": counts}
+        if groups is not None:
+            d["groups"] = int(len(np.unique(groups[idx])))
+        return d
+
+    return {"X": X, "y": y, "n_classes": n_classes, "shape": (n, c, f, t), "train_idx": train_idx,
+            "val_idx": val_idx, "class_names": class_names,
+            "split": {"method": args.split, "train": describe(train_idx), "val": describe(val_idx)}}
+
+
+def model_config(args, shape, n_outputs):
+    _, c, f, _ = shape
+    return {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs,
+            "cnn_time_pool": args.cnn_time_pool, "frame_embed": args.frame_embed, "drop": args.drop,
+            "n_layers": args.layers, "n_heads": args.heads}
+
+
+def check_model_args(args):
+    for flag, value, low in (("--cnn-time-pool", args.cnn_time_pool, 1), ("--frame-embed", args.frame_embed, 1),
+                             ("--layers", args.layers, 1), ("--heads", args.heads, 1), ("--batch", args.batch, 1),
+                             ("--epochs", args.epochs, 1), ("--accum", args.accum, 1)):
+        if value < low:
+            raise UserError(f"{flag} must be at least {low}, got {value}")
+    if not 0.0 <= args.drop < 1.0:
+        raise UserError(f"--drop must be in [0, 1), got {args.drop}")
+
+
+def apply_resume(args, explicit):
+    """Load RUN_DIR/last.pt; fill run-defining options from it, refusing contradictions."""
+    state = checkpoint.load(args.resume, what="resume checkpoint")
+    if "resume" not in state:
+        raise UserError(f"{args.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
+    saved = state["resume"]["args"]
+    for key in RUN_DEFINING:
+        if key in explicit and getattr(args, key) != saved.get(key):
+            raise UserError(f"{args.resume}: --{key.replace('_', '-')} {getattr(args, key)} differs from the "
+                            f"run being resumed ({saved.get(key)}); resume with the same options")
+        setattr(args, key, saved.get(key))
+    args.run_dir = os.path.dirname(os.path.abspath(args.resume))
+    return state
+
+
+def seed_everything(seed, deterministic, device):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def run(args, explicit=frozenset()):
+    """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json)."""
+    wall_start = time.time()
+    resume_state = apply_resume(args, explicit) if args.resume else None
+    if not (args.x and args.y and args.save):
+        raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
+    check_model_args(args)
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
+    task_monitors = Classification.monitors
+    monitor = args.monitor or Classification.default_monitor
+    if monitor not in task_monitors:
+        raise UserError(f"--monitor {monitor}: choose one of {', '.join(task_monitors)}")
+    mode = task_monitors[monitor]
+
+    ctx = distributed.init(device.type)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    main = ctx.is_main
+    try:
+        data = prepare_data(args)
+        task = Classification(data["n_classes"])
+        seed_everything(args.seed, args.deterministic, device)
+        model = build_model(model_config(args, data["shape"], task.n_outputs))
+        n, c, f, t = data["shape"]
+        problem = model.input_problem(c, f, t)
+        if problem:
+            raise UserError(f"{args.x}: {problem}")
+        if main:
+            checkpoint.check_writable(args.save)
+            if not args.resume:
+                args.run_dir = args.run_dir or runs.default_run_dir()
+                runs.check_new_run_dir(args.run_dir)
+        preprocess_spec = preprocess.make_spec(normalize=args.normalize)
+        summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
+                         resume_state, wall_start)
+    finally:
+        distributed.cleanup()
+    return summary
+
+
+def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start):
+    main = ctx.is_main
+    log = print if main else (lambda *a, **k: None)
+    n, c, f, t = data["shape"]
+    X, y = data["X"], data["y"]
+    train_set = Windows(X, y, data["train_idx"])
+    val_set = Windows(X, y, data["val_idx"])
+
+    if args.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, device.type)
+    model.to(device)
+    raw_model = model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=args.lr_factor,
+                                                           patience=args.lr_patience)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    start_epoch, prior = 1, {"train_samples": 0, "train_seconds": 0.0, "wall_s": 0.0, "best_metrics": None}
+    if resume_state is not None:
+        raw_model.load_state_dict(resume_state["model_state"])
+        r = resume_state["resume"]
+        optimizer.load_state_dict(r["optimizer"])
+        scheduler.load_state_dict(r["scheduler"])
+        if scaler is not None and r.get("scaler"):
+            scaler.load_state_dict(r["scaler"])
+        stopper.load_state_dict(r["early_stopping"])
+        stopper.patience, stopper.min_delta = args.patience, args.min_delta
+        start_epoch = r["epoch"] + 1
+        prior = r["totals"]
+    if args.compile:
+        model = torch.compile(model)
+    if ctx.enabled:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    n_params = sum(p.numel() for p in raw_model.parameters())
+    per_rank = args.batch / ctx.world
+    config = {k: v for k, v in vars(args).items()}
+    config.update({"resolved": {"device": str(device), "amp": amp, "monitor": monitor, "mode": mode,
+                                "world_size": ctx.world, "global_batch": args.batch,
+                                "data_shape": list(data["shape"]), "n_classes": task.n_classes,
+                                "n_params": n_params, "split": data["split"], "preprocess": preprocess_spec},
+                   "versions": {"biosig": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                                "python": platform.python_version()}})
+    metrics_path = os.path.join(args.run_dir or ".", "metrics.jsonl")
+    if main:
+        os.makedirs(args.run_dir, exist_ok=True)
+        if resume_state is None:
+            runs.write_json(os.path.join(args.run_dir, "config.json"), config)
+        else:
+            runs.truncate_jsonl(metrics_path, start_epoch - 1)
+        log(f"data: {args.x} {tuple(data['shape'])} -> {task.n_classes} classes | "
+            f"split {args.split}: train {data['split']['train']['windows']} / val {data['split']['val']['windows']}"
+            + (f" | groups {data['split']['train'].get('groups')} / {data['split']['val'].get('groups')}"
+               if "groups" in data["split"]["train"] else ""))
+        log(f"model: {args.model} ({n_params:,} parameters) on {device} | amp {amp} | "
+            f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
+            + f" | preprocess: {preprocess.describe(preprocess_spec)}")
+        log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
+
+    example_shape = [1, c, f, t]
+    totals = dict(prior)
+    status = "completed"
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, args.epochs + 1):
+        torch.manual_seed(epoch_seed(args.seed, epoch, ctx.rank))
+        batches, sizes = epoch_batches(len(train_set), args.batch, args.seed, epoch, shuffle=True,
+                                       rank=ctx.rank, world=ctx.world)
+        limit = limit_batches(args.limit_train_batches, len(batches))
+        batches, sizes = batches[:limit], sizes[:limit]
+        progress = make_progress(main, len(batches), f"epoch {epoch}")
+        stats = train_one_epoch(model, task, train_set, batches, sizes, optimizer, scaler, device=device, amp=amp,
+                                preprocess_spec=preprocess_spec, clip=args.clip, accum=args.accum, ctx=ctx,
+                                workers=args.workers, progress=progress)
+        if progress is not None:
+            progress.close()
+        val = evaluate(model, task, val_set, args.batch, device=device, amp=amp,
+                       preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
+        monitored = val["loss"] if monitor == "val_loss" else val[monitor[len("val_"):]]
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step(monitored)
+        is_best = stopper.update(monitored, epoch)
+        totals["train_samples"] += stats["samples"]
+        totals["train_seconds"] += stats["seconds"]
+        row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
+               "val_loss": val["loss"], "val_acc": val["acc"], "val_f1": val["f1"],
+               "val_balanced_acc": val["balanced_acc"], "val_auroc": val["auroc"], "lr": lr,
+               "seconds": round(stats["seconds"], 4)}
+        if is_best:
+            totals["best_metrics"] = val
+        if main:
+            log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} acc={stats['train_acc']:.4f} | "
+                f"val: loss={val['loss']:.4f} acc={val['acc']:.4f} f1={val['f1']:.4f} | lr={lr:.2e}"
+                + (" *" if is_best else ""))
+            runs.append_jsonl(metrics_path, row)
+            payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch,
+                                               _plain(val), data["class_names"])
+            if is_best:
+                checkpoint.atomic_save(payload, args.save)
+            totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
+            payload["resume"] = {
+                "epoch": epoch, "args": {k: getattr(args, k) for k in RUN_DEFINING},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "early_stopping": stopper.state_dict(), "totals": _plain(totals)}
+            checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
+        if stopper.should_stop:
+            status = "early_stopped"
+            log(f"early stopping: {monitor} has not improved for {stopper.patience} epochs "
+                f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+            break
+
+    summary = {
+        "monitor": monitor, "mode": mode, "best": stopper.best, "best_epoch": stopper.best_epoch,
+        "best_metrics": _plain(totals["best_metrics"]), "epochs_run": epoch, "status": status,
+        "checkpoint": os.path.abspath(args.save), "run_dir": os.path.abspath(args.run_dir or "."),
+        "wall_s": round(prior["wall_s"] + (time.time() - wall_start), 3),
+        "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
+        "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
+    }
+    if main:
+        runs.write_json(os.path.join(args.run_dir, "summary.json"), summary)
+        log(f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch} -> {args.save} | "
+            f"{summary['train_samples_per_s']:.0f} train samples/s | {summary['wall_s']:.1f}s")
+    return summary
+
+
+def limit_batches(limit, n_batches):
+    """--limit-train-batches: None = all, 0<f<1 a fraction, an integer >= 1 a count."""
+    if limit is None:
+        return n_batches
+    if 0 < limit < 1:
+        return max(1, int(n_batches * limit))
+    return min(n_batches, int(limit))
+
+
+def make_progress(main, total, desc):
+    """A tqdm bar only on rank 0 and only when stderr is a terminal (logs stay clean)."""
+    if not (main and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _plain(obj):
+    """Convert numpy scalars etc. to plain Python for JSON and weights_only checkpoints."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    return obj
