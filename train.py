@@ -63,6 +63,8 @@ def get_args_parser():
     r.add_argument("--resume", help="continue the run whose RUN_DIR/last.pt this is")
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     r.add_argument("--compile", action="store_true", help="torch.compile the model")
+    r.add_argument("--compile-backend", default="inductor",
+                   help="torch.compile backend (aot_eager compiles fast on CPU; inductor is fastest on CUDA)")
     r.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over all processes under torchrun")
     return p
 

@@ -212,7 +212,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         start_epoch = r["epoch"] + 1
         prior = r["totals"]
     if args.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, backend=args.compile_backend)
     if ctx.enabled:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -268,6 +268,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                "val_loss": val["loss"], "val_acc": val["acc"], "val_f1": val["f1"],
                "val_balanced_acc": val["balanced_acc"], "val_auroc": val["auroc"], "lr": lr,
+               "train_windows": stats["samples"],
                "seconds": round(stats["seconds"], 4)}
         if is_best:
             totals["best_metrics"] = val

@@ -1,0 +1,65 @@
+"""Shared fixtures: small synthetic windows with real signal, and running the scripts as a user does."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One thread per process: tests run several processes on a 2-core machine.
+ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+ENV.pop("CUDA_VISIBLE_DEVICES", None)
+
+
+def make_windows(n=240, c=3, f=1, t=32, k=3, seed=0, noise=0.8):
+    """(X (n, c, f, t) float32, y (n,) int64): class k adds a sinusoid of frequency k+1 to
+    channel k % c, so the classes are separable but not trivially (noise)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    rng.shuffle(y)
+    X = rng.normal(0, noise, size=(n, c, f, t)).astype(np.float32)
+    frames = np.arange(t)
+    for cls in range(k):
+        wave = np.sin(2 * np.pi * (cls + 1) * frames / t * 2).astype(np.float32)
+        X[y == cls, cls % c, :, :] += 1.5 * wave
+    return X, y.astype(np.int64)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """X.npy / y.npy with signal in tmp_path; returns a dict of paths and arrays."""
+    X, y = make_windows()
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    return {"x": str(tmp_path / "X.npy"), "y": str(tmp_path / "y.npy"), "X": X, "Y": y, "dir": tmp_path}
+
+
+# Small, fast model settings for tests (the defaults are sized for real data).
+FAST = ["--frame-embed", "16", "--layers", "1", "--heads", "2", "--batch", "32", "--lr", "3e-3"]
+
+
+def run(script, *args, cwd=None, timeout=300, env=None):
+    """Run a top-level script with this interpreter, as a user would; returns CompletedProcess."""
+    cmd = [sys.executable, os.path.join(ROOT, script), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
+                          env=env or ENV)
+
+
+def torchrun(nproc, *args, cwd=None, timeout=300, env=None):
+    """Launch train.py under torchrun (gloo on CPU) with nproc processes."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           os.path.join(ROOT, "train.py"), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
+                          env=env or ENV)
+
+
+def assert_user_error(proc, *needles):
+    """Exit 2, exactly one line on stderr starting 'error:', naming what it should, no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
