@@ -3,7 +3,8 @@
 Input  (B, C, F, T): C electrodes/channels, F bands (1 for raw time), T frames.
 Output forward      -> (B, K) logits of the last frame.
        forward_seq  -> (B, T', K) logits of every frame, T' = T // cnn_time_pool; frame t
-                       sees only frames <= t (causal), so it suits streaming.
+                       sees only input up to its own frames (causal convolutions and a
+                       causal Transformer), so it suits streaming.
 
 Unlike the reference model, an axis is pooled only when it is long enough: F=1 (raw time)
 and F=2..3 skip band pooling, so F=1 no longer fails with "Output size is too small".
@@ -31,12 +32,14 @@ class EEG2Arm(nn.Module):
         self.time_pool = cnn_time_pool
         self.bands_out = n_bands // self.band_pool
         self.stem = nn.Sequential(
-            # groups=n_elec: each electrode's (F, T) map gets its own filters
-            nn.Conv2d(n_elec, width, (kernel_band, kernel_time),
-                      padding=(kernel_band // 2, kernel_time // 2), groups=n_elec, bias=False),
+            # groups=n_elec: each electrode's (F, T) map gets its own filters. Time is padded on
+            # the left only (causal), so frame t never sees a later frame (streaming-safe).
+            nn.ZeroPad2d((kernel_time - 1, 0, kernel_band // 2, kernel_band // 2)),
+            nn.Conv2d(n_elec, width, (kernel_band, kernel_time), groups=n_elec, bias=False),
             nn.BatchNorm2d(width), nn.GELU(),
             nn.AvgPool2d((self.band_pool, cnn_time_pool)),
-            nn.Conv2d(width, width, (1, 5), padding=(0, 2), groups=width, bias=False),
+            nn.ZeroPad2d((4, 0, 0, 0)),
+            nn.Conv2d(width, width, (1, 5), groups=width, bias=False),
             nn.BatchNorm2d(width), nn.GELU(),
             nn.Conv2d(width, spatial_filters, 1, bias=False),   # 1x1 mix across electrodes
             nn.BatchNorm2d(spatial_filters), nn.GELU(),
