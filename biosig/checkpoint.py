@@ -16,6 +16,7 @@ Everything loads with torch.load(weights_only=True), which refuses pickled code.
 import os
 import pickle
 import tempfile
+import warnings
 
 import torch
 
@@ -57,10 +58,12 @@ def load(path, what="checkpoint"):
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} file not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UserError(f"{path}: refused, not a plain-weights biosig checkpoint (weights_only load failed: {first[:160]})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused: it holds pickled Python objects, not only tensors, numbers, strings, "
+                        f"lists and dicts (loaded with weights_only=True, so none of it ran)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:160]})") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):

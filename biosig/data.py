@@ -102,7 +102,7 @@ def load_windows(path, load="auto", ndims=(4,)):
     """
     shape, dtype, _ = read_npy_header(path, "X")
     if len(shape) not in ndims:
-        want = " or ".join({4: "4-D (N, C, F, T)", 3: "3-D (C, F, T)"}[d] for d in ndims)
+        want = " or ".join({4: "4-D (N, C, F, T)", 3: "3-D (C, F, T)"}[d] for d in sorted(ndims, reverse=True))
         raise UserError(f"{path}: expected {want}, got shape {shape}")
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise UserError(f"{path}: X must be numeric (float32 preferred), got dtype {dtype}")

@@ -30,6 +30,10 @@ RUN_DEFINING = ("x", "y", "save", "classes", "elec", "bands", "model", "cnn_time
                 "limit_train_batches", "sync_bn", "deterministic", "class_names")
 
 
+# File options stored as absolute paths, so a run can be resumed from any directory.
+PATH_OPTIONS = ("x", "y", "save", "groups", "class_names")
+
+
 def resolve_device(name):
     if name == "auto":
         if torch.cuda.is_available():
@@ -117,16 +121,21 @@ def check_model_args(args):
 
 
 def apply_resume(args, explicit):
-    """Load RUN_DIR/last.pt; fill run-defining options from it, refusing contradictions."""
+    """Load RUN_DIR/last.pt and continue with its options: run-defining ones given again must
+    agree; others (--epochs, --patience, --device, ...) may be changed on the command line."""
     state = checkpoint.load(args.resume, what="resume checkpoint")
     if "resume" not in state:
         raise UserError(f"{args.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
     saved = state["resume"]["args"]
-    for key in RUN_DEFINING:
-        if key in explicit and getattr(args, key) != saved.get(key):
-            raise UserError(f"{args.resume}: --{key.replace('_', '-')} {getattr(args, key)} differs from the "
-                            f"run being resumed ({saved.get(key)}); resume with the same options")
-        setattr(args, key, saved.get(key))
+    for key, value in saved.items():
+        if key in ("resume", "run_dir") or not hasattr(args, key):
+            continue
+        if key in explicit:
+            if key in RUN_DEFINING and getattr(args, key) != value:
+                raise UserError(f"{args.resume}: --{key.replace('_', '-')} {getattr(args, key)} differs from the "
+                                f"run being resumed ({value}); resume with the same options")
+            continue
+        setattr(args, key, value)
     args.run_dir = os.path.dirname(os.path.abspath(args.resume))
     return state
 
@@ -144,6 +153,9 @@ def seed_everything(seed, deterministic, device):
 def run(args, explicit=frozenset()):
     """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json)."""
     wall_start = time.time()
+    for key in PATH_OPTIONS:
+        if getattr(args, key, None):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
     resume_state = apply_resume(args, explicit) if args.resume else None
     if not (args.x and args.y and args.save):
         raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
@@ -283,7 +295,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
                 checkpoint.atomic_save(payload, args.save)
             totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
             payload["resume"] = {
-                "epoch": epoch, "args": {k: getattr(args, k) for k in RUN_DEFINING},
+                "epoch": epoch, "args": _plain(vars(args)),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "early_stopping": stopper.state_dict(), "totals": _plain(totals)}

@@ -1,0 +1,183 @@
+"""Every input a user can get wrong: exit 2, one line naming the file and the problem, nothing written."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAST, assert_user_error, make_windows, run
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def files(tmp_path):
+    X, y = make_windows(n=60)
+    d = tmp_path
+    np.save(d / "X.npy", X)
+    np.save(d / "y.npy", y)
+    np.save(d / "X3d.npy", X[:, :, 0])
+    nan = X.copy()
+    nan[7, 1, 0, 3] = np.nan
+    np.save(d / "Xnan.npy", nan)
+    inf = X.copy()
+    inf[9, 0, 0, 0] = np.inf
+    np.save(d / "Xinf.npy", inf)
+    np.save(d / "y_short.npy", y[:50])
+    np.save(d / "y_float.npy", y.astype(np.float32) + 0.5)
+    np.save(d / "y_neg.npy", y - 1)
+    np.save(d / "y_one.npy", np.zeros_like(y))
+    np.save(d / "X_few.npy", X[:3])
+    np.save(d / "y_few.npy", np.array([0, 1, 2]))
+    (d / "text.npy").write_text("these are not numbers\n")
+    raw = (d / "X.npy").read_bytes()
+    (d / "trunc.npy").write_bytes(raw[: len(raw) // 2])
+    np.save(d / "obj.npy", np.array([Payload(str(d / "PWNED")), 1], dtype=object), allow_pickle=True)
+    (d / "sub").mkdir()
+    return d
+
+
+def snapshot(d):
+    """Every path under d with its size and mtime, to prove a failed run wrote nothing."""
+    out = {}
+    for root, dirs, names in os.walk(d):
+        for name in dirs + names:
+            p = os.path.join(root, name)
+            st = os.stat(p)
+            out[p] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt"):
+    (d / "keep.pt").write_bytes(b"an earlier checkpoint")       # must survive a failed run
+    before = snapshot(d)
+    cmd = ["--x", d / x if x else None, "--y", d / y if y else None, "--save", d / save if save else None,
+           "--run-dir", d / "run", "--epochs", "1", *FAST, *args]
+    proc = run("train.py", *[a for a in cmd if a is not None])
+    line = assert_user_error(proc, *needles)
+    assert snapshot(d) == before, "a failed run wrote or changed files"
+    assert not (d / "PWNED").exists()
+    return line
+
+
+@pytest.mark.parametrize("x, y, extra, needles", [
+    ("missing.npy", "y.npy", [], ["missing.npy", "not found"]),
+    ("sub", "y.npy", [], ["sub", "directory"]),
+    ("text.npy", "y.npy", [], ["text.npy", "not a .npy file"]),
+    ("trunc.npy", "y.npy", [], ["trunc.npy", "truncated"]),
+    ("obj.npy", "y.npy", [], ["obj.npy", "object dtype"]),
+    ("X3d.npy", "y.npy", [], ["X3d.npy", "4-D (N, C, F, T)"]),
+    ("X.npy", "y_short.npy", [], ["y_short.npy", "50 labels", "60 windows"]),
+    ("Xnan.npy", "y.npy", [], ["Xnan.npy", "NaN or Inf", "window 7"]),
+    ("Xinf.npy", "y.npy", [], ["Xinf.npy", "NaN or Inf", "window 9"]),
+    ("X.npy", "y_float.npy", [], ["y_float.npy", "integers"]),
+    ("X.npy", "y_neg.npy", [], ["y_neg.npy", "negative label"]),
+    ("X.npy", "y.npy", ["--classes", "2"], ["y.npy", "outside [0, 1]", "--classes 2"]),
+    ("X.npy", "y_one.npy", [], ["y_one.npy", "only one class"]),
+    ("X_few.npy", "y_few.npy", [], ["X_few.npy", "too few"]),
+    ("X.npy", "obj.npy", [], ["obj.npy", "object dtype"]),
+    ("X.npy", "y.npy", ["--elec", "5"], ["X.npy", "--elec 5", "has 3"]),
+    ("X.npy", "y.npy", ["--bands", "4"], ["X.npy", "--bands 4", "has 1"]),
+    ("X.npy", "y.npy", ["--cnn-time-pool", "64"], ["X.npy", "T=32", "too short"]),
+    ("X.npy", "y.npy", ["--amp", "fp16", "--device", "cpu"], ["--amp fp16", "CUDA"]),
+    ("X.npy", "y.npy", ["--split", "group"], ["--split group", "--groups"]),
+    ("X.npy", "y.npy", ["--val-split", "1.5"], ["--val-split"]),
+    ("X.npy", "y.npy", ["--class-names", "missing.json"], ["missing.json"]),
+])
+def test_train_bad_data(files, x, y, extra, needles):
+    train_fails(files, *extra, x=x, y=y, needles=needles)
+
+
+def test_train_groups_wrong_length(files):
+    np.save(files / "g.npy", np.arange(10))
+    train_fails(files, "--split", "group", "--groups", files / "g.npy", needles=["g.npy", "shape (60,)"])
+
+
+def test_unwritable_save(files):
+    train_fails(files, save="nodir/out.pt", needles=["nodir/out.pt", "does not exist"])
+    train_fails(files, save="sub", needles=["sub", "is a directory"])
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root can read and write anything")
+def test_permission_denied(files):
+    os.chmod(files / "sub", 0o500)
+    train_fails(files, save="sub/out.pt", needles=["sub/out.pt", "not writable"])
+    os.chmod(files / "X.npy", 0)
+    train_fails(files, needles=["X.npy", "cannot read"])
+
+
+def test_malicious_checkpoint_refused_and_runs_no_code(files):
+    marker = files / "PWNED"
+    torch.save({"format": 1, "model_state": {}, "config": Payload(str(marker))}, files / "evil.pt")
+    with open(files / "evil2.pt", "wb") as f:                       # a bare pickle, not a zip
+        pickle.dump(Payload(str(marker)), f)
+    np.save(files / "Xi.npy", make_windows(n=4)[0])
+    for name in ("evil.pt", "evil2.pt"):
+        proc = run("infer.py", "--ckpt", files / name, "--x", files / "Xi.npy")
+        assert_user_error(proc, name)
+        assert not marker.exists(), "unpickling ran code"
+    proc = run("train.py", "--resume", files / "evil.pt")
+    assert_user_error(proc, "evil.pt")
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    X, y = make_windows(n=60)
+    np.save(d / "X.npy", X)
+    np.save(d / "y.npy", y)
+    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--save", d / "m.pt", "--run-dir", d / "run",
+               "--epochs", "1", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    return d / "m.pt"
+
+
+@pytest.mark.parametrize("shape, needles", [
+    ((5, 4, 1, 32), ["C=3 channels", "C=4"]),
+    ((5, 3, 2, 32), ["F=1 bands", "F=2"]),
+    ((5, 3, 1, 1), ["T=1 frames is too short"]),
+    ((5, 32), ["expected 4-D (N, C, F, T) or 3-D (C, F, T)"]),
+])
+def test_infer_input_the_model_cannot_take(ckpt, tmp_path, shape, needles):
+    np.save(tmp_path / "bad.npy", np.zeros(shape, np.float32))
+    proc = run("infer.py", "--ckpt", ckpt, "--x", tmp_path / "bad.npy", "--out", tmp_path / "p.csv")
+    assert_user_error(proc, "bad.npy", *needles)
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_infer_bad_checkpoints_and_outputs(ckpt, tmp_path):
+    np.save(tmp_path / "X.npy", make_windows(n=6)[0])
+    x = tmp_path / "X.npy"
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    assert_user_error(run("infer.py", "--ckpt", tmp_path / "other.pt", "--x", x), "other.pt", "not a biosig checkpoint")
+    old = torch.load(ckpt, weights_only=True)
+    old["format"] = 99
+    torch.save(old, tmp_path / "future.pt")
+    assert_user_error(run("infer.py", "--ckpt", tmp_path / "future.pt", "--x", x), "future.pt", "format 99",
+                      "not supported")
+    (tmp_path / "junk.pt").write_bytes(os.urandom(300))
+    assert_user_error(run("infer.py", "--ckpt", tmp_path / "junk.pt", "--x", x), "junk.pt")
+    assert_user_error(run("infer.py", "--ckpt", tmp_path / "none.pt", "--x", x), "none.pt", "not found")
+    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--out", tmp_path / "p.txt"), "p.txt", ".csv")
+    np.save(tmp_path / "y.npy", np.arange(4))
+    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
+                          tmp_path / "p.csv"), "y.npy", "4 labels")
+    assert sorted(os.listdir(tmp_path)) == ["X.npy", "future.pt", "junk.pt", "other.pt", "y.npy"]
+
+
+def test_resume_bad_inputs(files, ckpt):
+    assert_user_error(run("train.py", "--resume", ckpt), "m.pt", "not a resume checkpoint")
+    assert_user_error(run("train.py", "--resume", files / "none.pt"), "none.pt", "not found")
+    assert_user_error(run("train.py", "--x", files / "X.npy"), "--save")
