@@ -109,7 +109,11 @@ def load_windows(path, load="auto", ndims=(4,)):
     if min(shape) == 0:
         raise UserError(f"{path}: X is empty, shape {shape}")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    in_ram = load == "ram" or (load == "auto" and nbytes < available_memory() // 4)
+    free = available_memory()
+    if load == "ram" and nbytes > free:
+        raise UserError(f"{path}: {nbytes / 2**20:.0f} MiB does not fit in the {free / 2**20:.0f} MiB this process "
+                        f"may still use; use --load mmap (or auto) to read it batch by batch")
+    in_ram = load == "ram" or (load == "auto" and nbytes < free // 4)
     X = open_npy(path, "X", mmap=not in_ram)
     check_finite(X, path)
     return X

@@ -1,0 +1,120 @@
+"""The package's pieces checked against brute force: metrics, splits, batching, accumulation."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from biosig import loop, preprocess
+from biosig.data import Windows, epoch_batches, shard_range, split_indices
+from biosig.distributed import Context
+from biosig.errors import UserError
+from biosig.metrics import classification_report
+from biosig.tasks import Classification
+
+
+def brute_auroc(scores, positive):
+    pos, neg = scores[positive], scores[~positive]
+    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
+    return wins / (len(pos) * len(neg))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_classification_report_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k, n = 4, 60
+    y = rng.integers(0, k, n)
+    probs = rng.random((n, k)).round(1)                      # rounding makes ties
+    probs[np.arange(n), y] += rng.random(n) * 0.6            # some signal
+    probs /= probs.sum(1, keepdims=True)
+    rep = classification_report(probs, y, k)
+    pred = probs.argmax(1)
+    assert rep["acc"] == pytest.approx(np.mean(pred == y))
+    f1s, recalls = [], []
+    for c in range(k):
+        tp = np.sum((pred == c) & (y == c))
+        prec = tp / max(1, np.sum(pred == c))
+        rec = tp / max(1, np.sum(y == c))
+        f1s.append(0 if prec + rec == 0 else 2 * prec * rec / (prec + rec))
+        recalls.append(rec)
+        assert rep["per_class"]["precision"][c] == pytest.approx(prec)
+        assert rep["confusion"][c] == [int(np.sum((y == c) & (pred == j))) for j in range(k)]
+    assert rep["f1"] == pytest.approx(np.mean(f1s))
+    assert rep["balanced_acc"] == pytest.approx(np.mean(recalls))
+    assert rep["auroc"] == pytest.approx(np.mean([brute_auroc(probs[:, c], y == c) for c in range(k)]))
+
+
+def test_splits():
+    y = np.repeat(np.arange(3), [30, 60, 90])
+    groups = np.repeat(np.arange(18), 10)
+    tr, va = split_indices(y, 0.2, seed=0, method="stratified")
+    assert np.bincount(y[va]).tolist() == [6, 12, 18]
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(y)
+    tr, va = split_indices(y, 0.25, seed=4, method="group", groups=groups)
+    assert not set(groups[tr]) & set(groups[va])
+    tr2, va2 = split_indices(y, 0.25, seed=4, method="group", groups=groups)
+    assert np.array_equal(va, va2)                            # deterministic for a seed
+    assert not np.array_equal(va, split_indices(y, 0.25, seed=5, method="group", groups=groups)[1])
+    with pytest.raises(UserError, match="group"):
+        split_indices(y, 0.2, 0, "group", groups=np.zeros(len(y)))
+
+
+@pytest.mark.parametrize("n, batch, world", [(100, 32, 1), (100, 32, 2), (101, 8, 3), (5, 4, 2)])
+def test_epoch_batches_shard_every_global_batch(n, batch, world):
+    per_rank = [epoch_batches(n, batch, seed=1, epoch=3, shuffle=True, rank=r, world=world) for r in range(world)]
+    single, sizes = epoch_batches(n, batch, seed=1, epoch=3, shuffle=True)
+    assert all(len(b) == len(per_rank[0][0]) for b, _ in per_rank)   # same step count on every rank
+    for step, (global_batch, size) in enumerate(zip(single, sizes)):
+        if size < world:
+            continue
+        shards = np.concatenate([per_rank[r][0][step] for r in range(world)])
+        assert sorted(shards) == sorted(global_batch)                  # disjoint, complete
+    assert not np.array_equal(np.concatenate(single), np.concatenate(
+        epoch_batches(n, batch, seed=1, epoch=4, shuffle=True)[0]))   # reshuffled per epoch
+    covered = list(itertools.chain.from_iterable(range(*shard_range(n, r, world)) for r in range(world)))
+    assert covered == list(range(n))
+
+
+class Flat(nn.Module):
+    """A model with no BatchNorm or dropout, so batch splitting cannot change its gradients."""
+
+    def __init__(self, c, f, t, k):
+        super().__init__()
+        self.config = {"n_outputs": k}
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * f * t, 16), nn.Tanh(), nn.Linear(16, k))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def train_epoch(X, y, batch, accum):
+    torch.manual_seed(0)
+    model = Flat(*X.shape[1:], 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    windows = Windows(X, y, np.arange(len(X)))
+    batches, sizes = epoch_batches(len(X), batch, seed=0, epoch=1, shuffle=True)
+    stats = loop.train_one_epoch(model, Classification(3), windows, batches, sizes, opt, None,
+                                 device=torch.device("cpu"), amp="off", preprocess_spec=preprocess.make_spec(),
+                                 clip=0.0, accum=accum, ctx=Context())
+    return model, stats
+
+
+def test_gradient_accumulation_equals_the_bigger_batch():
+    from conftest import make_windows
+    X, y = make_windows(n=128, t=8)
+    big, s1 = train_epoch(X, y, batch=32, accum=1)
+    acc, s2 = train_epoch(X, y, batch=8, accum=4)
+    for a, b in zip(big.parameters(), acc.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert s1["train_loss"] == pytest.approx(s2["train_loss"], rel=1e-5)
+    one, _ = train_epoch(X, y, batch=8, accum=1)                          # and it is not a no-op
+    assert not torch.allclose(next(one.parameters()), next(big.parameters()))
+
+
+def test_standardize_and_zscore_spec():
+    x = torch.randn(4, 2, 3, 10) * 7 + 2
+    spec = preprocess.make_spec(normalize=True)
+    z = preprocess.apply(x, spec)
+    torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 2), atol=1e-4, rtol=0)
