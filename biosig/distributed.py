@@ -81,11 +81,51 @@ def barrier(ctx):
         dist.barrier()
 
 
+class _SyncBatchNormFn(torch.autograd.Function):
+    """Batch statistics over every rank: one all_reduce forward, one backward, per layer.
+
+    x (N, C, *) -> (normalized x using the mean/var of all ranks' batches together,
+    mean (C,), biased var (C,), count) — the last three for the running statistics."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        dims = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        x64 = x.double()
+        stats = torch.cat([x64.sum(dims), (x64 * x64).sum(dims),
+                           torch.tensor([x.numel() / x.shape[1]], dtype=torch.float64, device=x.device)])
+        dist.all_reduce(stats)
+        c = x.shape[1]
+        count = stats[2 * c]
+        mean = stats[:c] / count
+        var = (stats[c:2 * c] / count - mean * mean).clamp(min=0)
+        invstd = torch.rsqrt(var + eps).to(x.dtype)
+        xhat = (x - mean.to(x.dtype).view(shape)) * invstd.view(shape)
+        ctx.save_for_backward(xhat, weight, invstd)
+        ctx.count, ctx.dims, ctx.shape = count, dims, shape
+        mean, var = mean.to(x.dtype), var.to(x.dtype)
+        ctx.mark_non_differentiable(mean, var)
+        return xhat * weight.view(shape) + bias.view(shape), mean, var, count
+
+    @staticmethod
+    def backward(ctx, dy, _mean, _var, _count):
+        xhat, weight, invstd = ctx.saved_tensors
+        dims, shape = ctx.dims, ctx.shape
+        local = torch.cat([dy.sum(dims), (dy * xhat).sum(dims)])
+        sums = local.double()
+        dist.all_reduce(sums)                          # sum over every rank's batch
+        c = xhat.shape[1]
+        mean_dy = (sums[:c] / ctx.count).to(dy.dtype)
+        mean_dy_xhat = (sums[c:] / ctx.count).to(dy.dtype)
+        dx = (dy - mean_dy.view(shape) - xhat * mean_dy_xhat.view(shape)) * (weight * invstd).view(shape)
+        # weight/bias get this rank's share; DDP averages them like every other gradient
+        return dx, local[c:], local[:c], None
+
+
 class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics span every rank's batch, for the gloo/CPU case
-    where torch.nn.SyncBatchNorm refuses to run. Statistics are summed with a
-    differentiable all_reduce (two passes: mean, then centred variance, for accuracy), so
-    gradients flow across ranks as they do through torch's own SyncBatchNorm."""
+    where torch.nn.SyncBatchNorm refuses to run. Same arithmetic as torch's SyncBatchNorm:
+    per-channel sums all-reduced in forward (float64) and gradient sums in backward."""
 
     def _check_input_dim(self, x):
         if x.dim() < 2:
@@ -94,21 +134,16 @@ class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     def forward(self, x):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-        dims = [0] + list(range(2, x.dim()))
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        count = all_reduce(torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device))
-        mean = all_reduce(x.sum(dims)) / count
-        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims)) / count
+        weight = self.weight if self.affine else torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+        bias = self.bias if self.affine else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
+        out, mean, var, count = _SyncBatchNormFn.apply(x, weight, bias, self.eps)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * var.detach() * count / (count - 1).clamp(min=1))
-        out = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
+                n = float(count)
+                self.running_mean.mul_(1 - m).add_(m * mean)
+                self.running_var.mul_(1 - m).add_(m * var * n / max(n - 1, 1))
         return out
 
 

@@ -171,7 +171,6 @@ def run(args, explicit=frozenset()):
     ctx = distributed.init(device.type)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
-    main = ctx.is_main
     try:
         data = prepare_data(args)
         task = Classification(data["n_classes"])
@@ -181,11 +180,11 @@ def run(args, explicit=frozenset()):
         problem = model.input_problem(c, f, t)
         if problem:
             raise UserError(f"{args.x}: {problem}")
-        if main:
-            checkpoint.check_writable(args.save)
-            if not args.resume:
-                args.run_dir = args.run_dir or runs.default_run_dir()
-                runs.check_new_run_dir(args.run_dir)
+        # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
+        checkpoint.check_writable(args.save)
+        if not args.resume:
+            args.run_dir = args.run_dir or runs.default_run_dir()
+            runs.check_new_run_dir(args.run_dir)
         preprocess_spec = preprocess.make_spec(normalize=args.normalize)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
                          resume_state, wall_start)

@@ -118,3 +118,34 @@ def test_standardize_and_zscore_spec():
     z = preprocess.apply(x, spec)
     torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 2), atol=1e-4, rtol=0)
+
+
+class ManualBatchNorm(nn.BatchNorm2d):
+    """Training-mode BatchNorm written with elementwise ops: autograd gets its gradient right."""
+
+    def forward(self, x):
+        mu = x.mean((0, 2, 3), keepdim=True)
+        var = x.var((0, 2, 3), unbiased=False, keepdim=True)
+        return (x - mu) / torch.sqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def test_eeg2arm_gradients_are_right_for_raw_time():
+    """Guards a PyTorch CPU bug: BatchNorm2d's backward returns wrong input gradients when the
+    incoming gradient is channels-last-strided (what a permute to frames after the stem gave)."""
+    from biosig.models import build_model
+    cfg = {"name": "eeg2arm", "n_elec": 3, "n_bands": 1, "n_outputs": 3, "frame_embed": 16, "n_heads": 2,
+           "n_layers": 1, "drop": 0.0}
+    torch.manual_seed(0)
+    native = build_model(cfg)
+    manual = build_model(cfg)
+    manual.load_state_dict(native.state_dict())
+    for i, layer in enumerate(manual.stem):
+        if isinstance(layer, nn.BatchNorm2d):
+            repl = ManualBatchNorm(layer.num_features, eps=layer.eps)
+            repl.load_state_dict(layer.state_dict())
+            manual.stem[i] = repl
+    x, y = torch.randn(32, 3, 1, 32), torch.randint(0, 3, (32,))
+    for m in (native, manual):
+        nn.functional.cross_entropy(m.train()(x), y).backward()
+    for (name, a), b in zip(native.named_parameters(), manual.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -45,11 +45,15 @@ class EEG2Arm(nn.Module):
             nn.BatchNorm2d(spatial_filters), nn.GELU(),
             nn.Dropout(drop),
         )
-        self.frame_proj = nn.Linear(spatial_filters * self.bands_out, frame_embed)
+        # per-frame projection as a 1x1 Conv1d over (S*F', T'): the same map as a Linear on
+        # each frame, but its input gradient is contiguous. (A permute/reshape to frames here
+        # hands BatchNorm2d a channels-last-strided gradient, for which PyTorch's CPU BatchNorm
+        # backward returns wrong input gradients — seen on torch 2.13 with F'=1.)
+        self.frame_proj = nn.Conv1d(spatial_filters * self.bands_out, frame_embed, 1)
         heads = n_heads if frame_embed % n_heads == 0 else 1
         layer = nn.TransformerEncoderLayer(frame_embed, heads, dim_feedforward=2 * frame_embed,
                                            dropout=drop, activation="gelu", batch_first=True,
-                                           norm_first=True)
+                                           norm_first=True, bias=False)
         self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(frame_embed)
         self.head = nn.Linear(frame_embed, n_outputs)
@@ -82,8 +86,8 @@ class EEG2Arm(nn.Module):
         """x (B, C, F, T) -> per-frame logits (B, T', K)."""
         h = self.stem(x)                                   # (B, S, F', T')
         b, s, f, t = h.shape
-        h = h.permute(0, 3, 1, 2).reshape(b, t, s * f)     # one vector per frame
-        h = self.frame_proj(h)                             # (B, T', D)
+        h = self.frame_proj(h.reshape(b, s * f, t))        # (B, D, T'): one vector per frame
+        h = h.transpose(1, 2)                              # (B, T', D)
         h = h + self._positions(t, h.shape[-1], h.device, h.dtype)
         mask = nn.Transformer.generate_square_subsequent_mask(t, device=h.device, dtype=h.dtype)
         h = self.transformer(h, mask=mask, is_causal=True)

@@ -1,0 +1,130 @@
+"""Convert windows between .npy arrays and a parquet table (one row per window).
+
+    python -m biosig.convert --x X.npy --y y.npy [--groups g.npy] --out windows.parquet
+    python -m biosig.convert --x windows.parquet --out-x X.npy [--out-y y.npy] [--out-groups g.npy]
+
+The direction follows --x: a .parquet/.pq file or a directory of them is read as a table,
+anything else as X.npy (N, C, F, T). Everything is read and checked before anything is
+written, and each output appears whole (temp file + rename) or not at all.
+"""
+import argparse
+import os
+
+import numpy as np
+
+from .data import load_windows, open_npy, read_npy_header
+from .errors import UserError, run_cli
+from .parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(prog="python -m biosig.convert",
+                                description="Convert windows between X.npy/y.npy and a parquet table.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--x", required=True, help="X.npy (N, C, F, T), or a .parquet file / directory of them")
+    p.add_argument("--y", help="npy -> parquet: labels y.npy (N,) integers")
+    p.add_argument("--groups", help="npy -> parquet: group ids g.npy (N,), e.g. subject")
+    p.add_argument("--out", help="npy -> parquet: the .parquet file to write")
+    p.add_argument("--layout", choices=["nested", "channels"], default="nested",
+                   help="npy -> parquet: one column of (C, F, T) lists, or one column per channel")
+    p.add_argument("--out-x", help="parquet -> npy: X.npy (N, C, F, T) float32 to write")
+    p.add_argument("--out-y", help="parquet -> npy: labels y.npy (N,) int64 to write")
+    p.add_argument("--out-groups", help="parquet -> npy: group ids g.npy (N,) to write")
+    p.add_argument("--x-col", default="x", help="column holding each window as nested lists")
+    p.add_argument("--signal-cols", help="comma-separated channel columns (instead of --x-col); "
+                                         "npy -> parquet with --layout channels: their names (default ch0,ch1,...)")
+    p.add_argument("--label-col", default="label", help="column holding the integer label")
+    p.add_argument("--group-col", help="column holding the group id (default 'group' when --groups/--out-groups)")
+    return p
+
+
+def save_npy(path, array):
+    """np.save to a temp file next to `path`, then rename: never a half-written .npy."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:  # a file object: numpy must not append .npy to the temp name
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_ids(path, what, n, x_path):
+    """y.npy or groups.npy: 1-D, one entry per window; labels must be integers. -> ndarray (n,)."""
+    shape, dtype, _ = read_npy_header(path, what)
+    if shape != (n,):
+        raise UserError(f"{path}: expected one {what} entry per window of {x_path}, shape ({n},), got {shape}")
+    if what == "labels" and not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise UserError(f"{path}: labels must be integers, got dtype {dtype}")
+    return np.asarray(open_npy(path, what, mmap=False))
+
+
+def check_out_dir(path, flag):
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"{path}: {flag} directory {parent} does not exist")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: {flag} is a directory")
+
+
+def npy_to_parquet(args):
+    for flag in ("out_x", "out_y", "out_groups"):
+        if getattr(args, flag):
+            raise UserError(f"--{flag.replace('_', '-')} is for reading a parquet table, but --x {args.x} is .npy")
+    if not args.out:
+        raise UserError("--out windows.parquet is needed to convert X.npy to parquet")
+    if not args.out.lower().endswith((".parquet", ".pq")):
+        raise UserError(f"{args.out}: --out must end in .parquet or .pq")
+    check_out_dir(args.out, "--out")
+    X = load_windows(args.x, load="mmap")
+    n, c = X.shape[:2]
+    y = load_ids(args.y, "labels", n, args.x) if args.y else None
+    groups = load_ids(args.groups, "groups", n, args.x) if args.groups else None
+    signal_cols = parse_columns(args.signal_cols)
+    if signal_cols and args.layout != "channels":
+        raise UserError("--signal-cols names the channel columns of --layout channels")
+    if signal_cols and len(signal_cols) != c:
+        raise UserError(f"--signal-cols names {len(signal_cols)} columns but {args.x} has {c} channels")
+    write_windows_table(args.out, X, y, groups, x_col=args.x_col, label_col=args.label_col,
+                        group_col=args.group_col or "group", layout=args.layout, signal_cols=signal_cols)
+    print(f"wrote {args.out}: {n} windows of (C, F, T) = {tuple(X.shape[1:])}"
+          + (", labels" if y is not None else "") + (", groups" if groups is not None else ""))
+
+
+def parquet_to_npy(args):
+    for flag in ("y", "groups", "out"):
+        if getattr(args, flag):
+            raise UserError(f"--{flag} is for converting X.npy to parquet, but --x {args.x} is parquet; "
+                            f"use --out-x/--out-y/--out-groups")
+    if not args.out_x:
+        raise UserError("--out-x X.npy is needed to convert parquet to .npy")
+    outs = [(p, flag) for p, flag in ((args.out_x, "--out-x"), (args.out_y, "--out-y"),
+                                      (args.out_groups, "--out-groups")) if p]
+    if len({os.path.abspath(p) for p, _ in outs} | {os.path.abspath(args.x)}) != len(outs) + 1:
+        raise UserError("--x, --out-x, --out-y and --out-groups must all be different files")
+    for path, flag in outs:
+        check_out_dir(path, flag)
+    group_col = args.group_col or ("group" if args.out_groups else None)
+    X, y, groups = read_windows_table(args.x, x_col=args.x_col, signal_cols=parse_columns(args.signal_cols),
+                                      label_col=args.label_col, group_col=group_col, need_labels=bool(args.out_y))
+    save_npy(args.out_x, X)
+    if args.out_y:
+        save_npy(args.out_y, y)
+    if args.out_groups:
+        save_npy(args.out_groups, groups)
+    print(f"wrote {', '.join(p for p, _ in outs)}: {len(X)} windows of (C, F, T) = {tuple(X.shape[1:])}")
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    if is_parquet(args.x):
+        parquet_to_npy(args)
+    else:
+        npy_to_parquet(args)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,788 @@
+"""Sweeps: run train.py once per point of a grid of its flags (x seeds), in parallel, resumably.
+
+A grid file is a JSON object {flag: [values]} (their cartesian product) or a list of such
+objects (the union of their products); flag names are train.py's without dashes. `true` is
+the bare flag, `false`/`null` leave it out.
+
+The sweep directory OUT:
+  sweep.json              the grid and options of the command, checked when it is run again
+  trials/<id>/            one trial: trial.json (its state), log.txt (stdout + stderr),
+                          best.pt (train.py --save), run/ (train.py --run-dir)
+  previous/<id>.<k>/      an earlier attempt moved aside before the trial was started afresh
+  trials.csv, summary.csv, best.json   results, rewritten atomically after every trial
+  .lock                   flock-ed while a sweep runs here
+
+Every trial is a subprocess started from an argv list (never a shell string), in its own
+session, so that stopping the sweep can stop the trial's whole process group.
+"""
+import copy
+import csv
+import ctypes
+import difflib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import UserError
+from .runs import write_json
+
+# Set by the sweep for each trial; the grid and the flags after -- must not give them.
+PER_TRIAL = ("run_dir", "save", "resume")
+# train.py options holding file paths: made absolute, so a trial (and best.json's command)
+# runs the same from any directory.
+PATH_DESTS = ("x", "y", "groups", "class_names")
+# Without --sample, a larger grid is refused (it is probably a mistake, and would be built in memory).
+MAX_POINTS = 100_000
+FAILED = ("failed", "timeout")
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def load_grid(path):
+    """Read a grid file -> list of sub-grids [{flag: [values, ...]}]; checks the JSON's shape."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the grid file ({e.strerror})") from None
+    except ValueError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    grids = raw if isinstance(raw, list) else [raw]
+    if not grids:
+        raise UserError(f"{path}: an empty list; a grid is an object {{flag: [values]}} or a list of them")
+    for i, grid in enumerate(grids):
+        where = f"{path}: grid {i}" if isinstance(raw, list) else path
+        if not isinstance(grid, dict):
+            raise UserError(f"{where}: expected an object {{flag: [values]}}, got {json.dumps(grid)[:60]}")
+        for flag, values in grid.items():
+            if not isinstance(values, list):
+                raise UserError(f"{where}: '{flag}' must be a list of values, got {json.dumps(values)[:60]}")
+            if not values:
+                raise UserError(f"{where}: '{flag}' has an empty list of values")
+            for value in values:
+                if not (value is None or isinstance(value, (bool, int, float, str))):
+                    raise UserError(f"{where}: '{flag}': {json.dumps(value)[:60]} is not a number, string, "
+                                    f"true, false or null")
+    return grids
+
+
+def train_options(train_parser):
+    """{'--lr': argparse action, ...} for every option string of train.py's parser."""
+    return {s: action for action in train_parser._actions for s in action.option_strings}
+
+
+def check_grid_flags(grids, options, path):
+    """Every grid key must be a train.py flag that the sweep does not set itself, with values
+    of the right kind (true/false only for a bare flag such as normalize)."""
+    for grid in grids:
+        for flag, values in grid.items():
+            option = options.get("--" + flag)
+            if flag.startswith("-"):
+                raise UserError(f"{path}: write flag names without dashes ('{flag.lstrip('-')}', not '{flag}')")
+            if option is None:
+                names = [s[2:] for s in options if s.startswith("--")]
+                close = difflib.get_close_matches(flag, names, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise UserError(f"{path}: '{flag}' is not a train.py flag{hint}")
+            if option.dest in PER_TRIAL or option.dest == "help":
+                raise UserError(f"{path}: '{flag}' cannot be a grid flag; the sweep sets it for each trial")
+            if option.dest == "seed":
+                raise UserError(f"{path}: 'seed' cannot be a grid flag; repeat every point over seeds with --seeds")
+            bare = option.nargs == 0
+            for value in values:
+                if bare and not (value is None or isinstance(value, bool)):
+                    raise UserError(f"{path}: '{flag}' is a bare flag; its values are true or false, "
+                                    f"not {json.dumps(value)}")
+                if not bare and value is True:
+                    raise UserError(f"{path}: '{flag}' takes a value (--{flag} VALUE); true means a bare flag")
+
+
+def grid_size(grids):
+    return sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+
+
+def point_at(grids, index):
+    """The index-th point of the union of the grids' products, without building them."""
+    for grid in grids:
+        size = math.prod(len(values) for values in grid.values())
+        if index < size:
+            point = {}
+            for flag, values in reversed(grid.items()):   # last flag varies fastest
+                index, k = divmod(index, len(values))
+                point[flag] = values[k]
+            return dict(reversed(point.items()))
+        index -= size
+    raise IndexError(index)
+
+
+def expand(grids, sample=None, sample_seed=0, path="grid"):
+    """The grid's points [{flag: value}], in grid order, duplicates removed; `sample` picks that
+    many at random (reproducibly for a given sample_seed)."""
+    total = grid_size(grids)
+    if sample is not None and sample < total:
+        indices = sorted(random.Random(sample_seed).sample(range(total), sample))
+    elif total > MAX_POINTS:
+        raise UserError(f"{path}: {total:,} points; draw some of them with --sample K")
+    else:
+        indices = range(total)
+    points, seen = [], set()
+    for index in indices:
+        point = point_at(grids, index)
+        key = json.dumps(point, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
+
+
+def render(value):
+    """A grid value as text: JSON's true/false/null, numbers and strings as written."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def trial_id(point, seed=None):
+    """Readable and stable: 'batch=64_lr=0.001_seed=0' (flags sorted), with a short hash of the
+    parameters appended when characters had to be replaced or the name is long."""
+    parts = [f"{flag}={render(value)}" for flag, value in sorted(point.items())]
+    if seed is not None:
+        parts.append(f"seed={seed}")
+    text = "_".join(parts) or "default"
+    safe = re.sub(r"[^A-Za-z0-9._=+-]", "-", text)
+    if safe != text or len(safe) > 80:
+        digest = hashlib.sha1(json.dumps([point, seed], sort_keys=True).encode()).hexdigest()[:8]
+        safe = f"{safe[:80]}-{digest}"
+    return safe
+
+
+# ------------------------------------------------------------------------- train.py flags
+
+def flag_value(flag, value):
+    """['--flag', 'value'], or ['--flag=value'] when the value starts with '-' (argparse would
+    read it as an option)."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+
+
+def check_train_flags(flags, options):
+    """The flags after -- must be train.py options that the sweep does not set per trial."""
+    for token in flags:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        option = options.get(name)
+        if option is None:
+            raise UserError(f"train.py flags after --: train.py has no option {name}")
+        if option.dest in PER_TRIAL:
+            raise UserError(f"train.py flags after --: {name} is set for each trial by the sweep "
+                            f"(OUT/trials/<id>/run, OUT/trials/<id>/best.pt)")
+        if option.dest == "help":
+            raise UserError("train.py flags after --: --help; see python train.py --help")
+
+
+def absolute_paths(flags, options):
+    """The flags with the values of path options (--x, --y, --groups, --class-names) made absolute."""
+    out, i = [], 0
+    while i < len(flags):
+        name, eq, value = flags[i].partition("=")
+        option = options.get(name)
+        if option is not None and option.dest in PATH_DESTS:
+            if eq:
+                out.append(f"{name}={os.path.abspath(value)}")
+            elif i + 1 < len(flags):
+                out += [name, os.path.abspath(flags[i + 1])]
+                i += 1
+            else:
+                out.append(flags[i])
+        else:
+            out.append(flags[i])
+        i += 1
+    return out
+
+
+def point_flags(point, options):
+    """{flag: value} -> train.py argv: true -> --flag, false/null -> left out."""
+    argv = []
+    for flag, value in point.items():
+        if value is True:
+            argv.append(f"--{flag}")
+        elif value is not None and value is not False:
+            text = render(value)
+            if options[f"--{flag}"].dest in PATH_DESTS:
+                text = os.path.abspath(text)
+            argv += flag_value(f"--{flag}", text)
+    return argv
+
+
+def strict_parser(train_parser, where):
+    """A copy of train.py's parser whose errors raise UserError('<where>: ...') instead of exiting."""
+    parser = copy.copy(train_parser)
+
+    def error(message):
+        raise UserError(f"{where}: {message}")
+
+    parser.error = error
+    return parser
+
+
+# ---------------------------------------------------------------------------------- trials
+
+@dataclass
+class Trial:
+    """One run of train.py. `argv` is its command; `base_argv` the same without --run-dir/--save."""
+    id: str
+    point_id: str
+    params: dict
+    seed: int              # the seed train.py uses (from --seeds, the flags after --, or its default)
+    base_argv: list
+    argv: list
+    dir: str
+    status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | interrupted
+    exit_code: object = None
+    wall_s: float = 0.0
+    error: str = ""
+    summary: dict = field(default=None, repr=False)
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.dir, "run")
+
+    @property
+    def checkpoint(self):
+        return os.path.join(self.dir, "best.pt")
+
+    @property
+    def log(self):
+        return os.path.join(self.dir, "log.txt")
+
+    @property
+    def state_path(self):
+        return os.path.join(self.dir, "trial.json")
+
+
+def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path):
+    """One Trial per (point, seed), each command checked by train.py's own parser (types, choices,
+    required --x/--y) before anything runs. command_prefix: [python, train.py] or launcher + [train.py]."""
+    shared = strict_parser(train_parser, "train.py flags after --").parse_args(
+        train_flags + ["--save", "x.pt"])
+    if not (shared.x and shared.y):
+        raise UserError("train.py flags after --: --x X.npy and --y y.npy are needed")
+    trials = []
+    for point in points:
+        given = point_flags(point, options)
+        for seed in seeds or [None]:
+            seed_flags = [] if seed is None else ["--seed", str(seed)]
+            tid = trial_id(point, seed)
+            directory = os.path.join(out, "trials", tid)
+            per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt")]
+            flags = train_flags + given + seed_flags
+            parsed = strict_parser(train_parser, f"{grid_path}: trial {tid}").parse_args(flags + per_trial)
+            trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed,
+                                base_argv=command_prefix + flags, argv=command_prefix + flags + per_trial,
+                                dir=directory))
+    return trials
+
+
+def read_summary(run_dir):
+    """train.py's summary.json if the run finished (completed or early-stopped), else None."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(summary, dict) and summary.get("status") in ("completed", "early_stopped") and "best" in summary:
+        return summary
+    return None
+
+
+def load_state(trial):
+    """Set trial.status from OUT: failed/timeout as recorded, completed if train.py wrote its
+    summary, incomplete if an attempt was started, else pending."""
+    state = {}
+    if os.path.exists(trial.state_path):
+        try:
+            with open(trial.state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+    trial.exit_code, trial.wall_s, trial.error = state.get("exit_code"), state.get("wall_s") or 0.0, state.get("error", "")
+    trial.summary = read_summary(trial.run_dir)
+    if state.get("status") in FAILED:
+        trial.status = state["status"]
+    elif trial.summary is not None:
+        trial.status = "completed"
+    elif os.path.exists(trial.dir):
+        trial.status = "incomplete"
+    else:
+        trial.status = "pending"
+
+
+def save_state(trial, **extra):
+    write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed,
+                                  "status": trial.status, "exit_code": trial.exit_code,
+                                  "wall_s": round(trial.wall_s, 3), "error": trial.error,
+                                  "argv": trial.argv, **extra})
+
+
+def log_tail(path, lines=4, chars=600):
+    """The last non-blank lines of a log, joined with ' | ' (one CSV cell)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    # lines starting '$ ' are the commands the sweep wrote at the top of each attempt
+    tail = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")][-lines:]
+    return " | ".join(tail)[-chars:]
+
+
+def move_aside(trial, out):
+    """An unfinished or failed attempt goes to OUT/previous/<id>.<k> (train.py never reuses a run dir)."""
+    previous = os.path.join(out, "previous")
+    os.makedirs(previous, exist_ok=True)
+    k = 1
+    while os.path.exists(os.path.join(previous, f"{trial.id}.{k}")):
+        k += 1
+    os.rename(trial.dir, os.path.join(previous, f"{trial.id}.{k}"))
+
+
+# ------------------------------------------------------------------------------- processes
+
+def _die_with_parent_fn():
+    """Linux: a preexec function asking the kernel to SIGTERM the trial when the sweep dies,
+    even by SIGKILL, so no trial outlives its sweep. None elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec():
+        prctl(1, signal.SIGTERM)            # PR_SET_PDEATHSIG
+        if os.getppid() != parent:          # the sweep died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
+
+
+def stop_groups(procs, grace, hurry=lambda: False):
+    """SIGTERM each process's group, wait up to `grace` s for the leaders (less if hurry()),
+    then SIGKILL the groups (also what is left of a group whose leader has exited)."""
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not hurry() and any(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    for proc in procs:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc, signum):
+    try:
+        os.killpg(proc.pid, signum)         # start_new_session: the group id is the leader's pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Signals:
+    """Catches SIGINT/SIGTERM while trials run: the loop stops them and exits 128 + signal."""
+
+    def __init__(self):
+        self.signum, self.count, self.saved = None, 0, {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.saved[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.signum = self.signum or signum
+        self.count += 1
+
+    def __exit__(self, *exc):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+def trial_envs(jobs, gpus):
+    """One environment per parallel slot: its CUDA_VISIBLE_DEVICES (len(gpus) // jobs GPUs each)
+    and OMP/MKL threads = cores // jobs, so parallel trials do not oversubscribe the CPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = str(max(1, cores // jobs))
+    envs = []
+    for slot in range(jobs):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
+        if gpus:
+            per = len(gpus) // jobs
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[slot * per:(slot + 1) * per])
+        envs.append(env)
+    return envs
+
+
+def start_trial(trial, env, out, preexec):
+    """Launch one trial. An interrupted attempt that saved run/last.pt continues from it
+    (train.py --resume); any other earlier attempt is moved aside and the trial starts afresh."""
+    last = os.path.join(trial.run_dir, "last.pt")
+    continuing = trial.status == "incomplete" and os.path.exists(last)
+    if not continuing:
+        if os.path.exists(trial.dir):
+            move_aside(trial, out)
+        trial.wall_s, trial.exit_code = 0.0, None
+    os.makedirs(trial.dir, exist_ok=True)
+    argv = trial.argv + (["--resume", last] if continuing else [])
+    with open(trial.log, "a" if continuing else "w") as log:
+        log.write(f"$ {shlex.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=preexec)
+    trial.status, trial.error = "running", ""
+    save_state(trial, pid=proc.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return proc
+
+
+def finish_trial(trial, returncode, seconds, status=None):
+    """Record how an attempt ended: completed (exit 0 and a summary.json), failed, timeout, interrupted."""
+    trial.summary = read_summary(trial.run_dir)
+    trial.exit_code, trial.wall_s = returncode, trial.wall_s + seconds
+    if status is None:
+        status = "completed" if returncode == 0 and trial.summary is not None else "failed"
+    trial.status = status
+    trial.error = ""
+    if status == "failed" and returncode == 0:
+        trial.error = "train.py exited 0 but wrote no run/summary.json"
+    elif status != "completed":
+        trial.error = log_tail(trial.log)
+    save_state(trial, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def run_trials(todo, envs, out, timeout, grace, on_finish):
+    """Run the trials, len(envs) at a time. Returns the signal number that stopped the sweep,
+    or None. Running trials are always stopped on the way out, whatever happens."""
+    preexec = _die_with_parent_fn()
+    queue, free, running = list(todo), list(range(len(envs))), []   # running: (trial, proc, slot, t0)
+    with Signals() as caught:
+        try:
+            while (queue or running) and caught.signum is None:
+                while queue and free and caught.signum is None:
+                    trial, slot = queue.pop(0), free.pop(0)
+                    running.append((trial, start_trial(trial, envs[slot], out, preexec), slot, time.monotonic()))
+                for entry in list(running):
+                    trial, proc, slot, t0 = entry
+                    returncode, status = proc.poll(), None
+                    if returncode is None and timeout and time.monotonic() - t0 > timeout:
+                        stop_groups([proc], grace)
+                        returncode, status = proc.returncode, "timeout"
+                    if returncode is not None:
+                        running.remove(entry)
+                        free.append(slot)
+                        finish_trial(trial, returncode, time.monotonic() - t0, status)
+                        on_finish(trial)
+                time.sleep(0.05)
+        finally:
+            if running:
+                stop_groups([proc for _, proc, _, _ in running], grace, hurry=lambda: caught.count > 1)
+                for trial, proc, _, t0 in running:
+                    finish_trial(trial, proc.returncode, time.monotonic() - t0, "interrupted")
+                    on_finish(trial)
+    return caught.signum
+
+
+# --------------------------------------------------------------------------------- results
+
+def objective(summary, metric):
+    """The number a trial is ranked by. metric None: train.py's best monitored value
+    (summary['best']). Else a top-level number of summary.json ('wall_s', ...) or a metric at
+    train.py's best epoch: 'val_f1' and 'f1' both read best_metrics['f1']."""
+    if summary is None:
+        return None
+    if metric is None or metric == summary.get("monitor"):
+        value = summary.get("best")
+    elif metric in summary:
+        value = summary[metric]
+    else:
+        key = metric[len("val_"):] if metric.startswith("val_") else metric
+        value = (summary.get("best_metrics") or {}).get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def objective_name_and_mode(trials, metric, mode):
+    """(metric name, 'min' | 'max'): as given, else what train.py monitored, else a guess from
+    the name (losses and times are minimized)."""
+    summaries = [t.summary for t in trials if t.summary is not None]
+    monitor = summaries[0]["monitor"] if summaries else None
+    name = metric or monitor or "objective"
+    if mode is None:
+        if summaries and name == monitor:
+            mode = summaries[0]["mode"]
+        else:
+            mode = "min" if ("loss" in name or name.endswith("_s")) else "max"
+    return name, mode
+
+
+def summarize(trials, metric, mode):
+    """Per point: n completed, n failed, mean/std/min/max of the objective over its seeds.
+    Returns the rows ranked best first (points without a completed trial last)."""
+    points = {}
+    for trial in trials:
+        points.setdefault(trial.point_id, []).append(trial)
+    rows = []
+    for point_id, group in points.items():
+        values = [v for v in (objective(t.summary, metric) for t in group if t.status == "completed") if v is not None]
+        row = {"point": point_id, "params": group[0].params, "n": len(values),
+               "failed": sum(t.status in FAILED for t in group), "trials": group,
+               "mean": float(np.mean(values)) if values else None,
+               "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+               "min": min(values) if values else None, "max": max(values) if values else None}
+        rows.append(row)
+    sign = 1 if mode == "min" else -1
+    rows.sort(key=lambda r: (r["mean"] is None, sign * r["mean"] if r["mean"] is not None else 0))
+    return rows
+
+
+def write_csv(path, header, rows):
+    """Write a CSV atomically (temporary file, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def write_results(out, trials, param_names, metric, mode):
+    """trials.csv, summary.csv and (once a trial completed) best.json. Returns summarize()'s rows."""
+    name, mode = objective_name_and_mode(trials, metric, mode)
+    write_csv(os.path.join(out, "trials.csv"),
+              ["id", *param_names, "seed", "status", "exit_code", "objective", "best_epoch", "wall_s",
+               "samples_per_s", "run_dir", "error"],
+              [[t.id, *[render(t.params[p]) if p in t.params else "" for p in param_names], t.seed, t.status,
+                _cell(t.exit_code), _cell(objective(t.summary, metric) if t.status == "completed" else None),
+                _cell((t.summary or {}).get("best_epoch")), _cell(round(t.wall_s, 2) if t.wall_s else None),
+                _cell((t.summary or {}).get("train_samples_per_s")), t.run_dir, t.error] for t in trials])
+    rows = summarize(trials, metric, mode)
+    write_csv(os.path.join(out, "summary.csv"),
+              ["rank", "point", *param_names, "n", "failed", "mean", "std", "min", "max"],
+              [[rank, r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
+                r["n"], r["failed"], *[_cell(r[k]) for k in ("mean", "std", "min", "max")]]
+               for rank, r in enumerate(rows, 1)])
+    if rows and rows[0]["n"]:
+        top = rows[0]
+        done = [t for t in top["trials"] if t.status == "completed" and objective(t.summary, metric) is not None]
+        pick = min if mode == "min" else max
+        trial = pick(done, key=lambda t: objective(t.summary, metric))
+        argv = trial.base_argv + ["--save", "best.pt"]   # a new run dir under ./runs, as train.py does
+        write_json(os.path.join(out, "best.json"), {
+            "metric": name, "mode": mode, "point": top["point"], "params": top["params"],
+            "n": top["n"], "mean": top["mean"], "std": top["std"],
+            "trial": trial.id, "seed": trial.seed, "objective": objective(trial.summary, metric),
+            "checkpoint": trial.checkpoint, "run_dir": trial.run_dir,
+            "argv": argv, "command": shlex.join(argv)})
+    return rows
+
+
+def ranked_table(rows, name, mode, limit=10):
+    """The best points as aligned text lines."""
+    width = max([len(r["point"]) for r in rows[:limit]] + [5])
+    lines = [f"{'rank':>4}  {'point':<{width}}  {'n':>3}  {name + ' (' + mode + ')':<24}  failed"]
+    for rank, r in enumerate(rows[:limit], 1):
+        if r["mean"] is None:
+            value = "-"
+        elif r["std"] is None:
+            value = f"{r['mean']:.4f}"
+        else:
+            value = f"{r['mean']:.4f} ± {r['std']:.4f}"
+        lines.append(f"{rank:>4}  {r['point']:<{width}}  {r['n']:>3}  {value:<24}  {r['failed']}")
+    if len(rows) > limit:
+        lines.append(f"      ... {len(rows) - limit} more in summary.csv")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def acquire_lock(out):
+    """flock OUT/.lock for the sweep's lifetime (released by the kernel however the sweep ends)."""
+    path = os.path.join(out, ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UserError(f"{out}: another sweep (pid {holder}) is running in this directory") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def check_out_dir(out, train_flags):
+    """OUT must be new, empty, or a sweep run with the same train.py flags (the trials' ids do
+    not encode them, so other flags would mix different experiments)."""
+    if not os.path.exists(out):
+        return
+    if not os.path.isdir(out):
+        raise UserError(f"--out {out}: exists and is not a directory")
+    state_path = os.path.join(out, "sweep.json")
+    if not os.path.exists(state_path):
+        if set(os.listdir(out)) - {".lock"}:
+            raise UserError(f"--out {out}: exists and is not a sweep directory (no sweep.json); choose another")
+        return
+    try:
+        with open(state_path) as f:
+            before = json.load(f)["train_flags"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{state_path}: unreadable; move it away to start this sweep again") from None
+    if before != train_flags:
+        raise UserError(f"--out {out}: was swept with train.py flags '{shlex.join(before)}', this command gives "
+                        f"'{shlex.join(train_flags)}'; use another --out")
+
+
+def parse_gpus(gpus, jobs):
+    """'0,1,2,3' -> (['0', '1', '2', '3'], jobs): jobs defaults to one trial per GPU and must
+    divide the GPUs evenly (2 jobs on 4 GPUs: 2 GPUs per trial, e.g. for torchrun)."""
+    if not gpus:
+        return [], jobs or 1
+    ids = [g.strip() for g in gpus.split(",")]
+    if not all(ids):
+        raise UserError(f"--gpus {gpus}: expected a comma-separated list of GPU ids such as 0,1")
+    jobs = jobs or len(ids)
+    if jobs > len(ids) or len(ids) % jobs:
+        raise UserError(f"--gpus {gpus}: {len(ids)} GPUs cannot be shared evenly by --jobs {jobs}")
+    return ids, jobs
+
+
+def run_sweep(args, train_flags, train_parser, train_script):
+    """The sweep as `args` (sweep.py's options) say, with `train_flags` (after --) shared by every
+    trial. Returns the exit status: 0, 1 if a trial failed, 128 + signal if stopped."""
+    for flag, value, low in (("--jobs", args.jobs, 1), ("--sample", args.sample, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} must be at least {low}, got {value}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be positive seconds, got {args.timeout:g}")
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
+    gpus, jobs = parse_gpus(args.gpus, args.jobs)
+    options = train_options(train_parser)
+    if not train_flags:
+        raise UserError("give train.py's flags after --, e.g. -- --x X.npy --y y.npy --epochs 20")
+    check_train_flags(train_flags, options)
+    if args.seeds and any(options.get(t.split("=", 1)[0]) is options["--seed"] for t in train_flags):
+        raise UserError("train.py flags after --: --seed conflicts with --seeds (each trial gets its seed)")
+    grids = load_grid(args.grid)
+    check_grid_flags(grids, options, args.grid)
+    given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("--")}
+    for grid in grids:
+        for flag in grid:
+            if options["--" + flag].dest in given_after:
+                raise UserError(f"{args.grid}: '{flag}' is in the grid and also after --; give it in one place")
+    if args.metric is None and any("monitor" in grid for grid in grids):
+        raise UserError(f"{args.grid}: the grid varies 'monitor', so the trials' best values are not "
+                        f"comparable; choose the objective with --metric")
+
+    out = os.path.abspath(args.out)
+    shared = absolute_paths(train_flags, options)
+    launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
+    prefix = launcher + [os.path.abspath(train_script)]
+    points = expand(grids, args.sample, args.sample_seed, args.grid)
+    trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid)
+    param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
+
+    if args.dry_run:
+        if os.path.isdir(out):
+            for trial in trials:
+                load_state(trial)
+        for trial in trials:
+            note = {"completed": "completed, would be skipped",
+                    "failed": "failed, re-run only with --retry-failed"}.get(trial.status, trial.status)
+            print(f"# {trial.id} ({note})")
+            print(shlex.join(trial.argv))
+        return 0
+
+    check_out_dir(out, shared)
+    os.makedirs(out, exist_ok=True)
+    lock = acquire_lock(out)
+    try:
+        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus)
+    finally:
+        os.close(lock)
+
+
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
+    write_json(os.path.join(out, "sweep.json"), {
+        "grid_file": os.path.abspath(args.grid), "grid": grids, "train_flags": shared,
+        "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,
+        "metric": args.metric, "mode": args.mode, "launcher": args.launcher, "jobs": jobs, "gpus": gpus,
+        "timeout": args.timeout, "n_trials": len(trials), "argv": sys.argv,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    for trial in trials:
+        load_state(trial)
+    retry = FAILED if args.retry_failed else ()
+    todo = [t for t in trials if t.status in ("pending", "incomplete") or t.status in retry]
+    n_done = sum(t.status == "completed" for t in trials)
+    kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
+    envs = trial_envs(jobs, gpus)
+    print(f"sweep {out}: {len(trials)} trials, {n_done} done, {len(todo)} to run"
+          + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
+          + f" | jobs {jobs}, " + (f"GPUs {gpus}" if gpus else f"{envs[0]['OMP_NUM_THREADS']} threads each"),
+          flush=True)
+
+    from tqdm import tqdm
+    tqdm.monitor_interval = 0          # no monitor thread: trials are forked with a preexec function
+    bar = tqdm(total=len(trials), initial=n_done, unit="trial", disable=not sys.stderr.isatty(),
+               dynamic_ncols=True)
+    finished = [0]
+
+    def on_finish(trial):
+        finished[0] += 1
+        bar.update(1)
+        value = objective(trial.summary, args.metric) if trial.status == "completed" else None
+        detail = (f"{value:.4f} at epoch {trial.summary['best_epoch']}" if value is not None
+                  else f"exit {trial.exit_code}: {trial.error.split(' | ')[-1][-200:]}" if trial.status in FAILED
+                  else "")
+        bar.write(f"[{finished[0]}/{len(todo)}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
+        write_results(out, trials, param_names, args.metric, args.mode)
+
+    try:
+        stopped = run_trials(todo, envs, out, args.timeout, args.grace, on_finish)
+    finally:
+        bar.close()
+    rows = write_results(out, trials, param_names, args.metric, args.mode)
+    name, mode = objective_name_and_mode(trials, args.metric, args.mode)
+    if args.metric and any(t.status == "completed" for t in trials) and not any(r["n"] for r in rows):
+        keys = sorted(k for t in trials if t.summary for k in (t.summary.get("best_metrics") or {}))
+        raise UserError(f"--metric {args.metric}: not in the trials' summary.json (best_metrics has "
+                        f"{', '.join(sorted(set(keys)))}; top-level numbers such as best, wall_s also work)")
+    if stopped:
+        print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + stopped
+    print("\n".join(ranked_table(rows, name, mode)))
+    failed = [t for t in trials if t.status in FAILED]
+    if failed:
+        print(f"{len(failed)} of {len(trials)} trials failed (see trials.csv and trials/<id>/log.txt)", file=sys.stderr)
+        return 1
+    best = os.path.join(out, "best.json")
+    if os.path.exists(best):
+        print(f"best: {best}")
+    return 0

@@ -1,0 +1,330 @@
+"""sweep.py run as a user runs it: results, resume after SIGTERM/SIGKILL, failures, timeouts, bad grids."""
+import csv
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ENV, FAST, ROOT, assert_user_error, run
+
+
+def without(flags, *names):
+    """FAST minus some options (those the grid varies)."""
+    out, i = [], 0
+    while i < len(flags):
+        if flags[i].lstrip("-") in names:
+            i += 2
+            continue
+        out.append(flags[i])
+        i += 1
+    return out
+
+
+def train_flags(dataset, *extra, vary=()):
+    return ["--", "--x", dataset["x"], "--y", dataset["y"], *without(FAST, *vary), *extra]
+
+
+def write_grid(path, grid):
+    path.write_text(grid if isinstance(grid, str) else json.dumps(grid))
+    return str(path)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def processes_mentioning(text):
+    """pids of live processes whose command line contains `text` (zombies have none)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text in f.read().decode(errors="replace"):
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def wait_for(condition, timeout=120, what=""):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_grid_with_seeds_in_parallel_writes_results_and_a_rerunnable_best(dataset):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [3e-3, 1e-3], "batch": [32, 64]})
+    args = ["--grid", grid, "--out", d / "sw", "--jobs", 2, "--seeds", 0, 1,
+            *train_flags(dataset, "--epochs", 2, vary=("lr", "batch"))]
+    proc = run("sweep.py", *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "8 trials, 0 done, 8 to run | jobs 2, 1 threads each" in proc.stdout
+    assert sum(line.startswith("[") and "completed" in line for line in proc.stdout.splitlines()) == 8
+    assert "rank" in proc.stdout and "val_loss (min)" in proc.stdout
+
+    trials = read_csv(d / "sw" / "trials.csv")
+    assert len(trials) == 8 and len({t["id"] for t in trials}) == 8
+    assert {(t["lr"], t["batch"], t["seed"]) for t in trials} == {
+        (lr, b, s) for lr in ("0.003", "0.001") for b in ("32", "64") for s in ("0", "1")}
+    assert "lr=0.003_batch=32_seed=0" not in {t["id"] for t in trials}       # flags sorted in ids
+    assert "batch=32_lr=0.003_seed=0" in {t["id"] for t in trials}
+    best_values = {}
+    for t in trials:
+        assert t["status"] == "completed" and t["exit_code"] == "0" and t["error"] == "", t
+        summary = json.loads(open(os.path.join(t["run_dir"], "summary.json")).read())
+        assert float(t["objective"]) == pytest.approx(summary["best"], rel=1e-5)
+        assert int(t["best_epoch"]) == summary["best_epoch"] and float(t["samples_per_s"]) > 0
+        assert float(t["wall_s"]) > 0
+        best_values[t["id"]] = summary["best"]
+        trial_dir = os.path.dirname(t["run_dir"])
+        assert os.path.exists(os.path.join(trial_dir, "best.pt"))
+        assert "[epoch 002]" in open(os.path.join(trial_dir, "log.txt")).read()
+
+    points = read_csv(d / "sw" / "summary.csv")
+    assert len(points) == 4 and [p["rank"] for p in points] == ["1", "2", "3", "4"]
+    means = [float(p["mean"]) for p in points]
+    assert means == sorted(means)                                            # val_loss: lower is better
+    for p in points:
+        values = [best_values[f"{p['point']}_seed={s}"] for s in (0, 1)]
+        assert p["n"] == "2" and p["failed"] == "0"
+        assert float(p["mean"]) == pytest.approx(np.mean(values), rel=1e-5)
+        assert float(p["std"]) == pytest.approx(np.std(values, ddof=1), rel=1e-4, abs=1e-7)
+
+    best = json.loads((d / "sw" / "best.json").read_text())
+    assert best["point"] == points[0]["point"] and best["metric"] == "val_loss" and best["mode"] == "min"
+    assert best["objective"] == min(best_values[f"{best['point']}_seed={s}"] for s in (0, 1))
+    assert os.path.exists(best["checkpoint"]) and shlex.split(best["command"]) == best["argv"]
+    # the ready command re-runs the best trial, from anywhere, with the same result
+    rerun = subprocess.run(best["argv"], cwd=d, env=ENV, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    (run_dir,) = (d / "runs").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["best"] == pytest.approx(best["objective"], abs=1e-5)
+
+    # the same command again: everything is done, nothing runs
+    stamps = {t["id"]: os.path.getmtime(os.path.join(t["run_dir"], "summary.json")) for t in trials}
+    again = run("sweep.py", *args)
+    assert again.returncode == 0 and "8 trials, 8 done, 0 to run" in again.stdout
+    assert stamps == {t["id"]: os.path.getmtime(os.path.join(t["run_dir"], "summary.json")) for t in trials}
+
+
+def test_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothing_twice(dataset, tmp_path):
+    d = dataset["dir"]
+    out = d / "sw"
+    grid = write_grid(d / "grid.json", {"epochs": [2, 8]})
+    cmd = [sys.executable, os.path.join(ROOT, "sweep.py"), "--grid", grid, "--out", str(out), "--jobs", "1",
+           *map(str, train_flags(dataset))]
+    short, long = out / "trials" / "epochs=2", out / "trials" / "epochs=8"
+
+    def start():
+        log = open(tmp_path / "sweep.log", "a")
+        return subprocess.Popen(cmd, stdout=log, stderr=log, env=ENV, cwd=ROOT)
+
+    # 1) SIGTERM while the first trial starts: it is stopped, recorded as interrupted, exit 143
+    sweep = start()
+    wait_for(lambda: (short / "trial.json").exists(), what="the first trial to start")
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=60) == 143
+    assert json.loads((short / "trial.json").read_text())["status"] == "interrupted"
+    assert read_csv(out / "trials.csv")[0]["status"] == "interrupted"
+    assert processes_mentioning(str(out)) == []
+
+    # 2) again: the interrupted attempt is moved aside; while it runs a second sweep is refused;
+    #    SIGKILL once the long trial saved an epoch: the kernel stops that trial too
+    sweep = start()
+    second = run("sweep.py", *cmd[2:])
+    assert_user_error(second, str(out), f"another sweep (pid {sweep.pid}) is running")
+    wait_for(lambda: (long / "run" / "last.pt").exists(), what="the long trial's first epoch")
+    sweep.kill()
+    sweep.wait(timeout=60)
+    wait_for(lambda: processes_mentioning(str(out)) == [], timeout=10, what="orphaned trials to die")
+    assert (out / "previous" / "epochs=2.1").is_dir()
+    assert not (long / "run" / "summary.json").exists()
+    done_stamp = os.path.getmtime(short / "run" / "summary.json")
+    done_log = (short / "log.txt").read_text()
+
+    # 3) resume: the completed trial is skipped, the long one continues from its last.pt
+    sweep = start()
+    assert sweep.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    assert os.path.getmtime(short / "run" / "summary.json") == done_stamp
+    assert (short / "log.txt").read_text() == done_log
+    log = (long / "log.txt").read_text()
+    assert log.count("$ ") == 2 and "--resume" in log.splitlines()[-1] or "resuming after epoch" in log
+    assert "resuming after epoch" in log
+    epochs = [json.loads(line)["epoch"] for line in (long / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 9))
+    assert [t["status"] for t in read_csv(out / "trials.csv")] == ["completed", "completed"]
+
+
+def test_a_failing_trial_is_recorded_the_others_go_on_and_retry_failed_reruns_it(dataset):
+    d = dataset["dir"]
+    names = d / "names.json"                     # missing at first: train.py refuses it (exit 2)
+    grid = write_grid(d / "grid.json", {"class-names": [None, str(names)]})
+    args = ["--grid", grid, "--out", d / "sw", "--jobs", 2, *train_flags(dataset, "--epochs", 1)]
+    proc = run("sweep.py", *args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 of 2 trials failed" in proc.stderr
+    ok, bad = sorted(read_csv(d / "sw" / "trials.csv"), key=lambda t: t["class-names"] != "null")
+    assert ok["status"] == "completed" and ok["objective"]
+    assert bad["status"] == "failed" and bad["exit_code"] == "2" and "names.json" in bad["error"]
+    assert bad["error"].startswith("error: ") and bad["objective"] == ""
+    point = {p["class-names"]: p for p in read_csv(d / "sw" / "summary.csv")}[str(names)]
+    assert point["n"] == "0" and point["failed"] == "1" and point["rank"] == "2"
+    ok_stamp = os.path.getmtime(os.path.join(ok["run_dir"], "summary.json"))
+
+    # without --retry-failed a failed trial stays failed
+    again = run("sweep.py", *args)
+    assert again.returncode == 1 and "0 to run, 1 failed kept (re-run them with --retry-failed)" in again.stdout
+
+    names.write_text(json.dumps(["a", "b", "c"]))
+    retried = run("sweep.py", *args, "--retry-failed")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "2 trials, 1 done, 1 to run" in retried.stdout
+    assert [t["status"] for t in read_csv(d / "sw" / "trials.csv")] == ["completed", "completed"]
+    assert os.path.getmtime(os.path.join(ok["run_dir"], "summary.json")) == ok_stamp
+    assert (d / "sw" / "previous" / f"{bad['id']}.1" / "log.txt").exists()     # the failed attempt, kept
+
+
+def test_a_trial_past_the_timeout_is_stopped_and_recorded(dataset):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"epochs": [50]})
+    start = time.time()
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--timeout", 1, "--grace", 2,
+               *train_flags(dataset))
+    assert proc.returncode == 1 and time.time() - start < 20
+    (trial,) = read_csv(d / "sw" / "trials.csv")
+    assert trial["status"] == "timeout" and trial["exit_code"] == str(-signal.SIGTERM)
+    assert 1 <= float(trial["wall_s"]) < 5
+    assert processes_mentioning(str(d / "sw")) == []
+
+
+def test_dry_run_prints_every_command_and_writes_nothing(dataset):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", [{"lr": [1e-3, 3e-3], "normalize": [True, False]},
+                                        {"lr": [1e-3], "normalize": [True]},           # a duplicate point
+                                        {"drop": [0.0], "split": ["random"]}])
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--seeds", 0, 1,
+               "--launcher", "srun -N1 --gres=gpu:1", *train_flags(dataset, "--epochs", 3, vary=("lr",)))
+    assert proc.returncode == 0, proc.stderr
+    commands = [shlex.split(line) for line in proc.stdout.splitlines() if not line.startswith("#")]
+    assert len(commands) == (4 + 1) * 2
+    for argv in commands:
+        assert argv[:4] == ["srun", "-N1", "--gres=gpu:1", os.path.join(ROOT, "train.py")]
+        assert "--run-dir" in argv and "--save" in argv and "--seed" in argv
+    assert sum("--normalize" in argv for argv in commands) == 4
+    assert not (d / "sw").exists()
+
+    # --sample: the same points for the same --sample-seed
+    big = write_grid(d / "big.json", {"lr": [1e-3, 2e-3, 3e-3, 4e-3], "drop": [0.0, 0.1, 0.2, 0.3]})
+
+    def sampled(seed):
+        p = run("sweep.py", "--grid", big, "--out", d / "sw", "--dry-run", "--sample", 3, "--sample-seed", seed,
+                *train_flags(dataset, vary=("lr",)))
+        return [line for line in p.stdout.splitlines() if line.startswith("#")]
+
+    first = sampled(1)
+    assert len(first) == 3 and first == sampled(1) and not (d / "sw").exists()
+
+
+BAD_GRIDS = [
+    ("{lr: [0.1]}", "not valid JSON"),
+    ("[]", "an empty list"),
+    ('{"lr": []}', "'lr' has an empty list of values"),
+    ('{"lr": 0.1}', "'lr' must be a list of values"),
+    ('{"lr": [[0.1]]}', "is not a number"),
+    ('[{"lr": [0.1]}, 3]', "grid 1: expected an object"),
+    ('{"learning-rate": [0.1]}', "'learning-rate' is not a train.py flag"),
+    ('{"frame_embed": [8]}', "did you mean 'frame-embed'"),
+    ('{"--lr": [0.1]}', "without dashes"),
+    ('{"save": ["a.pt"]}', "the sweep sets it"),
+    ('{"seed": [1, 2]}', "--seeds"),
+    ('{"normalize": [1]}', "bare flag"),
+    ('{"drop": [true]}', "takes a value"),
+    ('{"drop": ["high"]}', "invalid float value: 'high'"),
+    ('{"split": ["sideways"]}', "invalid choice: 'sideways'"),
+    ('{"monitor": ["val_loss", "val_f1"]}', "--metric"),
+]
+
+
+@pytest.mark.parametrize("text,needle", BAD_GRIDS, ids=[n for _, n in BAD_GRIDS])
+def test_a_bad_grid_is_one_line_naming_the_file_and_nothing_is_written(dataset, text, needle):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", text)
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset))
+    assert_user_error(proc, grid, needle)
+    assert not (d / "sw").exists()
+
+
+BAD_FLAGS = [
+    (["--bogus", "1"], "train.py has no option --bogus"),
+    (["--save", "a.pt"], "--save is set for each trial"),
+    (["--run-dir=r"], "--run-dir is set for each trial"),
+    (["--seed", "3", "SEEDS"], "--seed conflicts with --seeds"),
+    (["--lr", "0.1"], "'lr' is in the grid and also after --"),
+    (["--epochs", "many"], "invalid int value: 'many'"),
+    (["NO_XY"], "--x X.npy and --y y.npy are needed"),
+    (["NO_DASHDASH"], "give train.py's flags after --"),
+    (["--jobs", "0", "OWN"], "--jobs must be at least 1"),
+    (["--gpus", "0,1,2", "--jobs", "2", "OWN"], "cannot be shared evenly"),
+]
+
+
+@pytest.mark.parametrize("flags,needle", BAD_FLAGS, ids=[n for _, n in BAD_FLAGS])
+def test_bad_train_flags_are_refused_before_anything_starts(dataset, flags, needle):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [0.1]})
+    own = ["--grid", grid, "--out", str(d / "sw")]
+    if "SEEDS" in flags:
+        own += ["--seeds", "0", "1"]
+    if "OWN" in flags:
+        own, flags = own + [f for f in flags if f != "OWN"], []
+    if "NO_XY" in flags:
+        tail = ["--", "--epochs", "1"]
+    elif "NO_DASHDASH" in flags:
+        tail = []
+    else:
+        tail = train_flags(dataset, *[f for f in flags if f != "SEEDS"], vary=("lr",))
+    assert_user_error(run("sweep.py", *own, *tail), needle)
+    assert not (d / "sw").exists()
+
+
+def test_a_locked_or_foreign_out_directory_is_refused(dataset):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [0.1]})
+    (d / "sw").mkdir()
+    with open(d / "sw" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("4242\n")
+        lock.flush()
+        proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset, vary=("lr",)))
+    assert_user_error(proc, str(d / "sw"), "another sweep (pid 4242) is running")
+    (d / "other").mkdir()
+    (d / "other" / "notes.txt").write_text("mine")
+    proc = run("sweep.py", "--grid", grid, "--out", d / "other", *train_flags(dataset, vary=("lr",)))
+    assert_user_error(proc, "not a sweep directory")
+    assert os.listdir(d / "other") == ["notes.txt"]
+
+
+def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores():
+    sys.path.insert(0, ROOT)
+    from biosig.sweep import trial_envs, trial_id
+    envs = trial_envs(2, ["0", "1", "2", "3"])
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
+    cores = len(os.sched_getaffinity(0))
+    assert {e["OMP_NUM_THREADS"] for e in trial_envs(3, [])} == {str(max(1, cores // 3))}
+    assert "CUDA_VISIBLE_DEVICES" not in trial_envs(1, [])[0] or "CUDA_VISIBLE_DEVICES" in os.environ
+    # ids: readable, stable, safe as a directory name; a hash when characters were replaced
+    assert trial_id({"lr": 0.001, "batch": 64}, 0) == "batch=64_lr=0.001_seed=0"
+    odd = trial_id({"class-names": "/data/names.json"})
+    assert "/" not in odd and odd == trial_id({"class-names": "/data/names.json"})
+    assert odd != trial_id({"class-names": "-data-names.json"})
+    assert len(trial_id({"x": "a" * 300})) < 100
