@@ -12,8 +12,12 @@ def get_args_parser():
     p = argparse.ArgumentParser(description="Run a biosig checkpoint on windows.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
-    p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T)")
-    p.add_argument("--y", help="labels.npy (B,): also print accuracy, macro-F1 and the confusion matrix")
+    p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
+    p.add_argument("--y", help="labels.npy (B,), or with parquet the label column: also print accuracy, "
+                   "macro-F1 and the confusion matrix (parquet: used by itself when --label-col is present)")
+    p.add_argument("--x-col", default="x", help="parquet: column holding each window")
+    p.add_argument("--signal-cols", help="parquet: comma-separated channel columns (instead of --x-col)")
+    p.add_argument("--label-col", default="label", help="parquet: label column, scored when present")
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
@@ -29,7 +33,8 @@ def main(argv=None):
     import numpy as np
 
     from biosig import checkpoint, runs
-    from biosig.data import load_labels, load_windows
+    from biosig.data import check_labels, load_windows, read_labels
+    from biosig.parquet import is_parquet, parse_columns, read_windows_table
     from biosig.errors import UserError
     from biosig.inference import Predictor
     from biosig.metrics import classification_report, format_confusion
@@ -48,16 +53,26 @@ def main(argv=None):
         print(f"warning: --normalize ignored: {args.ckpt} was trained without it; "
               "applying the checkpoint's preprocessing", file=sys.stderr)
 
-    X = load_windows(args.x, load="mmap", ndims=(3, 4))
-    if X.ndim == 3:
-        X = X[None]
+    y = None
+    if is_parquet(args.x):
+        label_npy = bool(args.y) and args.y.endswith(".npy")
+        X, y, _ = read_windows_table(args.x, x_col=args.x_col, signal_cols=parse_columns(args.signal_cols),
+                                     label_col=None if label_npy else (args.y or args.label_col),
+                                     need_labels=bool(args.y) and not label_npy)
+        if y is not None:
+            y, _ = check_labels(y, f"{args.x} column '{args.y or args.label_col}'", predictor.task.n_classes,
+                                min_classes=1)
+        y_path = args.y if label_npy else None
+    else:
+        X = load_windows(args.x, load="mmap", ndims=(3, 4))
+        if X.ndim == 3:
+            X = X[None]
+        y_path = args.y
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
-    y = None
-    if args.y:
-        y, _ = load_labels(args.y, len(X), args.x, predictor.task.n_classes) if len(X) > 1 else \
-            (np.load(args.y, allow_pickle=False).reshape(-1).astype(np.int64), None)
+    if y_path:
+        y, _ = check_labels(read_labels(y_path, len(X), args.x), y_path, predictor.task.n_classes, min_classes=1)
 
     preds, scores, values = [], [], []
     for start in range(0, len(X), args.batch):

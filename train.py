@@ -15,16 +15,31 @@ def get_args_parser():
     p = argparse.ArgumentParser(description="Train a biosig model on (N, C, F, T) windows.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--x", help="X.npy, float array (N, C, F, T); opened memory-mapped")
-    d.add_argument("--y", help="y.npy, integer labels (N,) in [0, K-1]")
+    d.add_argument("--x", help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
+                   "(a file or a directory of them, one row per window, see README)")
+    d.add_argument("--y", help="y.npy, integer labels (N,) in [0, K-1]; with parquet --x, the label column "
+                   "(default: --label-col)")
+    d.add_argument("--x-val", help="explicit validation windows (.npy or parquet); overrides --val-split")
+    d.add_argument("--y-val", help="labels of --x-val (.npy, or a column name)")
+    d.add_argument("--x-test", help="test windows: the best checkpoint is evaluated on them once, at the end "
+                   "(summary.json 'test')")
+    d.add_argument("--y-test", help="labels of --x-test (.npy, or a column name)")
+    d.add_argument("--x-col", default="x", help="parquet: column holding each window as (C, F, T) or (C, T) lists")
+    d.add_argument("--signal-cols", help="parquet: comma-separated channel columns, each (T,) or (F, T) lists "
+                   "(instead of --x-col)")
+    d.add_argument("--label-col", default="label", help="parquet: label column")
+    d.add_argument("--group-col", help="parquet: group column (e.g. subject) for --split group")
     d.add_argument("--classes", type=int, help="number of classes K (default: max label + 1)")
     d.add_argument("--elec", type=int, help="channels/electrodes C (default: from X; checked when given)")
     d.add_argument("--bands", type=int, help="bands/feature rows F (default: from X; checked when given)")
     d.add_argument("--class-names", help="JSON list of K class names, stored in the checkpoint")
     d.add_argument("--val-split", type=float, default=0.2, help="fraction of windows held out for validation")
     d.add_argument("--split", choices=["stratified", "random", "group"], default="stratified",
-                   help="how to pick validation windows; group keeps each --groups id on one side")
+                   help="how to pick validation windows: stratified keeps class proportions; group keeps "
+                   "each group (--groups / --group-col, e.g. subject) on one side only")
     d.add_argument("--groups", help="groups.npy (N,): subject/recording id per window, for --split group")
+    d.add_argument("--standardize", action="store_true", help="per-(channel, band) mean/std from the training "
+                   "split only, stored in the checkpoint and applied by infer.py")
     d.add_argument("--normalize", action="store_true", help="per-window z-score over (F, T) per electrode "
                    "(recorded in the checkpoint; infer.py repeats it)")
     d.add_argument("--load", choices=["auto", "mmap", "ram"], default="auto",

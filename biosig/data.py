@@ -132,7 +132,12 @@ def check_finite(X, path, chunk_bytes=64 << 20):
 
 
 def load_labels(path, n_windows, x_path, n_classes=None):
-    """Load y (N,) integer labels in [0, K-1]; return (y int64, K)."""
+    """Load y.npy (N,) integer labels in [0, K-1]; return (y int64, K)."""
+    return check_labels(read_labels(path, n_windows, x_path), path, n_classes)
+
+
+def read_labels(path, n_windows, x_path):
+    """y.npy -> (N,) int64, checked for shape and integer dtype (not yet for range)."""
     shape, dtype, _ = read_npy_header(path, "y")
     if len(shape) != 1:
         raise UserError(f"{path}: expected 1-D labels (N,), got shape {shape}")
@@ -140,17 +145,47 @@ def load_labels(path, n_windows, x_path, n_classes=None):
         raise UserError(f"{path}: {shape[0]} labels but {x_path} has {n_windows} windows")
     if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
         raise UserError(f"{path}: labels must be integers, got dtype {dtype}")
-    y = np.asarray(open_npy(path, "y", mmap=False)).astype(np.int64)
+    return np.asarray(open_npy(path, "y", mmap=False)).astype(np.int64)
+
+
+def check_labels(y, where, n_classes=None, min_classes=2):
+    """Labels must be in [0, K-1] (K = --classes, or max + 1) with at least `min_classes`
+    distinct values. Returns (y, K); `where` names the file (and column) in errors."""
     if y.min() < 0:
-        raise UserError(f"{path}: negative label {int(y.min())}; labels must be in [0, K-1]")
+        raise UserError(f"{where}: negative label {int(y.min())}; labels must be in [0, K-1]")
     seen = int(y.max()) + 1
     if n_classes is None:
         n_classes = seen
     elif seen > n_classes:
-        raise UserError(f"{path}: label {seen - 1} is outside [0, {n_classes - 1}] for --classes {n_classes}")
-    if len(np.unique(y)) < 2:
-        raise UserError(f"{path}: only one class ({int(y[0])}) present; need at least two to train a classifier")
+        raise UserError(f"{where}: label {seen - 1} is outside [0, {n_classes - 1}] for --classes {n_classes}")
+    if len(np.unique(y)) < min_classes:
+        raise UserError(f"{where}: only one class ({int(y[0])}) present; need at least two to train a classifier")
     return y, n_classes
+
+
+def load_groups(path, n_windows):
+    """groups.npy (N,): one id (int or string) per window."""
+    shape, _, _ = read_npy_header(path, "groups")
+    if shape != (n_windows,):
+        raise UserError(f"{path}: expected one group id per window, shape ({n_windows},), got {shape}")
+    return np.asarray(open_npy(path, "groups", mmap=False))
+
+
+def channel_stats(X, indices, chunk_bytes=64 << 20):
+    """Mean and std (C, F) of X's windows `indices` over windows and frames, in float64,
+    reading in chunks (a memmap is never read whole). For --standardize: training split only."""
+    indices = np.sort(np.asarray(indices))
+    c, f = X.shape[1], X.shape[2]
+    total, total_sq, count = np.zeros((c, f)), np.zeros((c, f)), 0
+    rows = max(1, chunk_bytes // max(1, X[0].nbytes))
+    for start in range(0, len(indices), rows):
+        block = np.asarray(X[indices[start:start + rows]], dtype=np.float64)
+        total += block.sum(axis=(0, 3))
+        total_sq += (block * block).sum(axis=(0, 3))
+        count += block.shape[0] * block.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    return mean, std
 
 
 def split_indices(y, val_split, seed, method="stratified", groups=None, where="y"):

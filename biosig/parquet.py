@@ -23,7 +23,10 @@ def is_parquet(path):
     """True for a path ending in .parquet/.pq (existing or not) or a directory holding such files."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        return bool(_dir_files(path))
+        try:
+            return bool(_dir_files(path))
+        except OSError:  # unreadable: let the parquet reader say so
+            return True
     return path.lower().endswith(SUFFIXES)
 
 

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, preprocess, runs
-from .data import Windows, epoch_batches, load_labels, load_windows, read_npy_header, split_indices
+from . import __version__, checkpoint, distributed, parquet, preprocess, runs
+from .data import (Windows, channel_stats, check_labels, epoch_batches, load_groups, load_windows, read_labels,
+                   split_indices)
 from .errors import UserError
 from .loop import EarlyStopping, evaluate, train_one_epoch
 from .models import build_model
@@ -27,11 +28,12 @@ from .tasks import Classification
 RUN_DEFINING = ("x", "y", "save", "classes", "elec", "bands", "model", "cnn_time_pool", "frame_embed",
                 "drop", "layers", "heads", "batch", "lr", "wd", "val_split", "seed", "split", "groups",
                 "normalize", "amp", "clip", "accum", "monitor", "lr_factor", "lr_patience",
-                "limit_train_batches", "sync_bn", "deterministic", "class_names")
+                "limit_train_batches", "sync_bn", "deterministic", "class_names", "x_col", "signal_cols",
+                "label_col", "group_col", "x_val", "y_val", "standardize")
 
 
 # File options stored as absolute paths, so a run can be resumed from any directory.
-PATH_OPTIONS = ("x", "y", "save", "groups", "class_names")
+PATH_OPTIONS = ("x", "y", "save", "groups", "class_names", "x_val", "y_val", "x_test", "y_test")
 
 
 def resolve_device(name):
@@ -62,24 +64,70 @@ def epoch_seed(seed, epoch, rank):
     return (seed * 1_000_003 + epoch * 9_176 + rank * 7_919) % (2 ** 63)
 
 
+def _labels_are_npy(y):
+    return y is not None and (y.endswith(".npy") or os.path.isfile(y))
+
+
+def read_source(x, y, args, need_labels=True):
+    """One data source -> (X (N, C, F, T), labels (N,) int64 or None, groups or None, where).
+
+    x is an X.npy, or a parquet file/directory of windows; with parquet, y (or --label-col)
+    names the label column, unless y is a .npy file. `where` names the labels in errors."""
+    if parquet.is_parquet(x):
+        label_col = None if _labels_are_npy(y) else (y or args.label_col)
+        X, labels, groups = parquet.read_windows_table(
+            x, x_col=args.x_col, signal_cols=parquet.parse_columns(args.signal_cols), label_col=label_col,
+            group_col=args.group_col, need_labels=need_labels and label_col is not None)
+        where = f"{x} column '{label_col}'"
+    else:
+        if args.group_col:
+            raise UserError(f"{x}: --group-col names a parquet column; for .npy data use --groups groups.npy")
+        X, labels, groups, where = load_windows(x, args.load), None, None, y
+    if _labels_are_npy(y):
+        labels, where = read_labels(y, len(X), x), y
+    elif labels is None and need_labels:
+        raise UserError(f"{x}: no labels: give --y y.npy" + (" or the label column" if parquet.is_parquet(x) else ""))
+    return X, labels, groups, where
+
+
 def prepare_data(args):
-    """Open and check X, y (and groups); split. Returns a dict of arrays and shapes."""
-    X = load_windows(args.x, args.load)
+    """Open and check the training data (and explicit validation/test data); split.
+
+    Returns a dict: X, y, train_idx, val (X, y, idx), test (X, y) or None, n_classes,
+    shape (N, C, F, T), class_names, split (counts for summary.json)."""
+    X, y, groups, where = read_source(args.x, args.y, args)
     n, c, f, t = X.shape
     for flag, given, seen in (("--elec", args.elec, c), ("--bands", args.bands, f)):
         if given is not None and given != seen:
             raise UserError(f"{args.x}: {flag} {given} contradicts the data, which has {seen} "
                             f"(X shape {tuple(X.shape)} is (N, C, F, T))")
-    y, n_classes = load_labels(args.y, n, args.x, args.classes)
-    groups = None
+    extra = {}
+    for name, xp, yp in (("val", args.x_val, args.y_val), ("test", args.x_test, args.y_test)):
+        if bool(xp) != bool(yp) and not (xp and parquet.is_parquet(xp)):
+            raise UserError(f"--x-{name} and --y-{name} go together")
+        if xp:
+            Xe, ye, _, where_e = read_source(xp, yp, args)
+            if Xe.shape[1:3] != (c, f):
+                raise UserError(f"{xp}: windows are (C, F) = {tuple(Xe.shape[1:3])}, the training data's are {(c, f)}")
+            extra[name] = (Xe, ye, where_e)
+    n_classes = args.classes
+    if n_classes is None:    # K from all labelled data, so a class missing from training is still a class
+        n_classes = int(max(int(lab.max()) for lab in [y] + [e[1] for e in extra.values()])) + 1
+    y, n_classes = check_labels(y, where, n_classes)
+    for name, (Xe, ye, where_e) in extra.items():
+        check_labels(ye, where_e, n_classes, min_classes=1)
+
     if args.groups:
-        shape, _, _ = read_npy_header(args.groups, "groups")
-        if shape != (n,):
-            raise UserError(f"{args.groups}: expected one group id per window, shape ({n},), got {shape}")
-        groups = np.load(args.groups, allow_pickle=False)
-    if args.split == "group" and groups is None:
-        raise UserError("--split group needs --groups groups.npy (one group id, e.g. subject, per window)")
-    train_idx, val_idx = split_indices(y, args.val_split, args.seed, args.split, groups, where=args.x)
+        groups = load_groups(args.groups, n)
+    if args.split == "group" and groups is None and "val" not in extra:
+        raise UserError("--split group needs --groups groups.npy (or --group-col with parquet): "
+                        "one group id, e.g. subject, per window")
+    if "val" in extra:
+        train_idx = np.arange(n)
+        val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+    else:
+        train_idx, val_idx = split_indices(y, args.val_split, args.seed, args.split, groups, where=args.x)
+        val = (X, y, val_idx)
     class_names = None
     if args.class_names:
         try:
@@ -91,16 +139,22 @@ def prepare_data(args):
                 and all(isinstance(s, str) for s in class_names)):
             raise UserError(f"{args.class_names}: expected a JSON list of {n_classes} class-name strings")
 
-    def describe(idx):
-        counts = np.bincount(y[idx], minlength=n_classes).tolist()
-        d = {"windows": int(len(idx)), "class_counts": counts}
-        if groups is not None:
-            d["groups"] = int(len(np.unique(groups[idx])))
+    def describe(labels, idx, grp):
+        d = {"windows": int(len(idx)), "class_counts": np.bincount(labels[idx], minlength=n_classes).tolist()}
+        if grp is not None:
+            d["groups"] = int(len(np.unique(grp[idx])))
         return d
 
+    split = {"method": "explicit" if "val" in extra else args.split, "train": describe(y, train_idx, groups),
+             "val": describe(val[1], val[2], groups if "val" not in extra else None)}
+    if "val" in extra:
+        split["val_source"] = args.x_val
+    if "test" in extra:
+        Xt, yt, _ = extra["test"]
+        split["test"] = describe(yt, np.arange(len(yt)), None)
     return {"X": X, "y": y, "n_classes": n_classes, "shape": (n, c, f, t), "train_idx": train_idx,
-            "val_idx": val_idx, "class_names": class_names,
-            "split": {"method": args.split, "train": describe(train_idx), "val": describe(val_idx)}}
+            "val": val, "test": (extra["test"][0], extra["test"][1]) if "test" in extra else None,
+            "class_names": class_names, "split": split}
 
 
 def model_config(args, shape, n_outputs):
@@ -154,10 +208,12 @@ def run(args, explicit=frozenset()):
     """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json)."""
     wall_start = time.time()
     for key in PATH_OPTIONS:
-        if getattr(args, key, None):
-            setattr(args, key, os.path.abspath(getattr(args, key)))
+        value = getattr(args, key, None)
+        # a y that is a parquet label-column name, not a file, stays as it is
+        if value and (not key.startswith("y") or _labels_are_npy(value)):
+            setattr(args, key, os.path.abspath(value))
     resume_state = apply_resume(args, explicit) if args.resume else None
-    if not (args.x and args.y and args.save):
+    if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
         raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
     check_model_args(args)
     device = resolve_device(args.device)
@@ -185,7 +241,10 @@ def run(args, explicit=frozenset()):
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
             runs.check_new_run_dir(args.run_dir)
-        preprocess_spec = preprocess.make_spec(normalize=args.normalize)
+        mean = std = None
+        if args.standardize:    # statistics of the training split only: nothing of validation leaks in
+            mean, std = channel_stats(data["X"], data["train_idx"])
+        preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
                          resume_state, wall_start)
     finally:
@@ -197,9 +256,8 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
-    X, y = data["X"], data["y"]
-    train_set = Windows(X, y, data["train_idx"])
-    val_set = Windows(X, y, data["val_idx"])
+    train_set = Windows(data["X"], data["y"], data["train_idx"])
+    val_set = Windows(*data["val"])
 
     if args.sync_bn:
         model = distributed.convert_sync_batchnorm(model, device.type)
@@ -305,6 +363,15 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
                 f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
             break
 
+    test = None
+    if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
+        distributed.barrier(ctx)     # rank 0 has written --save
+        raw_model.load_state_dict(checkpoint.load(args.save)["model_state"])
+        Xt, yt = data["test"]
+        test = _plain(evaluate(raw_model, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
+                               amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
+        log(f"test ({args.x_test}, best epoch {stopper.best_epoch}): loss={test['loss']:.4f} acc={test['acc']:.4f} "
+            f"f1={test['f1']:.4f} balanced_acc={test['balanced_acc']:.4f}")
     summary = {
         "monitor": monitor, "mode": mode, "best": stopper.best, "best_epoch": stopper.best_epoch,
         "best_metrics": _plain(totals["best_metrics"]), "epochs_run": epoch, "status": status,
@@ -313,6 +380,8 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
         "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
     }
+    if test is not None:
+        summary["test"] = test
     if main:
         runs.write_json(os.path.join(args.run_dir, "summary.json"), summary)
         log(f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch} -> {args.save} | "
