@@ -32,7 +32,7 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     import numpy as np
 
-    from biosig import checkpoint, runs
+    from biosig import checkpoint
     from biosig.data import check_labels, load_windows, read_labels
     from biosig.parquet import is_parquet, parse_columns, read_windows_table
     from biosig.errors import UserError
@@ -94,7 +94,7 @@ def main(argv=None):
               f"auroc={auroc} (n={len(y)})")
         print(format_confusion(rep["confusion"], names))
     if args.out:
-        write_predictions(args.out, pred, score, values, "logit" if args.no_softmax else "prob", runs)
+        write_predictions(args.out, pred, score, values, "logit" if args.no_softmax else "prob")
 
 
 def _softmax(v):
@@ -103,16 +103,16 @@ def _softmax(v):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def write_predictions(path, pred, score, values, kind, runs):
+def write_predictions(path, pred, score, values, kind):
     """Atomically write predictions: .npy (B, K) values, .csv or .jsonl one row per window."""
     import json
-    import tempfile
 
     import numpy as np
+
+    from biosig.atomic import atomic_path
     ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb" if ext == ".npy" else "w") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb" if ext == ".npy" else "w") as f:
             if ext == ".npy":
                 np.save(f, values.astype(np.float32))
             elif ext == ".csv":
@@ -123,11 +123,6 @@ def write_predictions(path, pred, score, values, kind, runs):
                 for i in range(len(pred)):
                     f.write(json.dumps({"sample": i, "pred": int(pred[i]), "score": float(score[i]),
                                         kind: [float(v) for v in values[i]]}) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ Everything loads with torch.load(weights_only=True), which refuses pickled code.
 """
 import os
 import pickle
-import tempfile
 import warnings
 
 import torch
 
 from . import CHECKPOINT_FORMAT, __version__
+from .atomic import atomic_path
 from .errors import UserError
 
 REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "preprocess")
@@ -28,18 +28,9 @@ REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "p
 
 def atomic_save(obj, path):
     """torch.save to a temporary file beside `path`, then rename: a crash leaves the old file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, fsync=True) as tmp:
+        with open(tmp, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def check_writable(path, flag="--save"):

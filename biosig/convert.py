@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .atomic import atomic_path
 from .data import load_windows, open_npy, read_npy_header
 from .errors import UserError, run_cli
 from .parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
@@ -40,16 +41,11 @@ def get_args_parser():
 
 def save_npy(path, array):
     """np.save to a temp file next to `path`, then rename: never a half-written .npy."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:  # a file object: numpy must not append .npy to the temp name
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save must not add .npy
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_ids(path, what, n, x_path):

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import UserError
 
 SUFFIXES = (".parquet", ".pq")
@@ -350,12 +351,8 @@ def write_windows_table(path, X, y=None, groups=None, x_col="x", label_col="labe
             raise UserError(f"{path}: column name '{name}' used twice")
         columns[name] = pa.array(ids.astype(np.int64) if what == "labels" else ids)
     table = pa.table(columns)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -5,9 +5,9 @@ one line per epoch, appended and flushed.
 """
 import json
 import os
-import tempfile
 import time
 
+from .atomic import atomic_path
 from .errors import UserError
 
 
@@ -35,17 +35,10 @@ def check_new_run_dir(path):
 
 def write_json(path, obj):
     """Write JSON atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False)
             f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def append_jsonl(path, obj):
@@ -61,7 +54,6 @@ def truncate_jsonl(path, last_epoch):
         return
     with open(path) as f:
         keep = [line for line in f if line.strip() and json.loads(line)["epoch"] <= last_epoch]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(keep)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.writelines(keep)
