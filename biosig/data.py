@@ -279,8 +279,11 @@ def iterate_batches(windows, batches, workers=0):
         for b in batches:
             yield windows.read(b)
         return
+    # its own generator: a DataLoader otherwise draws its worker seed from the global torch RNG,
+    # and dropout would then differ from a run without workers (and from an exact resume)
     loader = torch.utils.data.DataLoader(_BatchReads(windows, batches), batch_size=None, shuffle=False,
-                                         num_workers=workers, persistent_workers=False, prefetch_factor=4)
+                                         num_workers=workers, persistent_workers=False, prefetch_factor=4,
+                                         generator=torch.Generator().manual_seed(0))
     yield from loader
 
 

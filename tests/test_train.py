@@ -186,9 +186,11 @@ def test_compile_trains(dataset):
     assert not any(k.startswith(("_orig_mod", "module.")) for k in ck["model_state"])
 
 
-def test_mmap_and_ram_loads_agree(dataset):
-    """--load mmap (batches read from disk) and --load ram train to identical weights."""
+def test_mmap_ram_and_worker_reads_agree(dataset):
+    """--load mmap (batches read from disk), --load ram and reader processes (--workers) train
+    to identical weights."""
     _, a, _ = train(dataset, "--load", "mmap", "--deterministic", name="mmap", epochs=2)
     _, b, _ = train(dataset, "--load", "ram", "--deterministic", name="ram", epochs=2)
-    sa, sb = torch.load(a, weights_only=True)["model_state"], torch.load(b, weights_only=True)["model_state"]
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    _, c, _ = train(dataset, "--load", "mmap", "--workers", "2", "--deterministic", name="workers", epochs=2)
+    sa, sb, sc = (torch.load(p, weights_only=True)["model_state"] for p in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) and torch.equal(sa[k], sc[k]) for k in sa)
