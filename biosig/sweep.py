@@ -27,6 +27,7 @@ import os
 import random
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,10 +43,20 @@ from .runs import write_json
 PER_TRIAL = ("run_dir", "save", "resume")
 # train.py options holding file paths: made absolute, so a trial (and best.json's command)
 # runs the same from any directory.
-PATH_DESTS = ("x", "y", "groups", "class_names")
+PATH_DESTS = ("x", "y", "groups", "class_names", "x_val", "y_val", "x_test", "y_test")
 # Without --sample, a larger grid is refused (it is probably a mistake, and would be built in memory).
 MAX_POINTS = 100_000
 FAILED = ("failed", "timeout")
+
+
+
+
+def absolute(dest, value):
+    """A file option's value as an absolute path; a label option (--y, --y-val, --y-test) that
+    names a parquet column rather than a file stays as it is."""
+    if dest.startswith("y") and not (value.endswith(".npy") or os.path.isfile(value)):
+        return value
+    return os.path.abspath(value)
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -177,7 +188,7 @@ def flag_value(flag, value):
 def check_train_flags(flags, options):
     """The flags after -- must be train.py options that the sweep does not set per trial."""
     for token in flags:
-        if not token.startswith("--"):
+        if not token.startswith("-") or _is_number(token):
             continue
         name = token.split("=", 1)[0]
         option = options.get(name)
@@ -187,7 +198,15 @@ def check_train_flags(flags, options):
             raise UserError(f"train.py flags after --: {name} is set for each trial by the sweep "
                             f"(OUT/trials/<id>/run, OUT/trials/<id>/best.pt)")
         if option.dest == "help":
-            raise UserError("train.py flags after --: --help; see python train.py --help")
+            raise UserError(f"train.py flags after --: {name}; see python train.py --help")
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def absolute_paths(flags, options):
@@ -198,9 +217,9 @@ def absolute_paths(flags, options):
         option = options.get(name)
         if option is not None and option.dest in PATH_DESTS:
             if eq:
-                out.append(f"{name}={os.path.abspath(value)}")
+                out.append(f"{name}={absolute(option.dest, value)}")
             elif i + 1 < len(flags):
-                out += [name, os.path.abspath(flags[i + 1])]
+                out += [name, absolute(option.dest, flags[i + 1])]
                 i += 1
             else:
                 out.append(flags[i])
@@ -219,7 +238,7 @@ def point_flags(point, options):
         elif value is not None and value is not False:
             text = render(value)
             if options[f"--{flag}"].dest in PATH_DESTS:
-                text = os.path.abspath(text)
+                text = absolute(options[f"--{flag}"].dest, text)
             argv += flag_value(f"--{flag}", text)
     return argv
 
@@ -273,8 +292,7 @@ class Trial:
 def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path):
     """One Trial per (point, seed), each command checked by train.py's own parser (types, choices,
     required --x/--y) before anything runs. command_prefix: [python, train.py] or launcher + [train.py]."""
-    shared = strict_parser(train_parser, "train.py flags after --").parse_args(
-        train_flags + ["--save", "x.pt"])
+    shared = strict_parser(train_parser, "train.py flags after --").parse_args(train_flags)
     if not (shared.x and shared.y):
         raise UserError("train.py flags after --: --x X.npy and --y y.npy are needed")
     trials = []
@@ -315,7 +333,8 @@ def load_state(trial):
                 state = json.load(f)
         except (OSError, ValueError):
             state = {}
-    trial.exit_code, trial.wall_s, trial.error = state.get("exit_code"), state.get("wall_s") or 0.0, state.get("error", "")
+    trial.exit_code, trial.error = state.get("exit_code"), state.get("error", "")
+    trial.wall_s = state.get("wall_s") or 0.0
     trial.summary = read_summary(trial.run_dir)
     if state.get("status") in FAILED:
         trial.status = state["status"]
@@ -418,9 +437,13 @@ class Signals:
 
 def trial_envs(jobs, gpus):
     """One environment per parallel slot: its CUDA_VISIBLE_DEVICES (len(gpus) // jobs GPUs each)
-    and OMP/MKL threads = cores // jobs, so parallel trials do not oversubscribe the CPU."""
+    and OMP/MKL threads = cores // jobs, so parallel trials do not oversubscribe the CPU (never
+    more than an OMP_NUM_THREADS the sweep itself was given: a cluster job's share, say)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = str(max(1, cores // jobs))
+    threads = max(1, cores // jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads = min(threads, int(os.environ["OMP_NUM_THREADS"]))
+    threads = str(threads)
     envs = []
     for slot in range(jobs):
         env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
@@ -521,7 +544,7 @@ def objective(summary, metric):
 
 def objective_name_and_mode(trials, metric, mode):
     """(metric name, 'min' | 'max'): as given, else what train.py monitored, else a guess from
-    the name (losses and times are minimized)."""
+    the name (losses and wall_s are minimized, anything else maximized)."""
     summaries = [t.summary for t in trials if t.summary is not None]
     monitor = summaries[0]["monitor"] if summaries else None
     name = metric or monitor or "objective"
@@ -529,7 +552,7 @@ def objective_name_and_mode(trials, metric, mode):
         if summaries and name == monitor:
             mode = summaries[0]["mode"]
         else:
-            mode = "min" if ("loss" in name or name.endswith("_s")) else "max"
+            mode = "min" if ("loss" in name or name == "wall_s") else "max"
     return name, mode
 
 
@@ -602,10 +625,21 @@ def write_results(out, trials, param_names, metric, mode):
     return rows
 
 
+def check_metric(trials, metric):
+    """--metric must name a number in the completed trials' summary.json."""
+    done = [t for t in trials if t.status == "completed"]
+    if metric and done and all(objective(t.summary, metric) is None for t in done):
+        keys = {k for t in done for k, v in (t.summary.get("best_metrics") or {}).items()
+                if isinstance(v, (int, float))}
+        raise UserError(f"--metric {metric}: not in the trials' summary.json (best_metrics has "
+                        f"{', '.join(sorted(keys))}; top-level numbers such as best, wall_s also work)")
+
+
 def ranked_table(rows, name, mode, limit=10):
     """The best points as aligned text lines."""
     width = max([len(r["point"]) for r in rows[:limit]] + [5])
-    lines = [f"{'rank':>4}  {'point':<{width}}  {'n':>3}  {name + ' (' + mode + ')':<24}  failed"]
+    title = f"{name} ({mode})" if any(r["n"] for r in rows) else name
+    lines = [f"{'rank':>4}  {'point':<{width}}  {'n':>3}  {title:<24}  failed"]
     for rank, r in enumerate(rows[:limit], 1):
         if r["mean"] is None:
             value = "-"
@@ -691,7 +725,7 @@ def run_sweep(args, train_flags, train_parser, train_script):
         raise UserError("train.py flags after --: --seed conflicts with --seeds (each trial gets its seed)")
     grids = load_grid(args.grid)
     check_grid_flags(grids, options, args.grid)
-    given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("--")}
+    given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("-") and not _is_number(t)}
     for grid in grids:
         for flag in grid:
             if options["--" + flag].dest in given_after:
@@ -703,11 +737,15 @@ def run_sweep(args, train_flags, train_parser, train_script):
     out = os.path.abspath(args.out)
     shared = absolute_paths(train_flags, options)
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
+    if not args.dry_run and (not launcher or shutil.which(launcher[0]) is None):   # a dry run may be on a login node
+        raise UserError(f"--launcher {args.launcher!r}: {launcher[0] if launcher else 'an empty command'} "
+                        f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
     points = expand(grids, args.sample, args.sample_seed, args.grid)
     trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid)
     param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
 
+    check_out_dir(out, shared)
     if args.dry_run:
         if os.path.isdir(out):
             for trial in trials:
@@ -719,7 +757,6 @@ def run_sweep(args, train_flags, train_parser, train_script):
             print(shlex.join(trial.argv))
         return 0
 
-    check_out_dir(out, shared)
     os.makedirs(out, exist_ok=True)
     lock = acquire_lock(out)
     try:
@@ -737,6 +774,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
     for trial in trials:
         load_state(trial)
+    check_metric(trials, args.metric)       # before running anything, when finished trials can tell
     retry = FAILED if args.retry_failed else ()
     todo = [t for t in trials if t.status in ("pending", "incomplete") or t.status in retry]
     n_done = sum(t.status == "completed" for t in trials)
@@ -744,7 +782,8 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
     envs = trial_envs(jobs, gpus)
     print(f"sweep {out}: {len(trials)} trials, {n_done} done, {len(todo)} to run"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
-          + f" | jobs {jobs}, " + (f"GPUs {gpus}" if gpus else f"{envs[0]['OMP_NUM_THREADS']} threads each"),
+          + f" | jobs {jobs}, " + (f"GPUs {gpus}, " if gpus else "") + f"{envs[0]['OMP_NUM_THREADS']} thread"
+          + ("s" if envs[0]["OMP_NUM_THREADS"] != "1" else "") + " each",
           flush=True)
 
     from tqdm import tqdm
@@ -761,6 +800,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
                   else f"exit {trial.exit_code}: {trial.error.split(' | ')[-1][-200:]}" if trial.status in FAILED
                   else "")
         bar.write(f"[{finished[0]}/{len(todo)}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
+        sys.stdout.flush()             # one line per trial, also when stdout is a log file
         write_results(out, trials, param_names, args.metric, args.mode)
 
     try:
@@ -769,10 +809,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
         bar.close()
     rows = write_results(out, trials, param_names, args.metric, args.mode)
     name, mode = objective_name_and_mode(trials, args.metric, args.mode)
-    if args.metric and any(t.status == "completed" for t in trials) and not any(r["n"] for r in rows):
-        keys = sorted(k for t in trials if t.summary for k in (t.summary.get("best_metrics") or {}))
-        raise UserError(f"--metric {args.metric}: not in the trials' summary.json (best_metrics has "
-                        f"{', '.join(sorted(set(keys)))}; top-level numbers such as best, wall_s also work)")
+    check_metric(trials, args.metric)
     if stopped:
         print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
               f"run the same command to resume", file=sys.stderr)
@@ -780,7 +817,8 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
     print("\n".join(ranked_table(rows, name, mode)))
     failed = [t for t in trials if t.status in FAILED]
     if failed:
-        print(f"{len(failed)} of {len(trials)} trials failed (see trials.csv and trials/<id>/log.txt)", file=sys.stderr)
+        print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",
+              file=sys.stderr)
         return 1
     best = os.path.join(out, "best.json")
     if os.path.exists(best):

@@ -1,0 +1,55 @@
+"""Run train.py over a grid of its flags (x seeds), in parallel, resumably.
+
+    python sweep.py --grid grid.json --out sweeps/lr --jobs 2 -- --x X.npy --y y.npy --epochs 20
+    python sweep.py --grid grid.json --out sweeps/lr --seeds 0 1 2 --gpus 0,1 -- --x X.npy --y y.npy
+    python sweep.py --grid grid.json --out sweeps/lr --dry-run -- --x X.npy --y y.npy
+
+grid.json maps train.py flags (no dashes) to lists of values, e.g. {"lr": [1e-3, 3e-4], "batch": [32, 64]};
+the flags after -- are shared by every trial. Results: OUT/trials.csv, OUT/summary.csv, OUT/best.json.
+Running the same command again resumes. See docs/sweep.md.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(
+        description="Run train.py once per point of a JSON grid (x seeds); train.py's shared flags go after --.",
+        usage="%(prog)s --grid GRID.json --out OUT [options] -- TRAIN.PY FLAGS")
+    p.add_argument("--grid", required=True, help="JSON {flag: [values]} (cartesian product) or a list of them (union)")
+    p.add_argument("--out", required=True, help="sweep directory (run the same command again to resume)")
+    p.add_argument("--jobs", type=int, help="trials run at the same time (default 1, or one per --gpus group)")
+    p.add_argument("--gpus", help="GPU ids, e.g. 0,1,2,3: each running trial gets len(gpus)/jobs of them")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="repeat every point with these train.py --seed values")
+    p.add_argument("--sample", type=int, help="run only this many points drawn at random from the grid")
+    p.add_argument("--sample-seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--metric", help="objective from each trial's summary.json: val_f1, val_acc, val_loss, "
+                   "wall_s, ... (default: what train.py monitored)")
+    p.add_argument("--mode", choices=["min", "max"], help="whether the objective is minimized (default: "
+                   "train.py's mode for its monitor; else min for losses and wall_s, max otherwise)")
+    p.add_argument("--timeout", type=float, help="stop a trial after this many seconds (recorded as timeout)")
+    p.add_argument("--grace", type=float, default=10.0,
+                   help="seconds between SIGTERM and SIGKILL when stopping a trial (default 10)")
+    p.add_argument("--retry-failed", action="store_true", help="re-run failed and timed-out trials too")
+    p.add_argument("--launcher", help="command put before train.py, e.g. 'torchrun --nproc_per_node=2' "
+                   "or 'srun -N1 -n1 --gres=gpu:1 python' (split like a shell would, never run by one)")
+    p.add_argument("--dry-run", action="store_true", help="print every trial's command; run and write nothing")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    own, train_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = get_args_parser().parse_args(own)
+    import train
+    from biosig.sweep import run_sweep
+    return run_sweep(args, train_flags, train.get_args_parser(), os.path.join(ROOT, "train.py"))
+
+
+if __name__ == "__main__":
+    from biosig.errors import run_cli
+    sys.exit(run_cli(main))
