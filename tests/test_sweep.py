@@ -332,7 +332,8 @@ def test_a_locked_or_foreign_out_directory_is_refused(dataset):
 
 
 def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch):
-    from biosig.sweep import trial_envs, trial_id
+    from biosig.grid import trial_id
+    from biosig.sweep import trial_envs
     envs = trial_envs(2, ["0", "1", "2", "3"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
     cores = len(os.sched_getaffinity(0))

@@ -1,0 +1,228 @@
+"""The grid of a sweep: which train.py flags each trial gets.
+
+A grid file is a JSON object {flag: [values]} (their cartesian product) or a list of such
+objects (the union of their products); flag names are train.py's without dashes. `true` is
+the bare flag, `false`/`null` leave it out. Every point is checked against train.py's own
+parser before any trial runs; a trial's id is readable and stable for the same parameters.
+"""
+import copy
+import difflib
+import hashlib
+import json
+import math
+import os
+import random
+import re
+
+from .errors import UserError
+
+# Set by the sweep for each trial; the grid and the flags after -- must not give them.
+PER_TRIAL = ("run_dir", "save", "resume")
+# train.py options holding file paths: made absolute, so a trial (and best.json's command)
+# runs the same from any directory.
+PATH_DESTS = ("x", "y", "groups", "class_names", "x_val", "y_val", "x_test", "y_test")
+# Without --sample, a larger grid is refused (it is probably a mistake, and would be built in memory).
+MAX_POINTS = 100_000
+
+
+def absolute(dest, value):
+    """A file option's value as an absolute path; a label option (--y, --y-val, --y-test) that
+    names a parquet column rather than a file stays as it is."""
+    if dest.startswith("y") and not (value.endswith(".npy") or os.path.isfile(value)):
+        return value
+    return os.path.abspath(value)
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def load_grid(path):
+    """Read a grid file -> list of sub-grids [{flag: [values, ...]}]; checks the JSON's shape."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the grid file ({e.strerror})") from None
+    except ValueError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    grids = raw if isinstance(raw, list) else [raw]
+    if not grids:
+        raise UserError(f"{path}: an empty list; a grid is an object {{flag: [values]}} or a list of them")
+    for i, grid in enumerate(grids):
+        where = f"{path}: grid {i}" if isinstance(raw, list) else path
+        if not isinstance(grid, dict):
+            raise UserError(f"{where}: expected an object {{flag: [values]}}, got {json.dumps(grid)[:60]}")
+        for flag, values in grid.items():
+            if not isinstance(values, list):
+                raise UserError(f"{where}: '{flag}' must be a list of values, got {json.dumps(values)[:60]}")
+            if not values:
+                raise UserError(f"{where}: '{flag}' has an empty list of values")
+            for value in values:
+                if not (value is None or isinstance(value, (bool, int, float, str))):
+                    raise UserError(f"{where}: '{flag}': {json.dumps(value)[:60]} is not a number, string, "
+                                    f"true, false or null")
+    return grids
+
+
+def train_options(train_parser):
+    """{'--lr': argparse action, ...} for every option string of train.py's parser."""
+    return {s: action for action in train_parser._actions for s in action.option_strings}
+
+
+def check_grid_flags(grids, options, path):
+    """Every grid key must be a train.py flag that the sweep does not set itself, with values
+    of the right kind (true/false only for a bare flag such as normalize)."""
+    for grid in grids:
+        for flag, values in grid.items():
+            option = options.get("--" + flag)
+            if flag.startswith("-"):
+                raise UserError(f"{path}: write flag names without dashes ('{flag.lstrip('-')}', not '{flag}')")
+            if option is None:
+                names = [s[2:] for s in options if s.startswith("--")]
+                close = difflib.get_close_matches(flag, names, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise UserError(f"{path}: '{flag}' is not a train.py flag{hint}")
+            if option.dest in PER_TRIAL or option.dest == "help":
+                raise UserError(f"{path}: '{flag}' cannot be a grid flag; the sweep sets it for each trial")
+            if option.dest == "seed":
+                raise UserError(f"{path}: 'seed' cannot be a grid flag; repeat every point over seeds with --seeds")
+            bare = option.nargs == 0
+            for value in values:
+                if bare and not (value is None or isinstance(value, bool)):
+                    raise UserError(f"{path}: '{flag}' is a bare flag; its values are true or false, "
+                                    f"not {json.dumps(value)}")
+                if not bare and value is True:
+                    raise UserError(f"{path}: '{flag}' takes a value (--{flag} VALUE); true means a bare flag")
+
+
+def grid_size(grids):
+    return sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+
+
+def point_at(grids, index):
+    """The index-th point of the union of the grids' products, without building them."""
+    for grid in grids:
+        size = math.prod(len(values) for values in grid.values())
+        if index < size:
+            point = {}
+            for flag, values in reversed(grid.items()):   # last flag varies fastest
+                index, k = divmod(index, len(values))
+                point[flag] = values[k]
+            return dict(reversed(point.items()))
+        index -= size
+    raise IndexError(index)
+
+
+def expand(grids, sample=None, sample_seed=0, path="grid"):
+    """The grid's points [{flag: value}], in grid order, duplicates removed; `sample` picks that
+    many at random (reproducibly for a given sample_seed)."""
+    total = grid_size(grids)
+    if sample is not None and sample < total:
+        indices = sorted(random.Random(sample_seed).sample(range(total), sample))
+    elif total > MAX_POINTS:
+        raise UserError(f"{path}: {total:,} points; draw some of them with --sample K")
+    else:
+        indices = range(total)
+    points, seen = [], set()
+    for index in indices:
+        point = point_at(grids, index)
+        key = json.dumps(point, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
+
+
+def render(value):
+    """A grid value as text: JSON's true/false/null, numbers and strings as written."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+
+
+def trial_id(point, seed=None):
+    """Readable and stable: 'batch=64_lr=0.001_seed=0' (flags sorted), with a short hash of the
+    parameters appended when characters had to be replaced or the name is long."""
+    parts = [f"{flag}={render(value)}" for flag, value in sorted(point.items())]
+    if seed is not None:
+        parts.append(f"seed={seed}")
+    text = "_".join(parts) or "default"
+    safe = re.sub(r"[^A-Za-z0-9._=+-]", "-", text)
+    if safe != text or len(safe) > 80:
+        digest = hashlib.sha1(json.dumps([point, seed], sort_keys=True).encode()).hexdigest()[:8]
+        safe = f"{safe[:80]}-{digest}"
+    return safe
+
+
+# ------------------------------------------------------------------------- train.py flags
+
+def flag_value(flag, value):
+    """['--flag', 'value'], or ['--flag=value'] when the value starts with '-' (argparse would
+    read it as an option)."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+
+
+def check_train_flags(flags, options):
+    """The flags after -- must be train.py options that the sweep does not set per trial."""
+    for token in flags:
+        if not token.startswith("-") or is_number(token):
+            continue
+        name = token.split("=", 1)[0]
+        option = options.get(name)
+        if option is None:
+            raise UserError(f"train.py flags after --: train.py has no option {name}")
+        if option.dest in PER_TRIAL:
+            raise UserError(f"train.py flags after --: {name} is set for each trial by the sweep "
+                            f"(OUT/trials/<id>/run, OUT/trials/<id>/best.pt)")
+        if option.dest == "help":
+            raise UserError(f"train.py flags after --: {name}; see python train.py --help")
+
+
+def is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def absolute_paths(flags, options):
+    """The flags with the values of path options (--x, --y, --groups, --class-names) made absolute."""
+    out, i = [], 0
+    while i < len(flags):
+        name, eq, value = flags[i].partition("=")
+        option = options.get(name)
+        if option is not None and option.dest in PATH_DESTS:
+            if eq:
+                out.append(f"{name}={absolute(option.dest, value)}")
+            elif i + 1 < len(flags):
+                out += [name, absolute(option.dest, flags[i + 1])]
+                i += 1
+            else:
+                out.append(flags[i])
+        else:
+            out.append(flags[i])
+        i += 1
+    return out
+
+
+def point_flags(point, options):
+    """{flag: value} -> train.py argv: true -> --flag, false/null -> left out."""
+    argv = []
+    for flag, value in point.items():
+        if value is True:
+            argv.append(f"--{flag}")
+        elif value is not None and value is not False:
+            text = render(value)
+            if options[f"--{flag}"].dest in PATH_DESTS:
+                text = absolute(options[f"--{flag}"].dest, text)
+            argv += flag_value(f"--{flag}", text)
+    return argv
+
+
+def strict_parser(train_parser, where):
+    """A copy of train.py's parser whose errors raise UserError('<where>: ...') instead of exiting."""
+    parser = copy.copy(train_parser)
+
+    def error(message):
+        raise UserError(f"{where}: {message}")
+
+    parser.error = error
+    return parser
