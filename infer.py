@@ -7,10 +7,12 @@ import argparse
 import os
 import sys
 
+from biosig.errors import HelpFormatter
+
 
 def get_args_parser():
     p = argparse.ArgumentParser(description="Run a biosig checkpoint on windows.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
     p.add_argument("--y", help="labels.npy (B,), or with parquet the label column: also print accuracy, "

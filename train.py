@@ -10,10 +10,12 @@ import argparse
 import copy
 import sys
 
+from biosig.errors import HelpFormatter
+
 
 def get_args_parser():
     p = argparse.ArgumentParser(description="Train a biosig model on (N, C, F, T) windows.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--x", help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
                    "(a file or a directory of them, one row per window, see README)")

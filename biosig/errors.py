@@ -1,8 +1,10 @@
-"""The one exception type for errors a user can cause (bad file, bad flag, bad data).
+"""The one exception type for errors a user can cause (bad file, bad flag, bad data), and the
+scripts' shared CLI conventions.
 
-The scripts turn it into a one-line message on stderr and exit status 2; anything else is a
-bug and stays a traceback.
+The scripts turn a UserError into a one-line message on stderr and exit status 2; anything
+else is a bug and stays a traceback.
 """
+import argparse
 import sys
 
 
@@ -17,3 +19,12 @@ def run_cli(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows a default only where there is one (not "(default: None)" on every flag)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
