@@ -301,10 +301,12 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
             runs.write_json(os.path.join(args.run_dir, "config.json"), config)
         else:
             runs.truncate_jsonl(metrics_path, start_epoch - 1)
+        split = data["split"]
         log(f"data: {args.x} {tuple(data['shape'])} -> {task.n_classes} classes | "
-            f"split {args.split}: train {data['split']['train']['windows']} / val {data['split']['val']['windows']}"
-            + (f" | groups {data['split']['train'].get('groups')} / {data['split']['val'].get('groups')}"
-               if "groups" in data["split"]["train"] else ""))
+            f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
+            + (f" | groups {split['train']['groups']} / {split['val']['groups']}" if "groups" in split["val"] else "")
+            + f" | classes train {split['train']['class_counts']} val {split['val']['class_counts']}"
+            + (f" | test {split['test']['windows']}" if "test" in split else ""))
         log(f"model: {args.model} ({n_params:,} parameters) on {device} | amp {amp} | "
             f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
             + f" | preprocess: {preprocess.describe(preprocess_spec)}")
