@@ -61,8 +61,23 @@ def open_npy(path, what, mmap=True):
 
 
 def available_memory():
-    """Bytes this process may still use: the tighter of the cgroup limit and MemAvailable."""
+    """Bytes this process may still use: the tightest of MemAvailable, the cgroup limit (a
+    container's, a SLURM job's) and the data/address-space rlimits (ulimit -d / -v)."""
     limits = []
+    try:
+        import resource
+        status = {}
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmData", "VmSize"):
+                    status[key] = int(value.split()[0]) * 1024
+        for which, used in ((resource.RLIMIT_DATA, "VmData"), (resource.RLIMIT_AS, "VmSize")):
+            soft = resource.getrlimit(which)[0]
+            if soft != resource.RLIM_INFINITY and used in status:
+                limits.append(max(soft - status[used], 0))
+    except (ImportError, OSError, ValueError):
+        pass
     try:
         with open("/proc/meminfo") as f:
             for line in f:
