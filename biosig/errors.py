@@ -5,6 +5,7 @@ The scripts turn a UserError into a one-line message on stderr and exit status 2
 else is a bug and stays a traceback.
 """
 import argparse
+import os
 import sys
 
 
@@ -19,6 +20,9 @@ def run_cli(main, argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # output piped into `head` and closed: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
