@@ -11,6 +11,18 @@ import os
 import tempfile
 
 
+def can_create_files(directory):
+    """True if a file can really be created in `directory` (os.access says yes to root on a
+    read-only filesystem or /proc; trying is the only honest check)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".biosig-probe-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path, fsync=False):
     """Yield a temporary path beside `path`; rename it over `path` when the block succeeds."""
@@ -22,7 +34,14 @@ def atomic_path(path, fsync=False):
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; others on a shared disk may read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from . import CHECKPOINT_FORMAT, __version__
-from .atomic import atomic_path
+from .atomic import atomic_path, can_create_files
 from .errors import UserError
 
 REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "preprocess")
@@ -40,7 +40,7 @@ def check_writable(path, flag="--save"):
         raise UserError(f"{path}: {flag} is a directory, expected a file path")
     if not os.path.isdir(directory):
         raise UserError(f"{path}: directory {directory} does not exist ({flag})")
-    if not os.access(directory, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if not can_create_files(directory) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UserError(f"{path}: not writable ({flag})")
 
 
@@ -53,10 +53,15 @@ def load(path, what="checkpoint"):
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if head == b"\x93NUMPY":
+            raise UserError(f"{path}: a .npy array, not a checkpoint") from None
         raise UserError(f"{path}: refused: it holds pickled Python objects, not only tensors, numbers, strings, "
                         f"lists and dicts (loaded with weights_only=True, so none of it ran)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:160]})") from None
+    except Exception as e:  # noqa: BLE001 - whatever a corrupt or foreign file makes torch.load raise
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         raise UserError(f"{path}: not a biosig checkpoint (missing keys)")
     if ckpt["format"] != CHECKPOINT_FORMAT:

@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from .atomic import atomic_path
+from .atomic import atomic_path, can_create_files
 from .errors import UserError
 
 
@@ -29,7 +29,7 @@ def check_new_run_dir(path):
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not can_create_files(parent):
         raise UserError(f"{path}: cannot create run directory (not writable)")
 
 

@@ -541,8 +541,11 @@ def run_sweep(args, train_flags, train_parser, train_script):
             print(shlex.join(trial.argv))
         return 0
 
-    os.makedirs(out, exist_ok=True)
-    lock = acquire_lock(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        lock = acquire_lock(out)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
         return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus)
     finally:

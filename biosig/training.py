@@ -344,9 +344,6 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         if is_best:
             totals["best_metrics"] = val
         if main:
-            log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} acc={stats['train_acc']:.4f} | "
-                f"val: loss={val['loss']:.4f} acc={val['acc']:.4f} f1={val['f1']:.4f} | lr={lr:.2e}"
-                + (" *" if is_best else ""))
             runs.append_jsonl(metrics_path, row)
             payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch,
                                                _plain(val), data["class_names"])
@@ -359,6 +356,10 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "early_stopping": stopper.state_dict(), "totals": _plain(totals)}
             checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
+            # printed once the epoch is saved: a run killed after this line resumes after this epoch
+            log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} acc={stats['train_acc']:.4f} | "
+                f"val: loss={val['loss']:.4f} acc={val['acc']:.4f} f1={val['f1']:.4f} | lr={lr:.2e}"
+                + (" *" if is_best else ""))
         if stopper.should_stop:
             status = "early_stopped"
             log(f"early stopping: {monitor} has not improved for {stopper.patience} epochs "

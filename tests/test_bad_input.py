@@ -59,11 +59,11 @@ def snapshot(d):
     return out
 
 
-def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt"):
+def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt", extra_save=None):
     (d / "keep.pt").write_bytes(b"an earlier checkpoint")       # must survive a failed run
     before = snapshot(d)
-    cmd = ["--x", d / x if x else None, "--y", d / y if y else None, "--save", d / save if save else None,
-           "--run-dir", d / "run", "--epochs", "1", *FAST, *args]
+    cmd = ["--x", d / x if x else None, "--y", d / y if y else None,
+           "--save", extra_save or (d / save if save else None), "--run-dir", d / "run", "--epochs", "1", *FAST, *args]
     proc = run("train.py", *[a for a in cmd if a is not None])
     line = assert_user_error(proc, *needles)
     assert snapshot(d) == before, "a failed run wrote or changed files"
@@ -181,3 +181,22 @@ def test_resume_bad_inputs(files, ckpt):
     assert_user_error(run("train.py", "--resume", ckpt), "m.pt", "not a resume checkpoint")
     assert_user_error(run("train.py", "--resume", files / "none.pt"), "none.pt", "not found")
     assert_user_error(run("train.py", "--x", files / "X.npy"), "--save")
+
+
+def test_junk_and_empty_checkpoints(tmp_path):
+    """Whatever a corrupt file makes torch.load raise is a one-line user error, not a traceback."""
+    np.save(tmp_path / "X.npy", make_windows(n=4)[0])
+    (tmp_path / "junk.pt").write_text("junk\n")
+    (tmp_path / "hello.pt").write_text("hello world, not a checkpoint\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("junk.pt", "hello.pt", "empty.pt"):
+        assert_user_error(run("infer.py", "--ckpt", tmp_path / name, "--x", tmp_path / "X.npy"), name)
+        assert_user_error(run("train.py", "--resume", tmp_path / name), name)
+    assert_user_error(run("infer.py", "--ckpt", tmp_path / "X.npy", "--x", tmp_path / "X.npy"), "X.npy",
+                      "a .npy array, not a checkpoint")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_save_where_no_file_can_be_created(files):
+    """Even root cannot create files in /proc: the check must try, not ask os.access."""
+    train_fails(files, save=None, needles=["/proc/biosig.pt", "not writable"], extra_save="/proc/biosig.pt")
