@@ -35,8 +35,7 @@ def main(argv=None):
     import numpy as np
 
     from biosig import checkpoint
-    from biosig.data import check_labels, load_windows, read_labels
-    from biosig.parquet import is_parquet, parse_columns, read_windows_table
+    from biosig.data import check_labels, read_source
     from biosig.errors import UserError
     from biosig.inference import Predictor
     from biosig.metrics import classification_report, format_confusion
@@ -55,26 +54,14 @@ def main(argv=None):
         print(f"warning: --normalize ignored: {args.ckpt} was trained without it; "
               "applying the checkpoint's preprocessing", file=sys.stderr)
 
-    y = None
-    if is_parquet(args.x):
-        label_npy = bool(args.y) and args.y.endswith(".npy")
-        X, y, _ = read_windows_table(args.x, x_col=args.x_col, signal_cols=parse_columns(args.signal_cols),
-                                     label_col=None if label_npy else (args.y or args.label_col),
-                                     need_labels=bool(args.y) and not label_npy)
-        if y is not None:
-            y, _ = check_labels(y, f"{args.x} column '{args.y or args.label_col}'", predictor.task.n_classes,
-                                min_classes=1)
-        y_path = args.y if label_npy else None
-    else:
-        X = load_windows(args.x, load="mmap", ndims=(3, 4))
-        if X.ndim == 3:
-            X = X[None]
-        y_path = args.y
+    # parquet: the label column is scored when present; .npy: only with --y
+    X, y, _, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=args.signal_cols,
+                                 label_col=args.label_col, load="mmap", ndims=(3, 4), need_labels=bool(args.y))
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
-    if y_path:
-        y, _ = check_labels(read_labels(y_path, len(X), args.x), y_path, predictor.task.n_classes, min_classes=1)
+    if y is not None:
+        y, _ = check_labels(y, where, predictor.task.n_classes, min_classes=1)
 
     preds, scores, values = [], [], []
     for start in range(0, len(X), args.batch):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import torch
 
+from . import parquet
 from .errors import UserError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -146,9 +147,31 @@ def check_finite(X, path, chunk_bytes=64 << 20):
             raise UserError(f"{path}: X holds NaN or Inf (first in window {bad})")
 
 
-def load_labels(path, n_windows, x_path, n_classes=None):
-    """Load y.npy (N,) integer labels in [0, K-1]; return (y int64, K)."""
-    return check_labels(read_labels(path, n_windows, x_path), path, n_classes)
+def read_source(x, y=None, *, x_col="x", signal_cols=None, label_col="label", group_col=None, load="auto",
+                ndims=(4,), need_labels=True):
+    """One data source -> (X (N, C, F, T), labels (N,) int64 or None, groups or None, where).
+
+    x is an X.npy (a single (C, F, T) window becomes N=1 when 3 is in `ndims`), or a parquet
+    file/directory of windows. y is a y.npy, or with parquet the label column (default
+    `label_col`). Labels are checked for shape and dtype here, for range by check_labels;
+    `where` names them in errors."""
+    if parquet.is_parquet(x):
+        label_col = None if y and not parquet.names_a_column(y) else (y or label_col)
+        X, labels, groups = parquet.read_windows_table(
+            x, x_col=x_col, signal_cols=parquet.parse_columns(signal_cols), label_col=label_col,
+            group_col=group_col, need_labels=need_labels and label_col is not None)
+        where = f"{x} column '{label_col}'"
+    else:
+        if group_col:
+            raise UserError(f"{x}: --group-col names a parquet column; for .npy data use --groups groups.npy")
+        X, labels, groups, where = load_windows(x, load, ndims), None, None, y
+        if X.ndim == 3:
+            X = X[None]
+    if y and not parquet.names_a_column(y):
+        labels, where = read_labels(y, len(X), x), y
+    elif labels is None and need_labels:
+        raise UserError(f"{x}: no labels: give --y y.npy" + (" or the label column" if parquet.is_parquet(x) else ""))
+    return X, labels, groups, where
 
 
 def read_labels(path, n_windows, x_path):

@@ -15,6 +15,7 @@ import random
 import re
 
 from .errors import UserError
+from .parquet import names_a_column
 
 # Set by the sweep for each trial; the grid and the flags after -- must not give them.
 PER_TRIAL = ("run_dir", "save", "resume")
@@ -28,7 +29,7 @@ MAX_POINTS = 100_000
 def absolute(dest, value):
     """A file option's value as an absolute path; a label option (--y, --y-val, --y-test) that
     names a parquet column rather than a file stays as it is."""
-    if dest.startswith("y") and not (value.endswith(".npy") or os.path.isfile(value)):
+    if dest.startswith("y") and names_a_column(value):
         return value
     return os.path.abspath(value)
 

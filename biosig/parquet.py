@@ -31,6 +31,11 @@ def is_parquet(path):
     return path.lower().endswith(SUFFIXES)
 
 
+def names_a_column(label_option):
+    """A --y / --y-val / --y-test value names a parquet label column unless it is a .npy file."""
+    return not (label_option.endswith(".npy") or os.path.isfile(label_option))
+
+
 def parse_columns(text):
     """'ch1,ch2, ch3' -> ['ch1', 'ch2', 'ch3']; None or '' -> None (the --signal-cols flag)."""
     if not text:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import UserError
 from .grid import (absolute_paths, check_grid_flags, check_train_flags, expand, is_number, load_grid, point_flags,
                    render, strict_parser, train_options, trial_id)
@@ -362,12 +363,10 @@ def summarize(trials, metric, mode):
 
 def write_csv(path, header, rows):
     """Write a CSV atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _cell(value):

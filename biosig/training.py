@@ -16,8 +16,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, checkpoint, distributed, parquet, preprocess, runs
-from .data import (Windows, channel_stats, check_labels, epoch_batches, load_groups, load_windows, read_labels,
-                   split_indices)
+from .data import Windows, channel_stats, check_labels, epoch_batches, load_groups, read_source, split_indices
 from .errors import UserError
 from .loop import EarlyStopping, evaluate, train_one_epoch
 from .models import build_model
@@ -64,30 +63,10 @@ def epoch_seed(seed, epoch, rank):
     return (seed * 1_000_003 + epoch * 9_176 + rank * 7_919) % (2 ** 63)
 
 
-def _labels_are_npy(y):
-    return y is not None and (y.endswith(".npy") or os.path.isfile(y))
-
-
-def read_source(x, y, args, need_labels=True):
-    """One data source -> (X (N, C, F, T), labels (N,) int64 or None, groups or None, where).
-
-    x is an X.npy, or a parquet file/directory of windows; with parquet, y (or --label-col)
-    names the label column, unless y is a .npy file. `where` names the labels in errors."""
-    if parquet.is_parquet(x):
-        label_col = None if _labels_are_npy(y) else (y or args.label_col)
-        X, labels, groups = parquet.read_windows_table(
-            x, x_col=args.x_col, signal_cols=parquet.parse_columns(args.signal_cols), label_col=label_col,
-            group_col=args.group_col, need_labels=need_labels and label_col is not None)
-        where = f"{x} column '{label_col}'"
-    else:
-        if args.group_col:
-            raise UserError(f"{x}: --group-col names a parquet column; for .npy data use --groups groups.npy")
-        X, labels, groups, where = load_windows(x, args.load), None, None, y
-    if _labels_are_npy(y):
-        labels, where = read_labels(y, len(X), x), y
-    elif labels is None and need_labels:
-        raise UserError(f"{x}: no labels: give --y y.npy" + (" or the label column" if parquet.is_parquet(x) else ""))
-    return X, labels, groups, where
+def _read(x, y, args):
+    """data.read_source with this run's parquet options and --load."""
+    return read_source(x, y, x_col=args.x_col, signal_cols=args.signal_cols, label_col=args.label_col,
+                       group_col=args.group_col, load=args.load)
 
 
 def prepare_data(args):
@@ -95,7 +74,7 @@ def prepare_data(args):
 
     Returns a dict: X, y, train_idx, val (X, y, idx), test (X, y) or None, n_classes,
     shape (N, C, F, T), class_names, split (counts for summary.json)."""
-    X, y, groups, where = read_source(args.x, args.y, args)
+    X, y, groups, where = _read(args.x, args.y, args)
     n, c, f, t = X.shape
     for flag, given, seen in (("--elec", args.elec, c), ("--bands", args.bands, f)):
         if given is not None and given != seen:
@@ -106,7 +85,7 @@ def prepare_data(args):
         if bool(xp) != bool(yp) and not (xp and parquet.is_parquet(xp)):
             raise UserError(f"--x-{name} and --y-{name} go together")
         if xp:
-            Xe, ye, _, where_e = read_source(xp, yp, args)
+            Xe, ye, _, where_e = _read(xp, yp, args)
             if Xe.shape[1:3] != (c, f):
                 raise UserError(f"{xp}: windows are (C, F) = {tuple(Xe.shape[1:3])}, the training data's are {(c, f)}")
             extra[name] = (Xe, ye, where_e)
@@ -210,7 +189,7 @@ def run(args, explicit=frozenset()):
     for key in PATH_OPTIONS:
         value = getattr(args, key, None)
         # a y that is a parquet label-column name, not a file, stays as it is
-        if value and (not key.startswith("y") or _labels_are_npy(value)):
+        if value and not (key.startswith("y") and parquet.names_a_column(value)):
             setattr(args, key, os.path.abspath(value))
     resume_state = apply_resume(args, explicit) if args.resume else None
     if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
@@ -241,10 +220,13 @@ def run(args, explicit=frozenset()):
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
             runs.check_new_run_dir(args.run_dir)
-        mean = std = None
-        if args.standardize:    # statistics of the training split only: nothing of validation leaks in
-            mean, std = channel_stats(data["X"], data["train_idx"])
-        preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
+        if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
+            preprocess_spec = resume_state["preprocess"]
+        else:
+            mean = std = None
+            if args.standardize:    # statistics of the training split only: nothing of validation leaks in
+                mean, std = channel_stats(data["X"], data["train_idx"])
+            preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
                          resume_state, wall_start)
     finally:
