@@ -4,6 +4,7 @@ A grid file is a JSON object {flag: [values]} (their cartesian product) or a lis
 objects (the union of their products); flag names are train.py's without dashes. `true` is
 the bare flag, `false`/`null` leave it out. Every point is checked against train.py's own
 parser before any trial runs; a trial's id is readable and stable for the same parameters.
+Any train.py flag can be a grid flag, data files included ({"x": ["s01_X.npy", "s02_X.npy"]}).
 """
 import copy
 import difflib
@@ -61,7 +62,18 @@ def load_grid(path):
                 if not (value is None or isinstance(value, (bool, int, float, str))):
                     raise UserError(f"{where}: '{flag}': {json.dumps(value)[:60]} is not a number, string, "
                                     f"true, false or null")
+                if isinstance(value, str) and not _is_argument(value):
+                    raise UserError(f"{where}: '{flag}': {json.dumps(value)[:60]} cannot be a command-line "
+                                    f"argument (a NUL or an unpaired surrogate character)")
     return grids
+
+
+def _is_argument(text):
+    """Whether a string can be one argv word (the trial's command would otherwise fail to start)."""
+    try:
+        return b"\0" not in os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
 
 
 def train_options(train_parser):
@@ -113,9 +125,10 @@ def point_at(grids, index):
     raise IndexError(index)
 
 
-def expand(grids, sample=None, sample_seed=0, path="grid"):
+def expand(grids, sample=None, sample_seed=0, path="grid", options=None):
     """The grid's points [{flag: value}], in grid order, duplicates removed; `sample` picks that
-    many at random (reproducibly for a given sample_seed)."""
+    many at random (reproducibly for a given sample_seed). With train.py's `options`, file
+    values are made absolute first (absolute_point), so 'a/X.npy' and './a/X.npy' are one point."""
     total = grid_size(grids)
     if sample is not None and sample < total:
         indices = sorted(random.Random(sample_seed).sample(range(total), sample))
@@ -126,6 +139,8 @@ def expand(grids, sample=None, sample_seed=0, path="grid"):
     points, seen = [], set()
     for index in indices:
         point = point_at(grids, index)
+        if options is not None:
+            point = absolute_point(point, options)
         key = json.dumps(point, sort_keys=True)
         if key not in seen:
             seen.add(key)
@@ -138,15 +153,31 @@ def render(value):
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
+def is_path_flag(flag):
+    """Whether a grid flag ('x', 'class-names', ...) takes a file path."""
+    return flag.replace("-", "_") in PATH_DESTS
+
+
+def shown(flag, value):
+    """A value as a trial id shows it: a file by its name ('/data/s01/X.npy' -> 'X.npy')."""
+    text = render(value)
+    if is_path_flag(flag) and isinstance(value, str):
+        return os.path.basename(os.path.normpath(text)) or text
+    return text
+
+
 def trial_id(point, seed=None):
     """Readable and stable: 'batch=64_lr=0.001_seed=0' (flags sorted), with a short hash of the
-    parameters appended when characters had to be replaced or the name is long."""
-    parts = [f"{flag}={render(value)}" for flag, value in sorted(point.items())]
+    parameters appended when characters had to be replaced, a file path was shortened to its
+    name ('x=s01_X.npy-1a2b3c4d': two X.npy in different folders stay two ids), or the name is
+    long. The hash is of the parameters alone, so an id never depends on the other points."""
+    parts = [f"{flag}={shown(flag, value)}" for flag, value in sorted(point.items())]
+    shortened = any(shown(flag, value) != render(value) for flag, value in point.items())
     if seed is not None:
         parts.append(f"seed={seed}")
     text = "_".join(parts) or "default"
     safe = re.sub(r"[^A-Za-z0-9._=+-]", "-", text)
-    if safe != text or len(safe) > 80:
+    if safe != text or len(safe) > 80 or shortened:
         digest = hashlib.sha1(json.dumps([point, seed], sort_keys=True).encode()).hexdigest()[:8]
         safe = f"{safe[:80]}-{digest}"
     return safe
@@ -202,6 +233,30 @@ def absolute_paths(flags, options):
             out.append(flags[i])
         i += 1
     return out
+
+
+def check_paths_exist(flags, options):
+    """Every file named by the flags after -- must exist before a trial starts: each trial would
+    fail the same way. (A --y naming a parquet label column is no file; a grid value naming a
+    missing file fails its own trial only.)"""
+    for i, token in enumerate(flags):
+        name, eq, value = token.partition("=")
+        option = options.get(name)
+        if option is None or option.dest not in PATH_DESTS or not (eq or i + 1 < len(flags)):
+            continue
+        value = value if eq else flags[i + 1]
+        if option.dest.startswith("y") and names_a_column(value):
+            continue
+        if not os.path.exists(value):
+            raise UserError(f"train.py flags after --: {name} {value}: no such file or directory")
+
+
+def absolute_point(point, options):
+    """A grid point with its file values made absolute, as its trial's command gets them: the
+    id and trials.csv then name the file itself (the same relative path run from another
+    directory is another file)."""
+    return {flag: absolute(options["--" + flag].dest, value) if is_path_flag(flag) and isinstance(value, str)
+            else value for flag, value in point.items()}
 
 
 def point_flags(point, options):

@@ -2,7 +2,8 @@
 
 A grid file is a JSON object {flag: [values]} (their cartesian product) or a list of such
 objects (the union of their products); flag names are train.py's without dashes. `true` is
-the bare flag, `false`/`null` leave it out.
+the bare flag, `false`/`null` leave it out. The data are flags like any other: a grid may give
+x and y (one model per subject), the flags after -- whatever every trial shares.
 
 The sweep directory OUT:
   sweep.json              the grid and options of the command, checked when it is run again
@@ -32,8 +33,9 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import UserError
-from .grid import (absolute_paths, check_grid_flags, check_train_flags, expand, is_number, load_grid, point_flags,
-                   render, strict_parser, train_options, trial_id)
+from .grid import (absolute_paths, check_grid_flags, check_paths_exist, check_train_flags, expand, is_number,
+                   load_grid, point_flags, render, strict_parser, train_options, trial_id)
+from .parquet import is_parquet
 from .runs import write_json
 
 FAILED = ("failed", "timeout")
@@ -75,11 +77,11 @@ class Trial:
 
 
 def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path):
-    """One Trial per (point, seed), each command checked by train.py's own parser (types, choices,
-    required --x/--y) before anything runs. command_prefix: [python, train.py] or launcher + [train.py]."""
-    shared = strict_parser(train_parser, "train.py flags after --").parse_args(train_flags)
-    if not (shared.x and shared.y):
-        raise UserError("train.py flags after --: --x X.npy and --y y.npy are needed")
+    """One Trial per (point, seed), each command checked by train.py's own parser (types, choices)
+    before anything runs, and for its data: --x and --y (not needed with a parquet --x) from the
+    flags after -- or the grid. command_prefix: [python, train.py] or launcher + [train.py]."""
+    strict_parser(train_parser, "train.py flags after --").parse_args(train_flags)
+    data_in_grid = any(flag in ("x", "y") for point in points for flag in point)
     trials = []
     for point in points:
         given = point_flags(point, options)
@@ -90,6 +92,10 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
             per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt")]
             flags = train_flags + given + seed_flags
             parsed = strict_parser(train_parser, f"{grid_path}: trial {tid}").parse_args(flags + per_trial)
+            if not (parsed.x and (parsed.y or is_parquet(parsed.x))):
+                where = f"{grid_path}: trial {tid}" if data_in_grid else "train.py flags after --"
+                raise UserError(f"{where}: --x X.npy and --y y.npy are needed (after --, or as the grid's "
+                                f"x and y; --y may be left out with a parquet --x)")
             trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed,
                                 base_argv=command_prefix + flags, argv=command_prefix + flags + per_trial,
                                 dir=directory))
@@ -151,14 +157,15 @@ def log_tail(path, lines=4, chars=600):
     return " | ".join(tail)[-chars:]
 
 
-def move_aside(trial, out):
-    """An unfinished or failed attempt goes to OUT/previous/<id>.<k> (train.py never reuses a run dir)."""
+def move_aside(out, tid):
+    """An unfinished or failed attempt OUT/trials/<id> goes to OUT/previous/<id>.<k> (train.py
+    never reuses a run dir)."""
     previous = os.path.join(out, "previous")
     os.makedirs(previous, exist_ok=True)
     k = 1
-    while os.path.exists(os.path.join(previous, f"{trial.id}.{k}")):
+    while os.path.exists(os.path.join(previous, f"{tid}.{k}")):
         k += 1
-    os.rename(trial.dir, os.path.join(previous, f"{trial.id}.{k}"))
+    os.rename(os.path.join(out, "trials", tid), os.path.join(previous, f"{tid}.{k}"))
 
 
 # ------------------------------------------------------------------------------- processes
@@ -246,7 +253,7 @@ def start_trial(trial, env, out, preexec):
     continuing = trial.status == "incomplete" and os.path.exists(last)
     if not continuing:
         if os.path.exists(trial.dir):
-            move_aside(trial, out)
+            move_aside(out, trial.id)
         trial.wall_s, trial.exit_code = 0.0, None
     os.makedirs(trial.dir, exist_ok=True)
     argv = trial.argv + (["--resume", last] if continuing else [])
@@ -453,26 +460,45 @@ def acquire_lock(out):
     return fd
 
 
+def trial_dirs(out):
+    """Ids of the trial directories in OUT/trials."""
+    trials_dir = os.path.join(out, "trials")
+    return sorted(os.listdir(trials_dir)) if os.path.isdir(trials_dir) else []
+
+
+def trained_trials(out):
+    """Ids of the trials in OUT/trials that trained at least one epoch (run/last.pt or run/summary.json)."""
+    return [tid for tid in trial_dirs(out) if any(os.path.exists(os.path.join(out, "trials", tid, "run", name))
+                                                  for name in ("last.pt", "summary.json"))]
+
+
 def check_out_dir(out, train_flags):
     """OUT must be new, empty, or a sweep run with the same train.py flags (the trials' ids do
-    not encode them, so other flags would mix different experiments)."""
+    not encode them, so other flags would mix different experiments). Returns the flags OUT was
+    swept with when they differ but no trial trained with them (a command fixed after all its
+    trials failed): its trials are then started afresh. Else None."""
     if not os.path.exists(out):
-        return
+        return None
     if not os.path.isdir(out):
         raise UserError(f"--out {out}: exists and is not a directory")
     state_path = os.path.join(out, "sweep.json")
     if not os.path.exists(state_path):
         if set(os.listdir(out)) - {".lock"}:
             raise UserError(f"--out {out}: exists and is not a sweep directory (no sweep.json); choose another")
-        return
+        return None
     try:
         with open(state_path) as f:
             before = json.load(f)["train_flags"]
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{state_path}: unreadable; move it away to start this sweep again") from None
-    if before != train_flags:
-        raise UserError(f"--out {out}: was swept with train.py flags '{shlex.join(before)}', this command gives "
-                        f"'{shlex.join(train_flags)}'; use another --out")
+    if before == train_flags:
+        return None
+    trained = trained_trials(out)
+    if trained:
+        raise UserError(f"--out {out}: was swept with train.py flags '{shlex.join(before)}' ({len(trained)} "
+                        f"trial(s) trained with them), this command gives '{shlex.join(train_flags)}'; "
+                        f"use another --out")
+    return before
 
 
 def parse_gpus(gpus, jobs):
@@ -519,18 +545,22 @@ def run_sweep(args, train_flags, train_parser, train_script):
 
     out = os.path.abspath(args.out)
     shared = absolute_paths(train_flags, options)
+    check_paths_exist(shared, options)
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     if not args.dry_run and (not launcher or shutil.which(launcher[0]) is None):   # a dry run may be on a login node
         raise UserError(f"--launcher {args.launcher!r}: {launcher[0] if launcher else 'an empty command'} "
                         f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
-    points = expand(grids, args.sample, args.sample_seed, args.grid)
+    points = expand(grids, args.sample, args.sample_seed, args.grid, options)
     trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid)
     param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
 
-    check_out_dir(out, shared)
+    replaced = check_out_dir(out, shared)
     if args.dry_run:
-        if os.path.isdir(out):
+        if replaced is not None:
+            print(f"# {out} was swept with train.py flags '{shlex.join(replaced)}' and no trial trained: "
+                  f"every trial would start afresh")
+        elif os.path.isdir(out):
             for trial in trials:
                 load_state(trial)
         for trial in trials:
@@ -552,6 +582,16 @@ def run_sweep(args, train_flags, train_parser, train_script):
 
 
 def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
+    replaced = check_out_dir(out, shared)       # again, now that OUT is locked
+    if replaced is not None:
+        # no trial trained with the old flags (all failed, say, on a value train.py refused):
+        # the fixed command starts every trial afresh; their attempts are kept in OUT/previous
+        moved = trial_dirs(out)
+        for tid in moved:
+            move_aside(out, tid)
+        print(f"sweep {out}: train.py flags changed from '{shlex.join(replaced)}'; no trial had trained with "
+              f"them, so every trial starts afresh ({len(moved)} earlier attempt(s) moved to {out}/previous/)",
+              flush=True)
     write_json(os.path.join(out, "sweep.json"), {
         "grid_file": os.path.abspath(args.grid), "grid": grids, "train_flags": shared,
         "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,

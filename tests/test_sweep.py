@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ENV, FAST, ROOT, assert_user_error, run
+from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run
 
 
 def without(flags, *names):
@@ -209,6 +209,100 @@ def test_a_failing_trial_is_recorded_the_others_go_on_and_retry_failed_reruns_it
     assert_user_error(run("sweep.py", "--metric", "val_bogus", *args), "--metric val_bogus", "f1")
 
 
+def write_subjects(directory, names, n=96):
+    """One subject's X.npy / y.npy per name, each its own recording (seed): {name: (x, y)}."""
+    files = {}
+    for seed, name in enumerate(names):
+        X, y = make_windows(n=n, seed=seed)
+        np.save(directory / f"{name}_X.npy", X)
+        np.save(directory / f"{name}_y.npy", y)
+        files[name] = (str(directory / f"{name}_X.npy"), str(directory / f"{name}_y.npy"))
+    return files
+
+
+def test_a_grid_over_data_files_trains_one_model_per_subject(tmp_path):
+    subjects = write_subjects(tmp_path, ["subj01", "subj02"])
+    # x varies with y: a list of grids, one per subject, with paths relative to where sweep.py runs
+    grid = write_grid(tmp_path / "grid.json", [{"x": [f"{name}_X.npy"], "y": [f"{name}_y.npy"]}
+                                               for name in subjects])
+    args = ["--grid", grid, "--out", "sw", "--jobs", 2, "--", *FAST, "--epochs", 1]
+    proc = run("sweep.py", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = read_csv(tmp_path / "sw" / "trials.csv")
+    assert [(t["x"], t["y"], t["status"]) for t in trials] == [(x, y, "completed") for x, y in subjects.values()]
+    for t, (name, (x, y)) in zip(trials, subjects.items()):
+        assert t["id"].startswith(f"x={name}_X.npy_y={name}_y.npy-")       # the file names, not the paths
+        config = json.loads(open(os.path.join(t["run_dir"], "config.json")).read())
+        assert (config["x"], config["y"]) == (x, y)
+    # the same command again: the same ids, nothing runs
+    again = run("sweep.py", *args, cwd=tmp_path)
+    assert again.returncode == 0 and "2 trials, 2 done, 0 to run" in again.stdout
+
+
+def test_a_grid_value_naming_a_missing_file_is_a_failed_trial_and_the_other_goes_on(dataset):
+    d = dataset["dir"]
+    missing = str(d / "subj02_X.npy")
+    grid = write_grid(d / "grid.json", {"x": [dataset["x"], missing]})
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--jobs", 2,
+               "--", "--y", dataset["y"], *FAST, "--epochs", 1)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1 of 2 trials failed" in proc.stderr and "Traceback" not in proc.stderr
+    ok, bad = read_csv(d / "sw" / "trials.csv")
+    assert (ok["x"], ok["status"], ok["exit_code"]) == (dataset["x"], "completed", "0")
+    assert (bad["x"], bad["status"], bad["exit_code"], bad["objective"]) == (missing, "failed", "2", "")
+    assert bad["error"].startswith("error: ") and missing in bad["error"]        # train.py's one line
+
+
+@pytest.mark.parametrize("flag", ["--x", "--y", "--groups=", "--x-val", "--class-names"])
+def test_a_missing_path_after_dashdash_is_refused_before_anything_starts(dataset, flag):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [1e-3, 3e-3]})
+    missing = str(d / "data" / ("names.json" if flag == "--class-names" else "nope.npy"))
+    given = {"--x": dataset["x"], "--y": dataset["y"], flag: missing}
+    if flag == "--x-val":
+        given["--y-val"] = dataset["y"]
+    flags = [word for name, value in given.items()
+             for word in ([name + value] if name.endswith("=") else [name, value])]
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--", *flags, *without(FAST, "lr"), "--epochs", 1)
+    assert_user_error(proc, flag.rstrip("="), missing, "no such file")
+    assert not (d / "sw").exists()
+
+
+def test_x_and_y_may_come_from_the_grid_and_a_parquet_x_needs_no_y(dataset):
+    d = dataset["dir"]
+    (d / "w.parquet").write_bytes(b"")       # a dry run reads no data: only the name matters
+    grid = write_grid(d / "grid.json", {"lr": [1e-3]})
+    for labels in ([], ["--y", "subject_label"]):      # the label column (default: --label-col), not a file
+        proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--", "--x", d / "w.parquet", *labels)
+        assert proc.returncode == 0, proc.stderr
+    both = write_grid(d / "both.json", [{"x": ["a.parquet"]}, {"x": ["b_X.npy"], "y": ["b_y.npy"]}])
+    proc = run("sweep.py", "--grid", both, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
+    assert proc.returncode == 0 and proc.stdout.count("train.py") == 2, proc.stderr
+    one_short = write_grid(d / "short.json", [{"x": ["a.parquet"]}, {"x": ["b_X.npy"]}])
+    proc = run("sweep.py", "--grid", one_short, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
+    assert_user_error(proc, one_short, "trial x=b_X.npy", "--y y.npy")
+    assert not (d / "sw").exists()
+
+
+def test_a_command_fixed_after_every_trial_failed_may_reuse_the_out_dir(dataset):
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [3e-3]})
+    base = ["--grid", grid, "--out", d / "sw", *train_flags(dataset, "--epochs", 1, vary=("lr",))]
+    broken = run("sweep.py", *base, "--elec", 7)      # the data have 3 channels: train.py refuses it
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    (trial,) = read_csv(d / "sw" / "trials.csv")
+    assert trial["status"] == "failed" and trial["exit_code"] == "2" and "--elec" in trial["error"]
+    # nothing trained with --elec 7: the fixed command runs in the same --out, afresh
+    fixed = run("sweep.py", *base)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "no trial had trained with them" in fixed.stdout and "1 trials, 0 done, 1 to run" in fixed.stdout
+    (trial,) = read_csv(d / "sw" / "trials.csv")
+    assert trial["status"] == "completed"
+    assert "--elec" in (d / "sw" / "previous" / f"{trial['id']}.1" / "log.txt").read_text()
+    # once a trial trained, other flags would mix two experiments in one directory
+    assert_user_error(run("sweep.py", *base, "--patience", 3), "was swept with train.py flags", "another --out")
+
+
 def test_a_trial_past_the_timeout_is_stopped_and_recorded(dataset):
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"epochs": [50]})
@@ -265,7 +359,7 @@ BAD_GRIDS = [
     ('{"seed": [1, 2]}', "--seeds"),
     ('{"normalize": [1]}', "bare flag"),
     ('{"drop": [true]}', "takes a value"),
-    ('{"drop": ["high"]}', "invalid float value: 'high'"),
+    ('{"drop": ["high"]}', "trial drop=high: argument --drop"),
     ('{"split": ["sideways"]}', "invalid choice: 'sideways'"),
     ('{"monitor": ["val_loss", "val_f1"]}', "--metric"),
 ]
@@ -286,7 +380,7 @@ BAD_FLAGS = [
     (["--run-dir=r"], "--run-dir is set for each trial"),
     (["--seed", "3", "SEEDS"], "--seed conflicts with --seeds"),
     (["--lr", "0.1"], "'lr' is in the grid and also after --"),
-    (["--epochs", "many"], "invalid int value: 'many'"),
+    (["--epochs", "many"], "train.py flags after --: argument --epochs"),
     (["NO_XY"], "--x X.npy and --y y.npy are needed"),
     (["NO_DASHDASH"], "give train.py's flags after --"),
     (["--jobs", "0", "OWN"], "--jobs must be at least 1"),
@@ -349,3 +443,7 @@ def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch)
     assert "/" not in odd and odd == trial_id({"class-names": "/data/names.json"})
     assert odd != trial_id({"class-names": "-data-names.json"})
     assert len(trial_id({"x": "a" * 300})) < 100
+    # a file by its name; the hash keeps two X.npy in different folders apart
+    a, b = trial_id({"x": "/data/s01/X.npy"}), trial_id({"x": "/data/s02/X.npy"})
+    assert a.startswith("x=X.npy-") and b.startswith("x=X.npy-") and a != b
+    assert trial_id({"y": "label"}) == "y=label"                  # a parquet label column is no path
