@@ -7,23 +7,24 @@ import argparse
 import os
 import sys
 
-from biosig.errors import HelpFormatter
+from biosig.errors import ArgumentParser, HelpFormatter, positive_int
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Run a biosig checkpoint on windows.",
+    p = ArgumentParser(description="Run a biosig checkpoint on windows.",
                                 formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
     p.add_argument("--y", help="labels.npy (B,), or with parquet the label column: also print accuracy, "
                    "macro-F1 and the confusion matrix (parquet: used by itself when --label-col is present)")
     p.add_argument("--x-col", default="x", help="parquet: column holding each window")
-    p.add_argument("--signal-cols", help="parquet: comma-separated channel columns (instead of --x-col)")
+    p.add_argument("--signal-cols", help="parquet: comma-separated channel columns (instead of --x-col; default: "
+                   "the checkpoint's, when it was trained on named channels)")
     p.add_argument("--label-col", default="label", help="parquet: label column, scored when present")
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
-    p.add_argument("--batch", type=int, default=256, help="windows per forward pass")
+    p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
     p.add_argument("--quiet", action="store_true", help="do not print one line per window")
@@ -34,9 +35,9 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     import numpy as np
 
-    from biosig import checkpoint
+    from biosig import checkpoint, parquet
     from biosig.data import check_labels, read_source
-    from biosig.errors import UserError
+    from biosig.errors import UserError, warn
     from biosig.inference import Predictor
     from biosig.metrics import classification_report, format_confusion
     from biosig.training import resolve_device
@@ -45,8 +46,6 @@ def main(argv=None):
         if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
             raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
         checkpoint.check_writable(args.out, "--out")
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
     device = resolve_device(args.device)
     predictor = Predictor(checkpoint.load(args.ckpt), device=device, path=args.ckpt)
     trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
@@ -54,14 +53,27 @@ def main(argv=None):
         print(f"warning: --normalize ignored: {args.ckpt} was trained without it; "
               "applying the checkpoint's preprocessing", file=sys.stderr)
 
+    # the channels the model was trained on, by name: a parquet input is read by them, and a
+    # different selection is refused (same count, other channels would run without complaint)
+    signal_cols = args.signal_cols
+    if predictor.channels and parquet.is_parquet(args.x):
+        given = parquet.parse_columns(signal_cols)
+        if given is None:
+            signal_cols = ",".join(predictor.channels)
+        elif given != predictor.channels:
+            raise UserError(f"{args.x}: --signal-cols {','.join(given)} are not the channels {args.ckpt} was trained "
+                            f"on ({','.join(predictor.channels)}, in this order)")
     # parquet: the label column is scored when present; .npy: only with --y
-    X, y, _, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=args.signal_cols,
+    X, y, _, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
                                  label_col=args.label_col, load="mmap", ndims=(3, 4), need_labels=bool(args.y))
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
+    if X.shape[-1] != predictor.train_frames:
+        warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
+             f"predictions on other window lengths may be off")
     if y is not None:
-        y, _ = check_labels(y, where, predictor.task.n_classes, min_classes=1)
+        y, _ = check_labels(y, where, predictor.task.n_classes, min_classes=1, source=f"the checkpoint's {predictor.task.n_classes} classes")
 
     preds, scores, values = [], [], []
     for start in range(0, len(X), args.batch):
@@ -83,7 +95,7 @@ def main(argv=None):
               f"auroc={auroc} (n={len(y)})")
         print(format_confusion(rep["confusion"], names))
     if args.out:
-        write_predictions(args.out, pred, score, values, "logit" if args.no_softmax else "prob")
+        write_predictions(args.out, pred, score, values, "logit" if args.no_softmax else "prob", names)
 
 
 def _softmax(v):
@@ -92,8 +104,10 @@ def _softmax(v):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def write_predictions(path, pred, score, values, kind):
-    """Atomically write predictions: .npy (B, K) values, .csv or .jsonl one row per window."""
+def write_predictions(path, pred, score, values, kind, names=None):
+    """Atomically write predictions: .npy (B, K) values, .csv or .jsonl one row per window.
+    With class names: a pred_name column and value columns named by class (prob_Walking)."""
+    import csv
     import json
 
     import numpy as np
@@ -105,13 +119,20 @@ def write_predictions(path, pred, score, values, kind):
             if ext == ".npy":
                 np.save(f, values.astype(np.float32))
             elif ext == ".csv":
-                f.write("sample,pred,score," + ",".join(f"{kind}_{k}" for k in range(values.shape[1])) + "\n")
+                writer = csv.writer(f, lineterminator="\n")
+                classes = names or [str(k) for k in range(values.shape[1])]
+                writer.writerow(["sample", "pred"] + (["pred_name"] if names else []) + ["score"]
+                                + [f"{kind}_{c}" for c in classes])
                 for i in range(len(pred)):
-                    f.write(f"{i},{pred[i]},{score[i]:.6g}," + ",".join(f"{v:.6g}" for v in values[i]) + "\n")
+                    writer.writerow([i, int(pred[i])] + ([names[pred[i]]] if names else []) + [f"{score[i]:.6g}"]
+                                    + [f"{v:.6g}" for v in values[i]])
             else:
                 for i in range(len(pred)):
-                    f.write(json.dumps({"sample": i, "pred": int(pred[i]), "score": float(score[i]),
-                                        kind: [float(v) for v in values[i]]}) + "\n")
+                    row = {"sample": i, "pred": int(pred[i])}
+                    if names:
+                        row["pred_name"] = names[pred[i]]
+                    row.update({"score": float(score[i]), kind: [float(v) for v in values[i]]})
+                    f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

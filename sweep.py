@@ -11,31 +11,32 @@ the flags after -- are shared by every trial. The data can be grid flags too: on
 Results: OUT/trials.csv, OUT/summary.csv, OUT/best.json. Running the same command again resumes.
 See docs/sweep.md.
 """
-import argparse
 import os
 import sys
+
+from biosig.errors import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Run train.py once per point of a JSON grid (x seeds); train.py's shared flags go after --.",
         usage="%(prog)s --grid GRID.json --out OUT [options] -- TRAIN.PY FLAGS")
     p.add_argument("--grid", required=True, help="JSON {flag: [values]} (cartesian product) or a list of them (union)")
     p.add_argument("--out", required=True, help="sweep directory (run the same command again to resume)")
-    p.add_argument("--jobs", type=int, help="trials run at the same time (default 1, or one per --gpus group)")
+    p.add_argument("--jobs", type=positive_int, help="trials run at the same time (default 1, or one per --gpus group)")
     p.add_argument("--gpus", help="GPU ids, e.g. 0,1,2,3: each running trial gets len(gpus)/jobs of them")
-    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+    p.add_argument("--seeds", type=nonnegative_int, nargs="+", metavar="SEED",
                    help="repeat every point with these train.py --seed values")
-    p.add_argument("--sample", type=int, help="run only this many points drawn at random from the grid")
-    p.add_argument("--sample-seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--sample", type=positive_int, help="run only this many points drawn at random from the grid")
+    p.add_argument("--sample-seed", type=nonnegative_int, default=0, help="random seed of --sample (default 0)")
     p.add_argument("--metric", help="objective from each trial's summary.json: val_f1, val_acc, val_loss, "
                    "wall_s, ... (default: what train.py monitored)")
     p.add_argument("--mode", choices=["min", "max"], help="whether the objective is minimized (default: "
                    "train.py's mode for its monitor; else min for losses and wall_s, max otherwise)")
-    p.add_argument("--timeout", type=float, help="stop a trial after this many seconds (recorded as timeout)")
-    p.add_argument("--grace", type=float, default=10.0,
+    p.add_argument("--timeout", type=positive_float, help="stop a trial after this many seconds (recorded as timeout)")
+    p.add_argument("--grace", type=nonnegative_float, default=10.0,
                    help="seconds between SIGTERM and SIGKILL when stopping a trial (default 10)")
     p.add_argument("--retry-failed", action="store_true", help="re-run failed and timed-out trials too")
     p.add_argument("--launcher", help="command put before train.py, e.g. 'torchrun --nproc_per_node=2' "

@@ -10,11 +10,11 @@ Keys of a model checkpoint (what --save gets):
   preprocess        see biosig.preprocess (normalization mode and statistics)
   epoch, metrics    when it was saved and its validation metrics
   class_names       optional list of K names
-A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/RNG/early-stopping state.
+  channels          optional list of C channel names (parquet --signal-cols), checked by infer.py
+A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/early-stopping state, totals and options.
 Everything loads with torch.load(weights_only=True), which refuses pickled code.
 """
 import os
-import pickle
 import warnings
 
 import torch
@@ -33,35 +33,37 @@ def atomic_save(obj, path):
             torch.save(obj, f)
 
 
-def check_writable(path, flag="--save"):
-    """Raise a UserError now, before training, if `path` cannot be written later."""
+def check_writable(path, flag="--save", created_with=None):
+    """Raise a UserError now, before training, if `path` cannot be written later.
+
+    created_with: a directory the run will create (its run directory, already checked to be
+    creatable); a path inside it is fine although its directory does not exist yet."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise UserError(f"{path}: {flag} is a directory, expected a file path")
+    if created_with is not None and not os.path.exists(directory):
+        root = os.path.abspath(created_with)
+        if os.path.commonpath([root, directory]) == root:
+            return
     if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist ({flag})")
+        raise UserError(f"{path}: directory {directory} does not exist ({flag}; only the run directory "
+                        f"and directories inside it are created)")
     if not can_create_files(directory) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UserError(f"{path}: not writable ({flag})")
 
 
 def load(path, what="checkpoint"):
     """Load a biosig checkpoint safely (weights_only=True); validate its keys and format."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: a directory, expected a {what} file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} file not found")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        with open(path, "rb") as f:
-            head = f.read(6)
-        if head == b"\x93NUMPY":
-            raise UserError(f"{path}: a .npy array, not a checkpoint") from None
-        raise UserError(f"{path}: refused: it holds pickled Python objects, not only tensors, numbers, strings, "
-                        f"lists and dicts (loaded with weights_only=True, so none of it ran)") from None
     except Exception as e:  # noqa: BLE001 - whatever a corrupt or foreign file makes torch.load raise
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise UserError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise UserError(f"{path}: {diagnose(path, e)}") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         raise UserError(f"{path}: not a biosig checkpoint (missing keys)")
     if ckpt["format"] != CHECKPOINT_FORMAT:
@@ -70,13 +72,57 @@ def load(path, what="checkpoint"):
     return ckpt
 
 
+REFUSED = ("refused: it holds pickled Python objects, not only tensors, numbers, strings, lists and dicts "
+           "(loaded with weights_only=True, so none of it ran)")
+
+
+def diagnose(path, error):
+    """What a file that torch.load(weights_only=True) could not read really is, in words: empty,
+    a .npy, a truncated checkpoint, a plain pickle, a pickle carrying code (refused), or not a
+    checkpoint at all. Only the file's bytes are inspected; nothing is unpickled."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if "Unsupported global" in str(error):      # torch's own refusal: the pickle names Python objects
+        return REFUSED
+    if not head:
+        return "an empty file, not a checkpoint"
+    if head.startswith(b"\x93NUMPY"):
+        return "a .npy array, not a checkpoint"
+    if head.startswith(b"PK\x03\x04"):          # torch's zip format
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:120]
+        return f"a truncated or damaged checkpoint ({reason})"
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:  # a pickle stream (protocol 2-5): legacy torch or plain
+        names, complete = _pickle_globals(path)
+        if names:
+            return REFUSED
+        if not complete or isinstance(error, EOFError):
+            return "a truncated checkpoint (the data ends early)"
+        return "a plain Python pickle, not a PyTorch checkpoint"
+    return "not a PyTorch checkpoint (neither torch's zip format nor a pickle; text or other data)"
+
+
+def _pickle_globals(path):
+    """(names of the Python objects a pickle would import, whether the pickle is complete),
+    from its opcodes alone (pickletools never executes anything)."""
+    import pickletools
+    names = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _ in pickletools.genops(f):
+                if opcode.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"):
+                    names.append(arg if arg else opcode.name)
+    except (ValueError, EOFError):
+        return names, False
+    return names, True
+
+
 def bare_model(model):
     """The nn.Module under DDP and torch.compile wrappers, whose state dict has plain keys."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
 
 
-def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, class_names=None):
+def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, class_names=None, channels=None):
     return {
         "format": CHECKPOINT_FORMAT,
         "version": f"biosig {__version__}",
@@ -89,4 +135,5 @@ def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, 
         "epoch": epoch,
         "metrics": metrics,
         "class_names": class_names,
+        "channels": channels,
     }

@@ -14,14 +14,14 @@ import numpy as np
 
 from .atomic import atomic_path
 from .data import load_windows, open_npy, read_npy_header
-from .errors import HelpFormatter, UserError, run_cli
+from .errors import ArgumentParser, HelpFormatter, UserError, run_cli
 from .parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(prog="python -m biosig.convert",
-                                description="Convert windows between X.npy/y.npy and a parquet table.",
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m biosig.convert",
+                       description="Convert windows between X.npy/y.npy and a parquet table.",
+                       formatter_class=HelpFormatter)
     p.add_argument("--x", required=True, help="X.npy (N, C, F, T), or a .parquet file / directory of them")
     p.add_argument("--y", help="npy -> parquet: labels y.npy (N,) integers")
     p.add_argument("--groups", help="npy -> parquet: group ids g.npy (N,), e.g. subject")

@@ -181,24 +181,47 @@ def read_labels(path, n_windows, x_path):
         raise UserError(f"{path}: expected 1-D labels (N,), got shape {shape}")
     if shape[0] != n_windows:
         raise UserError(f"{path}: {shape[0]} labels but {x_path} has {n_windows} windows")
-    if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+    if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
         raise UserError(f"{path}: labels must be integers, got dtype {dtype}")
-    return np.asarray(open_npy(path, "y", mmap=False)).astype(np.int64)
+    y = np.asarray(open_npy(path, "y", mmap=False))
+    if np.issubdtype(dtype, np.floating):   # whole numbers stored as floats (MATLAB, pandas) are fine, as in parquet
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            bad = int(np.flatnonzero(~whole)[0])
+            raise UserError(f"{path}: label {y[bad]} at window {bad}; labels must be integers, got dtype {dtype}")
+    return y.astype(np.int64)
 
 
-def check_labels(y, where, n_classes=None, min_classes=2):
-    """Labels must be in [0, K-1] (K = --classes, or max + 1) with at least `min_classes`
-    distinct values. Returns (y, K); `where` names the file (and column) in errors."""
+def check_labels(y, where, n_classes=None, min_classes=2, source=None):
+    """Labels must be in [0, K-1] (K = `n_classes`, or max + 1) with at least `min_classes`
+    distinct values. Returns (y, K); `where` names the file (and column) in errors, `source`
+    where K came from (default "--classes K")."""
     if y.min() < 0:
         raise UserError(f"{where}: negative label {int(y.min())}; labels must be in [0, K-1]")
     seen = int(y.max()) + 1
     if n_classes is None:
         n_classes = seen
     elif seen > n_classes:
-        raise UserError(f"{where}: label {seen - 1} is outside [0, {n_classes - 1}] for --classes {n_classes}")
+        raise UserError(f"{where}: label {seen - 1} is outside [0, {n_classes - 1}] for {source or f'--classes {n_classes}'}")
     if len(np.unique(y)) < min_classes:
         raise UserError(f"{where}: only one class ({int(y[0])}) present; need at least two to train a classifier")
     return y, n_classes
+
+
+def empty_classes(label_sets, n_classes):
+    """Classes in [0, K-1] that no window of any of `label_sets` has, and a one-line guess at
+    why (1-based labels, a typo), for the phantom-class check."""
+    counts = sum(np.bincount(y, minlength=n_classes) for y in label_sets)
+    empty = [k for k in range(n_classes) if counts[k] == 0]
+    if not empty:
+        return [], ""
+    if empty == [0]:
+        why = f"labels 1..{n_classes - 1} look 1-based (as MATLAB exports): subtract 1"
+    else:
+        top = n_classes - 1
+        why = (f"label {top} ({int(counts[top])} window{'s' if counts[top] != 1 else ''}) lies beyond the gap: "
+               f"a typo, or classes numbered with gaps: renumber them 0..K-1")
+    return empty, why
 
 
 def load_groups(path, n_windows):

@@ -2,9 +2,11 @@
 scripts' shared CLI conventions.
 
 The scripts turn a UserError into a one-line message on stderr and exit status 2; anything
-else is a bug and stays a traceback.
+else is a bug and stays a traceback. Ctrl-C ends in one line too (exit 130), saying where
+the run stopped and how to continue it.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -13,16 +15,49 @@ class UserError(Exception):
     """A problem with the user's input: message is one line that names the file or flag."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (or SIGINT) caught by a script that knows how to continue: message is the one
+    line to print (empty on the ranks of a torchrun job that do not print)."""
+
+
+def _is_main_process():
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def warn(message):
+    """`warning: <message>` on stderr, once per job (only rank 0 of a torchrun job prints)."""
+    if _is_main_process():
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def run_cli(main, argv=None):
-    """Call main(argv); a UserError becomes `error: <message>` and exit status 2."""
+    """Call main(argv); a UserError becomes `error: <message>` and exit status 2, Ctrl-C one
+    line and exit status 130."""
     try:
         return main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        if str(e):
+            print(str(e), file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        if _is_main_process():
+            print("interrupted", file=sys.stderr)
+        sys.exit(130)
     except BrokenPipeError:  # output piped into `head` and closed: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (`error: --lr: ...`) and exit status 2, like every
+    other user error: no usage block in front of it (`--help` still shows it)."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -32,3 +67,38 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
+
+
+def number(kind=float, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: `kind` (int or float) within [low, high] (an end excluded when *_open).
+    argparse turns the ValueError into `error: argument --lr: ...`, one line, exit 2."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {describe_range(low, high, low_open, high_open)}")
+        return value
+    parse.__name__ = kind.__name__       # argparse names the type in some messages
+    return parse
+
+
+def describe_range(low, high, low_open, high_open):
+    if high is None:
+        return f"must be {'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"must be {'<' if high_open else '<='} {high:g}"
+    return f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+# The ranges every script shares
+positive_int = number(int, 1)
+nonnegative_int = number(int, 0)
+positive_float = number(float, 0, low_open=True)
+nonnegative_float = number(float, 0)

@@ -4,6 +4,7 @@
     predictor = load_model_from_checkpoint("ckpt.pt", device="cpu")
     out = predictor.predict(X)            # X: (B, C, F, T) or (C, F, T), numpy or tensor
     out["pred"], out["score"], out["values"]
+    frames = predictor.predict_frames(X)  # one prediction per frame: (B, T') / (B, T', K)
 """
 import numpy as np
 import torch
@@ -15,15 +16,19 @@ from .tasks import build_task
 
 
 class Predictor:
-    """A checkpoint's model (eval mode), task and preprocessing, on one device."""
+    """A checkpoint's model (eval mode), task and preprocessing, on one device.
+
+    predict() and predict_frames() apply the checkpoint's preprocessing; `model` is the bare
+    nn.Module and does not (call it only on windows already preprocessed)."""
 
     def __init__(self, ckpt, device="cpu", path="checkpoint"):
         self.path = path
-        self.meta = {k: v for k, v in ckpt.items() if k != "model_state"}
         self.device = torch.device(device)
         self.task = build_task(ckpt["task"])
         self.preprocess = ckpt["preprocess"]
         self.class_names = ckpt.get("class_names")
+        self.channels = ckpt.get("channels")                   # names, when training knew them
+        self.train_frames = int(ckpt["example_input_shape"][-1])   # T seen in training
         try:
             self.model = build_model(ckpt["config"])
             self.model.load_state_dict(ckpt["model_state"])
@@ -35,15 +40,25 @@ class Predictor:
         """None if windows of `shape` (B, C, F, T) fit the model, else the reason."""
         return self.model.input_problem(*shape[1:])
 
+    def _windows(self, x):
+        """numpy or tensor (B, C, F, T) -> float tensor on the device, preprocessing applied."""
+        x = x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))  # copy: memmaps are read-only
+        return preprocess.apply(x.to(self.device), self.preprocess)
+
     @torch.no_grad()
     def outputs(self, x):
         """x (B, C, F, T) -> raw model outputs (B, K) on CPU, preprocessing applied."""
-        x = x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))  # copy: memmaps are read-only
-        x = preprocess.apply(x.to(self.device), self.preprocess)
-        return self.model(x).float().cpu()
+        return self.model(self._windows(x)).float().cpu()
 
-    def predict(self, x, batch=256, softmax=True):
-        """x (B, C, F, T) or (C, F, T) -> {"pred": (B,), "score": (B,), "values": (B, K)} numpy."""
+    @torch.no_grad()
+    def frame_outputs(self, x):
+        """x (B, C, F, T) -> raw per-frame outputs (B, T', K) on CPU, preprocessing applied.
+        Frame t depends on input up to t only (forward_seq is causal)."""
+        if not hasattr(self.model, "forward_seq"):
+            raise UserError(f"{self.path}: model {self.model.config['name']} has no per-frame output (forward_seq)")
+        return self.model.forward_seq(self._windows(x)).float().cpu()
+
+    def _batched(self, x, batch, softmax, outputs):
         if x.ndim == 3:
             x = x[None]
         problem = self.input_problem(x.shape)
@@ -51,9 +66,22 @@ class Predictor:
             raise UserError(f"input: {problem}")
         preds, scores, values = [], [], []
         for start in range(0, len(x), batch):
-            p, s, v = self.task.predict(self.outputs(x[start:start + batch]), softmax=softmax)
-            preds.append(p.numpy()), scores.append(s.numpy()), values.append(v.numpy())
+            out = outputs(x[start:start + batch])
+            lead = out.shape[:-1]            # (B,) or (B, T')
+            p, s, v = self.task.predict(out.reshape(-1, out.shape[-1]), softmax=softmax)
+            preds.append(p.reshape(lead).numpy()), scores.append(s.reshape(lead).numpy())
+            values.append(v.reshape(out.shape).numpy())
         return {"pred": np.concatenate(preds), "score": np.concatenate(scores), "values": np.concatenate(values)}
+
+    def predict(self, x, batch=256, softmax=True):
+        """x (B, C, F, T) or (C, F, T) -> {"pred": (B,), "score": (B,), "values": (B, K)} numpy."""
+        return self._batched(x, batch, softmax, self.outputs)
+
+    def predict_frames(self, x, batch=256, softmax=True):
+        """x (B, C, F, T) or (C, F, T) -> one prediction per frame, for streaming:
+        {"pred": (B, T'), "score": (B, T'), "values": (B, T', K)} numpy. Preprocessing applied
+        (the per-window z-score, if the checkpoint has it, uses the whole window)."""
+        return self._batched(x, batch, softmax, self.frame_outputs)
 
 
 def load_model_from_checkpoint(path, device="cpu"):

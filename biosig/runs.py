@@ -23,6 +23,9 @@ def default_run_dir(root="runs"):
 
 def check_new_run_dir(path):
     """A run directory must not already hold a run (resume one with --resume instead)."""
+    if os.path.exists(os.path.join(path, "config.json")) and not os.path.exists(os.path.join(path, "last.pt")):
+        raise UserError(f"{path}: holds a run that never finished an epoch (no last.pt; killed while starting, "
+                        f"or still starting); remove the directory or choose another --run-dir")
     if os.path.exists(os.path.join(path, "config.json")):
         raise UserError(f"{path}: already holds a run; resume it with --resume {os.path.join(path, 'last.pt')} "
                         f"or choose another --run-dir")
@@ -31,6 +34,23 @@ def check_new_run_dir(path):
         parent = os.path.dirname(parent)
     if not can_create_files(parent):
         raise UserError(f"{path}: cannot create run directory (not writable)")
+
+
+def remove_unstarted_run(path, made_dir):
+    """Undo a run stopped before its first epoch was saved: the files a run writes at its
+    start and, if the run made the directory, its empty subdirectories and itself."""
+    for name in ("config.json", "metrics.jsonl"):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    if not made_dir:
+        return
+    for root, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(root)
+        except OSError:      # not empty: something else lives there
+            pass
 
 
 def write_json(path, obj):

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import sys
 import time
 
@@ -16,8 +17,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, checkpoint, distributed, parquet, preprocess, runs
-from .data import Windows, channel_stats, check_labels, epoch_batches, load_groups, read_source, split_indices
-from .errors import UserError
+from .data import (Windows, channel_stats, check_labels, empty_classes, epoch_batches, load_groups, read_source,
+                   split_indices)
+from .errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, train_one_epoch
 from .models import build_model
 from .tasks import Classification
@@ -95,6 +97,15 @@ def prepare_data(args):
     y, n_classes = check_labels(y, where, n_classes)
     for name, (Xe, ye, where_e) in extra.items():
         check_labels(ye, where_e, n_classes, min_classes=1)
+    # a class no window has (labels 1..K, or one typo 7 among 0..2) would silently train a model
+    # with a phantom class: refuse, unless --classes says so on purpose
+    empty, why = empty_classes([y] + [e[1] for e in extra.values()], n_classes)
+    if empty and args.classes is None:
+        raise UserError(f"{where}: no window has class {', '.join(map(str, empty))} of 0..{n_classes - 1}: {why} "
+                        f"(or give --classes {n_classes} to train with empty classes)")
+    if empty:
+        warn(f"{where}: no window has class {', '.join(map(str, empty))} of --classes {n_classes}; "
+             f"the model will have {len(empty)} empty class(es)")
 
     if args.groups:
         groups = load_groups(args.groups, n)
@@ -118,20 +129,25 @@ def prepare_data(args):
                 and all(isinstance(s, str) for s in class_names)):
             raise UserError(f"{args.class_names}: expected a JSON list of {n_classes} class-name strings")
 
-    def describe(labels, idx, grp):
+    def describe(labels, idx, grp, list_groups=False):
         d = {"windows": int(len(idx)), "class_counts": np.bincount(labels[idx], minlength=n_classes).tolist()}
         if grp is not None:
-            d["groups"] = int(len(np.unique(grp[idx])))
+            ids = np.unique(grp[idx])
+            d["groups"] = int(len(ids))
+            if list_groups:     # which subjects/recordings were held out, to report or reuse
+                d["group_ids"] = ids.tolist()
         return d
 
     split = {"method": "explicit" if "val" in extra else args.split, "train": describe(y, train_idx, groups),
-             "val": describe(val[1], val[2], groups if "val" not in extra else None)}
+             "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)}
     if "val" in extra:
         split["val_source"] = args.x_val
     if "test" in extra:
         Xt, yt, _ = extra["test"]
         split["test"] = describe(yt, np.arange(len(yt)), None)
+    channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
     return {"X": X, "y": y, "n_classes": n_classes, "shape": (n, c, f, t), "train_idx": train_idx,
+            "channels": channels,
             "val": val, "test": (extra["test"][0], extra["test"][1]) if "test" in extra else None,
             "class_names": class_names, "split": split}
 
@@ -141,16 +157,6 @@ def model_config(args, shape, n_outputs):
     return {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs,
             "cnn_time_pool": args.cnn_time_pool, "frame_embed": args.frame_embed, "drop": args.drop,
             "n_layers": args.layers, "n_heads": args.heads}
-
-
-def check_model_args(args):
-    for flag, value, low in (("--cnn-time-pool", args.cnn_time_pool, 1), ("--frame-embed", args.frame_embed, 1),
-                             ("--layers", args.layers, 1), ("--heads", args.heads, 1), ("--batch", args.batch, 1),
-                             ("--epochs", args.epochs, 1), ("--accum", args.accum, 1)):
-        if value < low:
-            raise UserError(f"{flag} must be at least {low}, got {value}")
-    if not 0.0 <= args.drop < 1.0:
-        raise UserError(f"--drop must be in [0, 1), got {args.drop}")
 
 
 def apply_resume(args, explicit):
@@ -183,8 +189,67 @@ def seed_everything(seed, deterministic, device):
         torch.backends.cudnn.benchmark = False
 
 
+def finished_message(args, state, mode):
+    """None if the run in last.pt `state` has epochs left to train, else the one line saying it
+    is complete and how to extend it."""
+    r = state["resume"]
+    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    stopper.load_state_dict(r["early_stopping"])
+    again = shlex.join(resume_command(args.resume))
+    if r["epoch"] >= args.epochs:
+        return (f"{args.resume}: the run is complete ({r['epoch']} of {args.epochs} epochs, best at epoch "
+                f"{stopper.best_epoch}); nothing to train. To train longer: {again} --epochs {r['epoch'] + 10}")
+    if stopper.should_stop:
+        return (f"{args.resume}: the run is complete (stopped early at epoch {r['epoch']}: no improvement for "
+                f"{stopper.bad_epochs} epochs, --patience {args.patience}); nothing to train. To go on: {again} "
+                f"--patience {stopper.bad_epochs + 5} (or --patience 0: no early stopping)")
+    return None
+
+
 def run(args, explicit=frozenset()):
-    """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json)."""
+    """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json), or
+    None when a resumed run had nothing left to train. Ctrl-C raises errors.Interrupted with
+    the one line that says where the run stopped and how to resume it."""
+    where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None}
+    try:
+        return _run(args, explicit, where)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(args, where)) from None
+
+
+def interrupted_message(args, where):
+    """The one line printed on Ctrl-C (empty on ranks that do not print). A run stopped before
+    its first epoch was saved is removed, so the same command can simply be run again."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return ""
+    if where["saved"] is not None:
+        last = os.path.join(where["run_dir"], "last.pt")
+        return (f"interrupted in epoch {where['epoch']}; epoch {where['saved']} is saved. Resume with: "
+                f"{shlex.join(resume_command(last))}")
+    if where["started"]:
+        runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
+        return (f"interrupted in epoch {where['epoch'] or 1}, before any epoch was saved; nothing was kept "
+                f"(run the same command again to start over)")
+    return "interrupted before training started; nothing was written"
+
+
+def resume_command(last):
+    """The command that resumes from `last`: `python train.py --resume last` as the user typed
+    the script, or under torchrun the launcher's own command line (read from the parent
+    process) up to the script, so that the same processes resume."""
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        try:
+            with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+                launcher = [a.decode() for a in f.read().split(b"\0") if a]
+            end = next(i for i, a in enumerate(launcher) if os.path.basename(a) == os.path.basename(script))
+            return launcher[:end + 1] + ["--resume", last]
+        except (OSError, StopIteration, UnicodeDecodeError):
+            return ["torchrun", "...", script, "--resume", last]
+    return ["python", script, "--resume", last]
+
+
+def _run(args, explicit, where):
     wall_start = time.time()
     for key in PATH_OPTIONS:
         value = getattr(args, key, None)
@@ -194,7 +259,6 @@ def run(args, explicit=frozenset()):
     resume_state = apply_resume(args, explicit) if args.resume else None
     if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
         raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
-    check_model_args(args)
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
     task_monitors = Classification.monitors
@@ -202,6 +266,12 @@ def run(args, explicit=frozenset()):
     if monitor not in task_monitors:
         raise UserError(f"--monitor {monitor}: choose one of {', '.join(task_monitors)}")
     mode = task_monitors[monitor]
+    if resume_state is not None:
+        done = finished_message(args, resume_state, mode)
+        if done:
+            if os.environ.get("RANK", "0") in ("", "0"):
+                print(done)
+            return None
 
     ctx = distributed.init(device.type)
     if ctx.enabled and device.type == "cuda":
@@ -216,10 +286,11 @@ def run(args, explicit=frozenset()):
         if problem:
             raise UserError(f"{args.x}: {problem}")
         # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
-        checkpoint.check_writable(args.save)
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
             runs.check_new_run_dir(args.run_dir)
+        # --save may go inside the run directory (runs/a/best.pt), which is created with the run
+        checkpoint.check_writable(args.save, created_with=args.run_dir)
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
         else:
@@ -228,13 +299,14 @@ def run(args, explicit=frozenset()):
                 mean, std = channel_stats(data["X"], data["train_idx"])
             preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
-                         resume_state, wall_start)
+                         resume_state, wall_start, where)
     finally:
         distributed.cleanup()
     return summary
 
 
-def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start):
+def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start,
+           where):
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
@@ -277,8 +349,13 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
                    "versions": {"biosig": __version__, "torch": torch.__version__, "numpy": np.__version__,
                                 "python": platform.python_version()}})
     metrics_path = os.path.join(args.run_dir or ".", "metrics.jsonl")
+    where["run_dir"] = args.run_dir
+    where["saved"] = start_epoch - 1 if resume_state is not None else None
     if main:
+        where["made_dir"] = not os.path.exists(args.run_dir)
+        where["started"] = resume_state is None
         os.makedirs(args.run_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
         if resume_state is None:
             runs.write_json(os.path.join(args.run_dir, "config.json"), config)
         else:
@@ -299,6 +376,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
     status = "completed"
     epoch = start_epoch - 1
     for epoch in range(start_epoch, args.epochs + 1):
+        where["epoch"] = epoch
         torch.manual_seed(epoch_seed(args.seed, epoch, ctx.rank))
         batches, sizes = epoch_batches(len(train_set), args.batch, args.seed, epoch, shuffle=True,
                                        rank=ctx.rank, world=ctx.world)
@@ -328,7 +406,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         if main:
             runs.append_jsonl(metrics_path, row)
             payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch,
-                                               _plain(val), data["class_names"])
+                                               _plain(val), data["class_names"], data["channels"])
             if is_best:
                 checkpoint.atomic_save(payload, args.save)
             totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
@@ -338,6 +416,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "early_stopping": stopper.state_dict(), "totals": _plain(totals)}
             checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
+            where["saved"] = epoch
             # printed once the epoch is saved: a run killed after this line resumes after this epoch
             log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} acc={stats['train_acc']:.4f} | "
                 f"val: loss={val['loss']:.4f} acc={val['acc']:.4f} f1={val['f1']:.4f} | lr={lr:.2e}"

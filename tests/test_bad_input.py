@@ -99,6 +99,54 @@ def test_train_bad_data(files, x, y, extra, needles):
     train_fails(files, *extra, x=x, y=y, needles=needles)
 
 
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--lr", "-1", "must be > 0"), ("--lr", "nan", "finite"), ("--wd", "-1", "must be >= 0"),
+    ("--lr-factor", "2", "(0, 1)"), ("--lr-factor", "0", "(0, 1)"), ("--clip", "-1", ">= 0"),
+    ("--patience", "-1", ">= 0"), ("--min-delta", "-1", ">= 0"), ("--workers", "-1", ">= 0"),
+    ("--limit-train-batches", "0", "> 0"), ("--limit-train-batches", "2.5", "whole number"),
+    ("--epochs", "0", ">= 1"), ("--batch", "0", ">= 1"), ("--seed", "-1", ">= 0"), ("--drop", "1", "[0, 1)"),
+    ("--val-split", "0", "(0, 1)"), ("--classes", "1", ">= 2"), ("--heads", "x", "an integer"),
+])
+def test_every_numeric_option_is_range_checked(files, flag, value, needle):
+    """Before: tracebacks (--lr -1), silent acceptance (--clip -1), or an untrained 'best' checkpoint
+    (--limit-train-batches 0). Now: one line at parse time, exit 2, nothing written."""
+    train_fails(files, f"{flag}={value}", needles=[f"argument {flag}", needle])
+
+
+def test_infer_and_sweep_numbers_are_range_checked(files):
+    assert_user_error(run("infer.py", "--ckpt", files / "m.pt", "--x", files / "X.npy", "--batch", "0"),
+                      "--batch", ">= 1")
+    assert_user_error(run("sweep.py", "--grid", files / "g.json", "--out", files / "o", "--grace", "-1"),
+                      "--grace", ">= 0")
+    assert not (files / "o").exists()
+
+
+@pytest.mark.parametrize("labels, extra, needles", [
+    ("typo", [], ["y_bad.npy", "no window has class 3, 4, 5, 6 of 0..7", "label 7 (1 window)", "typo"]),
+    ("one_based", [], ["y_bad.npy", "no window has class 0 of 0..3", "1-based"]),
+])
+def test_labels_that_leave_a_class_empty_are_refused(files, labels, extra, needles):
+    y = np.load(files / "y.npy")
+    if labels == "typo":
+        y[5] = 7
+    else:
+        y = y + 1
+    np.save(files / "y_bad.npy", y)
+    train_fails(files, *extra, y="y_bad.npy", needles=needles)
+
+
+def test_empty_classes_on_purpose_warn_once_and_whole_float_labels_train(files, tmp_path):
+    """--classes K given explicitly keeps empty classes with one warning; float labels that are
+    whole numbers (MATLAB exports) are read as in parquet."""
+    np.save(files / "y_f.npy", np.load(files / "y.npy").astype(np.float64))
+    proc = run("train.py", "--x", files / "X.npy", "--y", files / "y_f.npy", "--classes", "5", "--save",
+               tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--epochs", "1", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "class 3, 4" in warnings[0], proc.stderr
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["task"]["n_classes"] == 5
+
+
 def test_train_groups_wrong_length(files):
     np.save(files / "g.npy", np.arange(10))
     train_fails(files, "--split", "group", "--groups", files / "g.npy", needles=["g.npy", "shape (60,)"])
@@ -106,6 +154,8 @@ def test_train_groups_wrong_length(files):
 
 def test_unwritable_save(files):
     train_fails(files, save="nodir/out.pt", needles=["nodir/out.pt", "does not exist"])
+    # a missing directory beside the run directory is still refused (only the run dir is created)
+    train_fails(files, save="runx/out.pt", needles=["runx/out.pt", "does not exist"])
     train_fails(files, save="sub", needles=["sub", "is a directory"])
 
 
@@ -183,17 +233,30 @@ def test_resume_bad_inputs(files, ckpt):
     assert_user_error(run("train.py", "--x", files / "X.npy"), "--save")
 
 
-def test_junk_and_empty_checkpoints(tmp_path):
-    """Whatever a corrupt file makes torch.load raise is a one-line user error, not a traceback."""
+def test_non_checkpoints_are_named_for_what_they_are(ckpt, tmp_path):
+    """A text file is not 'refused: pickled Python objects' (that reads as malware): each kind of
+    file that is not a checkpoint gets its own words; only a pickle naming Python objects is refused."""
     np.save(tmp_path / "X.npy", make_windows(n=4)[0])
-    (tmp_path / "junk.pt").write_text("junk\n")
     (tmp_path / "hello.pt").write_text("hello world, not a checkpoint\n")
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(300))
     (tmp_path / "empty.pt").write_bytes(b"")
-    for name in ("junk.pt", "hello.pt", "empty.pt"):
-        assert_user_error(run("infer.py", "--ckpt", tmp_path / name, "--x", tmp_path / "X.npy"), name)
-        assert_user_error(run("train.py", "--resume", tmp_path / name), name)
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "X.npy", "--x", tmp_path / "X.npy"), "X.npy",
-                      "a .npy array, not a checkpoint")
+    (tmp_path / "dir.pt").mkdir()
+    raw = ckpt.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    with open(tmp_path / "plain.pt", "wb") as f:
+        pickle.dump({"weights": [1.0, 2.0]}, f)
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump(Payload(str(tmp_path / "PWNED")), f)
+    expected = {"hello.pt": "not a PyTorch checkpoint", "random.pt": "not a PyTorch checkpoint",
+                "empty.pt": "an empty file", "dir.pt": "a directory", "cut.pt": "truncated or damaged",
+                "plain.pt": "a plain Python pickle", "evil.pt": "refused: it holds pickled Python objects",
+                "X.npy": "a .npy array, not a checkpoint"}
+    for name, words in expected.items():
+        line = assert_user_error(run("infer.py", "--ckpt", tmp_path / name, "--x", tmp_path / "X.npy"), name, words)
+        assert name == "evil.pt" or "refused" not in line, line
+    for name in ("hello.pt", "empty.pt"):
+        assert_user_error(run("train.py", "--resume", tmp_path / name), name, expected[name])
+    assert not (tmp_path / "PWNED").exists()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")

@@ -1,10 +1,13 @@
 """Exact resume after a real SIGKILL, and atomic checkpoint writes."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,10 +76,56 @@ def test_resume_extends_epochs_and_refuses_contradictions(dataset):
     assert_user_error(run("train.py", "--resume", last, "--lr", "0.1"), "last.pt", "--lr 0.1", "differs")
     assert_user_error(run("train.py", "--resume", last, "--x", d / "other.npy"), "--x", "differs")
     assert last.stat().st_mtime_ns == before
+    # resuming a finished run trains nothing and says how to extend it
+    done = run("train.py", "--resume", last)
+    assert done.returncode == 0 and "[epoch" not in done.stdout, done.stderr
+    assert "the run is complete (2 of 2 epochs" in done.stdout and "--epochs 12" in done.stdout
+    assert last.stat().st_mtime_ns == before
     more = run("train.py", "--resume", last, "--epochs", "3")
     assert more.returncode == 0, more.stderr
     assert [json.loads(l)["epoch"] for l in open(d / "r" / "metrics.jsonl")] == [1, 2, 3]
     assert json.loads((d / "r" / "summary.json").read_text())["epochs_run"] == 3
+
+
+def interrupt(cmd, when):
+    """Start cmd, send SIGINT (Ctrl-C) once `when(line)` is true for a line of its stdout (or
+    after 0.5 s when `when` is None), return (exit status, stderr lines)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+    if when is None:
+        time.sleep(0.5)
+    else:
+        for line in proc.stdout:
+            if when(line):
+                break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, [line for line in err.splitlines() if line.strip()]
+
+
+def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
+    """Ctrl-C at start-up, before the first epoch is saved, and later: exit 130, one line, no
+    traceback; what it says to run works."""
+    from conftest import make_windows
+    X, y = make_windows(n=3000, t=64)           # epochs of a few seconds
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--x", str(tmp_path / "X.npy"), "--y",
+           str(tmp_path / "y.npy"), "--save", str(tmp_path / "m.pt"), "--run-dir", str(run_dir), "--epochs", "50",
+           *map(str, FAST), "--batch", "16"]
+    for when, words in ((None, "interrupted"), (lambda line: line.startswith("run dir:"), "before any epoch was saved")):
+        code, err = interrupt(cmd, when)
+        assert code == 130 and len(err) == 1 and words in err[0], err
+        assert not run_dir.exists() and not (tmp_path / "m.pt").exists()   # nothing kept: the same command runs again
+    code, err = interrupt(cmd, lambda line: line.startswith("[epoch 001]"))
+    assert code == 130 and len(err) == 1 and "Traceback" not in err[0], err
+    assert err[0].startswith("interrupted in epoch ") and "is saved. Resume with: " in err[0]
+    command = shlex.split(err[0].split("Resume with: ")[1])
+    assert command[0] == "python" and command[-2:] == ["--resume", str(run_dir / "last.pt")]
+    again = subprocess.run([sys.executable, *command[1:], "--epochs", "2"], capture_output=True, text=True,
+                           env=ENV, cwd=ROOT, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 2
 
 
 def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):

@@ -65,6 +65,7 @@ def test_group_split_is_subject_independent_and_deterministic(subjects):
     from biosig.data import split_indices
     tr, va = split_indices(y, 0.25, 1337, "group", groups)
     assert not set(groups[tr]) & set(groups[va])
+    assert split["val"]["group_ids"] == sorted(set(groups[va].tolist()))      # listed, not only counted
     assert np.bincount(y[va], minlength=3).tolist() == split["val"]["class_counts"]
 
 
@@ -92,6 +93,26 @@ def test_standardize_uses_training_split_only(tmp_path):
     with torch.no_grad():
         expected = p.model(manual).numpy()
     np.testing.assert_allclose(p.predict(X[:8], softmax=False)["values"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_checkpoint_remembers_its_channels_and_window_length(subjects):
+    """A model trained on fz,cz,pz must not run on pz,cz,fz (same count, silently wrong); by
+    default infer.py reads the checkpoint's channels; another T is allowed with one warning."""
+    d, X, y, groups = subjects
+    _, ckpt, _ = train(d, "chan", "--x", d / "channels.parquet", "--signal-cols", "fz,cz,pz")
+    assert ckpt["channels"] == ["fz", "cz", "pz"] and ckpt["example_input_shape"][-1] == 32
+    proc = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--signal-cols", "pz,cz,fz",
+               "--out", d / "p.csv")
+    assert_user_error(proc, "channels.parquet", "pz,cz,fz", "fz,cz,pz")
+    assert not (d / "p.csv").exists()
+    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--quiet")
+    assert inf.returncode == 0 and "(n=240)" in inf.stdout, inf.stderr
+    assert "warning" not in inf.stderr
+    np.save(d / "short.npy", X[:, :, :, :24])
+    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--quiet")
+    warnings = [line for line in inf.stderr.splitlines() if line.strip()]
+    assert inf.returncode == 0 and len(warnings) == 1, inf.stderr
+    assert warnings[0].startswith("warning:") and "T=24" in warnings[0] and "T=32" in warnings[0]
 
 
 def test_explicit_validation_and_test_files(subjects):

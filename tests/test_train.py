@@ -80,11 +80,17 @@ def test_sample_data_trains_above_chance(tmp_path):
                "--frame-embed", "64", "--save", tmp_path / "bm.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     inf = run("infer.py", "--ckpt", tmp_path / "bm.pt", "--x", f"{data}/X_test.npy", "--y", f"{data}/y_test.npy",
-              "--quiet")
+              "--quiet", "--out", tmp_path / "preds.csv")
     assert inf.returncode == 0, inf.stderr
     acc = float(inf.stdout.split("accuracy=")[1].split()[0])
     assert acc >= 0.6, inf.stdout            # 4 classes: chance is 0.25
     assert "Badminton" in inf.stdout         # class names travel in the checkpoint
+    # ... and into preds.csv: the predicted class's name, probability columns named by class
+    import csv
+    names = json.loads(open(f"{data}/classes.json").read())
+    rows = list(csv.DictReader(open(tmp_path / "preds.csv")))
+    assert list(rows[0]) == ["sample", "pred", "pred_name", "score"] + [f"prob_{n}" for n in names]
+    assert all(r["pred_name"] == names[int(r["pred"])] for r in rows) and len(rows) == 40
 
 
 def test_single_window_and_formats(dataset):
@@ -123,6 +129,24 @@ def test_normalization_travels_in_the_checkpoint(dataset):
     assert not np.allclose(raw.predict(X * 50 + 3, softmax=False)["values"], raw.predict(X, softmax=False)["values"])
     warn = run("infer.py", "--ckpt", ck_raw, "--x", dataset["x"], "--normalize", "--quiet")
     assert warn.returncode == 0 and "warning: --normalize ignored" in warn.stderr
+    # per-frame predictions apply the checkpoint's preprocessing too; the bare model does not
+    frames = p.predict_frames(X * 50 + 3, softmax=False)["values"]
+    assert frames.shape == (16, 16, 3)                               # T' = 32 // cnn_time_pool 2
+    np.testing.assert_allclose(frames[:, -1], p.predict(X, softmax=False)["values"], rtol=1e-3, atol=1e-3)
+    with torch.no_grad():
+        bare = p.model.forward_seq(torch.from_numpy(X * 50 + 3)).numpy()
+    assert not np.allclose(bare, frames, atol=1e-2)
+
+
+def test_save_inside_the_run_dir(dataset):
+    """--save runs/a/best.pt with --run-dir runs/a: the checkpoint goes in the run's own directory."""
+    d = dataset["dir"]
+    for save in ("runs/a/best.pt", "runs/b/ckpt/best.pt"):
+        run_dir = d / os.path.dirname(save).split("/ckpt")[0]
+        proc = run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / save, "--run-dir", run_dir,
+                   "--epochs", "1", *FAST)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert (d / save).exists() and (run_dir / "last.pt").exists()
 
 
 def test_f1_raw_time_short_t_and_forward_seq():
