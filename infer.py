@@ -3,7 +3,6 @@
     python infer.py --ckpt ckpt.pt --x X_infer.npy            # (B, C, F, T) or one (C, F, T)
     python infer.py --ckpt ckpt.pt --x X.npy --y y.npy --out preds.csv
 """
-import argparse
 import os
 import sys
 
@@ -11,16 +10,13 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_int
 
 
 def get_args_parser():
-    p = ArgumentParser(description="Run a biosig checkpoint on windows.",
-                                formatter_class=HelpFormatter)
+    from biosig.options import add_source_flags
+    p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
-    p.add_argument("--y", help="labels.npy (B,), or with parquet the label column: also print accuracy, "
-                   "macro-F1 and the confusion matrix (parquet: used by itself when --label-col is present)")
-    p.add_argument("--x-col", default="x", help="parquet: column holding each window")
-    p.add_argument("--signal-cols", help="parquet: comma-separated channel columns (instead of --x-col; default: "
-                   "the checkpoint's, when it was trained on named channels)")
-    p.add_argument("--label-col", default="label", help="parquet: label column, scored when present")
+    p.add_argument("--y", help="targets .npy (B,), or with parquet the label column: also print the task's report "
+                   "(accuracy, macro-F1, confusion matrix...; parquet: used by itself when --label-col is present)")
+    add_source_flags(p, group_col=False)
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
@@ -35,12 +31,11 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     import numpy as np
 
-    from biosig import checkpoint, parquet
-    from biosig.data import check_labels, read_source
+    from biosig import checkpoint
+    from biosig.data import parquet, read_source
     from biosig.errors import UserError, warn
     from biosig.inference import Predictor
-    from biosig.metrics import classification_report, format_confusion
-    from biosig.training import resolve_device
+    from biosig.runtime import resolve_device
 
     if args.out:
         if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
@@ -48,6 +43,7 @@ def main(argv=None):
         checkpoint.check_writable(args.out, "--out")
     device = resolve_device(args.device)
     predictor = Predictor(checkpoint.load(args.ckpt), device=device, path=args.ckpt)
+    task = predictor.task
     trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
     if args.normalize and not trained_zscore:
         print(f"warning: --normalize ignored: {args.ckpt} was trained without it; "
@@ -65,48 +61,36 @@ def main(argv=None):
                             f"on ({','.join(predictor.channels)}, in this order)")
     # parquet: the label column is scored when present; .npy: only with --y
     X, y, _, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
-                                 label_col=args.label_col, load="mmap", ndims=(3, 4), need_labels=bool(args.y))
+                                 label_col=args.label_col, load="mmap", ndims=(3, 4), need_labels=bool(args.y),
+                                 target_kind=task.target_kind)
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
-    if X.shape[-1] != predictor.train_frames:
+    if predictor.train_frames and X.shape[-1] != predictor.train_frames:
         warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
              f"predictions on other window lengths may be off")
     if y is not None:
-        y, _ = check_labels(y, where, predictor.task.n_classes, min_classes=1, source=f"the checkpoint's {predictor.task.n_classes} classes")
+        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
 
+    softmax = not args.no_softmax
     preds, scores, values = [], [], []
     for start in range(0, len(X), args.batch):
-        out = predictor.predict(np.asarray(X[start:start + args.batch]), batch=args.batch,
-                                softmax=not args.no_softmax)
+        out = predictor.predict(np.asarray(X[start:start + args.batch]), batch=args.batch, softmax=softmax)
         preds.append(out["pred"]), scores.append(out["score"]), values.append(out["values"])
     pred, score, values = np.concatenate(preds), np.concatenate(scores), np.concatenate(values)
 
-    names = predictor.class_names
     if not args.quiet:
-        key = "logit" if args.no_softmax else "conf"
         for i, (p, s) in enumerate(zip(pred, score)):
-            print(f"[sample {i}] pred={p} {key}={s:.4f}" + (f" ({names[p]})" if names else ""))
+            print(task.prediction_line(i, p, s, softmax))
     if y is not None:
-        probs = values if not args.no_softmax else _softmax(values)
-        rep = classification_report(probs, y, predictor.task.n_classes)
-        auroc = f"{rep['auroc']:.4f}" if rep["auroc"] is not None else "n/a"
-        print(f"accuracy={rep['acc']:.4f} macro_f1={rep['f1']:.4f} balanced_acc={rep['balanced_acc']:.4f} "
-              f"auroc={auroc} (n={len(y)})")
-        print(format_confusion(rep["confusion"], names))
+        print("\n".join(task.report_lines(values, y, softmax)))
     if args.out:
-        write_predictions(args.out, pred, score, values, "logit" if args.no_softmax else "prob", names)
+        write_predictions(args.out, task, pred, score, values, "prob" if softmax else "logit")
 
 
-def _softmax(v):
-    import numpy as np
-    e = np.exp(v - v.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def write_predictions(path, pred, score, values, kind, names=None):
-    """Atomically write predictions: .npy (B, K) values, .csv or .jsonl one row per window.
-    With class names: a pred_name column and value columns named by class (prob_Walking)."""
+def write_predictions(path, task, pred, score, values, kind):
+    """Atomically write predictions: .npy the (B, ...) values; .csv or .jsonl one row per window
+    with the task's fields (pred, pred_name...), score, and the values (named columns in .csv)."""
     import csv
     import json
 
@@ -115,23 +99,19 @@ def write_predictions(path, pred, score, values, kind, names=None):
     from biosig.atomic import atomic_path
     ext = os.path.splitext(path)[1]
     with atomic_path(path) as tmp:
-        with open(tmp, "wb" if ext == ".npy" else "w") as f:
+        with open(tmp, "wb" if ext == ".npy" else "w", **({} if ext == ".npy" else {"newline": ""})) as f:
             if ext == ".npy":
                 np.save(f, values.astype(np.float32))
             elif ext == ".csv":
                 writer = csv.writer(f, lineterminator="\n")
-                classes = names or [str(k) for k in range(values.shape[1])]
-                writer.writerow(["sample", "pred"] + (["pred_name"] if names else []) + ["score"]
-                                + [f"{kind}_{c}" for c in classes])
+                writer.writerow(["sample", *task.prediction_fields(pred[0]), "score", *task.value_columns(kind)])
                 for i in range(len(pred)):
-                    writer.writerow([i, int(pred[i])] + ([names[pred[i]]] if names else []) + [f"{score[i]:.6g}"]
-                                    + [f"{v:.6g}" for v in values[i]])
+                    writer.writerow([i, *task.prediction_fields(pred[i]).values(), f"{score[i]:.6g}",
+                                     *(f"{v:.6g}" for v in np.ravel(values[i]))])
             else:
                 for i in range(len(pred)):
-                    row = {"sample": i, "pred": int(pred[i])}
-                    if names:
-                        row["pred_name"] = names[pred[i]]
-                    row.update({"score": float(score[i]), kind: [float(v) for v in values[i]]})
+                    row = {"sample": i, **task.prediction_fields(pred[i]), "score": float(score[i]),
+                           kind: np.asarray(values[i]).tolist()}
                     f.write(json.dumps(row) + "\n")
 
 

@@ -5,11 +5,10 @@ Keys of a model checkpoint (what --save gets):
   version           "biosig <version>"
   model_state       state dict of the bare model (no DDP "module." or compile prefixes)
   config            model config: {"name": "eeg2arm", "n_elec": ..., ...}
-  task              {"name": "classification", "n_classes": K}
+  task              the task's config, all inference needs ({"name": "classification", "n_classes": K, ...})
   example_input_shape  [1, C, F, T] seen in training
   preprocess        see biosig.preprocess (normalization mode and statistics)
   epoch, metrics    when it was saved and its validation metrics
-  class_names       optional list of K names
   channels          optional list of C channel names (parquet --signal-cols), checked by infer.py
 A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/early-stopping state, totals and options.
 Everything loads with torch.load(weights_only=True), which refuses pickled code.
@@ -22,6 +21,7 @@ import torch
 from . import CHECKPOINT_FORMAT, __version__
 from .atomic import atomic_path, can_create_files
 from .errors import UserError
+from .runtime import bare_model
 
 REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "preprocess")
 
@@ -69,6 +69,10 @@ def load(path, what="checkpoint"):
     if ckpt["format"] != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: checkpoint format {ckpt['format']} (from {ckpt.get('version', '?')}) "
                         f"is not supported by biosig {__version__} (format {CHECKPOINT_FORMAT})")
+    # biosig 0.1.0 kept the task's extras beside its entry (class_names, n_classes): fold them in
+    legacy = {k: ckpt.pop(k) for k in ("class_names", "n_classes") if k in ckpt}
+    if legacy.get("class_names") is not None:
+        ckpt["task"] = {**ckpt["task"], "class_names": legacy["class_names"]}
     return ckpt
 
 
@@ -116,24 +120,16 @@ def _pickle_globals(path):
     return names, True
 
 
-def bare_model(model):
-    """The nn.Module under DDP and torch.compile wrappers, whose state dict has plain keys."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
-
-
-def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, class_names=None, channels=None):
+def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None):
     return {
         "format": CHECKPOINT_FORMAT,
         "version": f"biosig {__version__}",
         "model_state": {k: v.detach().cpu() for k, v in bare_model(model).state_dict().items()},
         "config": dict(bare_model(model).config),
         "task": task.config,
-        "n_classes": getattr(task, "n_classes", None),
         "example_input_shape": list(example_input_shape),
         "preprocess": preprocess,
         "epoch": epoch,
         "metrics": metrics,
-        "class_names": class_names,
         "channels": channels,
     }

@@ -7,15 +7,15 @@ The direction follows --x: a .parquet/.pq file or a directory of them is read as
 anything else as X.npy (N, C, F, T). Everything is read and checked before anything is
 written, and each output appears whole (temp file + rename) or not at all.
 """
-import argparse
 import os
 
 import numpy as np
 
 from .atomic import atomic_path
 from .data import load_windows, open_npy, read_npy_header
+from .data.parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
 from .errors import ArgumentParser, HelpFormatter, UserError, run_cli
-from .parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
+from .options import add_source_flags
 
 
 def get_args_parser():
@@ -31,10 +31,7 @@ def get_args_parser():
     p.add_argument("--out-x", help="parquet -> npy: X.npy (N, C, F, T) float32 to write")
     p.add_argument("--out-y", help="parquet -> npy: labels y.npy (N,) int64 to write")
     p.add_argument("--out-groups", help="parquet -> npy: group ids g.npy (N,) to write")
-    p.add_argument("--x-col", default="x", help="column holding each window as nested lists")
-    p.add_argument("--signal-cols", help="comma-separated channel columns (instead of --x-col); "
-                                         "npy -> parquet with --layout channels: their names (default ch0,ch1,...)")
-    p.add_argument("--label-col", default="label", help="column holding the integer label")
+    add_source_flags(p, group_col=False)   # npy -> parquet with --layout channels: --signal-cols names them
     p.add_argument("--group-col", help="column holding the group id (default 'group' when --groups/--out-groups)")
     return p
 

@@ -26,9 +26,9 @@ class Predictor:
         self.device = torch.device(device)
         self.task = build_task(ckpt["task"])
         self.preprocess = ckpt["preprocess"]
-        self.class_names = ckpt.get("class_names")
         self.channels = ckpt.get("channels")                   # names, when training knew them
-        self.train_frames = int(ckpt["example_input_shape"][-1])   # T seen in training
+        shape = ckpt.get("example_input_shape")
+        self.train_frames = int(shape[-1]) if shape else None  # T seen in training
         try:
             self.model = build_model(ckpt["config"])
             self.model.load_state_dict(ckpt["model_state"])
@@ -54,7 +54,7 @@ class Predictor:
     def frame_outputs(self, x):
         """x (B, C, F, T) -> raw per-frame outputs (B, T', K) on CPU, preprocessing applied.
         Frame t depends on input up to t only (forward_seq is causal)."""
-        if not hasattr(self.model, "forward_seq"):
+        if not getattr(self.model, "per_frame", False):
             raise UserError(f"{self.path}: model {self.model.config['name']} has no per-frame output (forward_seq)")
         return self.model.forward_seq(self._windows(x)).float().cpu()
 

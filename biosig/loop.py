@@ -1,11 +1,14 @@
-"""One epoch of training and one pass of evaluation: plain loops a reader can follow.
+"""The epochs: one training epoch, one evaluation pass, early stopping, and fit() -- the epoch
+loop that runs them. Plain loops a reader can follow.
 
-The loop is handed a model and a task (biosig.tasks); it assumes neither. Losses are summed
-per batch and weighted by the global batch size, so K processes splitting each global
-batch produce the same gradient as one process taking it whole.
+The loop is handed a model and a task (biosig.tasks) and never asks which ones. Losses are
+summed per batch and weighted by the global batch size, so K processes splitting each global
+batch produce the same gradient as one process taking it whole. The loop writes no files:
+fit() hands each finished epoch to the run, which decides what it leaves behind.
 """
 import contextlib
 import math
+import sys
 import time
 
 import numpy as np
@@ -13,27 +16,21 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, preprocess
-from .checkpoint import bare_model
-from .data import iterate_batches, shard_range
-
-
-def autocast(device_type, amp):
-    """The one mixed-precision context: off, bf16 or fp16 (the GradScaler goes with fp16)."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+from .data import epoch_batches, iterate_batches, shard_range
+from .runtime import autocast, epoch_seed
 
 
 def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scaler, *, device, amp,
                     preprocess_spec, clip, accum, ctx, workers=0, progress=None):
     """Train over this rank's `batches` (lists of positions into `windows`).
 
-    Returns {"train_loss", "train_acc", "samples", "seconds"}, reduced over ranks.
+    Returns {"train_loss", "metrics" (the task's train_metrics), "samples", "seconds"}, reduced over ranks.
     """
     model.train()
     start = time.perf_counter()
     n_steps = len(batches)
-    loss_total = correct = seen = 0.0
+    loss_total = seen = 0.0
+    sums = {}
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
         x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
         y = y.to(device, non_blocking=True)
@@ -62,15 +59,18 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         loss_total += float(loss_sum.detach())
-        correct += float(task.batch_stats(outputs.detach(), y)["correct"])
+        for key, value in task.batch_stats(outputs.detach(), y).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
         seen += len(y)
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{loss_total / max(seen, 1):.4f}", refresh=False)
-    loss_total, correct, seen = distributed.all_reduce_sum([loss_total, correct, seen], ctx, device)
+    keys = sorted(sums)
+    reduced = distributed.all_reduce_sum([loss_total, seen] + [sums[k] for k in keys], ctx, device)
+    loss_total, seen, sums = reduced[0], reduced[1], dict(zip(keys, reduced[2:]))
     if not math.isfinite(loss_total):
         raise FloatingPointError("training loss is not finite; lower --lr or check the data")
-    return {"train_loss": loss_total / max(seen, 1), "train_acc": correct / max(seen, 1),
+    return {"train_loss": loss_total / max(seen, 1), "metrics": task.train_metrics(sums, seen),
             "samples": int(seen), "seconds": time.perf_counter() - start}
 
 
@@ -78,25 +78,28 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
 def predict_outputs(model, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
     """Model outputs for every window, each computed on exactly one rank, gathered on all.
 
-    Returns (outputs (N, K) float32 CPU, targets (N,) CPU) in window order.
+    Returns (outputs (N, ...) float32 CPU, targets (N, ...) CPU) in window order.
     """
     model.eval()
     lo, hi = shard_range(len(windows), ctx.rank, ctx.world)
     positions = [np.arange(s, min(s + batch, hi)) for s in range(lo, hi, batch)]
+    # a rank with no window (fewer windows than ranks) still needs outputs of the right shape
+    # and dtype for the gather: it scores one window and keeps none of it
+    keep = len(positions) > 0
     outs, targets = [], []
-    for x, y in iterate_batches(windows, positions, workers):
+    for x, y in iterate_batches(windows, positions if keep else [np.arange(1)], workers):
         x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
         with autocast(device.type, amp):
             outs.append(model(x).float())
         targets.append(y.to(device))
-    k = bare_model(model).config.get("n_outputs", 1)
-    outs = torch.cat(outs) if outs else torch.zeros((0, k), device=device)
-    targets = torch.cat(targets) if targets else torch.zeros((0,), dtype=torch.int64, device=device)
+    outs, targets = torch.cat(outs), torch.cat(targets)
+    if not keep:
+        outs, targets = outs[:0], targets[:0]
     return distributed.gather_rows(outs, ctx).cpu(), distributed.gather_rows(targets, ctx).cpu()
 
 
 def evaluate(model, task, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
-    """Validation metrics over the whole set, identical on every rank: {"loss", "acc", ...}."""
+    """Validation metrics over the whole set, identical on every rank: {"loss", **task.report}."""
     outputs, targets = predict_outputs(model, windows, batch, device=device, amp=amp,
                                        preprocess_spec=preprocess_spec, ctx=ctx, workers=workers)
     metrics = {"loss": float(task.loss_sum(outputs, targets)) / max(1, len(targets))}
@@ -139,3 +142,56 @@ class EarlyStopping:
 
     def load_state_dict(self, state):
         self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
+
+def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, *, args, monitor, start_epoch,
+        device, amp, preprocess_spec, ctx, on_epoch, log=print):
+    """Epochs start_epoch..args.epochs: train, validate, step the LR schedule on `monitor`, early-stop.
+
+    After each epoch, on_epoch(epoch, stats, val, row, is_best) -- the run saves checkpoints and
+    logs there. row: the flat metrics of the epoch (metrics.jsonl). Returns (status, last epoch).
+    """
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, args.epochs + 1):
+        torch.manual_seed(epoch_seed(args.seed, epoch, ctx.rank))
+        batches, sizes = epoch_batches(len(train_set), args.batch, args.seed, epoch, shuffle=True,
+                                       rank=ctx.rank, world=ctx.world)
+        limit = limit_batches(args.limit_train_batches, len(batches))
+        batches, sizes = batches[:limit], sizes[:limit]
+        progress = make_progress(ctx.is_main, len(batches), f"epoch {epoch}")
+        stats = train_one_epoch(model, task, train_set, batches, sizes, optimizer, scaler, device=device, amp=amp,
+                                preprocess_spec=preprocess_spec, clip=args.clip, accum=args.accum, ctx=ctx,
+                                workers=args.workers, progress=progress)
+        if progress is not None:
+            progress.close()
+        val = evaluate(model, task, val_set, args.batch, device=device, amp=amp,
+                       preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
+        lr = optimizer.param_groups[0]["lr"]
+        row = {"epoch": epoch, "train_loss": stats["train_loss"], **task.row("train", stats["metrics"]),
+               "val_loss": val["loss"], **task.row("val", val), "lr": lr, "train_windows": stats["samples"],
+               "seconds": round(stats["seconds"], 4)}
+        scheduler.step(row[monitor])
+        is_best = stopper.update(row[monitor], epoch)
+        on_epoch(epoch, stats, val, row, is_best)
+        if stopper.should_stop:
+            log(f"early stopping: {monitor} has not improved for {stopper.patience} epochs "
+                f"(best {stopper.best:.4f} at epoch {stopper.best_epoch})")
+            return "early_stopped", epoch
+    return "completed", epoch
+
+
+def limit_batches(limit, n_batches):
+    """--limit-train-batches: None = all, 0<f<1 a fraction, an integer >= 1 a count."""
+    if limit is None:
+        return n_batches
+    if 0 < limit < 1:
+        return max(1, int(n_batches * limit))
+    return min(n_batches, int(limit))
+
+
+def make_progress(main, total, desc):
+    """A tqdm bar only on rank 0 and only when stderr is a terminal (logs stay clean)."""
+    if not (main and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

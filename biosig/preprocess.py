@@ -6,6 +6,7 @@ sample_zscore is the EEG2Arm guide's per-window z-score over (F, T) for each ele
 mean/std, when present, are per-(channel, band) statistics of shape (C, F) from the
 training split, applied before the per-window z-score.
 """
+import numpy as np
 import torch
 
 EPS = 1e-6
@@ -37,3 +38,20 @@ def describe(spec):
     if spec.get("normalize") == "sample_zscore":
         parts.append("per-window z-score")
     return " + ".join(parts) or "none"
+
+
+def channel_stats(X, indices, chunk_bytes=64 << 20):
+    """Mean and std (C, F) of X's windows `indices` over windows and frames, in float64,
+    reading in chunks (a memmap is never read whole). For --standardize: training split only."""
+    indices = np.sort(np.asarray(indices))
+    c, f = X.shape[1], X.shape[2]
+    total, total_sq, count = np.zeros((c, f)), np.zeros((c, f)), 0
+    rows = max(1, chunk_bytes // max(1, X[0].nbytes))
+    for start in range(0, len(indices), rows):
+        block = np.asarray(X[indices[start:start + rows]], dtype=np.float64)
+        total += block.sum(axis=(0, 3))
+        total_sq += (block * block).sum(axis=(0, 3))
+        count += block.shape[0] * block.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    return mean, std

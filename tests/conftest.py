@@ -15,15 +15,8 @@ ENV.pop("CUDA_VISIBLE_DEVICES", None)
 def make_windows(n=240, c=3, f=1, t=32, k=3, seed=0, noise=0.8):
     """(X (n, c, f, t) float32, y (n,) int64): class k adds a sinusoid of frequency k+1 to
     channel k % c, so the classes are separable but not trivially (noise)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    rng.shuffle(y)
-    X = rng.normal(0, noise, size=(n, c, f, t)).astype(np.float32)
-    frames = np.arange(t)
-    for cls in range(k):
-        wave = np.sin(2 * np.pi * (cls + 1) * frames / t * 2).astype(np.float32)
-        X[y == cls, cls % c, :, :] += 1.5 * wave
-    return X, y.astype(np.int64)
+    from biosig.tasks import Classification
+    return Classification.example_data(n, c, f, t, seed=seed, k=k, noise=noise)
 
 
 @pytest.fixture

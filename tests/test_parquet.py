@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from biosig import convert, parquet
+from biosig import convert
+from biosig.data import parquet
 from biosig.errors import UserError
-from biosig.parquet import is_parquet, read_windows_table, write_windows_table
+from biosig.data.parquet import is_parquet, read_windows_table, write_windows_table
 from conftest import ENV, ROOT, assert_user_error, make_windows
 
 pa = pytest.importorskip("pyarrow")

@@ -8,7 +8,7 @@ import torch
 from conftest import FAST, assert_user_error, make_windows, run
 
 pytest.importorskip("pyarrow")
-from biosig.parquet import write_windows_table  # noqa: E402
+from biosig.data.parquet import write_windows_table  # noqa: E402
 
 
 @pytest.fixture

@@ -383,7 +383,7 @@ BAD_FLAGS = [
     (["--epochs", "many"], "train.py flags after --: argument --epochs"),
     (["NO_XY"], "--x X.npy and --y y.npy are needed"),
     (["NO_DASHDASH"], "give train.py's flags after --"),
-    (["--jobs", "0", "OWN"], "--jobs must be at least 1"),
+    (["--jobs", "0", "OWN"], "argument --jobs: 0 is out of range: must be >= 1"),
     (["--gpus", "0,1,2", "--jobs", "2", "OWN"], "cannot be shared evenly"),
     (["--launcher", "no-such-launcher --flag", "OWN"], "no-such-launcher is not a program on PATH"),
 ]
@@ -426,8 +426,8 @@ def test_a_locked_or_foreign_out_directory_is_refused(dataset):
 
 
 def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch):
-    from biosig.grid import trial_id
-    from biosig.sweep import trial_envs
+    from biosig.sweep.grid import trial_id
+    from biosig.sweep.processes import trial_envs
     envs = trial_envs(2, ["0", "1", "2", "3"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
     cores = len(os.sched_getaffinity(0))

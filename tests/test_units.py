@@ -113,11 +113,28 @@ def test_gradient_accumulation_equals_the_bigger_batch():
 
 
 def test_standardize_and_zscore_spec():
+    # the per-window z-score: every window and electrode gets mean 0, std 1 over (F, T)
     x = torch.randn(4, 2, 3, 10) * 7 + 2
     spec = preprocess.make_spec(normalize=True)
     z = preprocess.apply(x, spec)
     torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 2), atol=1e-4, rtol=0)
+    # --standardize: statistics per (channel, band) from the given windows only, computed in chunks
+    rng = np.random.default_rng(0)
+    scale, offset = rng.uniform(0.5, 20, (1, 2, 3, 1)), rng.uniform(-50, 50, (1, 2, 3, 1))
+    X = (rng.normal(size=(64, 2, 3, 10)) * scale + offset).astype(np.float32)
+    X[32:] += 1000                                    # windows outside the training split must not count
+    train = np.arange(32)
+    mean, std = preprocess.channel_stats(X, train, chunk_bytes=X[0].nbytes * 5)
+    np.testing.assert_allclose(mean, X[train].mean(axis=(0, 3)), rtol=1e-5)
+    np.testing.assert_allclose(std, X[train].std(axis=(0, 3)), rtol=1e-4)
+    s = preprocess.apply(torch.from_numpy(X[train]), preprocess.make_spec(mean=mean, std=std))
+    torch.testing.assert_close(s.mean(dim=(0, 3)), torch.zeros(2, 3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(s.std(dim=(0, 3), unbiased=False), torch.ones(2, 3), atol=1e-3, rtol=0)
+    # both: standardize first, then z-score each window (F, T) per electrode
+    both = preprocess.apply(torch.from_numpy(X[train]), preprocess.make_spec(normalize=True, mean=mean, std=std))
+    torch.testing.assert_close(both, preprocess.apply(s, spec), atol=1e-4, rtol=0)
+    assert not torch.allclose(both, preprocess.apply(torch.from_numpy(X[train]), spec), atol=1e-2)
 
 
 class ManualBatchNorm(nn.BatchNorm2d):

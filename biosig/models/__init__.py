@@ -1,12 +1,20 @@
-"""Model architectures, chosen by name. Each takes (B, C, F, T) and returns (B, K).
+"""Model architectures, chosen by name (`--model`). Each takes (B, C, F, T) and returns (B, K).
 
-Every model is built from a plain config dict (what the checkpoint stores), has a `config`
-attribute that rebuilds it, and an `input_problem(C, F, T)` that says, before any forward
-pass, why an input shape will not fit (or None when it does).
+The Model contract, which the run, the checkpoint and infer.py rely on (and nothing more):
+  name                    the registry key, stored in the config
+  options                 tuple of options.Option: its constructor options with types and
+                          defaults (become flags or --model-kwargs, are checked, stored)
+  Model(n_elec, n_bands, n_outputs, drop, **options)   built from a plain config dict
+  model.config            that dict, so the checkpoint can rebuild the model
+  model.input_problem(C, F, T)  why an input shape will not fit, before any forward pass (or None)
+  model.forward(x)        (B, C, F, T) -> (B, K)
+  per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K)
+
+Adding a model: one file here with its class, and one line in MODELS.
 """
 from .eeg2arm import EEG2Arm
 
-MODELS = {"eeg2arm": EEG2Arm}
+MODELS = {m.name: m for m in (EEG2Arm,)}
 
 
 def build_model(config):

@@ -17,8 +17,25 @@ import math
 import torch
 from torch import nn
 
+from ..errors import positive_int
+from ..options import Option
+
 
 class EEG2Arm(nn.Module):
+    name = "eeg2arm"
+    per_frame = True
+    # the guide's flags (--cnn-time-pool --frame-embed --layers --heads) stay train.py flags
+    options = (
+        Option("cnn_time_pool", positive_int, 2, "time pooling factor of the CNN stem", flag="--cnn-time-pool"),
+        Option("frame_embed", positive_int, 256, "Transformer embedding size per frame", flag="--frame-embed"),
+        Option("n_layers", positive_int, 2, "Transformer layers", flag="--layers", dest="layers"),
+        Option("n_heads", positive_int, 4, "attention heads (1 if it does not divide --frame-embed)",
+               flag="--heads", dest="heads"),
+        Option("depth_mult", positive_int, 4, "depthwise filters per electrode in the stem"),
+        Option("spatial_filters", positive_int, 32, "filters of the 1x1 mix across electrodes"),
+        Option("kernel_time", positive_int, 7, "time kernel of the first convolution"),
+    )
+
     def __init__(self, n_elec, n_bands, n_outputs, cnn_time_pool=2, frame_embed=256, drop=0.1,
                  depth_mult=4, spatial_filters=32, n_layers=2, n_heads=4, kernel_time=7):
         super().__init__()

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import UserError
+from ..atomic import atomic_path
+from ..errors import UserError
 
 SUFFIXES = (".parquet", ".pq")
 

@@ -1,0 +1,93 @@
+"""Serving windows as batches: one sorted read per batch, shuffled and sharded per epoch."""
+import numpy as np
+import torch
+
+
+class Windows:
+    """Rows of X (maybe memory-mapped) and their labels, served as batches.
+
+    A batch is one sorted fancy-index read `X[idx]`, far cheaper than N per-sample reads
+    through a Dataset and collate. With workers > 0, batches are read in worker processes
+    that open the memmap themselves (a memmap must not be pickled: it would copy the file).
+    """
+
+    def __init__(self, X, y, indices):
+        self.X, self.y, self.indices = X, y, np.asarray(indices)
+        self.path = X.filename if isinstance(X, np.memmap) else None
+
+    def __len__(self):
+        return len(self.indices)
+
+    def read(self, positions):
+        """Windows at `positions` (into self.indices) -> (x (B, C, F, T) float32, y (B,))."""
+        rows = np.sort(self.indices[positions])
+        x = np.ascontiguousarray(self.X[rows], dtype=np.float32)
+        y = self.y[rows] if self.y is not None else np.zeros(len(rows), np.int64)
+        return torch.from_numpy(x), torch.from_numpy(np.asarray(y))
+
+    def __getstate__(self):  # sent to DataLoader workers: reopen the memmap there
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["X"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.X is None:
+            self.X = np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+
+class _BatchReads(torch.utils.data.Dataset):
+    def __init__(self, windows, batches):
+        self.windows, self.batches = windows, batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.windows.read(self.batches[i])
+
+
+def iterate_batches(windows, batches, workers=0):
+    """Yield (x, y) for each list of positions in `batches`, in order."""
+    if workers <= 0:
+        for b in batches:
+            yield windows.read(b)
+        return
+    # its own generator: a DataLoader otherwise draws its worker seed from the global torch RNG,
+    # and dropout would then differ from a run without workers (and from an exact resume)
+    loader = torch.utils.data.DataLoader(_BatchReads(windows, batches), batch_size=None, shuffle=False,
+                                         num_workers=workers, persistent_workers=False, prefetch_factor=4,
+                                         generator=torch.Generator().manual_seed(0))
+    yield from loader
+
+
+def epoch_batches(n, batch, seed, epoch, shuffle, rank=0, world=1):
+    """This rank's share of each global batch for one epoch: a list of position arrays.
+
+    The global order is a permutation seeded by (seed, epoch), the same on every rank, cut
+    into global batches of `batch`; rank r takes every world-th element of each. So K
+    processes see exactly the batches one process would, split between them. A trailing
+    global batch smaller than `world` is dropped so every rank takes the same number of steps.
+    Returns (local_batches, global_sizes).
+    """
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(n, generator=g).numpy()
+    else:
+        order = np.arange(n)
+    local, sizes = [], []
+    for start in range(0, n, batch):
+        chunk = order[start:start + batch]
+        if len(chunk) < world:
+            break
+        local.append(chunk[rank::world])
+        sizes.append(len(chunk))
+    return local, sizes
+
+
+def shard_range(n, rank, world):
+    """Contiguous [start, stop) of n items for this rank: every item on exactly one rank."""
+    per, extra = divmod(n, world)
+    start = rank * per + min(rank, extra)
+    return start, start + per + (1 if rank < extra else 0)

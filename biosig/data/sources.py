@@ -1,0 +1,31 @@
+"""One data source -- X.npy (+ y.npy) or a parquet table -- as (X, targets, groups)."""
+from ..errors import UserError
+from . import parquet
+from .npy import load_windows, read_targets
+
+
+def read_source(x, y=None, *, x_col="x", signal_cols=None, label_col="label", group_col=None, load="auto",
+                ndims=(4,), need_labels=True, target_kind="integer"):
+    """One data source -> (X (N, C, F, T), targets (N, ...) or None, groups or None, where).
+
+    x is an X.npy (a single (C, F, T) window becomes N=1 when 3 is in `ndims`), or a parquet
+    file/directory of windows. y is a y.npy, or with parquet the label column (default
+    `label_col`). Targets are checked for length and `target_kind` here, for what the task
+    needs by the task; `where` names them in errors."""
+    if parquet.is_parquet(x):
+        label_col = None if y and not parquet.names_a_column(y) else (y or label_col)
+        X, labels, groups = parquet.read_windows_table(
+            x, x_col=x_col, signal_cols=parquet.parse_columns(signal_cols), label_col=label_col,
+            group_col=group_col, need_labels=need_labels and label_col is not None)
+        where = f"{x} column '{label_col}'"
+    else:
+        if group_col:
+            raise UserError(f"{x}: --group-col names a parquet column; for .npy data use --groups groups.npy")
+        X, labels, groups, where = load_windows(x, load, ndims), None, None, y
+        if X.ndim == 3:
+            X = X[None]
+    if y and not parquet.names_a_column(y):
+        labels, where = read_targets(y, len(X), x, target_kind), y
+    elif labels is None and need_labels:
+        raise UserError(f"{x}: no labels: give --y y.npy" + (" or the label column" if parquet.is_parquet(x) else ""))
+    return X, labels, groups, where

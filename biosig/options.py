@@ -1,0 +1,226 @@
+"""train.py's options in one place: the parser, and what kind of option each one is.
+
+Every option has kinds that the rest of the package reads from here, never from a hand-kept
+list of its own:
+  path    a file: stored as an absolute path, so a run resumes, and a sweep trial runs, from
+          any directory (a --y naming a parquet label column stays a name)
+  run     defines the run: a resumed run takes it from last.pt, and one given again must agree
+          (the others -- epochs, patience, device, workers, ... -- may change on resume)
+  trial   set by sweep.py for each trial (--run-dir, --save, --resume)
+Model and task options are declared by the models and tasks themselves (an `options` tuple
+of Option), so registering a model or a task adds its flags.
+"""
+import argparse
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
+                     positive_float, positive_int)
+
+PATH, RUN, TRIAL = "path", "run", "trial"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One constructor argument of a model (or setting of a task).
+
+    name: the constructor argument; type: parses text and checks its range (errors.number);
+    flag: a train.py flag of its own (the guide's --frame-embed), else only --model-kwargs
+    name=value reaches it; dest: the flag's argparse name when it differs from `name`."""
+    name: str
+    type: Callable
+    default: object
+    help: str
+    flag: str = None
+    dest: str = None
+    kinds: frozenset = field(default=frozenset({RUN}))
+
+    @property
+    def key(self):
+        return self.dest or self.name
+
+
+KINDS = {}     # train.py's argparse dest -> frozenset of kinds, filled by train_parser()
+
+
+def _add(group, *flags, kinds=None, **kwargs):
+    """group.add_argument, recording the option's kinds (train.py's options only: kinds=None
+    for the flags other scripts declare)."""
+    action = group.add_argument(*flags, **kwargs)
+    if kinds is not None:
+        KINDS[action.dest] = frozenset(kinds)
+    return action
+
+
+def dests(kind):
+    """train.py's options (argparse dests) of one kind: options.dests(PATH) -> ('x', 'y', ...)."""
+    if "x" not in KINDS:
+        train_parser()
+    return tuple(d for d, k in KINDS.items() if kind in k)
+
+
+def add_source_flags(parser, kinds=None, group_col=True):
+    """The parquet column flags that train.py, infer.py and biosig.convert share (kinds: train.py's)."""
+    _add(parser, "--x-col", default="x", kinds=kinds,
+         help="parquet: column holding each window as (C, F, T) or (C, T) lists")
+    _add(parser, "--signal-cols", kinds=kinds, help="parquet: comma-separated channel columns, each (T,) or "
+         "(F, T) lists (instead of --x-col)")
+    _add(parser, "--label-col", default="label", kinds=kinds, help="parquet: label column")
+    if group_col:
+        _add(parser, "--group-col", kinds=kinds, help="parquet: group column (e.g. subject) for --split group")
+
+
+def batch_limit(text):
+    """--limit-train-batches: a fraction in (0, 1) or a whole number of batches >= 1."""
+    value = number(float, 0, low_open=True)(text)
+    if value >= 1 and value != int(value):
+        raise argparse.ArgumentTypeError(f"{text}: give a fraction below 1 or a whole number of batches")
+    return value
+
+
+def model_kwarg(text):
+    """--model-kwargs name=value: split here (also "a=1 b=2" as one word, as a sweep grid value
+    gives it), checked against the model's options by the run. -> [[name, value], ...]"""
+    pairs = []
+    for word in text.split():
+        name, eq, value = word.partition("=")
+        if not eq or not name:
+            raise argparse.ArgumentTypeError(f"{word!r}: expected name=value, e.g. depth_mult=2")
+        pairs.append([name.replace("-", "_"), value])
+    if not pairs:
+        raise argparse.ArgumentTypeError("expected name=value, e.g. depth_mult=2")
+    return pairs
+
+
+def train_parser():
+    """train.py's ArgumentParser, with the registered models' and tasks' options."""
+    from .models import MODELS
+    from .tasks import TASKS
+    p = ArgumentParser(prog="train.py", description="Train a biosig model on (N, C, F, T) windows.",
+                       formatter_class=HelpFormatter)
+    P, R = (PATH, RUN), (RUN,)
+    d = p.add_argument_group("data")
+    _add(d, "--x", kinds=P, help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
+         "(a file or a directory of them, one row per window, see README)")
+    _add(d, "--y", kinds=P, help="y.npy, targets (N,) (class labels in [0, K-1]); with parquet --x, the label "
+         "column (default: --label-col)")
+    _add(d, "--x-val", kinds=P, help="explicit validation windows (.npy or parquet); overrides --val-split")
+    _add(d, "--y-val", kinds=P, help="targets of --x-val (.npy, or a column name)")
+    _add(d, "--x-test", kinds=(PATH,), help="test windows: the best checkpoint is evaluated on them once, at the "
+         "end (summary.json 'test')")
+    _add(d, "--y-test", kinds=(PATH,), help="targets of --x-test (.npy, or a column name)")
+    add_source_flags(d, kinds=R)
+    _add(d, "--elec", type=positive_int, kinds=R, help="channels/electrodes C (default: from X; checked when given)")
+    _add(d, "--bands", type=positive_int, kinds=R, help="bands/feature rows F (default: from X; checked when given)")
+    _add(d, "--val-split", type=number(float, 0, 1, low_open=True, high_open=True), default=0.2, kinds=R,
+         help="fraction of windows held out for validation")
+    _add(d, "--split", choices=["stratified", "random", "group"], default="stratified", kinds=R,
+         help="how to pick validation windows: stratified keeps class proportions; group keeps each group "
+         "(--groups / --group-col, e.g. subject) on one side only")
+    _add(d, "--groups", kinds=P, help="groups.npy (N,): subject/recording id per window, for --split group")
+    _add(d, "--standardize", action="store_true", kinds=R, help="per-(channel, band) mean/std from the training "
+         "split only, stored in the checkpoint and applied by infer.py")
+    _add(d, "--normalize", action="store_true", kinds=R, help="per-window z-score over (F, T) per electrode "
+         "(recorded in the checkpoint; infer.py repeats it)")
+    _add(d, "--load", kinds=(), choices=["auto", "mmap", "ram"], default="auto",
+         help="read X from disk per batch (mmap), whole into RAM, or ram only if it fits easily")
+    _add(d, "--workers", kinds=(), type=nonnegative_int, default=0, help="processes reading batches (0: the main process)")
+
+    t = p.add_argument_group("task")
+    _add(t, "--task", choices=sorted(TASKS), default="classification", kinds=R, help="what is learned")
+    for task in TASKS.values():
+        _add_declared(t, task.options, task.name)
+
+    m = p.add_argument_group("model")
+    _add(m, "--model", choices=sorted(MODELS), default="eeg2arm", kinds=R, help="architecture")
+    _add(m, "--model-kwargs", type=model_kwarg, nargs="+", metavar="NAME=VALUE", kinds=R,
+         help="the model's other constructor options, e.g. depth_mult=2 kernel_time=9 (checked against the model)")
+    _add(m, "--drop", type=number(float, 0, 1, high_open=True), default=0.1, kinds=R,
+         help="dropout probability (every model)")
+    for model in MODELS.values():
+        _add_declared(m, model.options, model.name)
+
+    o = p.add_argument_group("optimization")
+    _add(o, "--epochs", kinds=(), type=positive_int, default=30,
+         help="epochs to train (a resumed run: the total, so --epochs 50 extends a 30-epoch run)")
+    _add(o, "--batch", type=positive_int, default=64, kinds=R,
+         help="global batch size (split across torchrun processes)")
+    _add(o, "--accum", type=positive_int, default=1, kinds=R,
+         help="gradient accumulation steps (effective batch = batch x accum)")
+    _add(o, "--lr", type=positive_float, default=3e-4, kinds=R, help="AdamW learning rate")
+    _add(o, "--wd", type=nonnegative_float, default=1e-4, kinds=R, help="AdamW weight decay")
+    _add(o, "--clip", type=nonnegative_float, default=1.0, kinds=R, help="gradient-norm clipping (0: off)")
+    _add(o, "--amp", choices=["auto", "off", "bf16", "fp16"], default="auto", kinds=R,
+         help="mixed precision; auto = fp16 + GradScaler on CUDA, off elsewhere")
+    monitors = sorted({"val_loss", *(m for task in TASKS.values() for m in task.monitors)})
+    _add(o, "--monitor", choices=monitors, kinds=R,
+         help="metric for best checkpoint, LR schedule and early stopping (default: the task's, val_loss)")
+    _add(o, "--lr-patience", type=nonnegative_int, default=3, kinds=R, help="ReduceLROnPlateau patience (epochs)")
+    _add(o, "--lr-factor", type=number(float, 0, 1, low_open=True, high_open=True), default=0.5, kinds=R,
+         help="ReduceLROnPlateau factor")
+    _add(o, "--patience", kinds=(), type=nonnegative_int, default=0,
+         help="early stopping after this many epochs without improvement (0: off)")
+    _add(o, "--min-delta", kinds=(), type=nonnegative_float, default=0.0, help="smallest change that counts as an improvement")
+    _add(o, "--limit-train-batches", type=batch_limit, kinds=R,
+         help="train on only this many batches per epoch (or this fraction if < 1), for quick runs")
+    _add(o, "--seed", type=nonnegative_int, default=1337, kinds=R)
+    _add(o, "--deterministic", action="store_true", kinds=R,
+         help="deterministic algorithms (bitwise-repeatable on CPU)")
+
+    r = p.add_argument_group("run")
+    _add(r, "--save", kinds=(PATH, RUN, TRIAL), help="best checkpoint path (.pt), written atomically")
+    _add(r, "--run-dir", kinds=(TRIAL,), help="directory for config.json, metrics.jsonl, summary.json, last.pt "
+         "(default: runs/<date-time>, never an existing run)")
+    _add(r, "--resume", kinds=(TRIAL,), help="continue the run whose RUN_DIR/last.pt this is")
+    _add(r, "--device", kinds=(), choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    _add(r, "--compile", kinds=(), action="store_true", help="torch.compile the model")
+    _add(r, "--compile-backend", kinds=(), default="inductor",
+         help="torch.compile backend (aot_eager compiles fast on CPU; inductor is fastest on CUDA)")
+    _add(r, "--sync-bn", action="store_true", kinds=R, help="BatchNorm statistics over all processes under torchrun")
+    return p
+
+
+def _add_declared(group, options, owner):
+    """Flags that a model or task declares (one flag may be shared by several models: it is
+    declared once; its default is each model's own, so argparse's default stays None)."""
+    for opt in options:
+        if opt.flag is None:
+            continue
+        if opt.key in KINDS and any(opt.flag in a.option_strings for a in group._group_actions):
+            continue
+        _add(group, opt.flag, dest=opt.key, type=opt.type, kinds=opt.kinds, default=None,
+             help=f"{opt.help} ({owner} default: {opt.default})" if opt.default is not None else opt.help)
+
+
+def declared_values(options, args, kwargs=None, owner="model"):
+    """Constructor kwargs from the declared `options`: each one's flag if given, else --model-kwargs
+    name=value (parsed by the option's type), else its default. An unknown name in `kwargs`, or
+    one given both ways, is a one-line error."""
+    known = {opt.name: opt for opt in options}
+    values = {}
+    for name, text in [pair for word in kwargs or [] for pair in word]:
+        opt = known.get(name)
+        if opt is None:
+            raise UserError(f"--model-kwargs {name}: not an option of {owner} (it takes "
+                            f"{', '.join(sorted(known)) or 'none'})")
+        if opt.flag and getattr(args, opt.key, None) is not None:
+            raise UserError(f"--model-kwargs {name}: given twice (also as {opt.flag})")
+        try:
+            values[name] = opt.type(text)
+        except (argparse.ArgumentTypeError, ValueError) as e:
+            raise UserError(f"--model-kwargs {name}={text}: {e}") from None
+    for opt in options:
+        if opt.name in values:
+            continue
+        given = getattr(args, opt.key, None) if opt.flag else None
+        values[opt.name] = opt.default if given is None else given
+    return values
+
+
+def explicit_options(parser, argv):
+    """Names of the options given on the command line (not left at their defaults)."""
+    quiet = copy.deepcopy(parser)
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(quiet.parse_known_args(argv)[0]))

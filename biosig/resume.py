@@ -1,0 +1,79 @@
+"""Continuing a run: last.pt's options, whether anything is left to train, and what to tell a
+user who pressed Ctrl-C (where the run stopped, and the exact command that resumes it)."""
+import os
+import shlex
+import sys
+
+from . import checkpoint, options, runs
+from .errors import UserError
+from .loop import EarlyStopping
+
+
+def apply_resume(args, explicit):
+    """Load RUN_DIR/last.pt and continue with its options: run-defining ones given again must
+    agree; others (--epochs, --patience, --device, ...) may be changed on the command line."""
+    state = checkpoint.load(args.resume, what="resume checkpoint")
+    if "resume" not in state:
+        raise UserError(f"{args.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
+    run_defining = options.dests(options.RUN)
+    for key, value in state["resume"]["args"].items():
+        if key in ("resume", "run_dir") or not hasattr(args, key):
+            continue
+        if key in explicit:
+            if key in run_defining and getattr(args, key) != value:
+                raise UserError(f"{args.resume}: --{key.replace('_', '-')} {getattr(args, key)} differs from the "
+                                f"run being resumed ({value}); resume with the same options")
+            continue
+        setattr(args, key, value)
+    args.run_dir = os.path.dirname(os.path.abspath(args.resume))
+    return state
+
+
+def finished_message(args, state, mode):
+    """None if the run in last.pt `state` has epochs left to train, else the one line saying it
+    is complete and how to extend it."""
+    r = state["resume"]
+    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    stopper.load_state_dict(r["early_stopping"])
+    again = shlex.join(resume_command(args.resume))
+    if r["epoch"] >= args.epochs:
+        return (f"{args.resume}: the run is complete ({r['epoch']} of {args.epochs} epochs, best at epoch "
+                f"{stopper.best_epoch}); nothing to train. To train longer: {again} --epochs {r['epoch'] + 10}")
+    if stopper.should_stop:
+        return (f"{args.resume}: the run is complete (stopped early at epoch {r['epoch']}: no improvement for "
+                f"{stopper.bad_epochs} epochs, --patience {args.patience}); nothing to train. To go on: {again} "
+                f"--patience {stopper.bad_epochs + 5} (or --patience 0: no early stopping)")
+    return None
+
+
+def resume_command(last):
+    """The command that resumes from `last`: `python train.py --resume last` as the user typed
+    the script, or under torchrun the launcher's own command line (read from the parent
+    process) up to the script, so that the same processes resume."""
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        try:
+            with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+                launcher = [a.decode() for a in f.read().split(b"\0") if a]
+            end = next(i for i, a in enumerate(launcher) if os.path.basename(a) == os.path.basename(script))
+            return launcher[:end + 1] + ["--resume", last]
+        except (OSError, StopIteration, UnicodeDecodeError):
+            return ["torchrun", "...", script, "--resume", last]
+    return ["python", script, "--resume", last]
+
+
+def interrupted_message(where):
+    """The one line printed on Ctrl-C (empty on ranks that do not print). `where` is the run's
+    progress: run_dir, started, made_dir, epoch, saved. A run stopped before its first epoch
+    was saved is removed, so the same command can simply be run again."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return ""
+    if where["saved"] is not None:
+        last = os.path.join(where["run_dir"], "last.pt")
+        return (f"interrupted in epoch {where['epoch']}; epoch {where['saved']} is saved. Resume with: "
+                f"{shlex.join(resume_command(last))}")
+    if where["started"]:
+        runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
+        return (f"interrupted in epoch {where['epoch'] or 1}, before any epoch was saved; nothing was kept "
+                f"(run the same command again to start over)")
+    return "interrupted before training started; nothing was written"

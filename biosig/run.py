@@ -1,0 +1,308 @@
+"""A training run, start to finish: check inputs, build, train (loop.fit), write artifacts.
+
+The phases are functions: prepare_data, build_task, model_config, then run() and _train().
+Every check a user's input can fail happens before anything is written. Under torchrun
+every rank runs this same code; only rank 0 writes or prints. The run talks to the task and
+the model only through their contracts (biosig.tasks, biosig.models).
+"""
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from . import __version__, checkpoint, distributed, options, preprocess, runs
+from .data import Windows, load_groups, read_source, split_indices
+from .data import parquet
+from .errors import Interrupted, UserError
+from .loop import EarlyStopping, evaluate, fit
+from .models import MODELS, build_model
+from .resume import apply_resume, finished_message, interrupted_message
+from .runtime import resolve_amp, resolve_device, seed_everything
+from .tasks import TASKS
+
+
+def _read(x, y, args, task_cls):
+    """data.read_source with this run's parquet options, --load and the task's target kind."""
+    return read_source(x, y, x_col=args.x_col, signal_cols=args.signal_cols, label_col=args.label_col,
+                       group_col=args.group_col, load=args.load, target_kind=task_cls.target_kind)
+
+
+def prepare_data(args):
+    """Open and check the training data (and explicit validation/test data), build the task, split.
+
+    Returns a dict: X, y, task, train_idx, val (X, y, idx), test (X, y) or None,
+    shape (N, C, F, T), channels (names or None), split (for summary.json)."""
+    task_cls = TASKS[args.task]
+    X, y, groups, where = _read(args.x, args.y, args, task_cls)
+    n, c, f, t = X.shape
+    for flag, given, seen in (("--elec", args.elec, c), ("--bands", args.bands, f)):
+        if given is not None and given != seen:
+            raise UserError(f"{args.x}: {flag} {given} contradicts the data, which has {seen} "
+                            f"(X shape {tuple(X.shape)} is (N, C, F, T))")
+    extra = {}
+    for name, xp, yp in (("val", args.x_val, args.y_val), ("test", args.x_test, args.y_test)):
+        if bool(xp) != bool(yp) and not (xp and parquet.is_parquet(xp)):
+            raise UserError(f"--x-{name} and --y-{name} go together")
+        if xp:
+            Xe, ye, _, where_e = _read(xp, yp, args, task_cls)
+            if Xe.shape[1:3] != (c, f):
+                raise UserError(f"{xp}: windows are (C, F) = {tuple(Xe.shape[1:3])}, the training data's are {(c, f)}")
+            extra[name] = (Xe, ye, where_e)
+    task = task_cls.from_targets(options.declared_values(task_cls.options, args, owner=f"--task {args.task}"),
+                                 [(y, where)] + [(e[1], e[2]) for e in extra.values()])
+
+    if args.groups:
+        groups = load_groups(args.groups, n)
+    if args.split == "group" and groups is None and "val" not in extra:
+        raise UserError("--split group needs --groups groups.npy (or --group-col with parquet): "
+                        "one group id, e.g. subject, per window")
+    if "val" in extra:
+        train_idx = np.arange(n)
+        val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+    else:
+        train_idx, val_idx = split_indices(task.strata(y), args.val_split, args.seed, args.split, groups,
+                                           where=args.x)
+        val = (X, y, val_idx)
+
+    def describe(targets, idx, grp, list_groups=False):
+        d = {"windows": int(len(idx)), **task.describe_targets(targets[idx])}
+        if grp is not None:
+            ids = np.unique(grp[idx])
+            d["groups"] = int(len(ids))
+            if list_groups:     # which subjects/recordings were held out, to report or reuse
+                d["group_ids"] = ids.tolist()
+        return d
+
+    split = {"method": "explicit" if "val" in extra else args.split, "train": describe(y, train_idx, groups),
+             "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)}
+    if "val" in extra:
+        split["val_source"] = args.x_val
+    if "test" in extra:
+        Xt, yt, _ = extra["test"]
+        split["test"] = describe(yt, np.arange(len(yt)), None)
+    channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
+    return {"X": X, "y": y, "task": task, "shape": (n, c, f, t), "train_idx": train_idx, "channels": channels,
+            "val": val, "test": (extra["test"][0], extra["test"][1]) if "test" in extra else None, "split": split}
+
+
+def model_config(args, shape, n_outputs):
+    """The model's config dict: data shape, the task's output size, --drop, and the model's own
+    options (its flags, --model-kwargs, or its defaults)."""
+    cls = MODELS[args.model]
+    own = {opt.key for opt in cls.options}
+    for other in MODELS.values():        # e.g. --frame-embed given with a model that has no such option
+        for opt in other.options:
+            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
+                raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
+    values = options.declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
+    _, c, f, _ = shape
+    return {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": args.drop, **values}
+
+
+def run(args, explicit=frozenset()):
+    """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json), or
+    None when a resumed run had nothing left to train. Ctrl-C raises errors.Interrupted with
+    the one line that says where the run stopped and how to resume it."""
+    where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None}
+    try:
+        return _run(args, explicit, where)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(where)) from None
+
+
+def _run(args, explicit, where):
+    wall_start = time.time()
+    for key in options.dests(options.PATH):
+        value = getattr(args, key, None)
+        # a y that is a parquet label-column name, not a file, stays as it is
+        if value and not (key.startswith("y") and parquet.names_a_column(value)):
+            setattr(args, key, os.path.abspath(value))
+    resume_state = apply_resume(args, explicit) if args.resume else None
+    if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
+        raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
+    task_monitors = TASKS[args.task].monitors
+    monitor = args.monitor or TASKS[args.task].default_monitor
+    if monitor not in task_monitors:
+        raise UserError(f"--monitor {monitor}: --task {args.task} monitors {', '.join(task_monitors)}")
+    mode = task_monitors[monitor]
+    if resume_state is not None:
+        done = finished_message(args, resume_state, mode)
+        if done:
+            if os.environ.get("RANK", "0") in ("", "0"):
+                print(done)
+            return None
+
+    ctx = distributed.init(device.type)
+    if ctx.enabled and device.type == "cuda":
+        device = torch.device("cuda", ctx.local_rank)
+    try:
+        data = prepare_data(args)
+        task = data["task"]
+        seed_everything(args.seed, args.deterministic)
+        config = model_config(args, data["shape"], task.n_outputs)
+        model = build_model(config)
+        n, c, f, t = data["shape"]
+        problem = model.input_problem(c, f, t)
+        if problem:
+            raise UserError(f"{args.x}: {problem}")
+        # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
+        if not args.resume:
+            args.run_dir = args.run_dir or runs.default_run_dir()
+            runs.check_new_run_dir(args.run_dir)
+        # --save may go inside the run directory (runs/a/best.pt), which is created with the run
+        checkpoint.check_writable(args.save, created_with=args.run_dir)
+        if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
+            preprocess_spec = resume_state["preprocess"]
+        else:
+            mean = std = None
+            if args.standardize:    # statistics of the training split only: nothing of validation leaks in
+                mean, std = preprocess.channel_stats(data["X"], data["train_idx"])
+            preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
+        summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
+                         resume_state, wall_start, where)
+    finally:
+        distributed.cleanup()
+    return summary
+
+
+def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start,
+           where):
+    main = ctx.is_main
+    log = print if main else (lambda *a, **k: None)
+    n, c, f, t = data["shape"]
+    train_set = Windows(data["X"], data["y"], data["train_idx"])
+    val_set = Windows(*data["val"])
+
+    if args.sync_bn:
+        model = distributed.convert_sync_batchnorm(model, device.type)
+    model.to(device)
+    raw_model = model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=args.lr_factor,
+                                                           patience=args.lr_patience)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    start_epoch, prior = 1, {"train_samples": 0, "train_seconds": 0.0, "wall_s": 0.0, "best_metrics": None}
+    if resume_state is not None:
+        raw_model.load_state_dict(resume_state["model_state"])
+        r = resume_state["resume"]
+        optimizer.load_state_dict(r["optimizer"])
+        scheduler.load_state_dict(r["scheduler"])
+        if scaler is not None and r.get("scaler"):
+            scaler.load_state_dict(r["scaler"])
+        stopper.load_state_dict(r["early_stopping"])
+        stopper.patience, stopper.min_delta = args.patience, args.min_delta
+        start_epoch = r["epoch"] + 1
+        prior = r["totals"]
+    if args.compile:
+        model = torch.compile(model, backend=args.compile_backend)
+    if ctx.enabled:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    n_params = sum(p.numel() for p in raw_model.parameters())
+    per_rank = args.batch / ctx.world
+    config = {k: v for k, v in vars(args).items()}
+    config.update({"resolved": {"device": str(device), "amp": amp, "monitor": monitor, "mode": mode,
+                                "world_size": ctx.world, "global_batch": args.batch,
+                                "data_shape": list(data["shape"]), "task": task.config,
+                                "model": dict(raw_model.config), "n_params": n_params, "split": data["split"],
+                                "preprocess": preprocess_spec},
+                   "versions": {"biosig": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                                "python": platform.python_version()}})
+    metrics_path = os.path.join(args.run_dir or ".", "metrics.jsonl")
+    where["run_dir"] = args.run_dir
+    where["saved"] = start_epoch - 1 if resume_state is not None else None
+    if main:
+        where["made_dir"] = not os.path.exists(args.run_dir)
+        where["started"] = resume_state is None
+        os.makedirs(args.run_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
+        if resume_state is None:
+            runs.write_json(os.path.join(args.run_dir, "config.json"), _plain(config))
+        else:
+            runs.truncate_jsonl(metrics_path, start_epoch - 1)
+        split = data["split"]
+        log(f"data: {args.x} {tuple(data['shape'])} -> {task} | "
+            f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
+            + (f" | groups {split['train']['groups']} / {split['val']['groups']}" if "groups" in split["val"] else "")
+            + f" | {task.split_text(split['train'], split['val'])}"
+            + (f" | test {split['test']['windows']}" if "test" in split else ""))
+        log(f"model: {args.model} ({n_params:,} parameters) on {device} | amp {amp} | "
+            f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
+            + f" | preprocess: {preprocess.describe(preprocess_spec)}")
+        log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
+
+    example_shape = [1, c, f, t]
+    totals = dict(prior)
+
+    def on_epoch(epoch, stats, val, row, is_best):
+        """What an epoch leaves behind: metrics.jsonl, --save when best, last.pt, the epoch line."""
+        totals["train_samples"] += stats["samples"]
+        totals["train_seconds"] += stats["seconds"]
+        if is_best:
+            totals["best_metrics"], totals["best_row"] = val, row
+        if not main:
+            return
+        runs.append_jsonl(metrics_path, row)
+        payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
+                                           data["channels"])
+        if is_best:
+            checkpoint.atomic_save(payload, args.save)
+        totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
+        payload["resume"] = {
+            "epoch": epoch, "args": _plain(vars(args)),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "early_stopping": stopper.state_dict(), "totals": _plain(totals)}
+        checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
+        where["saved"], where["epoch"] = epoch, epoch + 1
+        # printed once the epoch is saved: a run killed after this line resumes after this epoch
+        log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} {task.brief(stats['metrics'])} | "
+            f"val: loss={val['loss']:.4f} {task.brief(val)} | lr={row['lr']:.2e}" + (" *" if is_best else ""))
+
+    where["epoch"] = start_epoch
+    status, epoch = fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, args=args,
+                        monitor=monitor, start_epoch=start_epoch, device=device, amp=amp,
+                        preprocess_spec=preprocess_spec, ctx=ctx, on_epoch=on_epoch, log=log)
+
+    test = None
+    if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
+        distributed.barrier(ctx)     # rank 0 has written --save
+        raw_model.load_state_dict(checkpoint.load(args.save)["model_state"])
+        Xt, yt = data["test"]
+        test = _plain(evaluate(raw_model, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
+                               amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
+        log(f"test ({args.x_test}, best epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
+            f"{task.brief(test, full=True)}")
+    summary = {
+        "monitor": monitor, "mode": mode, "best": stopper.best, "best_epoch": stopper.best_epoch,
+        "best_metrics": _plain(totals["best_metrics"]), "best_row": _plain(totals.get("best_row")),
+        "epochs_run": epoch, "status": status,
+        "checkpoint": os.path.abspath(args.save), "run_dir": os.path.abspath(args.run_dir or "."),
+        "wall_s": round(prior["wall_s"] + (time.time() - wall_start), 3),
+        "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
+        "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
+    }
+    if test is not None:
+        summary["test"] = test
+    if main:
+        runs.write_json(os.path.join(args.run_dir, "summary.json"), summary)
+        log(f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch} -> {args.save} | "
+            f"{summary['train_samples_per_s']:.0f} train samples/s | {summary['wall_s']:.1f}s")
+    return summary
+
+
+def _plain(obj):
+    """Convert numpy scalars, tuples etc. to plain Python for JSON and weights_only checkpoints."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    return obj

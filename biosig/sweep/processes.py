@@ -1,0 +1,155 @@
+"""Trials as processes: started from argv lists (never a shell string) in their own sessions,
+len(envs) at a time, each with its share of GPUs and cores; stopped as whole process groups
+on Ctrl-C, SIGTERM or a timeout, and never left behind if the sweep itself dies."""
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import time
+
+from .trials import log_tail, move_aside, read_summary, save_state
+
+
+def _die_with_parent_fn():
+    """Linux: a preexec function asking the kernel to SIGTERM the trial when the sweep dies,
+    even by SIGKILL, so no trial outlives its sweep. None elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec():
+        prctl(1, signal.SIGTERM)            # PR_SET_PDEATHSIG
+        if os.getppid() != parent:          # the sweep died before prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
+
+
+def stop_groups(procs, grace, hurry=lambda: False):
+    """SIGTERM each process's group, wait up to `grace` s for the leaders (less if hurry()),
+    then SIGKILL the groups (also what is left of a group whose leader has exited)."""
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not hurry() and any(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    for proc in procs:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc, signum):
+    try:
+        os.killpg(proc.pid, signum)         # start_new_session: the group id is the leader's pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Signals:
+    """Catches SIGINT/SIGTERM while trials run: the loop stops them and exits 128 + signal."""
+
+    def __init__(self):
+        self.signum, self.count, self.saved = None, 0, {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.saved[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.signum = self.signum or signum
+        self.count += 1
+
+    def __exit__(self, *exc):
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+def trial_envs(jobs, gpus):
+    """One environment per parallel slot: its CUDA_VISIBLE_DEVICES (len(gpus) // jobs GPUs each)
+    and OMP/MKL threads = cores // jobs, so parallel trials do not oversubscribe the CPU (never
+    more than an OMP_NUM_THREADS the sweep itself was given: a cluster job's share, say)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads = min(threads, int(os.environ["OMP_NUM_THREADS"]))
+    threads = str(threads)
+    envs = []
+    for slot in range(jobs):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
+        if gpus:
+            per = len(gpus) // jobs
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[slot * per:(slot + 1) * per])
+        envs.append(env)
+    return envs
+
+
+def start_trial(trial, env, out, preexec):
+    """Launch one trial. An interrupted attempt that saved run/last.pt continues from it
+    (train.py --resume); any other earlier attempt is moved aside and the trial starts afresh."""
+    last = os.path.join(trial.run_dir, "last.pt")
+    continuing = trial.status == "incomplete" and os.path.exists(last)
+    if not continuing:
+        if os.path.exists(trial.dir):
+            move_aside(out, trial.id)
+        trial.wall_s, trial.exit_code = 0.0, None
+    os.makedirs(trial.dir, exist_ok=True)
+    argv = trial.argv + (["--resume", last] if continuing else [])
+    with open(trial.log, "a" if continuing else "w") as log:
+        log.write(f"$ {shlex.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=preexec)
+    trial.status, trial.error = "running", ""
+    save_state(trial, pid=proc.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return proc
+
+
+def finish_trial(trial, returncode, seconds, status=None):
+    """Record how an attempt ended: completed (exit 0 and a summary.json), failed, timeout, interrupted."""
+    trial.summary = read_summary(trial.run_dir)
+    trial.exit_code, trial.wall_s = returncode, trial.wall_s + seconds
+    if status is None:
+        status = "completed" if returncode == 0 and trial.summary is not None else "failed"
+    trial.status = status
+    trial.error = ""
+    if status == "failed" and returncode == 0:
+        trial.error = "train.py exited 0 but wrote no run/summary.json"
+    elif status != "completed":
+        trial.error = log_tail(trial.log)
+    save_state(trial, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def run_trials(todo, envs, out, timeout, grace, on_finish):
+    """Run the trials, len(envs) at a time. Returns the signal number that stopped the sweep,
+    or None. Running trials are always stopped on the way out, whatever happens."""
+    preexec = _die_with_parent_fn()
+    queue, free, running = list(todo), list(range(len(envs))), []   # running: (trial, proc, slot, t0)
+    with Signals() as caught:
+        try:
+            while (queue or running) and caught.signum is None:
+                while queue and free and caught.signum is None:
+                    trial, slot = queue.pop(0), free.pop(0)
+                    running.append((trial, start_trial(trial, envs[slot], out, preexec), slot, time.monotonic()))
+                for entry in list(running):
+                    trial, proc, slot, t0 = entry
+                    returncode, status = proc.poll(), None
+                    if returncode is None and timeout and time.monotonic() - t0 > timeout:
+                        stop_groups([proc], grace)
+                        returncode, status = proc.returncode, "timeout"
+                    if returncode is not None:
+                        running.remove(entry)
+                        free.append(slot)
+                        finish_trial(trial, returncode, time.monotonic() - t0, status)
+                        on_finish(trial)
+                time.sleep(0.05)
+        finally:
+            if running:
+                stop_groups([proc for _, proc, _, _ in running], grace, hurry=lambda: caught.count > 1)
+                for trial, proc, _, t0 in running:
+                    finish_trial(trial, proc.returncode, time.monotonic() - t0, "interrupted")
+                    on_finish(trial)
+    return caught.signum

@@ -1,0 +1,142 @@
+"""A sweep's results: each trial's objective, the per-point summary over seeds, trials.csv,
+summary.csv, best.json (with a train.py command that re-runs the best point) and a ranked table."""
+import csv
+import os
+import shlex
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from ..runs import write_json
+from .flags import render
+from .trials import FAILED
+
+
+def objective(summary, metric):
+    """The number a trial is ranked by. metric None: train.py's best monitored value
+    (summary['best']). Else a top-level number of summary.json ('wall_s', ...), a column of the
+    best epoch's metrics row ('val_f1', as in metrics.jsonl), or a number of the task's report
+    at the best epoch ('f1')."""
+    if summary is None:
+        return None
+    if metric is None or metric == summary.get("monitor"):
+        value = summary.get("best")
+    elif metric in summary:
+        value = summary[metric]
+    elif metric in (summary.get("best_row") or {}):
+        value = summary["best_row"][metric]
+    else:
+        value = (summary.get("best_metrics") or {}).get(metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def objective_name_and_mode(trials, metric, mode):
+    """(metric name, 'min' | 'max'): as given, else what train.py monitored, else a guess from
+    the name (losses and wall_s are minimized, anything else maximized)."""
+    summaries = [t.summary for t in trials if t.summary is not None]
+    monitor = summaries[0]["monitor"] if summaries else None
+    name = metric or monitor or "objective"
+    if mode is None:
+        if summaries and name == monitor:
+            mode = summaries[0]["mode"]
+        else:
+            mode = "min" if ("loss" in name or name == "wall_s") else "max"
+    return name, mode
+
+
+def summarize(trials, metric, mode):
+    """Per point: n completed, n failed, mean/std/min/max of the objective over its seeds.
+    Returns the rows ranked best first (points without a completed trial last)."""
+    points = {}
+    for trial in trials:
+        points.setdefault(trial.point_id, []).append(trial)
+    rows = []
+    for point_id, group in points.items():
+        values = [v for v in (objective(t.summary, metric) for t in group if t.status == "completed") if v is not None]
+        row = {"point": point_id, "params": group[0].params, "n": len(values),
+               "failed": sum(t.status in FAILED for t in group), "trials": group,
+               "mean": float(np.mean(values)) if values else None,
+               "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+               "min": min(values) if values else None, "max": max(values) if values else None}
+        rows.append(row)
+    sign = 1 if mode == "min" else -1
+    rows.sort(key=lambda r: (r["mean"] is None, sign * r["mean"] if r["mean"] is not None else 0))
+    return rows
+
+
+def write_csv(path, header, rows):
+    """Write a CSV atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def write_results(out, trials, param_names, metric, mode):
+    """trials.csv, summary.csv and (once a trial completed) best.json. Returns summarize()'s rows."""
+    name, mode = objective_name_and_mode(trials, metric, mode)
+    write_csv(os.path.join(out, "trials.csv"),
+              ["id", *param_names, "seed", "status", "exit_code", "objective", "best_epoch", "wall_s",
+               "samples_per_s", "run_dir", "error"],
+              [[t.id, *[render(t.params[p]) if p in t.params else "" for p in param_names], t.seed, t.status,
+                _cell(t.exit_code), _cell(objective(t.summary, metric) if t.status == "completed" else None),
+                _cell((t.summary or {}).get("best_epoch")), _cell(round(t.wall_s, 2) if t.wall_s else None),
+                _cell((t.summary or {}).get("train_samples_per_s")), t.run_dir, t.error] for t in trials])
+    rows = summarize(trials, metric, mode)
+    write_csv(os.path.join(out, "summary.csv"),
+              ["rank", "point", *param_names, "n", "failed", "mean", "std", "min", "max"],
+              [[rank, r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
+                r["n"], r["failed"], *[_cell(r[k]) for k in ("mean", "std", "min", "max")]]
+               for rank, r in enumerate(rows, 1)])
+    if rows and rows[0]["n"]:
+        top = rows[0]
+        done = [t for t in top["trials"] if t.status == "completed" and objective(t.summary, metric) is not None]
+        pick = min if mode == "min" else max
+        trial = pick(done, key=lambda t: objective(t.summary, metric))
+        argv = trial.base_argv + ["--save", "best.pt"]   # a new run dir under ./runs, as train.py does
+        write_json(os.path.join(out, "best.json"), {
+            "metric": name, "mode": mode, "point": top["point"], "params": top["params"],
+            "n": top["n"], "mean": top["mean"], "std": top["std"],
+            "trial": trial.id, "seed": trial.seed, "objective": objective(trial.summary, metric),
+            "checkpoint": trial.checkpoint, "run_dir": trial.run_dir,
+            "argv": argv, "command": shlex.join(argv)})
+    return rows
+
+
+def check_metric(trials, metric):
+    """--metric must name a number in the completed trials' summary.json."""
+    done = [t for t in trials if t.status == "completed"]
+    if metric and done and all(objective(t.summary, metric) is None for t in done):
+        keys = {k for t in done for part in ("best_row", "best_metrics")
+                for k, v in (t.summary.get(part) or {}).items() if isinstance(v, (int, float)) and k != "epoch"}
+        raise UserError(f"--metric {metric}: not in the trials' summary.json (the best epoch has "
+                        f"{', '.join(sorted(keys))}; top-level numbers such as best, wall_s also work)")
+
+
+def ranked_table(rows, name, mode, limit=10):
+    """The best points as aligned text lines."""
+    width = max([len(r["point"]) for r in rows[:limit]] + [5])
+    title = f"{name} ({mode})" if any(r["n"] for r in rows) else name
+    lines = [f"{'rank':>4}  {'point':<{width}}  {'n':>3}  {title:<24}  failed"]
+    for rank, r in enumerate(rows[:limit], 1):
+        if r["mean"] is None:
+            value = "-"
+        elif r["std"] is None:
+            value = f"{r['mean']:.4f}"
+        else:
+            value = f"{r['mean']:.4f} ± {r['std']:.4f}"
+        lines.append(f"{rank:>4}  {r['point']:<{width}}  {r['n']:>3}  {value:<24}  {r['failed']}")
+    if len(rows) > limit:
+        lines.append(f"      ... {len(rows) - limit} more in summary.csv")
+    return lines

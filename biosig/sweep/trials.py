@@ -1,0 +1,141 @@
+"""A sweep's trials: one run of train.py each, its directory, and its state on disk.
+
+OUT/trials/<id>/ holds trial.json (its state), log.txt (stdout + stderr), best.pt (train.py
+--save) and run/ (train.py --run-dir); an earlier attempt is moved to OUT/previous/<id>.<k>/.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+from ..data.parquet import is_parquet
+from ..errors import UserError
+from ..runs import write_json
+from .flags import point_flags, strict_parser
+from .grid import trial_id
+
+FAILED = ("failed", "timeout")
+
+
+@dataclass
+class Trial:
+    """One run of train.py. `argv` is its command; `base_argv` the same without --run-dir/--save."""
+    id: str
+    point_id: str
+    params: dict
+    seed: int              # the seed train.py uses (from --seeds, the flags after --, or its default)
+    base_argv: list
+    argv: list
+    dir: str
+    status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | interrupted
+    exit_code: object = None
+    wall_s: float = 0.0
+    error: str = ""
+    summary: dict = field(default=None, repr=False)
+
+    @property
+    def run_dir(self):
+        return os.path.join(self.dir, "run")
+
+    @property
+    def checkpoint(self):
+        return os.path.join(self.dir, "best.pt")
+
+    @property
+    def log(self):
+        return os.path.join(self.dir, "log.txt")
+
+    @property
+    def state_path(self):
+        return os.path.join(self.dir, "trial.json")
+
+
+def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path):
+    """One Trial per (point, seed), each command checked by train.py's own parser (types, choices)
+    before anything runs, and for its data: --x and --y (not needed with a parquet --x) from the
+    flags after -- or the grid. command_prefix: [python, train.py] or launcher + [train.py]."""
+    strict_parser(train_parser, "train.py flags after --").parse_args(train_flags)
+    data_in_grid = any(flag in ("x", "y") for point in points for flag in point)
+    trials = []
+    for point in points:
+        given = point_flags(point, options)
+        for seed in seeds or [None]:
+            seed_flags = [] if seed is None else ["--seed", str(seed)]
+            tid = trial_id(point, seed)
+            directory = os.path.join(out, "trials", tid)
+            per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt")]
+            flags = train_flags + given + seed_flags
+            parsed = strict_parser(train_parser, f"{grid_path}: trial {tid}").parse_args(flags + per_trial)
+            if not (parsed.x and (parsed.y or is_parquet(parsed.x))):
+                where = f"{grid_path}: trial {tid}" if data_in_grid else "train.py flags after --"
+                raise UserError(f"{where}: --x X.npy and --y y.npy are needed (after --, or as the grid's "
+                                f"x and y; --y may be left out with a parquet --x)")
+            trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed,
+                                base_argv=command_prefix + flags, argv=command_prefix + flags + per_trial,
+                                dir=directory))
+    return trials
+
+
+def read_summary(run_dir):
+    """train.py's summary.json if the run finished (completed or early-stopped), else None."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(summary, dict) and summary.get("status") in ("completed", "early_stopped") and "best" in summary:
+        return summary
+    return None
+
+
+def load_state(trial):
+    """Set trial.status from OUT: failed/timeout as recorded, completed if train.py wrote its
+    summary, incomplete if an attempt was started, else pending."""
+    state = {}
+    if os.path.exists(trial.state_path):
+        try:
+            with open(trial.state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+    trial.exit_code, trial.error = state.get("exit_code"), state.get("error", "")
+    trial.wall_s = state.get("wall_s") or 0.0
+    trial.summary = read_summary(trial.run_dir)
+    if state.get("status") in FAILED:
+        trial.status = state["status"]
+    elif trial.summary is not None:
+        trial.status = "completed"
+    elif os.path.exists(trial.dir):
+        trial.status = "incomplete"
+    else:
+        trial.status = "pending"
+
+
+def save_state(trial, **extra):
+    write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed,
+                                  "status": trial.status, "exit_code": trial.exit_code,
+                                  "wall_s": round(trial.wall_s, 3), "error": trial.error,
+                                  "argv": trial.argv, **extra})
+
+
+def log_tail(path, lines=4, chars=600):
+    """The last non-blank lines of a log, joined with ' | ' (one CSV cell)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    # lines starting '$ ' are the commands the sweep wrote at the top of each attempt
+    tail = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")][-lines:]
+    return " | ".join(tail)[-chars:]
+
+
+def move_aside(out, tid):
+    """An unfinished or failed attempt OUT/trials/<id> goes to OUT/previous/<id>.<k> (train.py
+    never reuses a run dir)."""
+    previous = os.path.join(out, "previous")
+    os.makedirs(previous, exist_ok=True)
+    k = 1
+    while os.path.exists(os.path.join(previous, f"{tid}.{k}")):
+        k += 1
+    os.rename(os.path.join(out, "trials", tid), os.path.join(previous, f"{tid}.{k}"))

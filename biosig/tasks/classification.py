@@ -1,0 +1,177 @@
+"""Classification: one integer label in [0, K-1] per window; the model gives (B, K) logits."""
+import json
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..errors import UserError, number, warn
+from ..metrics import classification_report, format_confusion
+from ..options import PATH, RUN, Option
+
+
+class Classification:
+    name = "classification"
+    target_kind = "integer"
+    monitors = {"val_loss": "min", "val_acc": "max", "val_f1": "max", "val_balanced_acc": "max"}
+    default_monitor = "val_loss"
+    options = (
+        Option("n_classes", number(int, 2), None, "number of classes K (default: max label + 1)",
+               flag="--classes", dest="classes"),
+        Option("class_names", str, None, "JSON list of K class names, stored in the checkpoint",
+               flag="--class-names", kinds=frozenset({PATH, RUN})),
+    )
+
+    def __init__(self, n_classes, class_names=None):
+        self.n_classes = n_classes
+        self.class_names = class_names
+
+    def __str__(self):
+        return f"{self.n_classes} classes"
+
+    @property
+    def config(self):
+        return {"name": self.name, "n_classes": self.n_classes, "class_names": self.class_names}
+
+    @property
+    def n_outputs(self):
+        return self.n_classes
+
+    # ----------------------------------------------------------------------- targets
+
+    @classmethod
+    def from_targets(cls, values, targets):
+        """K from --classes, or from the largest label of all labelled data (so a class missing
+        from training is still a class); every set checked. A class no window has (labels 1..K,
+        one typo 7 among 0..2) would silently train a phantom class: refused, unless --classes
+        says so on purpose."""
+        explicit = values.get("n_classes")
+        (y, where), others = targets[0], targets[1:]
+        task = cls(explicit or max(int(t.max()) for t, _ in targets) + 1)
+        task.check_targets(y, where, min_classes=2)
+        for t, w in others:
+            task.check_targets(t, w)
+        counts = sum(np.bincount(t, minlength=task.n_classes) for t, _ in targets)
+        empty = [k for k in range(task.n_classes) if counts[k] == 0]
+        if empty and explicit is None:
+            raise UserError(f"{where}: no window has class {', '.join(map(str, empty))} of 0..{task.n_classes - 1}: "
+                            f"{_why_empty(empty, counts)} (or give --classes {task.n_classes} to train with empty "
+                            f"classes)")
+        if empty:
+            warn(f"{where}: no window has class {', '.join(map(str, empty))} of --classes {task.n_classes}; "
+                 f"the model will have {len(empty)} empty class(es)")
+        if values.get("class_names"):
+            task.class_names = _read_class_names(values["class_names"], task.n_classes)
+        return task
+
+    def check_targets(self, y, where, source=None, min_classes=1):
+        """Labels (N,) in [0, K-1] with at least `min_classes` distinct values; `source` says
+        where K came from in the message (default "--classes K")."""
+        if y.ndim != 1:
+            raise UserError(f"{where}: expected 1-D labels (N,), got shape {tuple(y.shape)}")
+        if y.min() < 0:
+            raise UserError(f"{where}: negative label {int(y.min())}; labels must be in [0, K-1]")
+        if int(y.max()) >= self.n_classes:
+            raise UserError(f"{where}: label {int(y.max())} is outside [0, {self.n_classes - 1}] for "
+                            f"{source or f'--classes {self.n_classes}'}")
+        if len(np.unique(y)) < min_classes:
+            raise UserError(f"{where}: only one class ({int(y[0])}) present; need at least two to train a classifier")
+        return y
+
+    def strata(self, y):
+        return y
+
+    def describe_targets(self, y):
+        return {"class_counts": np.bincount(y, minlength=self.n_classes).tolist()}
+
+    def split_text(self, train, val):
+        return f"classes train {train['class_counts']} val {val['class_counts']}"
+
+    @staticmethod
+    def example_data(n, c, f, t, seed=0, k=3, noise=0.8):
+        """(X (n, c, f, t) float32, y (n,) int64) with real signal, for tests and examples:
+        class j adds a sinusoid of frequency j + 1 to channel j % c, under Gaussian noise."""
+        rng = np.random.default_rng(seed)
+        y = np.arange(n) % k
+        rng.shuffle(y)
+        X = rng.normal(0, noise, size=(n, c, f, t)).astype(np.float32)
+        frames = np.arange(t)
+        for cls in range(k):
+            wave = np.sin(2 * np.pi * (cls + 1) * frames / t * 2).astype(np.float32)
+            X[y == cls, cls % c, :, :] += 1.5 * wave
+        return X, y.astype(np.int64)
+
+    # ---------------------------------------------------------------------- training
+
+    def loss_sum(self, outputs, targets):
+        return F.cross_entropy(outputs.float(), targets, reduction="sum")
+
+    def batch_stats(self, outputs, targets):
+        """Numbers summed over a training epoch: correct predictions."""
+        return {"correct": (outputs.argmax(1) == targets).sum()}
+
+    def train_metrics(self, sums, n):
+        return {"acc": sums["correct"] / max(n, 1)}
+
+    def report(self, outputs, targets):
+        """outputs (N, K) logits, targets (N,) -> metrics dict (without the loss)."""
+        probs = torch.softmax(torch.as_tensor(outputs, dtype=torch.float32), dim=1).numpy()
+        return classification_report(probs, np.asarray(targets), self.n_classes)
+
+    def row(self, prefix, metrics):
+        keys = ("acc",) if prefix == "train" else ("acc", "f1", "balanced_acc", "auroc")
+        return {f"{prefix}_{k}": metrics[k] for k in keys}
+
+    def brief(self, metrics, full=False):
+        keys = [k for k in ("acc", "f1") + (("balanced_acc",) if full else ()) if k in metrics]
+        return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+
+    # --------------------------------------------------------------------- inference
+
+    def predict(self, outputs, softmax=True):
+        """outputs (B, K) -> (pred (B,), score (B,), values (B, K)): argmax, its prob, probs or logits."""
+        values = torch.softmax(outputs.float(), 1) if softmax else outputs.float()
+        score, pred = values.max(1)
+        return pred, score, values
+
+    def prediction_line(self, i, pred, score, softmax=True):
+        name = f" ({self.class_names[pred]})" if self.class_names else ""
+        return f"[sample {i}] pred={pred} {'conf' if softmax else 'logit'}={score:.4f}{name}"
+
+    def prediction_fields(self, pred):
+        """The columns before `score` in preds.csv/jsonl for one window."""
+        fields = {"pred": int(pred)}
+        if self.class_names:
+            fields["pred_name"] = self.class_names[pred]
+        return fields
+
+    def value_columns(self, kind):
+        return [f"{kind}_{c}" for c in (self.class_names or range(self.n_classes))]
+
+    def report_lines(self, values, y, softmax=True):
+        """infer.py --y: accuracy, macro-F1, balanced accuracy, AUROC, the confusion matrix."""
+        probs = values if softmax else torch.softmax(torch.as_tensor(values), 1).numpy()
+        rep = classification_report(probs, y, self.n_classes)
+        auroc = f"{rep['auroc']:.4f}" if rep["auroc"] is not None else "n/a"
+        return [f"accuracy={rep['acc']:.4f} macro_f1={rep['f1']:.4f} balanced_acc={rep['balanced_acc']:.4f} "
+                f"auroc={auroc} (n={len(y)})", format_confusion(rep["confusion"], self.class_names)]
+
+
+def _why_empty(empty, counts):
+    """A one-line guess at why classes are empty: 1-based labels, or a typo beyond a gap."""
+    if empty == [0]:
+        return f"labels 1..{len(counts) - 1} look 1-based (as MATLAB exports): subtract 1"
+    top = len(counts) - 1
+    return (f"label {top} ({int(counts[top])} window{'s' if counts[top] != 1 else ''}) lies beyond the gap: "
+            f"a typo, or classes numbered with gaps: renumber them 0..K-1")
+
+
+def _read_class_names(path, n_classes):
+    try:
+        with open(path) as fh:
+            names = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read class names ({e})") from None
+    if not (isinstance(names, list) and len(names) == n_classes and all(isinstance(s, str) for s in names)):
+        raise UserError(f"{path}: expected a JSON list of {n_classes} class-name strings")
+    return names

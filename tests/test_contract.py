@@ -1,0 +1,87 @@
+"""Every registered model x task through train.py -> checkpoint -> infer.py, as a user runs them.
+
+A new model or task is tested by being registered: nothing here names one."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from biosig.models import MODELS
+from biosig.tasks import TASKS
+from conftest import assert_user_error, run
+
+PAIRS = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS)]
+
+
+@pytest.mark.parametrize("model, task", PAIRS)
+def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
+    X, y = TASKS[task].example_data(96, 3, 2, 32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--task", task,
+               "--epochs", "2", "--batch", "32", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert ckpt["config"]["name"] == model and ckpt["task"]["name"] == task
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_row"]["epoch"] == summary["best_epoch"]
+    # infer.py from the checkpoint alone gives what the Python API gives in-process
+    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy",
+              "--out", tmp_path / "p.npy", "--quiet")
+    assert inf.returncode == 0, inf.stderr[-3000:]
+    from biosig.inference import load_model_from_checkpoint
+    expected = load_model_from_checkpoint(str(tmp_path / "m.pt")).predict(X)["values"]
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_model_options_are_declared_checked_and_stored(tmp_path, model):
+    """--model-kwargs reaches the constructor, lands in the checkpoint, and a wrong name or
+    value is one line and exit 2."""
+    cls = MODELS[model]
+    X, y = TASKS["classification"].example_data(64, 3, 1, 32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    base = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--epochs", "1",
+            "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run"]
+    assert_user_error(run("train.py", *base, "--model-kwargs", "no_such_option=1"), "no_such_option",
+                      f"--model {model}")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
+    integer = next(o for o in cls.options if o.flag is None and isinstance(o.default, int))
+    assert_user_error(run("train.py", *base, "--model-kwargs", f"{integer.name}=-3"), integer.name, "-3")
+    proc = run("train.py", *base, "--model-kwargs", f"{integer.name}={integer.default + 1}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["config"][integer.name] == integer.default + 1
+
+
+def test_a_checkpoint_of_biosig_0_1_0_still_loads(tmp_path):
+    """tests/data/v0_1_0.pt was written by biosig 0.1.0 (class names beside the task entry,
+    --normalize, eeg2arm): infer.py still reads it and predicts exactly what 0.1.0 predicted."""
+    from conftest import ROOT, make_windows
+    X, y = make_windows(n=60)                            # the windows 0.1.0 trained and predicted on
+    np.save(tmp_path / "X.npy", X)
+    ckpt = f"{ROOT}/tests/data/v0_1_0.pt"
+    inf = run("infer.py", "--ckpt", ckpt, "--x", tmp_path / "X.npy", "--out", tmp_path / "p.npy")
+    assert inf.returncode == 0, inf.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.load(f"{ROOT}/tests/data/v0_1_0_preds.npy"),
+                               rtol=1e-5, atol=1e-6)
+    assert "(left)" in inf.stdout or "(rest)" in inf.stdout or "(right)" in inf.stdout   # its class names
+
+
+def test_inference_imports_no_training_code(tmp_path):
+    """infer.py (and the Predictor) must not pull in the run, the loop or DDP."""
+    import subprocess
+    import sys
+    from conftest import ENV, ROOT
+    code = ("import sys, infer; infer.main(['--ckpt', 'tests/data/v0_1_0.pt', '--x', sys.argv[1], '--quiet']); "
+            "print(sorted(m for m in sys.modules if m.startswith('biosig')))")
+    X, _ = TASKS["classification"].example_data(4, 3, 1, 32)
+    np.save(tmp_path / "X.npy", X)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "X.npy")], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stdout.strip().splitlines()[-1]
+    assert "biosig.inference" in loaded
+    for module in ("biosig.run", "biosig.loop", "biosig.distributed", "biosig.resume", "biosig.sweep"):
+        assert f"'{module}'" not in loaded, module
