@@ -224,6 +224,10 @@ def test_infer_bad_checkpoints_and_outputs(ckpt, tmp_path):
     np.save(tmp_path / "y.npy", np.arange(4))
     assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
                           tmp_path / "p.csv"), "y.npy", "4 labels")
+    np.save(tmp_path / "y.npy", np.arange(6))            # labels 3..5 for a 3-class model
+    line = assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy"), "y.npy",
+                             "label 5 is outside [0, 2] for the checkpoint's 3 classes")
+    assert "--classes" not in line                     # a flag infer.py does not have
     assert sorted(os.listdir(tmp_path)) == ["X.npy", "future.pt", "junk.pt", "other.pt", "y.npy"]
 
 
