@@ -35,11 +35,20 @@ def init(device_type):
     # A rank that dies leaves the others in a collective; torchrun tears the group down, and
     # this timeout bounds the wait where no launcher does.
     timeout = datetime.timedelta(seconds=float(os.environ.get("BIOSIG_DIST_TIMEOUT", 600)))
+    # Before the group exists: torch.distributed.nn's functions default to group=group.WORLD, so
+    # importing it later (DistributedDataParallel does) would pin the group past cleanup().
+    import torch.distributed.nn  # noqa: F401
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return Context(rank, world, local_rank)
 
 
 def cleanup():
+    """Destroy the group, joining gloo's worker threads while the interpreter is still whole.
+
+    Only if nothing else holds the group (the DDP model must be gone): a worker that outlives
+    cleanup() and drops the last reference to a tensor during interpreter exit dies taking the
+    GIL, and the rank aborts (`terminate called without an active exception`, exit -6) after
+    a run that trained correctly."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -65,15 +74,6 @@ def gather_rows(t, ctx):
     parts = [torch.zeros_like(padded) for _ in range(ctx.world)]
     dist.all_gather(parts, padded)
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
-
-
-def broadcast_flag(flag, ctx, device):
-    """Rank 0's boolean, on every rank."""
-    if not ctx.enabled:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
 
 
 def barrier(ctx):
