@@ -23,6 +23,10 @@ def main(argv=None):
         from biosig.options import explicit_options
         parser = get_args_parser()
         args = parser.parse_args(argv)
+        if args.model == "help":
+            from biosig.options import describe_models
+            print(describe_models())
+            return
         from biosig.run import run
     except KeyboardInterrupt:
         raise Interrupted("interrupted before training started; nothing was written") from None

@@ -12,6 +12,7 @@ of Option), so registering a model or a task adds its flags.
 """
 import argparse
 import copy
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -133,7 +134,8 @@ def train_parser():
         _add_declared(t, task.options, task.name)
 
     m = p.add_argument_group("model")
-    _add(m, "--model", choices=sorted(MODELS), default="eeg2arm", kinds=R, help="architecture")
+    _add(m, "--model", choices=sorted(MODELS) + ["help"], default="eeg2arm", kinds=R,
+         help="architecture; --model help lists each with its options and defaults")
     _add(m, "--model-kwargs", type=model_kwarg, nargs="+", metavar="NAME=VALUE", kinds=R,
          help="the model's other constructor options, e.g. depth_mult=2 kernel_time=9 (checked against the model)")
     _add(m, "--drop", type=number(float, 0, 1, high_open=True), default=0.1, kinds=R,
@@ -179,6 +181,20 @@ def train_parser():
          help="torch.compile backend (aot_eager compiles fast on CPU; inductor is fastest on CUDA)")
     _add(r, "--sync-bn", action="store_true", kinds=R, help="BatchNorm statistics over all processes under torchrun")
     return p
+
+
+def describe_models():
+    """`train.py --model help`: every registered model, what it is, its options and defaults."""
+    from .models import MODELS
+    lines = []
+    for name, cls in sorted(MODELS.items()):
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        lines.append(f"{name}: {doc[0] if doc else ''}")
+        for opt in cls.options:
+            how = f"{opt.flag} or " if opt.flag else ""
+            lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
+    lines.append("every model: --drop (dropout)")
+    return "\n".join(lines)
 
 
 def _add_declared(group, options, owner):

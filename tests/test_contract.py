@@ -50,6 +50,9 @@ def test_model_options_are_declared_checked_and_stored(tmp_path, model):
     assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
     integer = next(o for o in cls.options if o.flag is None and isinstance(o.default, int))
     assert_user_error(run("train.py", *base, "--model-kwargs", f"{integer.name}=-3"), integer.name, "-3")
+    listing = run("train.py", "--model", "help")
+    assert listing.returncode == 0 and f"{model}: " in listing.stdout
+    assert all(f"{opt.name}=" in listing.stdout for opt in cls.options)
     proc = run("train.py", *base, "--model-kwargs", f"{integer.name}={integer.default + 1}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.load(tmp_path / "m.pt", weights_only=True)["config"][integer.name] == integer.default + 1
