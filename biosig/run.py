@@ -98,8 +98,11 @@ def model_config(args, shape, n_outputs):
             if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
                 raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
     values = options.declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
-    _, c, f, _ = shape
-    return {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": args.drop, **values}
+    _, c, f, t = shape
+    config = {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": args.drop, **values}
+    if getattr(cls, "fixed_frames", False):        # built for one window length
+        config["n_times"] = t
+    return config
 
 
 def run(args, explicit=frozenset()):

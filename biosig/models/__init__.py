@@ -5,6 +5,8 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   options                 tuple of options.Option: its constructor options with types and
                           defaults (become flags or --model-kwargs, are checked, stored)
   Model(n_elec, n_bands, n_outputs, drop, **options)   built from a plain config dict
+  fixed_frames            True when the model is built for one window length: the run then
+                          passes n_times (the training T) and inference refuses another T
   model.config            that dict, so the checkpoint can rebuild the model
   model.input_problem(C, F, T)  why an input shape will not fit, before any forward pass (or None)
   model.forward(x)        (B, C, F, T) -> (B, K)
@@ -13,8 +15,10 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
 Adding a model: one file here with its class, and one line in MODELS.
 """
 from .eeg2arm import EEG2Arm
+from .eegnet import EEGNet
+from .shallow import ShallowConvNet
 
-MODELS = {m.name: m for m in (EEG2Arm,)}
+MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet)}
 
 
 def build_model(config):

@@ -22,6 +22,8 @@ from ..options import Option
 
 
 class EEG2Arm(nn.Module):
+    """EEG2Arm (the guide's model): per-electrode convolutions, a spatial mix, a tiny causal Transformer."""
+
     name = "eeg2arm"
     per_frame = True
     # the guide's flags (--cnn-time-pool --frame-embed --layers --heads) stay train.py flags

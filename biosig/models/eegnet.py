@@ -1,0 +1,66 @@
+"""EEGNet: a compact convolutional network for EEG (Lawhern et al., 2018, "EEGNet: a compact
+convolutional neural network for EEG-based brain-computer interfaces", J. Neural Eng. 15 056013).
+
+Input  (B, C, F, T): the C x F rows (electrodes, or electrode x band) are the paper's EEG
+       channels; T time samples. Windows of exactly the training T (the dense head is sized
+       for it), at least pool1 x pool2 frames long.
+Output (B, K) logits.
+
+Block 1: F1 temporal filters (kernel `kernel`, about half the sampling rate in the paper) ->
+BatchNorm -> a depthwise spatial filter over all rows, D per temporal filter, max-norm 1 ->
+BatchNorm -> ELU -> average pooling by pool1 -> dropout. Block 2: a separable convolution
+(depthwise 1 x 16, then F2 pointwise) -> BatchNorm -> ELU -> pooling by pool2 -> dropout.
+A dense softmax layer with max-norm 0.25. The paper's EEGNet-8,2 is f1=8, depth=2, f2=16, with
+dropout 0.5 within subjects and 0.25 across (--drop). Suits small EEG data sets (a few hundred
+trials), event-related and oscillatory tasks alike; few parameters, trains fast on CPU.
+"""
+from torch import nn
+
+from ..errors import positive_int
+from ..options import Option
+from .common import MaxNormConv2d, MaxNormLinear, shape_problem
+
+
+def _same(kernel):
+    """Zero padding (left, right, top, bottom) that keeps the time length for an even or odd kernel."""
+    return nn.ZeroPad2d(((kernel - 1) // 2, kernel // 2, 0, 0))
+
+
+class EEGNet(nn.Module):
+    """EEGNet-8,2 (Lawhern et al., 2018): temporal filters, depthwise spatial filters, a separable convolution."""
+    name = "eegnet"
+    per_frame = False
+    fixed_frames = True          # the dense head is sized for the training T
+    options = (
+        Option("f1", positive_int, 8, "temporal filters (F1)"),
+        Option("depth", positive_int, 2, "spatial filters per temporal filter (D)"),
+        Option("f2", positive_int, 16, "pointwise filters of the separable convolution (F2)"),
+        Option("kernel", positive_int, 64, "temporal kernel length (the paper: half the sampling rate)"),
+        Option("pool1", positive_int, 4, "time pooling after block 1"),
+        Option("pool2", positive_int, 8, "time pooling after block 2"),
+    )
+
+    def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.25, f1=8, depth=2, f2=16, kernel=64,
+                 pool1=4, pool2=8):
+        super().__init__()
+        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
+                           drop=drop, f1=f1, depth=depth, f2=f2, kernel=kernel, pool1=pool1, pool2=pool2)
+        rows = n_elec * n_bands
+        self.block1 = nn.Sequential(
+            _same(kernel), nn.Conv2d(1, f1, (1, kernel), bias=False), nn.BatchNorm2d(f1),
+            MaxNormConv2d(f1, f1 * depth, (rows, 1), groups=f1, bias=False, max_norm=1.0),
+            nn.BatchNorm2d(f1 * depth), nn.ELU(), nn.AvgPool2d((1, pool1)), nn.Dropout(drop))
+        self.block2 = nn.Sequential(
+            _same(16), nn.Conv2d(f1 * depth, f1 * depth, (1, 16), groups=f1 * depth, bias=False),
+            nn.Conv2d(f1 * depth, f2, 1, bias=False), nn.BatchNorm2d(f2), nn.ELU(),
+            nn.AvgPool2d((1, pool2)), nn.Dropout(drop))
+        self.head = MaxNormLinear(f2 * max(1, n_times // pool1 // pool2), n_outputs, max_norm=0.25)
+
+    def input_problem(self, n_elec, n_bands, n_times):
+        return shape_problem(self.config, n_elec, n_bands, n_times, self.config["pool1"] * self.config["pool2"])
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits (B, K)."""
+        b, c, f, t = x.shape
+        h = self.block2(self.block1(x.reshape(b, 1, c * f, t)))      # (B, F2, 1, T // pool1 // pool2)
+        return self.head(h.flatten(1))
