@@ -109,3 +109,20 @@ def test_every_model_learns_a_task_with_real_signal(tmp_path, model, f):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_metrics"]["acc"] > 0.6, (model, f, summary["best_metrics"]["acc"])
+
+
+@pytest.mark.parametrize("model", sorted(m for m in MODELS if MODELS[m].per_frame))
+def test_per_frame_models_are_causal(model):
+    """forward_seq for streaming: changing the last input frame changes only the last output
+    frame, and forward() is the last frame of forward_seq()."""
+    from biosig.models import build_model
+    torch.manual_seed(0)
+    net = build_model({"name": model, "n_elec": 3, "n_bands": 2, "n_outputs": 4, "drop": 0.0}).eval()
+    x = torch.randn(2, 3, 2, 64)
+    late = x.clone()
+    late[..., -1] += 5.0
+    with torch.no_grad():
+        a, b = net.forward_seq(x), net.forward_seq(late)
+        torch.testing.assert_close(net(x), a[:, -1])
+    torch.testing.assert_close(a[:, :-1], b[:, :-1])
+    assert not torch.allclose(a[:, -1], b[:, -1])

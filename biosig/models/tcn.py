@@ -1,0 +1,67 @@
+"""TCN: a temporal convolutional network (Bai, Kolter & Koltun, 2018, "An empirical evaluation of
+generic convolutional and recurrent networks for sequence modeling", arXiv:1803.01271).
+
+Input  (B, C, F, T): the C x F rows are input channels; any T >= 1.
+Output forward      -> (B, K) logits of the last frame.
+       forward_seq  -> (B, T, K) logits of every frame; frame t sees input frames <= t only
+                       (causal, left-padded dilated convolutions), so it suits streaming.
+
+`levels` residual blocks; block i has two dilated causal convolutions (dilation 2**i, kernel
+`kernel`), each with weight normalization, ReLU and dropout, and a 1x1 convolution on the
+residual path where the width changes. The receptive field is 1 + 2 (kernel - 1)(2**levels - 1)
+frames (91 for the defaults). Suits continuous decoding: per-frame outputs, any window length.
+"""
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from ..errors import positive_int
+from ..options import Option
+from .common import shape_problem
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, c_in, c_out, kernel, dilation, drop):
+        super().__init__()
+        pad = (kernel - 1) * dilation           # on the left only: causal
+        self.body = nn.Sequential(
+            nn.ConstantPad1d((pad, 0), 0.0), weight_norm(nn.Conv1d(c_in, c_out, kernel, dilation=dilation)),
+            nn.ReLU(), nn.Dropout(drop),
+            nn.ConstantPad1d((pad, 0), 0.0), weight_norm(nn.Conv1d(c_out, c_out, kernel, dilation=dilation)),
+            nn.ReLU(), nn.Dropout(drop))
+        self.shortcut = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x):
+        return (self.body(x) + self.shortcut(x)).relu()
+
+
+class TCN(nn.Module):
+    """TCN (Bai et al., 2018): dilated causal residual convolutions; per-frame outputs for streaming."""
+
+    name = "tcn"
+    per_frame = True
+    options = (
+        Option("channels", positive_int, 32, "filters of every block"),
+        Option("levels", positive_int, 4, "residual blocks (dilations 1, 2, 4, ...)"),
+        Option("kernel", positive_int, 7, "kernel length of the dilated convolutions"),
+    )
+
+    def __init__(self, n_elec, n_bands, n_outputs, drop=0.1, channels=32, levels=4, kernel=7):
+        super().__init__()
+        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, drop=drop,
+                           channels=channels, levels=levels, kernel=kernel)
+        widths = [n_elec * n_bands] + [channels] * levels
+        self.blocks = nn.Sequential(*[TemporalBlock(widths[i], widths[i + 1], kernel, 2 ** i, drop)
+                                      for i in range(levels)])
+        self.head = nn.Conv1d(channels, n_outputs, 1)
+
+    def input_problem(self, n_elec, n_bands, n_times):
+        return shape_problem(self.config, n_elec, n_bands, n_times, 1)
+
+    def forward_seq(self, x):
+        """x (B, C, F, T) -> per-frame logits (B, T, K)."""
+        b, c, f, t = x.shape
+        return self.head(self.blocks(x.reshape(b, c * f, t))).transpose(1, 2)
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits of the last frame (B, K)."""
+        return self.forward_seq(x)[:, -1]
