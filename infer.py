@@ -40,7 +40,7 @@ def main(argv=None):
     if args.out:
         if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
             raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
-        checkpoint.check_writable(args.out, "--out")
+        checkpoint.check_writable(args.out, "--out", inputs=[("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt)])
     device = resolve_device(args.device)
     predictor = Predictor(checkpoint.load(args.ckpt), device=device, path=args.ckpt)
     task = predictor.task

@@ -7,6 +7,8 @@
 The options come from biosig/options.py (with each registered model's and task's own);
 see README.md for every option, the run directory and the checkpoint format.
 """
+import os
+import signal
 import sys
 
 from biosig.errors import Interrupted
@@ -17,8 +19,16 @@ def get_args_parser():
     return train_parser()
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if "RANK" not in os.environ:
+        # kill, scancel, a preempted job: stop like Ctrl-C, with the resume command (exit 143).
+        # Not under torchrun, whose SIGTERM must end a rank at once even inside a collective.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         from biosig.options import explicit_options
         parser = get_args_parser()
@@ -28,8 +38,10 @@ def main(argv=None):
             print(describe_models())
             return
         from biosig.run import run
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted before training started; nothing was written") from None
+    except KeyboardInterrupt as e:
+        signal_name = str(e) if str(e).startswith("SIG") else None
+        raise Interrupted(f"{'stopped by ' + signal_name if signal_name else 'interrupted'} before training "
+                          f"started; nothing was written", code=143 if signal_name else 130) from None
     run(args, explicit_options(parser, argv))
 
 

@@ -33,21 +33,30 @@ def atomic_save(obj, path):
             torch.save(obj, f)
 
 
-def check_writable(path, flag="--save", created_with=None):
-    """Raise a UserError now, before training, if `path` cannot be written later.
+def check_writable(path, flag="--save", created_with=None, inputs=(), reserved=()):
+    """Raise a UserError now, before training, if `path` cannot be written later, or would
+    overwrite one of the `inputs` (the data read) or of the `reserved` files (the run's own).
 
     created_with: a directory the run will create (its run directory, already checked to be
     creatable); a path inside it is fine although its directory does not exist yet."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise UserError(f"{path}: {flag} is a directory, expected a file path")
+    target = os.path.realpath(path)
+    for flag_in, other in inputs:
+        if other and os.path.exists(other) and os.path.realpath(other) == target:
+            raise UserError(f"{path}: {flag} would overwrite the input given as {flag_in}; choose another file")
+    for other in reserved:
+        if os.path.realpath(other) == target:
+            raise UserError(f"{path}: {flag} is one of the run directory's own files; choose another name, "
+                            f"e.g. best.pt")
     if created_with is not None and not os.path.exists(directory):
         root = os.path.abspath(created_with)
         if os.path.commonpath([root, directory]) == root:
             return
     if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist ({flag}; only the run directory "
-                        f"and directories inside it are created)")
+        also = "; only the run directory and directories inside it are created" if created_with else ""
+        raise UserError(f"{path}: directory {directory} does not exist ({flag}{also})")
     if not can_create_files(directory) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UserError(f"{path}: not writable ({flag})")
 
@@ -55,7 +64,9 @@ def check_writable(path, flag="--save", created_with=None):
 def load(path, what="checkpoint"):
     """Load a biosig checkpoint safely (weights_only=True); validate its keys and format."""
     if os.path.isdir(path):
-        raise UserError(f"{path}: a directory, expected a {what} file")
+        hint = (f" (the run's is {os.path.join(path, 'last.pt')})"
+                if os.path.exists(os.path.join(path, "last.pt")) else "")
+        raise UserError(f"{path}: a directory, expected a {what} file{hint}")
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} file not found")
     try:

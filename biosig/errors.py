@@ -16,8 +16,13 @@ class UserError(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C (or SIGINT) caught by a script that knows how to continue: message is the one
-    line to print (empty on the ranks of a torchrun job that do not print)."""
+    """Ctrl-C (or SIGINT, or SIGTERM) caught by a script that knows how to continue: message is
+    the one line to print (empty on the ranks of a torchrun job that do not print); code the
+    exit status (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message="", code=130):
+        super().__init__(message)
+        self.code = code
 
 
 def _is_main_process():
@@ -41,7 +46,7 @@ def run_cli(main, argv=None):
     except Interrupted as e:
         if str(e):
             print(str(e), file=sys.stderr)
-        sys.exit(130)
+        sys.exit(e.code)
     except KeyboardInterrupt:
         if _is_main_process():
             print("interrupted", file=sys.stderr)

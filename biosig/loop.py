@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, preprocess
 from .data import epoch_batches, iterate_batches, shard_range
+from .errors import UserError
 from .runtime import autocast, epoch_seed
 
 
@@ -69,7 +70,8 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     reduced = distributed.all_reduce_sum([loss_total, seen] + [sums[k] for k in keys], ctx, device)
     loss_total, seen, sums = reduced[0], reduced[1], dict(zip(keys, reduced[2:]))
     if not math.isfinite(loss_total):
-        raise FloatingPointError("training loss is not finite; lower --lr or check the data")
+        raise UserError("training loss is not finite; lower --lr, or check the data's scale (--normalize, "
+                        "--standardize)")
     return {"train_loss": loss_total / max(seen, 1), "metrics": task.train_metrics(sums, seen),
             "samples": int(seen), "seconds": time.perf_counter() - start}
 

@@ -216,6 +216,8 @@ def declared_values(options, args, kwargs=None, owner="model"):
     known = {opt.name: opt for opt in options}
     values = {}
     for name, text in [pair for word in kwargs or [] for pair in word]:
+        if name in values:
+            raise UserError(f"--model-kwargs {name}: given twice")
         opt = known.get(name)
         if opt is None:
             raise UserError(f"--model-kwargs {name}: not an option of {owner} (it takes "
@@ -232,6 +234,19 @@ def declared_values(options, args, kwargs=None, owner="model"):
         given = getattr(args, opt.key, None) if opt.flag else None
         values[opt.name] = opt.default if given is None else given
     return values
+
+
+def model_options(args):
+    """The chosen model's constructor options from train.py's args: its flags, --model-kwargs,
+    else its defaults. A flag of another model, an unknown name or a bad value: one line."""
+    from .models import MODELS
+    cls = MODELS[args.model]
+    own = {opt.key for opt in cls.options}
+    for other in MODELS.values():        # e.g. --frame-embed given with a model that has no such option
+        for opt in other.options:
+            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
+                raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
+    return declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
 
 
 def explicit_options(parser, argv):

@@ -37,8 +37,10 @@ def finished_message(args, state, mode):
     stopper.load_state_dict(r["early_stopping"])
     again = shlex.join(resume_command(args.resume))
     if r["epoch"] >= args.epochs:
-        return (f"{args.resume}: the run is complete ({r['epoch']} of {args.epochs} epochs, best at epoch "
-                f"{stopper.best_epoch}); nothing to train. To train longer: {again} --epochs {r['epoch'] + 10}")
+        done = (f"{r['epoch']} of {args.epochs} epochs" if r["epoch"] == args.epochs
+                else f"it has trained {r['epoch']} epochs, more than --epochs {args.epochs}")
+        return (f"{args.resume}: the run is complete ({done}; best at epoch {stopper.best_epoch}); nothing to "
+                f"train. To train longer: {again} --epochs {r['epoch'] + 10} (--epochs is the total)")
     if stopper.should_stop:
         return (f"{args.resume}: the run is complete (stopped early at epoch {r['epoch']}: no improvement for "
                 f"{stopper.bad_epochs} epochs, --patience {args.patience}); nothing to train. To go on: {again} "
@@ -62,18 +64,19 @@ def resume_command(last):
     return ["python", script, "--resume", last]
 
 
-def interrupted_message(where):
-    """The one line printed on Ctrl-C (empty on ranks that do not print). `where` is the run's
-    progress: run_dir, started, made_dir, epoch, saved. A run stopped before its first epoch
-    was saved is removed, so the same command can simply be run again."""
+def interrupted_message(where, signal_name=None):
+    """The one line printed on Ctrl-C or SIGTERM (empty on ranks that do not print). `where` is
+    the run's progress: run_dir, started, made_dir, epoch, saved. A run stopped before its
+    first epoch was saved is removed, so the same command can simply be run again."""
     if os.environ.get("RANK", "0") not in ("", "0"):
         return ""
+    stopped = f"stopped by {signal_name}" if signal_name else "interrupted"
     if where["saved"] is not None:
         last = os.path.join(where["run_dir"], "last.pt")
-        return (f"interrupted in epoch {where['epoch']}; epoch {where['saved']} is saved. Resume with: "
+        return (f"{stopped} in epoch {where['epoch']}; epoch {where['saved']} is saved. Resume with: "
                 f"{shlex.join(resume_command(last))}")
     if where["started"]:
         runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
-        return (f"interrupted in epoch {where['epoch'] or 1}, before any epoch was saved; nothing was kept "
+        return (f"{stopped} in epoch {where['epoch'] or 1}, before any epoch was saved; nothing was kept "
                 f"(run the same command again to start over)")
-    return "interrupted before training started; nothing was written"
+    return f"{stopped} before training started; nothing was written"

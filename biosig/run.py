@@ -92,12 +92,7 @@ def model_config(args, shape, n_outputs):
     """The model's config dict: data shape, the task's output size, --drop, and the model's own
     options (its flags, --model-kwargs, or its defaults)."""
     cls = MODELS[args.model]
-    own = {opt.key for opt in cls.options}
-    for other in MODELS.values():        # e.g. --frame-embed given with a model that has no such option
-        for opt in other.options:
-            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
-                raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
-    values = options.declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
+    values = options.model_options(args)
     _, c, f, t = shape
     config = {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": args.drop, **values}
     if getattr(cls, "fixed_frames", False):        # built for one window length
@@ -112,8 +107,13 @@ def run(args, explicit=frozenset()):
     where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None}
     try:
         return _run(args, explicit, where)
-    except KeyboardInterrupt:
-        raise Interrupted(interrupted_message(where)) from None
+    except KeyboardInterrupt as e:
+        signal_name = str(e) if str(e).startswith("SIG") else None      # train.py turns SIGTERM into this
+        raise Interrupted(interrupted_message(where, signal_name), code=143 if signal_name else 130) from None
+    except UserError:       # found during training (a diverging loss): a run with no saved epoch is undone
+        if where["started"] and where["saved"] is None:
+            runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
+        raise
 
 
 def _run(args, explicit, where):
@@ -135,7 +135,8 @@ def _run(args, explicit, where):
     mode = task_monitors[monitor]
     if resume_state is not None:
         done = finished_message(args, resume_state, mode)
-        if done:
+        # (a run killed after its last epoch but before summary.json goes on: zero epochs, then the summary)
+        if done and os.path.exists(os.path.join(os.path.dirname(args.resume), "summary.json")):
             if os.environ.get("RANK", "0") in ("", "0"):
                 print(done)
             return None
@@ -157,8 +158,12 @@ def _run(args, explicit, where):
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
             runs.check_new_run_dir(args.run_dir)
-        # --save may go inside the run directory (runs/a/best.pt), which is created with the run
-        checkpoint.check_writable(args.save, created_with=args.run_dir)
+        # --save may go inside the run directory (runs/a/best.pt), which is created with the run,
+        # but never over the data or the run's own files
+        inputs = [(f"--{d.replace('_', '-')}", getattr(args, d, None)) for d in options.dests(options.PATH)
+                  if d != "save"]
+        reserved = [os.path.join(args.run_dir, name) for name in runs.RUN_FILES]
+        checkpoint.check_writable(args.save, created_with=args.run_dir, inputs=inputs, reserved=reserved)
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
         else:
@@ -225,9 +230,9 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         where["started"] = resume_state is None
         os.makedirs(args.run_dir, exist_ok=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-        if resume_state is None:
-            runs.write_json(os.path.join(args.run_dir, "config.json"), _plain(config))
-        else:
+        # config.json: every resolved option, rewritten on resume (--epochs and the like may change)
+        runs.write_json(os.path.join(args.run_dir, "config.json"), _plain(config))
+        if resume_state is not None:
             runs.truncate_jsonl(metrics_path, start_epoch - 1)
         split = data["split"]
         log(f"data: {args.x} {tuple(data['shape'])} -> {task} | "

@@ -11,6 +11,10 @@ from .atomic import atomic_path, can_create_files
 from .errors import UserError
 
 
+# What a run writes in its directory (--save must not be one of them)
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.pt")
+
+
 def default_run_dir(root="runs"):
     """runs/YYYYmmdd-HHMMSS, with -2, -3 … appended: never an existing run's directory."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -94,6 +94,7 @@ def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt", extra_sa
     ("X.npy", "y.npy", ["--split", "group"], ["--split group", "--groups"]),
     ("X.npy", "y.npy", ["--val-split", "1.5"], ["--val-split"]),
     ("X.npy", "y.npy", ["--class-names", "missing.json"], ["missing.json"]),
+    ("X.npy", "y.npy", ["--lr", "1e30"], ["training loss is not finite", "--lr"]),    # diverges: nothing kept
 ])
 def test_train_bad_data(files, x, y, extra, needles):
     train_fails(files, *extra, x=x, y=y, needles=needles)
@@ -156,6 +157,9 @@ def test_unwritable_save(files):
     train_fails(files, save="nodir/out.pt", needles=["nodir/out.pt", "does not exist"])
     # a missing directory beside the run directory is still refused (only the run dir is created)
     train_fails(files, save="runx/out.pt", needles=["runx/out.pt", "does not exist"])
+    # never over the data, nor over the run's own files
+    train_fails(files, save="X.npy", needles=["X.npy", "would overwrite the input given as --x"])
+    train_fails(files, save="run/last.pt", needles=["run/last.pt", "run directory's own files"])
     train_fails(files, save="sub", needles=["sub", "is a directory"])
 
 
@@ -221,6 +225,7 @@ def test_infer_bad_checkpoints_and_outputs(ckpt, tmp_path):
     assert_user_error(run("infer.py", "--ckpt", tmp_path / "junk.pt", "--x", x), "junk.pt")
     assert_user_error(run("infer.py", "--ckpt", tmp_path / "none.pt", "--x", x), "none.pt", "not found")
     assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--out", tmp_path / "p.txt"), "p.txt", ".csv")
+    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--out", x), "X.npy", "overwrite the input given as --x")
     np.save(tmp_path / "y.npy", np.arange(4))
     assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
                           tmp_path / "p.csv"), "y.npy", "4 labels")

@@ -55,6 +55,8 @@ def test_model_options_are_declared_checked_and_stored(tmp_path, model):
     assert_user_error(run("train.py", *base, "--model-kwargs", "no_such_option=1"), "no_such_option",
                       f"--model {model}")
     assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
+    name = cls.options[0].name
+    assert_user_error(run("train.py", *base, "--model-kwargs", f"{name}=1", f"{name}=2"), name, "given twice")
     integer = next(o for o in cls.options if o.flag is None and isinstance(o.default, int))
     assert_user_error(run("train.py", *base, "--model-kwargs", f"{integer.name}=-3"), integer.name, "-3")
     listing = run("train.py", "--model", "help")

@@ -121,10 +121,19 @@ def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
     assert err[0].startswith("interrupted in epoch ") and "is saved. Resume with: " in err[0]
     command = shlex.split(err[0].split("Resume with: ")[1])
     assert command[0] == "python" and command[-2:] == ["--resume", str(run_dir / "last.pt")]
-    again = subprocess.run([sys.executable, *command[1:], "--epochs", "2"], capture_output=True, text=True,
+    # kill (SIGTERM: scancel, a preempted job) stops the same way, exit 143, and the run goes on
+    proc = subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, cwd=ROOT)
+    for line in proc.stdout:
+        if line.startswith("[epoch "):
+            break
+    proc.send_signal(signal.SIGTERM)
+    err = [line for line in proc.communicate(timeout=120)[1].splitlines() if line.strip()]
+    assert proc.returncode == 143 and len(err) == 1 and err[0].startswith("stopped by SIGTERM in epoch "), err
+    again = subprocess.run([sys.executable, *command[1:], "--epochs", "6"], capture_output=True, text=True,
                            env=ENV, cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 2
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 6
 
 
 def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
