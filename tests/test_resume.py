@@ -89,7 +89,10 @@ def test_resume_extends_epochs_and_refuses_contradictions(dataset):
 def interrupt(cmd, when):
     """Start cmd, send SIGINT (Ctrl-C) once `when(line)` is true for a line of its stdout (or
     after 0.5 s when `when` is None), return (exit status, stderr lines)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+    # SIGINT as a terminal delivers it: a test run in the background (SIGINT ignored, as a
+    # non-interactive shell's & does) must not hand that on, or Python never raises KeyboardInterrupt
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if when is None:
         time.sleep(0.5)
     else:
