@@ -16,11 +16,12 @@ Adding a model: one file here with its class, and one line in MODELS.
 """
 from .eeg2arm import EEG2Arm
 from .eegnet import EEGNet
+from .inception import Inception
 from .resnet1d import ResNet1D
 from .shallow import ShallowConvNet
 from .tcn import TCN
 
-MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, TCN)}
+MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN)}
 
 
 def build_model(config):
