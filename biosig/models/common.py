@@ -20,6 +20,12 @@ def shape_problem(config, n_elec, n_bands, n_times, min_frames, flag="--model-kw
     return None
 
 
+def same_padding(kernel):
+    """(left, right) zero padding that keeps the time length through a convolution of `kernel`
+    (an even kernel gets the extra frame on the right)."""
+    return (kernel - 1) // 2, kernel // 2
+
+
 class MaxNormConv2d(nn.Conv2d):
     """Conv2d whose filters are rescaled to an L2 norm of at most `max_norm` in every forward
     pass (the norm constraint of EEGNet's spatial filters)."""

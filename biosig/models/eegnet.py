@@ -18,12 +18,12 @@ from torch import nn
 
 from ..errors import positive_int
 from ..options import Option
-from .common import MaxNormConv2d, MaxNormLinear, shape_problem
+from .common import MaxNormConv2d, MaxNormLinear, same_padding, shape_problem
 
 
 def _same(kernel):
-    """Zero padding (left, right, top, bottom) that keeps the time length for an even or odd kernel."""
-    return nn.ZeroPad2d(((kernel - 1) // 2, kernel // 2, 0, 0))
+    """Zero padding of (B, C, rows, T) that keeps T through a (1, kernel) convolution."""
+    return nn.ZeroPad2d(same_padding(kernel) + (0, 0))
 
 
 class EEGNet(nn.Module):

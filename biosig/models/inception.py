@@ -19,12 +19,12 @@ from torch.nn import functional as F
 
 from ..errors import positive_int
 from ..options import Option
-from .common import shape_problem
+from .common import same_padding, shape_problem
 
 
 def _same_conv(c_in, c_out, kernel):
     """A length-keeping 1-D convolution without bias (even kernels padded one more on the right)."""
-    return nn.Sequential(nn.ConstantPad1d(((kernel - 1) // 2, kernel // 2), 0.0),
+    return nn.Sequential(nn.ConstantPad1d(same_padding(kernel), 0.0),
                          nn.Conv1d(c_in, c_out, kernel, bias=False))
 
 

@@ -15,12 +15,12 @@ from torch import nn
 
 from ..errors import positive_int
 from ..options import Option
-from .common import shape_problem
+from .common import same_padding, shape_problem
 
 
 def _conv(c_in, c_out, kernel):
     """A length-keeping convolution (even kernels padded one more on the right), BatchNorm."""
-    return nn.Sequential(nn.ConstantPad1d(((kernel - 1) // 2, kernel // 2), 0.0),
+    return nn.Sequential(nn.ConstantPad1d(same_padding(kernel), 0.0),
                          nn.Conv1d(c_in, c_out, kernel, bias=False), nn.BatchNorm1d(c_out))
 
 
