@@ -26,11 +26,17 @@ subprocesses of this same file; one that cannot be imported is skipped with a no
   MiniRocket   aeon's MiniRocketClassifier with its defaults (10,000 kernels, ridge classifier),
                random_state = seed; training seconds: fit(), after an untimed fit on a few windows
                that pays numba's one-time compilation.
-  EEGNet, ShallowFBCSPNet   braindecode's EEGClassifier with its documented trialwise recipe:
-               AdamW, lr 0.0625 * 0.01, weight decay 0, batch 64, cosine annealing over the epochs,
-               100 epochs (--epochs), per-channel standardization from the training split; no
-               validation split, the last epoch's model is scored. braindecode drops a last partial
-               batch, so on a training set smaller than 64 windows the batch is the whole set.
+  EEGNet, ShallowFBCSPNet   braindecode's EEGClassifier with the recipe of its trialwise decoding
+               tutorial: AdamW, lr 0.0625 * 0.01, weight decay 0 (the tutorial's values for the shallow
+               net; EEGNet gets the same), batch 64, cosine annealing over the epochs, 100 epochs
+               (--epochs), per-channel standardization from the training split; no validation split,
+               the last epoch's model is scored. braindecode drops a last partial batch, so on a
+               training set smaller than 64 windows the batch is the whole set.
+A peer environment, apart from biosig's (the CPU torch keeps it small):
+    python3 -m venv /tmp/peervenv && /tmp/peervenv/bin/pip install torch==2.13.0 aeon braindecode
+braindecode imports torchaudio, whose PyPI wheel is a CUDA build: with a CPU torch its compiled
+extension fails to load ("libc10_cuda.so"), and braindecode is skipped with that note. torchaudio
+loads as pure Python once its torchaudio/lib/*.so files are moved away.
 
 Prints a markdown table per run -- set | model | test accuracy mean +- std (std over seeds, ddof 1;
 the per-seed values) | training seconds (mean) | time / MiniRocket's time on that set -- and writes
@@ -230,13 +236,13 @@ def peer_main(args):
 def fmt_row(set_name, row, minirocket_s):
     res = row["result"]
     if "skipped" in res or "error" in res:
-        return f"| {set_name} | {row['name']} | n/a: {res.get('skipped') or res['error']} | | |"
+        return f"| {set_name} | {row['name']} | {'skipped' if 'skipped' in res else 'failed'} (see below) | | |"
     acc = np.array(res["acc"])
     std = acc.std(ddof=1) if len(acc) > 1 else 0.0
     seconds = float(np.mean(res["train_s"]))
     ratio = f"{seconds / minirocket_s:.1f}x" if minirocket_s else "—"
     per_seed = ", ".join(f"{a:.3f}" for a in acc)
-    return f"| {set_name} | {row['name']} | {acc.mean():.3f} ± {std:.3f} ({per_seed}) | {seconds:.1f} | {ratio} |"
+    return f"| {set_name} | {row['name']} | {acc.mean():.3f} ± {std:.3f} ({per_seed}) | {seconds:.2f} | {ratio} |"
 
 
 def print_table(results):
@@ -336,14 +342,21 @@ def main():
             acc = f"acc {np.mean(res['acc']):.3f} in {np.mean(res['train_s']):.1f}s" if res.get("acc") else \
                 (res.get("skipped") or res.get("error"))
             print(f"  {set_name} / {name}: {acc}  [{time.perf_counter() - start:.0f}s]", flush=True)
-        for set_name in sets:   # in the order asked, whatever order they finished in
-            results["sets"][set_name]["rows"] = [done[(set_name, key)] for key, _, _ in rows]
-    results["wall_s"] = round(time.perf_counter() - start, 1)
+            for s in sets:   # in the order asked, whatever order they finished in
+                results["sets"][s]["rows"] = [done[(s, k)] for k, _, _ in rows if (s, k) in done]
+            results["wall_s"] = round(time.perf_counter() - start, 1)
+            if args.out:     # after every row: a run stopped half-way keeps what it measured
+                write_json(args.out, results)
     print_table(results)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
         print(f"\nresults -> {args.out}")
+
+
+def write_json(path, obj):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
