@@ -4,7 +4,6 @@
     python infer.py --ckpt ckpt.pt --x X.npy --y y.npy --out preds.csv
 """
 import os
-import sys
 
 from biosig.errors import ArgumentParser, HelpFormatter, positive_int
 
@@ -46,8 +45,7 @@ def main(argv=None):
     task = predictor.task
     trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
     if args.normalize and not trained_zscore:
-        print(f"warning: --normalize ignored: {args.ckpt} was trained without it; "
-              "applying the checkpoint's preprocessing", file=sys.stderr)
+        warn(f"--normalize ignored: {args.ckpt} was trained without it; applying the checkpoint's preprocessing")
 
     # the channels the model was trained on, by name: a parquet input is read by them, and a
     # different selection is refused (same count, other channels would run without complaint)
@@ -99,7 +97,7 @@ def write_predictions(path, task, pred, score, values, kind):
     from biosig.atomic import atomic_path
     ext = os.path.splitext(path)[1]
     with atomic_path(path) as tmp:
-        with open(tmp, "wb" if ext == ".npy" else "w", **({} if ext == ".npy" else {"newline": ""})) as f:
+        with (open(tmp, "wb") if ext == ".npy" else open(tmp, "w", newline="")) as f:
             if ext == ".npy":
                 np.save(f, values.astype(np.float32))
             elif ext == ".csv":

@@ -39,9 +39,8 @@ def main(argv=None):
             return
         from biosig.run import run
     except KeyboardInterrupt as e:
-        signal_name = str(e) if str(e).startswith("SIG") else None
-        raise Interrupted(f"{'stopped by ' + signal_name if signal_name else 'interrupted'} before training "
-                          f"started; nothing was written", code=143 if signal_name else 130) from None
+        stopped, code = Interrupted.stopped_by(e)
+        raise Interrupted(f"{stopped} before training started; nothing was written", code=code) from None
     run(args, explicit_options(parser, argv))
 
 

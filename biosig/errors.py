@@ -24,6 +24,14 @@ class Interrupted(Exception):
         super().__init__(message)
         self.code = code
 
+    @staticmethod
+    def stopped_by(interrupt):
+        """The KeyboardInterrupt a script caught -> (words for the message, exit status):
+        ("interrupted", 130), or ("stopped by SIGTERM", 143) when train.py's SIGTERM handler raised it."""
+        if str(interrupt) == "SIGTERM":
+            return "stopped by SIGTERM", 143
+        return "interrupted", 130
+
 
 def _is_main_process():
     return os.environ.get("RANK", "0") in ("", "0")

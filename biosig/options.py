@@ -203,7 +203,7 @@ def _add_declared(group, options, owner):
     for opt in options:
         if opt.flag is None:
             continue
-        if opt.key in KINDS and any(opt.flag in a.option_strings for a in group._group_actions):
+        if any(opt.flag in a.option_strings for a in group._group_actions):     # another model's, already here
             continue
         _add(group, opt.flag, dest=opt.key, type=opt.type, kinds=opt.kinds, default=None,
              help=f"{opt.help} ({owner} default: {opt.default})" if opt.default is not None else opt.help)

@@ -4,7 +4,7 @@ import os
 import shlex
 import sys
 
-from . import checkpoint, options, runs
+from . import checkpoint, options
 from .errors import UserError
 from .loop import EarlyStopping
 
@@ -64,19 +64,17 @@ def resume_command(last):
     return ["python", script, "--resume", last]
 
 
-def interrupted_message(where, signal_name=None):
+def interrupted_message(where, stopped="interrupted"):
     """The one line printed on Ctrl-C or SIGTERM (empty on ranks that do not print). `where` is
-    the run's progress: run_dir, started, made_dir, epoch, saved. A run stopped before its
-    first epoch was saved is removed, so the same command can simply be run again."""
+    the run's progress: run_dir, started, epoch, saved (the run has already removed a run
+    directory that saved no epoch)."""
     if os.environ.get("RANK", "0") not in ("", "0"):
         return ""
-    stopped = f"stopped by {signal_name}" if signal_name else "interrupted"
     if where["saved"] is not None:
         last = os.path.join(where["run_dir"], "last.pt")
         return (f"{stopped} in epoch {where['epoch']}; epoch {where['saved']} is saved. Resume with: "
                 f"{shlex.join(resume_command(last))}")
     if where["started"]:
-        runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
         return (f"{stopped} in epoch {where['epoch'] or 1}, before any epoch was saved; nothing was kept "
                 f"(run the same command again to start over)")
     return f"{stopped} before training started; nothing was written"

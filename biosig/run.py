@@ -107,13 +107,15 @@ def run(args, explicit=frozenset()):
     where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None}
     try:
         return _run(args, explicit, where)
-    except KeyboardInterrupt as e:
-        signal_name = str(e) if str(e).startswith("SIG") else None      # train.py turns SIGTERM into this
-        raise Interrupted(interrupted_message(where, signal_name), code=143 if signal_name else 130) from None
-    except UserError:       # found during training (a diverging loss): a run with no saved epoch is undone
+    except (KeyboardInterrupt, UserError) as e:
+        # stopped, or a user error found during training (a diverging loss): a run that saved no
+        # epoch is undone, so that the same command simply runs again
         if where["started"] and where["saved"] is None:
             runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
-        raise
+        if isinstance(e, UserError):
+            raise
+        stopped, code = Interrupted.stopped_by(e)
+        raise Interrupted(interrupted_message(where, stopped), code=code) from None
 
 
 def _run(args, explicit, where):
