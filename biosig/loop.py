@@ -16,14 +16,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed, preprocess
+from .augment import augment
 from .data import epoch_batches, iterate_batches, shard_range
 from .errors import UserError
 from .runtime import autocast, epoch_seed
 
 
 def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scaler, *, device, amp,
-                    preprocess_spec, clip, accum, ctx, workers=0, progress=None):
-    """Train over this rank's `batches` (lists of positions into `windows`).
+                    preprocess_spec, clip, accum, ctx, workers=0, progress=None, augments=(), generator=None):
+    """Train over this rank's `batches` (lists of positions into `windows`), each augmented by
+    `augments` (biosig.augment) with random numbers from `generator`.
 
     Returns {"train_loss", "metrics" (the task's train_metrics), "samples", "seconds"}, reduced over ranks.
     """
@@ -35,6 +37,9 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
         x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
         y = y.to(device, non_blocking=True)
+        mix = None
+        if augments:
+            x, mix = augment(x, augments, generator)
         window_start = (i // accum) * accum
         window_len = min(accum, n_steps - window_start)       # the last window may be short
         stepping = i == window_start + window_len - 1
@@ -45,7 +50,7 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
         with no_sync:
             with autocast(device.type, amp):
                 outputs = model(x)
-                loss_sum = task.loss_sum(outputs, y)
+                loss_sum = task.loss_sum(outputs, y) if mix is None else mix.loss_sum(task, outputs, y)
             loss = loss_sum * weight
             (scaler.scale(loss) if scaler is not None else loss).backward()
         if stepping:
@@ -134,6 +139,11 @@ class EarlyStopping:
         self.bad_epochs += 1
         return False
 
+    def take(self, value, epoch):
+        """Record this epoch as the best whatever its value (no validation: the last epoch wins)."""
+        self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        return True
+
     @property
     def should_stop(self):
         return self.patience > 0 and self.bad_epochs >= self.patience
@@ -149,6 +159,7 @@ class EarlyStopping:
 def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, *, args, monitor, start_epoch,
         device, amp, preprocess_spec, ctx, on_epoch, log=print):
     """Epochs start_epoch..args.epochs: train, validate, step the LR schedule on `monitor`, early-stop.
+    val_set None (--val-split 0): no validation, every epoch replaces the best.
 
     After each epoch, on_epoch(epoch, stats, val, row, is_best) -- the run saves checkpoints and
     logs there. row: the flat metrics of the epoch (metrics.jsonl). Returns (status, last epoch).
@@ -156,6 +167,8 @@ def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, args.epochs + 1):
         torch.manual_seed(epoch_seed(args.seed, epoch, ctx.rank))
+        # augmentation's own stream: switching it on leaves dropout's draws as they were
+        generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch, ctx.rank) ^ 0xA06)
         batches, sizes = epoch_batches(len(train_set), args.batch, args.seed, epoch, shuffle=True,
                                        rank=ctx.rank, world=ctx.world)
         limit = limit_batches(args.limit_train_batches, len(batches))
@@ -163,17 +176,20 @@ def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, 
         progress = make_progress(ctx.is_main, len(batches), f"epoch {epoch}")
         stats = train_one_epoch(model, task, train_set, batches, sizes, optimizer, scaler, device=device, amp=amp,
                                 preprocess_spec=preprocess_spec, clip=args.clip, accum=args.accum, ctx=ctx,
-                                workers=args.workers, progress=progress)
+                                workers=args.workers, progress=progress, augments=args.augment, generator=generator)
         if progress is not None:
             progress.close()
-        val = evaluate(model, task, val_set, args.batch, device=device, amp=amp,
-                       preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "train_loss": stats["train_loss"], **task.row("train", stats["metrics"]),
-               "val_loss": val["loss"], **task.row("val", val), "lr": lr, "train_windows": stats["samples"],
-               "seconds": round(stats["seconds"], 4)}
+        row = {"epoch": epoch, "train_loss": stats["train_loss"], **task.row("train", stats["metrics"])}
+        val = {}
+        if val_set is not None:
+            val = evaluate(model, task, val_set, args.batch, device=device, amp=amp,
+                           preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
+            row.update({"val_loss": val["loss"], **task.row("val", val)})
+        row.update({"lr": optimizer.param_groups[0]["lr"], "train_windows": stats["samples"],
+                    "seconds": round(stats["seconds"], 4)})
         scheduler.step(row[monitor])
-        is_best = stopper.update(row[monitor], epoch)
+        # with no validation set the latest epoch is the model
+        is_best = stopper.update(row[monitor], epoch) if val_set is not None else stopper.take(row[monitor], epoch)
         on_epoch(epoch, stats, val, row, is_best)
         if stopper.should_stop:
             log(f"early stopping: {monitor} has not improved for {stopper.patience} epochs "

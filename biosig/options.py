@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .augment import AUGMENTS
 from .errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
                      positive_float, positive_int)
 
@@ -96,7 +97,7 @@ def model_kwarg(text):
 
 def train_parser():
     """train.py's ArgumentParser, with the registered models' and tasks' options."""
-    from .models import MODELS
+    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
     from .tasks import TASKS
     p = ArgumentParser(prog="train.py", description="Train a biosig model on (N, C, F, T) windows.",
                        formatter_class=HelpFormatter)
@@ -114,8 +115,9 @@ def train_parser():
     add_source_flags(d, kinds=R)
     _add(d, "--elec", type=positive_int, kinds=R, help="channels/electrodes C (default: from X; checked when given)")
     _add(d, "--bands", type=positive_int, kinds=R, help="bands/feature rows F (default: from X; checked when given)")
-    _add(d, "--val-split", type=number(float, 0, 1, low_open=True, high_open=True), default=0.2, kinds=R,
-         help="fraction of windows held out for validation")
+    _add(d, "--val-split", type=number(float, 0, 1, high_open=True), default=0.2, kinds=R,
+         help="fraction of windows held out for validation; 0: none, train on every window and save the "
+         "last epoch (small data sets, once a recipe is chosen)")
     _add(d, "--split", choices=["stratified", "random", "group"], default="stratified", kinds=R,
          help="how to pick validation windows: stratified keeps class proportions; group keeps each group "
          "(--groups / --group-col, e.g. subject) on one side only")
@@ -134,8 +136,10 @@ def train_parser():
         _add_declared(t, task.options, task.name)
 
     m = p.add_argument_group("model")
-    _add(m, "--model", choices=sorted(MODELS) + ["help"], default="eeg2arm", kinds=R,
-         help="architecture; --model help lists each with its options and defaults")
+    _add(m, "--model", choices=["auto", *sorted(MODELS), "help"], kinds=R,
+         help=f"architecture, trained with its own recipe (see --model help) for the options not given; auto: "
+         f"the better of several by cross-validation on the training windows. Default: {DEFAULT_MODEL}, or "
+         f"{GUIDE_MODEL} for the guide's command form (--elec, --bands or an {GUIDE_MODEL} flag)")
     _add(m, "--model-kwargs", type=model_kwarg, nargs="+", metavar="NAME=VALUE", kinds=R,
          help="the model's other constructor options, e.g. depth_mult=2 kernel_time=9 (checked against the model)")
     _add(m, "--drop", type=number(float, 0, 1, high_open=True), default=0.1, kinds=R,
@@ -158,9 +162,16 @@ def train_parser():
     monitors = sorted({"val_loss", *(m for task in TASKS.values() for m in task.monitors)})
     _add(o, "--monitor", choices=monitors, kinds=R,
          help="metric for best checkpoint, LR schedule and early stopping (default: the task's, val_loss)")
+    _add(o, "--schedule", choices=["plateau", "cosine"], default="plateau", kinds=R,
+         help="learning-rate schedule: plateau (ReduceLROnPlateau on --monitor) or cosine (with --warmup)")
+    _add(o, "--warmup", type=nonnegative_int, default=0, kinds=R,
+         help="--schedule cosine: epochs of linear warm-up to --lr")
     _add(o, "--lr-patience", type=nonnegative_int, default=3, kinds=R, help="ReduceLROnPlateau patience (epochs)")
     _add(o, "--lr-factor", type=number(float, 0, 1, low_open=True, high_open=True), default=0.5, kinds=R,
          help="ReduceLROnPlateau factor")
+    _add(o, "--augment", nargs="+", choices=AUGMENTS, default=[], metavar="NAME", kinds=R,
+         help=f"augment training batches (never validation or inference): {', '.join(AUGMENTS)} "
+         "(see biosig/augment.py for each one's strength)")
     _add(o, "--patience", kinds=(), type=nonnegative_int, default=0,
          help="early stopping after this many epochs without improvement (0: off)")
     _add(o, "--min-delta", kinds=(), type=nonnegative_float, default=0.0, help="smallest change that counts as an improvement")
@@ -184,17 +195,51 @@ def train_parser():
 
 
 def describe_models():
-    """`train.py --model help`: every registered model, what it is, its options and defaults."""
-    from .models import MODELS
-    lines = []
+    """`train.py --model help`: every registered model, what it is, its recipe, options and defaults."""
+    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
+    from .select import CANDIDATES, FOLDS
+    lines = [f"auto: the better of {', '.join(CANDIDATES)} by "
+             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/select.py)"
+             f"{' [the default]' if DEFAULT_MODEL == 'auto' else ''}"]
     for name, cls in sorted(MODELS.items()):
         doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        lines.append(f"{name}: {doc[0] if doc else ''}")
+        tag = " [the default]" if name == DEFAULT_MODEL else " [the guide's command form]" if name == GUIDE_MODEL else ""
+        lines.append(f"{name}: {doc[0] if doc else ''}{tag}")
+        lines.append(f"  recipe: {' '.join(cls.recipe) or 'train.py defaults'}")
         for opt in cls.options:
             how = f"{opt.flag} or " if opt.flag else ""
             lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
-    lines.append("every model: --drop (dropout)")
+    lines.append("every model: --drop (dropout). A recipe fills in the options not given on the command line.")
     return "\n".join(lines)
+
+
+def apply_recipe(args, explicit):
+    """A new run's model and recipe. No --model: the guide's model when the command has the
+    guide's form (--elec, --bands or one of that model's own flags), else the default model.
+    Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
+    did not give. Returns a few words on why this model, for the log."""
+    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
+    why = "--model"
+    if args.model is None:
+        guide = [f"--{k}" for k in ("elec", "bands") if k in explicit]
+        guide += [o.flag for o in MODELS[GUIDE_MODEL].options if o.flag and o.key in explicit]
+        args.model = GUIDE_MODEL if guide else DEFAULT_MODEL
+        why = f"the guide's command form ({guide[0]})" if guide else "the default"
+    if args.model == "auto":
+        from . import select
+        if args.model_kwargs:
+            raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
+                            f"({', '.join(select.CANDIDATES)})")
+        recipe = select.RECIPE
+    else:
+        recipe = MODELS[args.model].recipe
+    if recipe:
+        parser = train_parser()
+        values = vars(parser.parse_args(list(recipe)))
+        for key in explicit_options(parser, list(recipe)):
+            if key not in explicit:
+                setattr(args, key, values[key])
+    return why
 
 
 def _add_declared(group, options, owner):

@@ -20,6 +20,8 @@ from .errors import Interrupted, UserError
 from .loop import EarlyStopping, evaluate, fit
 from .models import MODELS, build_model
 from .resume import apply_resume, finished_message, interrupted_message
+from .schedule import make_scheduler
+from .select import choose_model
 from .runtime import resolve_amp, resolve_device, seed_everything
 from .tasks import TASKS
 
@@ -56,12 +58,15 @@ def prepare_data(args):
 
     if args.groups:
         groups = load_groups(args.groups, n)
+    validate = "val" in extra or args.val_split > 0
     if args.split == "group" and groups is None and "val" not in extra:
         raise UserError("--split group needs --groups groups.npy (or --group-col with parquet): "
                         "one group id, e.g. subject, per window")
     if "val" in extra:
         train_idx = np.arange(n)
         val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+    elif not validate:                  # --val-split 0: every window trains
+        train_idx, val = np.arange(n), None
     else:
         train_idx, val_idx = split_indices(task.strata(y), args.val_split, args.seed, args.split, groups,
                                            where=args.x)
@@ -76,15 +81,18 @@ def prepare_data(args):
                 d["group_ids"] = ids.tolist()
         return d
 
-    split = {"method": "explicit" if "val" in extra else args.split, "train": describe(y, train_idx, groups),
-             "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)}
+    split = {"method": "explicit" if "val" in extra else args.split if validate else "none",
+             "train": describe(y, train_idx, groups),
+             "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)
+             if validate else None}
     if "val" in extra:
         split["val_source"] = args.x_val
     if "test" in extra:
         Xt, yt, _ = extra["test"]
         split["test"] = describe(yt, np.arange(len(yt)), None)
     channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
-    return {"X": X, "y": y, "task": task, "shape": (n, c, f, t), "train_idx": train_idx, "channels": channels,
+    return {"X": X, "y": y, "groups": groups, "task": task, "shape": (n, c, f, t), "train_idx": train_idx,
+            "channels": channels,
             "val": val, "test": (extra["test"][0], extra["test"][1]) if "test" in extra else None, "split": split}
 
 
@@ -98,6 +106,31 @@ def model_config(args, shape, n_outputs):
     if getattr(cls, "fixed_frames", False):        # built for one window length
         config["n_times"] = t
     return config
+
+
+FIT_WINDOWS = 2048      # training windows a model's fit_data() sees at most
+
+
+def fit_to_data(model, train_set, preprocess_spec, seed):
+    """The Model contract's optional fit hook (MiniRocket's biases): called once, before the first
+    epoch, with up to FIT_WINDOWS training windows (a seeded draw, the same on every rank),
+    preprocessed as training sees them. What it fits is in the model's state_dict; a resumed
+    run loads it instead."""
+    fit = getattr(model, "fit_data", None)
+    if fit is None:
+        return
+    positions = np.arange(len(train_set))
+    if len(positions) > FIT_WINDOWS:
+        positions = np.random.default_rng(seed).choice(positions, FIT_WINDOWS, replace=False)
+    x, _ = train_set.read(positions)
+    fit(preprocess.apply(x, preprocess_spec), seed=seed)
+
+
+def training_parts(model, args, mode, device, amp):
+    """AdamW, the --schedule, fp16's GradScaler (or None) and early stopping, as args say."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return optimizer, make_scheduler(optimizer, args, mode), scaler, EarlyStopping(mode, args.patience, args.min_delta)
 
 
 def run(args, explicit=frozenset()):
@@ -126,6 +159,7 @@ def _run(args, explicit, where):
         if value and not (key.startswith("y") and parquet.names_a_column(value)):
             setattr(args, key, os.path.abspath(value))
     resume_state = apply_resume(args, explicit) if args.resume else None
+    why_model = options.apply_recipe(args, explicit) if resume_state is None else "the run being resumed"
     if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
         raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
     device = resolve_device(args.device)
@@ -135,6 +169,15 @@ def _run(args, explicit, where):
     if monitor not in task_monitors:
         raise UserError(f"--monitor {monitor}: --task {args.task} monitors {', '.join(task_monitors)}")
     mode = task_monitors[monitor]
+    if args.val_split == 0 and not args.x_val:
+        # no validation: the last epoch is the model; a plateau schedule watches the training loss
+        for flag, given in (("--monitor", args.monitor), ("--patience", args.patience)):
+            if given:
+                raise UserError(f"{flag} needs validation windows, and --val-split 0 leaves none (give --x-val, "
+                                f"or a --val-split above 0)")
+        monitor, mode = "train_loss", "min"
+    if args.warmup and args.schedule != "cosine":
+        raise UserError(f"--warmup {args.warmup} goes with --schedule cosine (this run's schedule is {args.schedule})")
     if resume_state is not None:
         done = finished_message(args, resume_state, mode)
         # (a run killed after its last epoch but before summary.json goes on: zero epochs, then the summary)
@@ -150,6 +193,12 @@ def _run(args, explicit, where):
         data = prepare_data(args)
         task = data["task"]
         seed_everything(args.seed, args.deterministic)
+        if args.model == "auto":
+            log = print if ctx.is_main else (lambda *a, **k: None)
+            args.model, data["selection"] = choose_model(args, explicit, data, device, amp, ctx, log)
+            options.apply_recipe(args, explicit)
+            why_model = f"chosen by --model auto from {', '.join(data['selection']['candidates'])}"
+            seed_everything(args.seed, args.deterministic)
         config = model_config(args, data["shape"], task.n_outputs)
         model = build_model(config)
         n, c, f, t = data["shape"]
@@ -174,29 +223,27 @@ def _run(args, explicit, where):
                 mean, std = preprocess.channel_stats(data["X"], data["train_idx"])
             preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
-                         resume_state, wall_start, where)
+                         resume_state, wall_start, where, why_model)
     finally:
         distributed.cleanup()
     return summary
 
 
 def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start,
-           where):
+           where, why_model):
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
     train_set = Windows(data["X"], data["y"], data["train_idx"])
-    val_set = Windows(*data["val"])
+    val_set = Windows(*data["val"]) if data["val"] is not None else None
 
+    if resume_state is None:
+        fit_to_data(model, train_set, preprocess_spec, args.seed)
     if args.sync_bn:
         model = distributed.convert_sync_batchnorm(model, device.type)
     model.to(device)
     raw_model = model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=args.lr_factor,
-                                                           patience=args.lr_patience)
-    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    optimizer, scheduler, scaler, stopper = training_parts(model, args, mode, device, amp)
     start_epoch, prior = 1, {"train_samples": 0, "train_seconds": 0.0, "wall_s": 0.0, "best_metrics": None}
     if resume_state is not None:
         raw_model.load_state_dict(resume_state["model_state"])
@@ -237,12 +284,16 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         if resume_state is not None:
             runs.truncate_jsonl(metrics_path, start_epoch - 1)
         split = data["split"]
-        log(f"data: {args.x} {tuple(data['shape'])} -> {task} | "
-            f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
-            + (f" | groups {split['train']['groups']} / {split['val']['groups']}" if "groups" in split["val"] else "")
-            + f" | {task.split_text(split['train'], split['val'])}"
+        if split["val"] is None:
+            split_line = f"no validation (--val-split 0): train {split['train']['windows']}, the last epoch is saved"
+        else:
+            split_line = (f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
+                          + (f" | groups {split['train']['groups']} / {split['val']['groups']}"
+                             if "groups" in split["val"] else "")
+                          + f" | {task.split_text(split['train'], split['val'])}")
+        log(f"data: {args.x} {tuple(data['shape'])} -> {task} | {split_line}"
             + (f" | test {split['test']['windows']}" if "test" in split else ""))
-        log(f"model: {args.model} ({n_params:,} parameters) on {device} | amp {amp} | "
+        log(f"model: {args.model} ({why_model}; {n_params:,} parameters) on {device} | amp {amp} | "
             f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
             + f" | preprocess: {preprocess.describe(preprocess_spec)}")
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
@@ -255,7 +306,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         totals["train_samples"] += stats["samples"]
         totals["train_seconds"] += stats["seconds"]
         if is_best:
-            totals["best_metrics"], totals["best_row"] = val, row
+            totals["best_metrics"], totals["best_row"] = val or None, row
         if not main:
             return
         runs.append_jsonl(metrics_path, row)
@@ -273,7 +324,8 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         where["saved"], where["epoch"] = epoch, epoch + 1
         # printed once the epoch is saved: a run killed after this line resumes after this epoch
         log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} {task.brief(stats['metrics'])} | "
-            f"val: loss={val['loss']:.4f} {task.brief(val)} | lr={row['lr']:.2e}" + (" *" if is_best else ""))
+            + (f"val: loss={val['loss']:.4f} {task.brief(val)} | " if val else "")
+            + f"lr={row['lr']:.2e}" + (" *" if is_best else ""))
 
     where["epoch"] = start_epoch
     status, epoch = fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, args=args,
@@ -298,6 +350,8 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
         "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
     }
+    if "selection" in data:
+        summary["selection"] = data["selection"]
     if test is not None:
         summary["test"] = test
     if main:

@@ -106,7 +106,7 @@ def test_train_bad_data(files, x, y, extra, needles):
     ("--patience", "-1", ">= 0"), ("--min-delta", "-1", ">= 0"), ("--workers", "-1", ">= 0"),
     ("--limit-train-batches", "0", "> 0"), ("--limit-train-batches", "2.5", "whole number"),
     ("--epochs", "0", ">= 1"), ("--batch", "0", ">= 1"), ("--seed", "-1", ">= 0"), ("--drop", "1", "[0, 1)"),
-    ("--val-split", "0", "(0, 1)"), ("--classes", "1", ">= 2"), ("--heads", "x", "an integer"),
+    ("--val-split", "1", "[0, 1)"), ("--classes", "1", ">= 2"), ("--heads", "x", "an integer"),
 ])
 def test_every_numeric_option_is_range_checked(files, flag, value, needle):
     """Before: tracebacks (--lr -1), silent acceptance (--clip -1), or an untrained 'best' checkpoint

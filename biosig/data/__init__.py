@@ -11,7 +11,7 @@ served as batches.
 from .batches import Windows, epoch_batches, iterate_batches, shard_range
 from .npy import load_groups, load_windows, open_npy, read_npy_header, read_targets
 from .sources import read_source
-from .splits import split_indices
+from .splits import kfold_indices, split_indices
 
-__all__ = ["Windows", "epoch_batches", "iterate_batches", "shard_range", "load_groups", "load_windows",
+__all__ = ["Windows", "kfold_indices", "epoch_batches", "iterate_batches", "shard_range", "load_groups", "load_windows",
            "open_npy", "read_npy_header", "read_targets", "read_source", "split_indices"]

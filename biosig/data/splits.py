@@ -44,3 +44,25 @@ def split_indices(strata, val_split, seed, method="stratified", groups=None, whe
         raise UserError(f"{where}: {n} windows are too few for --val-split {val_split} "
                         f"({len(train)} train / {len(val)} val); add data or change --val-split")
     return train, val
+
+
+def kfold_indices(strata, k, seed, groups=None, where="groups"):
+    """k folds of windows 0..N-1, each class (stratum) dealt out evenly over them, in seeded order;
+    with groups (N,), whole groups (subjects) are dealt out instead, so none is on both sides.
+    -> [(train, held_out), ...], k pairs of sorted index arrays."""
+    n = len(strata)
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        ids = np.unique(groups)
+        if len(ids) < k:
+            raise UserError(f"{where}: {len(ids)} group(s) cannot make {k} cross-validation folds; need at least {k}")
+        fold_of = dict(zip(rng.permutation(ids).tolist(), np.arange(len(ids)) % k))
+        fold = np.array([fold_of[g] for g in np.asarray(groups).tolist()])
+        return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
+    fold = np.empty(n, np.int64)
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    start = 0
+    for members in groups:
+        fold[rng.permutation(members)] = (np.arange(len(members)) + start) % k
+        start += len(members)               # the next class starts where this one stopped
+    return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]

@@ -11,17 +11,25 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   model.input_problem(C, F, T)  why an input shape will not fit, before any forward pass (or None)
   model.forward(x)        (B, C, F, T) -> (B, K)
   per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K)
+  recipe                  train.py flags it trains best with, e.g. ("--lr", "1e-3"): they fill in
+                          whatever the command line leaves out (chosen by bench/bench_cv.py)
+  model.fit_data(x, seed) optional: fits fixed statistics (buffers, so they are checkpointed)
+                          from training windows x (N, C, F, T), once, before the first epoch
 
 Adding a model: one file here with its class, and one line in MODELS.
 """
 from .eeg2arm import EEG2Arm
 from .eegnet import EEGNet
 from .inception import Inception
+from .minirocket import MiniRocket
 from .resnet1d import ResNet1D
 from .shallow import ShallowConvNet
 from .tcn import TCN
 
-MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN)}
+# the model of the EEG2Arm guide's command form, and the default: see README, "The default recipe"
+GUIDE_MODEL = "eeg2arm"
+DEFAULT_MODEL = "auto"         # not a model: biosig/select.py picks one by cross-validation
+MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket)}
 
 
 def build_model(config):

@@ -26,6 +26,7 @@ class EEG2Arm(nn.Module):
 
     name = "eeg2arm"
     per_frame = True
+    recipe = ()
     # the guide's flags (--cnn-time-pool --frame-embed --layers --heads) stay train.py flags
     options = (
         Option("cnn_time_pool", positive_int, 2, "time pooling factor of the CNN stem", flag="--cnn-time-pool"),

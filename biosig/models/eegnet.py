@@ -30,6 +30,10 @@ class EEGNet(nn.Module):
     """EEGNet-8,2 (Lawhern et al., 2018): temporal filters, depthwise spatial filters, a separable convolution."""
     name = "eegnet"
     per_frame = False
+    # braindecode's trialwise recipe for it (AdamW 6.25e-4, no weight decay, cosine, 100 epochs),
+    # the paper's cross-subject dropout, per-channel standardization: bench/bench_cv.py
+    recipe = ("--standardize", "--schedule", "cosine", "--lr", "6.25e-4", "--wd", "0", "--drop", "0.25",
+              "--epochs", "100")
     fixed_frames = True          # the dense head is sized for the training T
     options = (
         Option("f1", positive_int, 8, "temporal filters (F1)"),

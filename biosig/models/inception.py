@@ -49,6 +49,7 @@ class Inception(nn.Module):
 
     name = "inception"
     per_frame = False
+    recipe = ()
     options = (
         Option("filters", positive_int, 32, "filters per branch (a module outputs 4x this)"),
         Option("depth", positive_int, 6, "inception modules (a residual shortcut around every three)"),

@@ -40,6 +40,7 @@ class ResNet1D(nn.Module):
 
     name = "resnet1d"
     per_frame = False
+    recipe = ()
     options = (
         Option("width", positive_int, 64, "filters of the first block (the others have 2x)"),
     )

@@ -24,6 +24,7 @@ class ShallowConvNet(nn.Module):
     """ShallowConvNet (Schirrmeister et al., 2017): learned log band power of spatially filtered signals."""
     name = "shallow"
     per_frame = False
+    recipe = ()
     fixed_frames = True
     options = (
         Option("filters", positive_int, 40, "temporal and spatial filters"),

@@ -39,6 +39,7 @@ class TCN(nn.Module):
 
     name = "tcn"
     per_frame = True
+    recipe = ()
     options = (
         Option("channels", positive_int, 32, "filters of every block"),
         Option("levels", positive_int, 4, "residual blocks (dilations 1, 2, 4, ...)"),

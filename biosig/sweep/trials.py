@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..data.parquet import is_parquet
 from ..errors import UserError
-from ..options import model_options
+from ..options import apply_recipe, explicit_options, model_options
 from ..runs import write_json
 from .flags import point_flags, strict_parser
 from .grid import trial_id
@@ -72,8 +72,10 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
                                 f"x and y; --y may be left out with a parquet --x)")
             if parsed.model == "help":
                 raise UserError(f"{grid_path}: trial {tid}: --model help lists the models; it trains none")
-            try:        # the model's options (--model-kwargs, its flags), as train.py will check them
-                model_options(parsed)
+            try:        # the model and its options (--model-kwargs, its flags), as train.py will resolve them
+                apply_recipe(parsed, explicit_options(train_parser, flags + per_trial))
+                if parsed.model != "auto":
+                    model_options(parsed)
             except UserError as e:
                 raise UserError(f"{grid_path if point else 'train.py flags after --'}: trial {tid}: {e}") from None
             trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed,

@@ -5,6 +5,7 @@ A task class has
   name, options              registry key; its train.py options (tuple of options.Option)
   target_kind                what the data reader checks targets as ("integer")
   monitors, default_monitor  {"val_<metric>": "min" | "max"} (val_loss is every task's)
+  select_by                  the "max" monitor that --model auto's cross-validation compares
   from_targets(values, targets)   the task for training data: `values` are its options'
                              values, `targets` [(y, where), ...] training first; checks them
 and an instance has

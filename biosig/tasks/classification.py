@@ -1,4 +1,5 @@
 """Classification: one integer label in [0, K-1] per window; the model gives (B, K) logits."""
+import argparse
 import json
 
 import numpy as np
@@ -10,28 +11,42 @@ from ..metrics import classification_report, format_confusion
 from ..options import PATH, RUN, Option
 
 
+def _weighting(text):
+    if text not in ("none", "balanced"):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose none or balanced")
+    return text
+
+
 class Classification:
     name = "classification"
     target_kind = "integer"
     monitors = {"val_loss": "min", "val_acc": "max", "val_f1": "max", "val_balanced_acc": "max"}
     default_monitor = "val_loss"
+    select_by = "val_acc"
     options = (
         Option("n_classes", number(int, 2), None, "number of classes K (default: max label + 1)",
                flag="--classes", dest="classes"),
         Option("class_names", str, None, "JSON list of K class names, stored in the checkpoint",
                flag="--class-names", kinds=frozenset({PATH, RUN})),
+        Option("label_smoothing", number(float, 0, 1, high_open=True), 0.0, "label smoothing of the "
+               "cross-entropy: the target puts this much probability evenly on all classes", flag="--label-smoothing"),
+        Option("class_weights", _weighting, "none", "none, or balanced: each class's loss weighted by "
+               "N / (K x its windows in --y), so rare classes count as much as common ones", flag="--class-weights"),
     )
 
-    def __init__(self, n_classes, class_names=None):
+    def __init__(self, n_classes, class_names=None, label_smoothing=0.0, class_weights=None):
         self.n_classes = n_classes
         self.class_names = class_names
+        self.label_smoothing = label_smoothing
+        self.class_weights = class_weights      # K floats, or None
 
     def __str__(self):
         return f"{self.n_classes} classes"
 
     @property
     def config(self):
-        return {"name": self.name, "n_classes": self.n_classes, "class_names": self.class_names}
+        return {"name": self.name, "n_classes": self.n_classes, "class_names": self.class_names,
+                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights}
 
     @property
     def n_outputs(self):
@@ -62,6 +77,10 @@ class Classification:
                  f"the model will have {len(empty)} empty class(es)")
         if values.get("class_names"):
             task.class_names = _read_class_names(values["class_names"], task.n_classes)
+        task.label_smoothing = values.get("label_smoothing") or 0.0
+        if values.get("class_weights") == "balanced":
+            train_counts = np.bincount(y, minlength=task.n_classes)
+            task.class_weights = [len(y) / (task.n_classes * max(1, int(n))) for n in train_counts]
         return task
 
     def check_targets(self, y, where, source=None, min_classes=1):
@@ -104,7 +123,9 @@ class Classification:
     # ---------------------------------------------------------------------- training
 
     def loss_sum(self, outputs, targets):
-        return F.cross_entropy(outputs.float(), targets, reduction="sum")
+        weight = None if self.class_weights is None else torch.tensor(self.class_weights, device=outputs.device)
+        return F.cross_entropy(outputs.float(), targets, weight=weight, reduction="sum",
+                               label_smoothing=self.label_smoothing)
 
     def batch_stats(self, outputs, targets):
         """Numbers summed over a training epoch: correct predictions."""

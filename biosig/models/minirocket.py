@@ -1,0 +1,204 @@
+"""MiniRocket (Dempster, Schmidt and Webb, 2021, "MiniRocket: A very fast (almost) deterministic
+transform for time series classification", KDD '21) as a torch module: fixed random convolutions,
+a trained linear head.
+
+Input  (B, C, F, T): the C x F rows are the paper's channels; windows of the training T (the
+       dilations are chosen for it), T >= 9.
+Output (B, K) logits.
+
+The transform, as the paper describes it:
+  kernels    the 84 kernels of length 9 whose weights are -1, except three that are 2 (every
+             choice of 3 of the 9 positions; each kernel sums to zero)
+  dilations  up to 32 per kernel, exponentially spaced from 1 to (T - 1) / 8; the features are
+             shared out among them (more to the small dilations, which repeat)
+  padding    half of the (kernel, dilation) pairs are zero-padded to keep T, the other half are
+             not (the output is then T - 8 * dilation long)
+  channels   each (kernel, dilation) pair sums its convolution over a random subset of the rows,
+             of size 2^U(0, log2(min(rows, 9) + 1)) rounded down
+  biases     from the convolution output of one random training window per pair: its quantiles
+             at the low-discrepancy positions frac(i * golden ratio)
+  features   PPV, the proportion of output frames above each bias: about `features` of them
+Everything random is drawn in fit_data(), once, from training windows at the start of the run
+(the Model contract's fit hook); channel subsets, biases and the features' mean/std are buffers,
+so they travel in the checkpoint and infer.py needs no training data. Training then fits only the
+head: dropout (--drop) and a linear layer on the standardized features (the paper fits a ridge
+classifier; here AdamW's weight decay plays the ridge penalty, so the model runs in the same loop,
+under DDP, AMP and resume like every other). The transform itself runs in float32 with no gradient.
+
+Suits any multichannel series, short or long, few windows or many: the strong classical baseline
+of the UEA archive, and the fastest model here to reach a good accuracy.
+"""
+import math
+from itertools import combinations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import number, positive_int
+from ..options import Option
+from .common import shape_problem
+
+LENGTH = 9
+# the 84 kernels: which three of the nine positions weigh 2
+TRIPLES = list(combinations(range(LENGTH), 3))
+GOLDEN = (math.sqrt(5) + 1) / 2
+
+
+def kernel_weights():
+    """(84, 1, 9) float32: -1 everywhere, 2 at each kernel's three positions."""
+    w = -torch.ones(len(TRIPLES), 1, LENGTH)
+    for k, triple in enumerate(TRIPLES):
+        w[k, 0, list(triple)] = 2.0
+    return w
+
+
+def dilations_and_counts(n_times, features, max_dilations=32):
+    """The paper's dilations for windows of n_times frames, and how many features (biases) each
+    kernel gets at each: (dilations [int], counts [int]), sum(counts) = features // 84."""
+    per_kernel = max(1, features // len(TRIPLES))
+    n_dil = min(per_kernel, max_dilations)
+    max_exponent = math.log2(max(1.0, (n_times - 1) / (LENGTH - 1)))
+    raw = np.floor(np.logspace(0, max_exponent, n_dil, base=2)).astype(np.int64)
+    dilations, repeats = np.unique(raw, return_counts=True)
+    counts = (repeats * (per_kernel / n_dil)).astype(np.int64)
+    counts[: per_kernel - counts.sum()] += 1     # the remainder goes to the smallest dilations
+    return dilations.tolist(), counts.tolist()
+
+
+def quantiles(rows, q):
+    """rows (k, L), q (k, n) in [0, 1] -> (k, n): each row's quantiles q, linearly interpolated
+    (numpy's default rule)."""
+    ordered = rows.double().sort(dim=-1).values
+    pos = q * (rows.shape[-1] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp_max(rows.shape[-1] - 1)
+    a, b = ordered.gather(1, lo), ordered.gather(1, hi)
+    return (a + (b - a) * (pos - lo)).to(rows.dtype)
+
+
+def ppv(out, bias, compare_upto=4):
+    """Proportion of positive values: out (B, k, T') and bias (k, n) -> (B, k, n), the share of
+    frames where out > bias. A few biases are compared one by one; more are counted at once:
+    each frame's rank among its kernel's sorted biases (binary search), a histogram of the
+    ranks, and its cumulative sum from the top."""
+    b, k, t = out.shape
+    n = bias.shape[1]
+    if n <= compare_upto:
+        return torch.stack([(out > bias[None, :, j, None]).sum(-1) for j in range(n)], -1) / t
+    ordered, order = bias.sort(dim=1)
+    rank = torch.searchsorted(ordered.expand(b, -1, -1).contiguous(), out.contiguous())   # biases below each frame
+    hist = torch.zeros(b, k, n + 1, device=out.device).scatter_add_(2, rank, torch.ones_like(out))
+    above = hist.flip(2).cumsum(2).flip(2)[..., 1:] / t          # frames above the j-th smallest bias
+    return torch.empty_like(above).scatter_(2, order.expand(b, -1, -1), above)
+
+
+class MiniRocket(nn.Module):
+    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a linear head."""
+    name = "minirocket"
+    per_frame = False
+    recipe = ("--epochs", "3")    # only the head trains: its best epoch is the 1st to 3rd (bench/bench_cv.py)
+    fixed_frames = True          # the dilations are chosen for the training T
+    options = (
+        Option("max_dilations", positive_int, 32, "dilations per kernel at most"),
+        Option("features", number(int, 84), 10_000, "number of PPV features (the paper: 10,000; rounded down to "
+               "a multiple of 84)"),
+    )
+
+    def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32):
+        super().__init__()
+        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
+                           drop=drop, features=features, max_dilations=max_dilations)
+        rows = n_elec * n_bands
+        self.dilations, self.counts = dilations_and_counts(n_times, features, max_dilations)
+        n_features = len(TRIPLES) * sum(self.counts)
+        self.register_buffer("weight", kernel_weights(), persistent=False)
+        # filled by fit_data(): which rows each (dilation, kernel) sums, its biases, feature statistics
+        self.register_buffer("channels", torch.zeros(len(self.dilations), len(TRIPLES), rows))
+        self.register_buffer("biases", torch.zeros(n_features))
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(n_features, n_outputs))
+
+    def input_problem(self, n_elec, n_bands, n_times):
+        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH)
+
+    def _convolve(self, x, i):
+        """x (B, rows, T) -> the outputs at dilation i: (padded (B, 84, T), whether each kernel is padded (84,))."""
+        return self._conv(torch.einsum("kc,bct->bkt", self.channels[i], x), i)
+
+    def _conv(self, z, i):
+        """z (B, 84, T), each kernel's own sum of rows -> (its outputs (B, 84, T), padded (84,) bool)."""
+        d = self.dilations[i]
+        out = F.conv1d(z, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d, groups=len(TRIPLES))
+        padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
+        return out, padded
+
+    def _parts(self, out, padded, d):
+        """The two groups of kernels at one dilation: (kernel indices, their outputs (B, k, T'))."""
+        trim = (LENGTH - 1) * d // 2
+        for use_pad in (True, False):
+            idx = torch.nonzero(padded == use_pad).flatten()
+            if len(idx) == 0:
+                continue
+            part = out[:, idx]
+            if not use_pad and trim > 0:          # the unpadded output: the frames padding did not touch
+                part = part[..., trim: out.shape[-1] - trim]
+            yield idx, part
+
+    @torch.no_grad()
+    def fit_data(self, x, seed=0):
+        """Draw the channel subsets and fit the biases and the features' mean/std from training
+        windows x (N, C, F, T), already preprocessed as training will see them."""
+        gen = np.random.default_rng(seed)
+        x = x.float().flatten(1, 2).to(self.biases.device)              # (N, rows, T)
+        n, rows, _ = x.shape
+        channels = torch.zeros_like(self.channels)
+        top = math.log2(min(rows, LENGTH) + 1)
+        for i in range(len(self.dilations)):
+            for k in range(len(TRIPLES)):
+                size = int(2 ** gen.uniform(0, top))
+                channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
+        self.channels.copy_(channels)
+        biases = torch.zeros_like(self.biases)
+        offset = 0
+        for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
+            # one random training window per kernel
+            pick = torch.as_tensor(gen.integers(0, n, len(TRIPLES)))
+            out, padded = self._conv(torch.einsum("kc,kct->kt", self.channels[i], x[pick])[None], i)
+            # feature j of the whole transform takes quantile frac((j + 1) * golden ratio)
+            j = offset + torch.arange(len(TRIPLES) * count, dtype=torch.float64).view(len(TRIPLES), count)
+            q = torch.remainder((j + 1) * GOLDEN, 1.0)
+            block = biases[offset: offset + len(TRIPLES) * count].view(len(TRIPLES), count)
+            for idx, part in self._parts(out, padded, d):
+                block[idx] = quantiles(part[0], q[idx])
+            offset += len(TRIPLES) * count
+        self.biases.copy_(biases)
+        feats = torch.cat([self.transform(x[s: s + 256].unflatten(1, (self.config["n_elec"], -1)))
+                           for s in range(0, n, 256)])
+        self.mean.copy_(feats.mean(0))
+        self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
+        self.fitted.fill_(True)
+
+    @torch.no_grad()
+    def transform(self, x):
+        """(B, C, F, T) -> PPV features (B, n_features), float32."""
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float().flatten(1, 2)
+            feats, offset = [], 0
+            for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
+                out, padded = self._convolve(x, i)
+                block = torch.empty(x.shape[0], len(TRIPLES), count, device=x.device)
+                bias = self.biases[offset: offset + len(TRIPLES) * count].view(len(TRIPLES), count)
+                for idx, part in self._parts(out, padded, d):
+                    block[:, idx] = ppv(part, bias[idx])
+                feats.append(block.flatten(1))
+                offset += len(TRIPLES) * count
+            return torch.cat(feats, 1)
+
+    def forward(self, x):
+        if not bool(self.fitted):
+            raise RuntimeError("MiniRocket.fit_data() was not called: its biases are not fitted")
+        return self.head((self.transform(x) - self.mean) / self.std)

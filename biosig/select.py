@@ -1,0 +1,81 @@
+"""--model auto, the default recipe: pick the model by cross-validation on the training windows,
+then train the winner, with its own recipe, on all of them.
+
+Why: no single model wins on every kind of biosignal (bench/bench_cv.py, README "The default
+recipe"). On the UEA EEG sets, EEGNet is far ahead on HandMovementDirection and behind on
+EyesOpenShut and BasicMotions; MiniRocket is the reverse. Both are cheap on small data, so the
+default tries both on the user's own training windows and keeps the better one.
+
+How: FOLDS stratified folds of the training windows (seeded by --seed; with --split group, whole
+groups -- subjects -- go to one fold, so a candidate is scored on subjects it never saw); each candidate trains
+on FOLDS - 1 of them with its recipe (no validation split: every candidate's recipe trains on
+all it is given) and is scored on the held-out fold by the task's `select_by` metric; the mean
+over folds decides, ties going to the first candidate (the faster). Test windows are never
+seen. Options given on the command line apply to every candidate. The choice, with every fold's
+score, goes to summary.json ("selection") and the log. Under torchrun each rank runs the same
+selection alone (same data, same seeds) and rank 0's choice is the one every rank takes.
+"""
+import copy
+import time
+
+import numpy as np
+import torch
+
+from . import distributed, options, preprocess
+from .data import Windows, kfold_indices
+from .loop import EarlyStopping, evaluate, fit
+from .models import build_model
+
+CANDIDATES = ("minirocket", "eegnet")
+FOLDS = 3
+RECIPE = ("--val-split", "0")       # auto's own: cross-validation replaces the validation split
+
+
+def choose_model(args, explicit, data, device, amp, ctx, log):
+    """Cross-validate CANDIDATES on data's training windows -> (name, selection record)."""
+    from .run import fit_to_data, model_config, training_parts
+    task = data["task"]
+    train_idx = data["train_idx"]
+    grouped = args.split == "group" and data["groups"] is not None
+    folds = kfold_indices(task.strata(data["y"][train_idx]), FOLDS, args.seed,
+                          groups=data["groups"][train_idx] if grouped else None, where=args.groups or args.x)
+    metric = task.select_by
+    key = metric[len("val_"):]
+    local = distributed.Context()            # each rank alone; rank 0's choice is kept below
+    scores, seconds = {}, {}
+    for name in CANDIDATES:
+        cand = copy.copy(args)
+        cand.model = name
+        options.apply_recipe(cand, explicit)
+        cand.val_split = 0
+        start = time.perf_counter()
+        scores[name] = []
+        for tr, held in folds:
+            tr, held = train_idx[tr], train_idx[held]
+            torch.manual_seed(cand.seed)
+            model = build_model(model_config(cand, data["shape"], task.n_outputs))
+            mean = std = None
+            if cand.standardize:
+                mean, std = preprocess.channel_stats(data["X"], tr)
+            spec = preprocess.make_spec(normalize=cand.normalize, mean=mean, std=std)
+            train_set = Windows(data["X"], data["y"], tr)
+            fit_to_data(model, train_set, spec, cand.seed)
+            model.to(device)
+            optimizer, scheduler, scaler, _ = training_parts(model, cand, "min", device, amp)
+            fit(model, task, train_set, None, optimizer, scheduler, scaler, EarlyStopping("min"), args=cand,
+                monitor="train_loss", start_epoch=1, device=device, amp=amp, preprocess_spec=spec, ctx=local,
+                on_epoch=lambda *a: None, log=lambda *a, **k: None)
+            result = evaluate(model, task, Windows(data["X"], data["y"], held), cand.batch, device=device, amp=amp,
+                              preprocess_spec=spec, ctx=local)
+            scores[name].append(float(result[key]))
+        seconds[name] = round(time.perf_counter() - start, 2)
+        log(f"auto: {name} {key}={np.mean(scores[name]):.4f} over {FOLDS} folds of the training windows "
+            f"({', '.join(f'{s:.3f}' for s in scores[name])}) in {seconds[name]:.1f}s")
+    best = max(CANDIDATES, key=lambda n: (np.mean(scores[n]), -CANDIDATES.index(n)))
+    if ctx.enabled:
+        chosen = [best]
+        torch.distributed.broadcast_object_list(chosen, src=0)
+        best = chosen[0]
+    record = {"candidates": list(CANDIDATES), "folds": FOLDS, "metric": key, "scores": scores,
+              "seconds": seconds, "chosen": best}
+    return best, record
