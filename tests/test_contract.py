@@ -128,3 +128,36 @@ def test_per_frame_models_are_causal(model):
         torch.testing.assert_close(net(x), a[:, -1])
     torch.testing.assert_close(a[:, :-1], b[:, :-1])
     assert not torch.allclose(a[:, -1], b[:, -1])
+
+
+def _minimum_frames(model):
+    """The shortest T a model built with its defaults accepts, from its own input_problem."""
+    from biosig.models import build_model
+    for t in range(1, 513):
+        config = {"name": model, "n_elec": 3, "n_bands": 1, "n_outputs": 3, "drop": 0.1}
+        if getattr(MODELS[model], "fixed_frames", False):
+            config["n_times"] = t
+        if build_model(config).input_problem(3, 1, t) is None:
+            return t
+    raise AssertionError(f"{model}: no T up to 512 fits")
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_trains_at_its_minimum_length_and_refuses_one_frame_less(tmp_path, model):
+    """At the shortest T its input_problem accepts, a model trains and infers (learning is
+    tested above at T=128, where a sinusoid can be told apart); one frame less is one line."""
+    t = _minimum_frames(model)
+    X, y = TASKS["classification"].example_data(40, 3, 1, t)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    args = ["--y", tmp_path / "y.npy", "--model", model, "--epochs", "1", "--batch", "16", "--save", tmp_path / "m.pt"]
+    proc = run("train.py", "--x", tmp_path / "X.npy", *args, "--run-dir", tmp_path / "run")
+    assert proc.returncode == 0, (t, proc.stderr[-2000:])
+    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", "--quiet", "--out", tmp_path / "p.npy")
+    assert inf.returncode == 0 and np.isfinite(np.load(tmp_path / "p.npy")).all(), inf.stderr
+    if t > 1:
+        np.save(tmp_path / "X_short.npy", X[..., :t - 1])
+        (tmp_path / "m.pt").unlink()
+        short = run("train.py", "--x", tmp_path / "X_short.npy", *args, "--run-dir", tmp_path / "run2")
+        assert_user_error(short, "X_short.npy", f"T={t - 1}")
+        assert not (tmp_path / "run2").exists() and not (tmp_path / "m.pt").exists()
