@@ -11,12 +11,15 @@ import torch.distributed as dist
 
 
 class Context:
-    def __init__(self, rank=0, world=1, local_rank=0):
-        self.rank, self.world, self.local_rank = rank, world, local_rank
+    """Where this process stands: rank, world size, local rank. alone=True: a rank computing on
+    its own inside a torchrun job (no collective), as --model auto's cross-validation does."""
+
+    def __init__(self, rank=0, world=1, local_rank=0, alone=False):
+        self.rank, self.world, self.local_rank, self.alone = rank, world, local_rank, alone
 
     @property
     def enabled(self):
-        return self.world > 1 or dist.is_initialized()
+        return not self.alone and (self.world > 1 or dist.is_initialized())
 
     @property
     def is_main(self):

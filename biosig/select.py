@@ -41,7 +41,7 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
                           groups=data["groups"][train_idx] if grouped else None, where=args.groups or args.x)
     metric = task.select_by
     key = metric[len("val_"):]
-    local = distributed.Context()            # each rank alone; rank 0's choice is kept below
+    local = distributed.Context(alone=True)     # each rank alone; rank 0's choice is kept below
     scores, seconds = {}, {}
     for name in CANDIDATES:
         cand = copy.copy(args)

@@ -205,3 +205,17 @@ def test_cross_validation_folds_keep_classes_balanced_and_groups_whole():
     groups = np.repeat(np.arange(6), 8)
     for train, h in kfold_indices(y, 3, seed=0, groups=groups):
         assert not set(groups[train]) & set(groups[h]) and len(set(groups[h])) == 2
+
+
+def test_the_default_under_torchrun_chooses_and_trains_what_one_process_does(tmp_path):
+    """Each rank cross-validates alone (no collective inside), and all take rank 0's choice."""
+    X, y = Classification.example_data(60, 3, 1, 48)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    data = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--drop", "0", "--deterministic"]
+    one = run("train.py", *data, "--save", tmp_path / "one.pt", "--run-dir", tmp_path / "one")
+    two = torchrun(2, *data, "--save", tmp_path / "two.pt", "--run-dir", tmp_path / "two")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-3000:]
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two"))
+    assert a["selection"] == {**b["selection"], "seconds": a["selection"]["seconds"]}
+    assert b["world_size"] == 2 and b["split"]["train"]["windows"] == 60
