@@ -28,12 +28,14 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from bench_accuracy import SETS, fetch_set, write_json  # noqa: E402
 
-EEGNET = ["--model", "eegnet", "--standardize", "--schedule", "cosine", "--lr", "6.25e-4", "--wd", "0",
-          "--drop", "0.25", "--epochs", "100"]
+sys.path.insert(0, ROOT)
+from biosig.models import MODELS  # noqa: E402
+
+EEGNET = ["--model", "eegnet", *MODELS["eegnet"].recipe]      # its recipe today: the measured one
 # name -> train.py flags
 RECIPES = {
     "minirocket": ["--model", "minirocket", "--epochs", "10"],
-    "minirocket-all": ["--model", "minirocket", "--val-split", "0", "--epochs", "3"],
+    "minirocket-all": ["--model", "minirocket", *MODELS["minirocket"].recipe, "--val-split", "0"],
     "eegnet-all": [*EEGNET, "--val-split", "0"],
     "eegnet-val": EEGNET,
     "eegnet-all-aug": [*EEGNET, "--val-split", "0", "--augment", "shift", "scale", "noise"],

@@ -31,6 +31,13 @@ def apply(x, spec):
     return x
 
 
+def fitted_spec(X, train_idx, normalize=False, standardize=False):
+    """The spec of a run (or of one cross-validation fold) whose training windows are X[train_idx]:
+    --standardize statistics from those windows only, so nothing of validation leaks in."""
+    mean, std = channel_stats(X, train_idx) if standardize else (None, None)
+    return make_spec(normalize=normalize, mean=mean, std=std)
+
+
 def describe(spec):
     parts = []
     if spec.get("mean") is not None:

@@ -218,10 +218,7 @@ def _run(args, explicit, where):
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
         else:
-            mean = std = None
-            if args.standardize:    # statistics of the training split only: nothing of validation leaks in
-                mean, std = preprocess.channel_stats(data["X"], data["train_idx"])
-            preprocess_spec = preprocess.make_spec(normalize=args.normalize, mean=mean, std=std)
+            preprocess_spec = preprocess.fitted_spec(data["X"], data["train_idx"], args.normalize, args.standardize)
         summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
                          resume_state, wall_start, where, why_model)
     finally:

@@ -54,10 +54,7 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
             tr, held = train_idx[tr], train_idx[held]
             torch.manual_seed(cand.seed)
             model = build_model(model_config(cand, data["shape"], task.n_outputs))
-            mean = std = None
-            if cand.standardize:
-                mean, std = preprocess.channel_stats(data["X"], tr)
-            spec = preprocess.make_spec(normalize=cand.normalize, mean=mean, std=std)
+            spec = preprocess.fitted_spec(data["X"], tr, cand.normalize, cand.standardize)
             train_set = Windows(data["X"], data["y"], tr)
             fit_to_data(model, train_set, spec, cand.seed)
             model.to(device)

@@ -162,41 +162,44 @@ class MiniRocket(nn.Module):
                 size = int(2 ** gen.uniform(0, top))
                 channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
         self.channels.copy_(channels)
-        biases = torch.zeros_like(self.biases)
-        offset = 0
-        for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
+        for i, d, first, bias in self._blocks():
             # one random training window per kernel
             pick = torch.as_tensor(gen.integers(0, n, len(TRIPLES)))
             out, padded = self._conv(torch.einsum("kc,kct->kt", self.channels[i], x[pick])[None], i)
             # feature j of the whole transform takes quantile frac((j + 1) * golden ratio)
-            j = offset + torch.arange(len(TRIPLES) * count, dtype=torch.float64).view(len(TRIPLES), count)
+            j = first + torch.arange(bias.numel(), dtype=torch.float64).view(bias.shape)
             q = torch.remainder((j + 1) * GOLDEN, 1.0)
-            block = biases[offset: offset + len(TRIPLES) * count].view(len(TRIPLES), count)
             for idx, part in self._parts(out, padded, d):
-                block[idx] = quantiles(part[0], q[idx])
-            offset += len(TRIPLES) * count
-        self.biases.copy_(biases)
-        feats = torch.cat([self.transform(x[s: s + 256].unflatten(1, (self.config["n_elec"], -1)))
-                           for s in range(0, n, 256)])
+                bias[idx] = quantiles(part[0], q[idx])
+        feats = torch.cat([self._features(x[s: s + 256]) for s in range(0, n, 256)])
         self.mean.copy_(feats.mean(0))
         self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
         self.fitted.fill_(True)
+
+    def _blocks(self):
+        """Per dilation: (index, dilation, its first feature's number, its biases as a (84, count)
+        view into self.biases)."""
+        first = 0
+        for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
+            yield i, d, first, self.biases[first: first + len(TRIPLES) * count].view(len(TRIPLES), count)
+            first += len(TRIPLES) * count
+
+    def _features(self, x):
+        """(B, rows, T) float32 -> PPV features (B, n_features)."""
+        feats = []
+        for i, d, _, bias in self._blocks():
+            out, padded = self._convolve(x, i)
+            block = torch.empty(x.shape[0], *bias.shape, device=x.device)
+            for idx, part in self._parts(out, padded, d):
+                block[:, idx] = ppv(part, bias[idx])
+            feats.append(block.flatten(1))
+        return torch.cat(feats, 1)
 
     @torch.no_grad()
     def transform(self, x):
         """(B, C, F, T) -> PPV features (B, n_features), float32."""
         with torch.autocast(x.device.type, enabled=False):
-            x = x.float().flatten(1, 2)
-            feats, offset = [], 0
-            for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
-                out, padded = self._convolve(x, i)
-                block = torch.empty(x.shape[0], len(TRIPLES), count, device=x.device)
-                bias = self.biases[offset: offset + len(TRIPLES) * count].view(len(TRIPLES), count)
-                for idx, part in self._parts(out, padded, d):
-                    block[:, idx] = ppv(part, bias[idx])
-                feats.append(block.flatten(1))
-                offset += len(TRIPLES) * count
-            return torch.cat(feats, 1)
+            return self._features(x.float().flatten(1, 2))
 
     def forward(self, x):
         if not bool(self.fitted):
