@@ -13,8 +13,9 @@ def get_args_parser():
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
-    p.add_argument("--y", help="targets .npy (B,), or with parquet the label column: also print the task's report "
-                   "(accuracy, macro-F1, confusion matrix...; parquet: used by itself when --label-col is present)")
+    p.add_argument("--y", help="targets .npy, or with parquet the label column: also print the task's report "
+                   "(accuracy, macro-F1, confusion matrix; regression MAE, RMSE, R2; segmentation per-frame and "
+                   "onset scores...; parquet: used by itself when --label-col is present)")
     add_source_flags(p, group_col=False)
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
@@ -28,8 +29,6 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    import numpy as np
-
     from biosig import checkpoint
     from biosig.data import parquet, read_source
     from biosig.errors import UserError, warn
@@ -71,24 +70,22 @@ def main(argv=None):
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
 
     softmax = not args.no_softmax
-    preds, scores, values = [], [], []
-    for start in range(0, len(X), args.batch):
-        out = predictor.predict(np.asarray(X[start:start + args.batch]), batch=args.batch, softmax=softmax)
-        preds.append(out["pred"]), scores.append(out["score"]), values.append(out["values"])
-    pred, score, values = np.concatenate(preds), np.concatenate(scores), np.concatenate(values)
+    pred = predictor.predict(X, batch=args.batch, softmax=softmax)     # batch by batch: X may be a memmap
 
     if not args.quiet:
-        for i, (p, s) in enumerate(zip(pred, score)):
-            print(task.prediction_line(i, p, s, softmax))
-    if y is not None:
-        print("\n".join(task.report_lines(values, y, softmax)))
+        for i in range(len(pred["values"])):
+            print(task.prediction_line(i, {k: v[i] for k, v in pred.items()}, softmax))
+    lines = task.report_lines(pred, y, softmax)
+    if lines:
+        print("\n".join(lines))
     if args.out:
-        write_predictions(args.out, task, pred, score, values, "prob" if softmax else "logit")
+        write_predictions(args.out, task, pred, softmax)
 
 
-def write_predictions(path, task, pred, score, values, kind):
-    """Atomically write predictions: .npy the (B, ...) values; .csv or .jsonl one row per window
-    with the task's fields (pred, pred_name...), score, and the values (named columns in .csv)."""
+def write_predictions(path, task, pred, softmax):
+    """Atomically write predictions: .npy the task's (B, ...) "values"; .csv or .jsonl its
+    records (task.records: a row per window, or per window and frame), numbers in .csv to 6
+    significant digits."""
     import csv
     import json
 
@@ -99,17 +96,15 @@ def write_predictions(path, task, pred, score, values, kind):
     with atomic_path(path) as tmp:
         with (open(tmp, "wb") if ext == ".npy" else open(tmp, "w", newline="")) as f:
             if ext == ".npy":
-                np.save(f, values.astype(np.float32))
+                np.save(f, pred["values"].astype(np.float32))
             elif ext == ".csv":
                 writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(["sample", *task.prediction_fields(pred[0]), "score", *task.value_columns(kind)])
-                for i in range(len(pred)):
-                    writer.writerow([i, *task.prediction_fields(pred[i]).values(), f"{score[i]:.6g}",
-                                     *(f"{v:.6g}" for v in np.ravel(values[i]))])
+                for i, row in enumerate(task.records(pred, softmax, flat=True)):
+                    if i == 0:
+                        writer.writerow(row)
+                    writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
             else:
-                for i in range(len(pred)):
-                    row = {"sample": i, **task.prediction_fields(pred[i]), "score": float(score[i]),
-                           kind: np.asarray(values[i]).tolist()}
+                for row in task.records(pred, softmax, flat=False):
                     f.write(json.dumps(row) + "\n")
 
 

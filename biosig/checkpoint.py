@@ -10,6 +10,7 @@ Keys of a model checkpoint (what --save gets):
   preprocess        see biosig.preprocess (normalization mode and statistics)
   epoch, metrics    when it was saved and its validation metrics
   channels          optional list of C channel names (parquet --signal-cols), checked by infer.py
+  task_state        the task network's own tensors beside the model's (pretraining's decoder), or {}
 A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/early-stopping state, totals and options.
 Everything loads with torch.load(weights_only=True), which refuses pickled code.
 """
@@ -131,7 +132,7 @@ def _pickle_globals(path):
     return names, True
 
 
-def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None):
+def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None, task_state=None):
     return {
         "format": CHECKPOINT_FORMAT,
         "version": f"biosig {__version__}",
@@ -143,4 +144,5 @@ def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, 
         "epoch": epoch,
         "metrics": metrics,
         "channels": channels,
+        "task_state": task_state or {},
     }

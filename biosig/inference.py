@@ -2,9 +2,9 @@
 
     from biosig.inference import load_model_from_checkpoint
     predictor = load_model_from_checkpoint("ckpt.pt", device="cpu")
-    out = predictor.predict(X)            # X: (B, C, F, T) or (C, F, T), numpy or tensor
-    out["pred"], out["score"], out["values"]
-    frames = predictor.predict_frames(X)  # one prediction per frame: (B, T') / (B, T', K)
+    out = predictor.predict(X)            # X: (B, C, F, T) or (C, F, T), numpy or tensor (or a memmap)
+    out["pred"], out["values"]            # the task's own (classification: also "score"); see task.predict
+    frames = predictor.predict_frames(X)  # a per-frame model's prediction at each output frame: (B, T') / (B, T', K)
 """
 import numpy as np
 import torch
@@ -12,14 +12,15 @@ import torch
 from . import checkpoint, preprocess
 from .errors import UserError
 from .models import build_model
-from .tasks import build_task
+from .tasks import build_task, load_network_state
 
 
 class Predictor:
     """A checkpoint's model (eval mode), task and preprocessing, on one device.
 
     predict() and predict_frames() apply the checkpoint's preprocessing; `model` is the bare
-    nn.Module and does not (call it only on windows already preprocessed)."""
+    nn.Module and `net` the task's network around it (the model itself for classification),
+    and neither does (call them only on windows already preprocessed)."""
 
     def __init__(self, ckpt, device="cpu", path="checkpoint"):
         self.path = path
@@ -31,10 +32,11 @@ class Predictor:
         self.train_frames = int(shape[-1]) if shape else None  # T seen in training
         try:
             self.model = build_model(ckpt["config"])
-            self.model.load_state_dict(ckpt["model_state"])
+            self.net = self.task.network(self.model, shape or [1, ckpt["config"]["n_elec"], ckpt["config"]["n_bands"], 1])
+            load_network_state(self.net, self.model, ckpt["model_state"], ckpt.get("task_state"))
         except (KeyError, TypeError, RuntimeError) as e:
             raise UserError(f"{path}: checkpoint does not match its model config ({str(e).splitlines()[0][:160]})") from None
-        self.model.to(self.device).eval()
+        self.net.to(self.device).eval()
 
     def input_problem(self, shape):
         """None if windows of `shape` (B, C, F, T) fit the model, else the reason."""
@@ -46,17 +48,20 @@ class Predictor:
         return preprocess.apply(x.to(self.device), self.preprocess)
 
     @torch.no_grad()
-    def outputs(self, x):
-        """x (B, C, F, T) -> raw model outputs (B, K) on CPU, preprocessing applied."""
-        return self.model(self._windows(x)).float().cpu()
+    def outputs(self, x, start=0):
+        """x (B, C, F, T), windows start..start+B-1 of the input -> (the task network's raw
+        outputs, the task's targets for them (pretraining's masks)) on CPU, preprocessing applied."""
+        ids = torch.arange(start, start + len(x), device=self.device)
+        inputs, targets = self.task.batch(self._windows(x), ids)
+        return self.net(inputs).float().cpu(), targets.cpu()
 
     @torch.no_grad()
     def frame_outputs(self, x):
-        """x (B, C, F, T) -> raw per-frame outputs (B, T', K) on CPU, preprocessing applied.
-        Frame t depends on input up to t only (forward_seq is causal)."""
+        """x (B, C, F, T) -> (raw per-frame outputs (B, T', K) on CPU, None), preprocessing
+        applied. Frame t depends on input up to t only (forward_seq is causal)."""
         if not getattr(self.model, "per_frame", False):
             raise UserError(f"{self.path}: model {self.model.config['name']} has no per-frame output (forward_seq)")
-        return self.model.forward_seq(self._windows(x)).float().cpu()
+        return self.model.forward_seq(self._windows(x)).float().cpu(), None
 
     def _batched(self, x, batch, softmax, outputs):
         if x.ndim == 3:
@@ -64,24 +69,25 @@ class Predictor:
         problem = self.input_problem(x.shape)
         if problem:
             raise UserError(f"input: {problem}")
-        preds, scores, values = [], [], []
+        parts = []
         for start in range(0, len(x), batch):
-            out = outputs(x[start:start + batch])
-            lead = out.shape[:-1]            # (B,) or (B, T')
-            p, s, v = self.task.predict(out.reshape(-1, out.shape[-1]), softmax=softmax)
-            preds.append(p.reshape(lead).numpy()), scores.append(s.reshape(lead).numpy())
-            values.append(v.reshape(out.shape).numpy())
-        return {"pred": np.concatenate(preds), "score": np.concatenate(scores), "values": np.concatenate(values)}
+            out, targets = outputs(x[start:start + batch], start)
+            parts.append(self.task.predict(out, targets, n_frames=x.shape[-1], softmax=softmax))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def predict(self, x, batch=256, softmax=True):
-        """x (B, C, F, T) or (C, F, T) -> {"pred": (B,), "score": (B,), "values": (B, K)} numpy."""
+        """x (B, C, F, T) or (C, F, T) -> the task's predictions, {name: (B, ...)} numpy (task.predict):
+        classification {"pred": (B,), "score": (B,), "values": (B, K)}, regression {"pred",
+        "values": (B, D)}, segmentation (B, T, K) values at the input's frames, pretrain
+        {"mse": (B,) masked reconstruction error, ...}."""
         return self._batched(x, batch, softmax, self.outputs)
 
     def predict_frames(self, x, batch=256, softmax=True):
-        """x (B, C, F, T) or (C, F, T) -> one prediction per frame, for streaming:
-        {"pred": (B, T'), "score": (B, T'), "values": (B, T', K)} numpy. Preprocessing applied
-        (the per-window z-score, if the checkpoint has it, uses the whole window)."""
-        return self._batched(x, batch, softmax, self.frame_outputs)
+        """A per-frame model's classification at each of its output frames, for streaming:
+        x (B, C, F, T) -> {"pred": (B, T'), "score": (B, T'), "values": (B, T', K)} numpy.
+        Preprocessing applied (the per-window z-score, if the checkpoint has it, uses the whole
+        window)."""
+        return self._batched(x, batch, softmax, lambda x, start: self.frame_outputs(x))
 
 
 def load_model_from_checkpoint(path, device="cpu"):

@@ -23,9 +23,12 @@ from .runtime import autocast, epoch_seed
 
 
 def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scaler, *, device, amp,
-                    preprocess_spec, clip, accum, ctx, workers=0, progress=None, augments=(), generator=None):
-    """Train over this rank's `batches` (lists of positions into `windows`), each augmented by
-    `augments` (biosig.augment) with random numbers from `generator`.
+                    preprocess_spec, clip, accum, ctx, workers=0, progress=None, augments=(), generator=None,
+                    task_generator=None, frozen=()):
+    """Train over this rank's `batches` (lists of positions into `windows`), each made into the
+    task's inputs and targets (task.batch, drawing from `task_generator`) and augmented by
+    `augments` (biosig.augment) with random numbers from `generator`. `frozen` parameters keep
+    their values (their gradients are dropped before the step: AdamW skips them whole).
 
     Returns {"train_loss", "metrics" (the task's train_metrics), "samples", "seconds"}, reduced over ranks.
     """
@@ -36,10 +39,10 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     sums = {}
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
         x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
-        y = y.to(device, non_blocking=True)
         mix = None
         if augments:
             x, mix = augment(x, augments, generator)
+        x, y = task.batch(x, y.to(device, non_blocking=True), task_generator)
         window_start = (i // accum) * accum
         window_len = min(accum, n_steps - window_start)       # the last window may be short
         stepping = i == window_start + window_len - 1
@@ -56,6 +59,8 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
         if stepping:
             if scaler is not None:
                 scaler.unscale_(optimizer)          # clip true gradients, not scaled ones
+            for p in frozen:
+                p.grad = None
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             if scaler is not None:
@@ -82,10 +87,11 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
 
 
 @torch.no_grad()
-def predict_outputs(model, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
+def predict_outputs(model, task, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
     """Model outputs for every window, each computed on exactly one rank, gathered on all.
 
-    Returns (outputs (N, ...) float32 CPU, targets (N, ...) CPU) in window order.
+    Returns (outputs (N, ...) float32 CPU, targets (N, ...) CPU: the task's, from task.batch)
+    in window order.
     """
     model.eval()
     lo, hi = shard_range(len(windows), ctx.rank, ctx.world)
@@ -95,10 +101,10 @@ def predict_outputs(model, windows, batch, *, device, amp, preprocess_spec, ctx,
     keep = len(positions) > 0
     outs, targets = [], []
     for x, y in iterate_batches(windows, positions if keep else [np.arange(1)], workers):
-        x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
+        x, y = task.batch(preprocess.apply(x.to(device, non_blocking=True), preprocess_spec), y.to(device))
         with autocast(device.type, amp):
             outs.append(model(x).float())
-        targets.append(y.to(device))
+        targets.append(y)
     outs, targets = torch.cat(outs), torch.cat(targets)
     if not keep:
         outs, targets = outs[:0], targets[:0]
@@ -107,7 +113,7 @@ def predict_outputs(model, windows, batch, *, device, amp, preprocess_spec, ctx,
 
 def evaluate(model, task, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
     """Validation metrics over the whole set, identical on every rank: {"loss", **task.report}."""
-    outputs, targets = predict_outputs(model, windows, batch, device=device, amp=amp,
+    outputs, targets = predict_outputs(model, task, windows, batch, device=device, amp=amp,
                                        preprocess_spec=preprocess_spec, ctx=ctx, workers=workers)
     metrics = {"loss": float(task.loss_sum(outputs, targets)) / max(1, len(targets))}
     metrics.update(task.report(outputs.numpy(), targets.numpy()))
@@ -157,9 +163,10 @@ class EarlyStopping:
 
 
 def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, *, args, monitor, start_epoch,
-        device, amp, preprocess_spec, ctx, on_epoch, log=print):
+        device, amp, preprocess_spec, ctx, on_epoch, log=print, frozen=(), frozen_until=None):
     """Epochs start_epoch..args.epochs: train, validate, step the LR schedule on `monitor`, early-stop.
-    val_set None (--val-split 0): no validation, every epoch replaces the best.
+    val_set None (--val-split 0): no validation, every epoch replaces the best. `frozen`
+    parameters stay as they are up to epoch `frozen_until` (None: every epoch).
 
     After each epoch, on_epoch(epoch, stats, val, row, is_best) -- the run saves checkpoints and
     logs there. row: the flat metrics of the epoch (metrics.jsonl). Returns (status, last epoch).
@@ -169,6 +176,8 @@ def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, 
         torch.manual_seed(epoch_seed(args.seed, epoch, ctx.rank))
         # augmentation's own stream: switching it on leaves dropout's draws as they were
         generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch, ctx.rank) ^ 0xA06)
+        # the task's (pretraining's masks): one stream for all ranks, which split each global batch
+        task_generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch, 0) ^ 0x7A5)
         batches, sizes = epoch_batches(len(train_set), args.batch, args.seed, epoch, shuffle=True,
                                        rank=ctx.rank, world=ctx.world)
         limit = limit_batches(args.limit_train_batches, len(batches))
@@ -176,7 +185,9 @@ def fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, 
         progress = make_progress(ctx.is_main, len(batches), f"epoch {epoch}")
         stats = train_one_epoch(model, task, train_set, batches, sizes, optimizer, scaler, device=device, amp=amp,
                                 preprocess_spec=preprocess_spec, clip=args.clip, accum=args.accum, ctx=ctx,
-                                workers=args.workers, progress=progress, augments=args.augment, generator=generator)
+                                workers=args.workers, progress=progress, augments=args.augment, generator=generator,
+                                task_generator=task_generator,
+                                frozen=frozen if frozen_until is None or epoch <= frozen_until else ())
         if progress is not None:
             progress.close()
         row = {"epoch": epoch, "train_loss": stats["train_loss"], **task.row("train", stats["metrics"])}

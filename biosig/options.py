@@ -105,7 +105,8 @@ def train_parser():
     d = p.add_argument_group("data")
     _add(d, "--x", kinds=P, help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
          "(a file or a directory of them, one row per window, see README)")
-    _add(d, "--y", kinds=P, help="y.npy, targets (N,) (class labels in [0, K-1]); with parquet --x, the label "
+    _add(d, "--y", kinds=P, help="y.npy, targets: class labels (N,) in [0, K-1]; regression (N,) or (N, D) "
+         "floats; segmentation (N, T) labels per frame; none for --task pretrain. With parquet --x, the label "
          "column (default: --label-col)")
     _add(d, "--x-val", kinds=P, help="explicit validation windows (.npy or parquet); overrides --val-split")
     _add(d, "--y-val", kinds=P, help="targets of --x-val (.npy, or a column name)")
@@ -134,6 +135,12 @@ def train_parser():
     _add(t, "--task", choices=sorted(TASKS), default="classification", kinds=R, help="what is learned")
     for task in TASKS.values():
         _add_declared(t, task.options, task.name)
+
+    _add(t, "--init", kinds=P, help="start from this checkpoint's matching weights (same name and shape), e.g. "
+         "a --task pretrain run's encoder; without --model, its model and model options")
+    _add(t, "--freeze-encoder", type=positive_int, nargs="?", const=True, metavar="N", kinds=R,
+         help="with --init: keep the loaded weights fixed for the first N epochs (no N: for every epoch, "
+         "linear probing); the new ones (the head) train")
 
     m = p.add_argument_group("model")
     _add(m, "--model", choices=["auto", *sorted(MODELS), "help"], kinds=R,
@@ -292,6 +299,18 @@ def model_options(args):
             if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
                 raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
     return declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
+
+
+def task_values(args):
+    """The chosen task's option values; a flag that only another task has is one line."""
+    from .tasks import TASKS
+    cls = TASKS[args.task]
+    own = {opt.key for opt in cls.options}
+    for other in TASKS.values():
+        for opt in other.options:
+            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
+                raise UserError(f"{opt.flag} is an option of --task {other.name}, not of --task {args.task}")
+    return declared_values(cls.options, args, owner=f"--task {args.task}")
 
 
 def explicit_options(parser, argv):

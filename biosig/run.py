@@ -13,17 +13,17 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, options, preprocess, runs
+from . import __version__, checkpoint, distributed, options, preprocess, pretrained, runs
 from .data import Windows, load_groups, read_source, split_indices
 from .data import parquet
-from .errors import Interrupted, UserError
+from .errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, fit
 from .models import MODELS, build_model
 from .resume import apply_resume, finished_message, interrupted_message
 from .schedule import make_scheduler
 from .select import choose_model
 from .runtime import resolve_amp, resolve_device, seed_everything
-from .tasks import TASKS
+from .tasks import TASKS, load_network_state, network_state
 
 
 def _read(x, y, args, task_cls):
@@ -38,6 +38,8 @@ def prepare_data(args):
     Returns a dict: X, y, task, train_idx, val (X, y, idx), test (X, y) or None,
     shape (N, C, F, T), channels (names or None), split (for summary.json)."""
     task_cls = TASKS[args.task]
+    if task_cls.target_kind is None and (args.y or args.y_val or args.y_test):
+        warn(f"--task {args.task} learns from the windows alone: --y, --y-val and --y-test are not read")
     X, y, groups, where = _read(args.x, args.y, args, task_cls)
     n, c, f, t = X.shape
     for flag, given, seen in (("--elec", args.elec, c), ("--bands", args.bands, f)):
@@ -46,15 +48,14 @@ def prepare_data(args):
                             f"(X shape {tuple(X.shape)} is (N, C, F, T))")
     extra = {}
     for name, xp, yp in (("val", args.x_val, args.y_val), ("test", args.x_test, args.y_test)):
-        if bool(xp) != bool(yp) and not (xp and parquet.is_parquet(xp)):
+        if bool(xp) != bool(yp) and not (xp and parquet.is_parquet(xp)) and task_cls.target_kind is not None:
             raise UserError(f"--x-{name} and --y-{name} go together")
         if xp:
             Xe, ye, _, where_e = _read(xp, yp, args, task_cls)
             if Xe.shape[1:3] != (c, f):
                 raise UserError(f"{xp}: windows are (C, F) = {tuple(Xe.shape[1:3])}, the training data's are {(c, f)}")
             extra[name] = (Xe, ye, where_e)
-    task = task_cls.from_targets(options.declared_values(task_cls.options, args, owner=f"--task {args.task}"),
-                                 [(y, where)] + [(e[1], e[2]) for e in extra.values()])
+    task = task_cls.from_targets(options.task_values(args), [(y, where)] + [(e[1], e[2]) for e in extra.values()])
 
     if args.groups:
         groups = load_groups(args.groups, n)
@@ -69,8 +70,9 @@ def prepare_data(args):
         train_idx, val = np.arange(n), None
     else:
         train_idx, val_idx = split_indices(task.strata(y), args.val_split, args.seed, args.split, groups,
-                                           where=args.x)
+                                           where=args.x, n=n)
         val = (X, y, val_idx)
+    task.fit(y[train_idx])
 
     def describe(targets, idx, grp, list_groups=False):
         d = {"windows": int(len(idx)), **task.describe_targets(targets[idx])}
@@ -81,7 +83,8 @@ def prepare_data(args):
                 d["group_ids"] = ids.tolist()
         return d
 
-    split = {"method": "explicit" if "val" in extra else args.split if validate else "none",
+    method = "random" if args.split == "stratified" and task.strata(y) is None else args.split
+    split = {"method": "explicit" if "val" in extra else method if validate else "none",
              "train": describe(y, train_idx, groups),
              "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)
              if validate else None}
@@ -159,9 +162,19 @@ def _run(args, explicit, where):
         if value and not (key.startswith("y") and parquet.names_a_column(value)):
             setattr(args, key, os.path.abspath(value))
     resume_state = apply_resume(args, explicit) if args.resume else None
+    init_ckpt = pretrained.read_init(args, explicit) if args.init and resume_state is None else None
     why_model = options.apply_recipe(args, explicit) if resume_state is None else "the run being resumed"
-    if not (args.x and args.save and (args.y or parquet.is_parquet(args.x))):
-        raise UserError("--x, --y and --save are required (unless resuming with --resume RUN_DIR/last.pt)")
+    if init_ckpt is not None and "model" not in explicit:
+        why_model = f"the model of --init {args.init}"
+    task_cls = TASKS[args.task]
+    if not (args.x and args.save and (args.y or parquet.is_parquet(args.x) or task_cls.target_kind is None)):
+        raise UserError(("--x and --save are required" if task_cls.target_kind is None else
+                         "--x, --y and --save are required") + " (unless resuming with --resume RUN_DIR/last.pt)")
+    if args.freeze_encoder and not args.init:
+        raise UserError("--freeze-encoder freezes the weights loaded by --init; give --init CHECKPOINT")
+    options.task_values(args)       # another task's flag (--loss with classification): one line, now
+    if args.model != "auto" and task_cls.model_problem(MODELS[args.model]):
+        raise UserError(task_cls.model_problem(MODELS[args.model]))
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
     task_monitors = TASKS[args.task].monitors
@@ -205,6 +218,14 @@ def _run(args, explicit, where):
         problem = model.input_problem(c, f, t)
         if problem:
             raise UserError(f"{args.x}: {problem}")
+        if init_ckpt is not None:       # before the task's network: a decoder never comes from --init
+            loaded, new = pretrained.load_matching(model, init_ckpt, args.init)
+            data["init"] = {"loaded": loaded, "line": pretrained.describe(loaded, new, args.init)}
+        elif resume_state is not None:
+            data["init"] = {"loaded": resume_state["resume"].get("init_loaded", []), "line": None}
+        if args.freeze_encoder:         # (checked here, before anything is written)
+            pretrained.frozen_parameters(model, data["init"]["loaded"])
+        net = task.network(model, data["shape"])
         # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
@@ -219,15 +240,17 @@ def _run(args, explicit, where):
             preprocess_spec = resume_state["preprocess"]
         else:
             preprocess_spec = preprocess.fitted_spec(data["X"], data["train_idx"], args.normalize, args.standardize)
-        summary = _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec,
+        summary = _train(args, ctx, device, amp, data, task, model, net, monitor, mode, preprocess_spec,
                          resume_state, wall_start, where, why_model)
     finally:
         distributed.cleanup()
     return summary
 
 
-def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_spec, resume_state, wall_start,
-           where, why_model):
+def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, preprocess_spec, resume_state,
+           wall_start, where, why_model):
+    """model: the bare model (what the checkpoint's model_state holds); net: what trains, the
+    model or the task's network around it (task.network)."""
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
@@ -237,13 +260,15 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
     if resume_state is None:
         fit_to_data(model, train_set, preprocess_spec, args.seed)
     if args.sync_bn:
-        model = distributed.convert_sync_batchnorm(model, device.type)
-    model.to(device)
-    raw_model = model
-    optimizer, scheduler, scaler, stopper = training_parts(model, args, mode, device, amp)
+        converted = distributed.convert_sync_batchnorm(net, device.type)
+        model, net = (converted, converted) if net is model else (model, converted)
+    net.to(device)
+    raw_model, raw_net = model, net
+    frozen = pretrained.frozen_parameters(model, data["init"]["loaded"]) if args.freeze_encoder else []
+    optimizer, scheduler, scaler, stopper = training_parts(net, args, mode, device, amp)
     start_epoch, prior = 1, {"train_samples": 0, "train_seconds": 0.0, "wall_s": 0.0, "best_metrics": None}
     if resume_state is not None:
-        raw_model.load_state_dict(resume_state["model_state"])
+        load_network_state(raw_net, raw_model, resume_state["model_state"], resume_state.get("task_state"))
         r = resume_state["resume"]
         optimizer.load_state_dict(r["optimizer"])
         scheduler.load_state_dict(r["scheduler"])
@@ -254,11 +279,11 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         start_epoch = r["epoch"] + 1
         prior = r["totals"]
     if args.compile:
-        model = torch.compile(model, backend=args.compile_backend)
+        net = torch.compile(net, backend=args.compile_backend)
     if ctx.enabled:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    n_params = sum(p.numel() for p in raw_model.parameters())
+    n_params = sum(p.numel() for p in raw_net.parameters())
     per_rank = args.batch / ctx.world
     config = {k: v for k, v in vars(args).items()}
     config.update({"resolved": {"device": str(device), "amp": amp, "monitor": monitor, "mode": mode,
@@ -287,12 +312,16 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
             split_line = (f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
                           + (f" | groups {split['train']['groups']} / {split['val']['groups']}"
                              if "groups" in split["val"] else "")
-                          + f" | {task.split_text(split['train'], split['val'])}")
+                          + (f" | {task.split_text(split['train'], split['val'])}"
+                             if task.split_text(split['train'], split['val']) else ""))
         log(f"data: {args.x} {tuple(data['shape'])} -> {task} | {split_line}"
             + (f" | test {split['test']['windows']}" if "test" in split else ""))
         log(f"model: {args.model} ({why_model}; {n_params:,} parameters) on {device} | amp {amp} | "
             f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
             + f" | preprocess: {preprocess.describe(preprocess_spec)}")
+        if data.get("init", {}).get("line"):
+            how = "every epoch" if args.freeze_encoder is True else f"the first {args.freeze_encoder} epochs"
+            log(data["init"]["line"] + (f" | held fixed for {how} (--freeze-encoder)" if args.freeze_encoder else ""))
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
 
     example_shape = [1, c, f, t]
@@ -308,7 +337,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
             return
         runs.append_jsonl(metrics_path, row)
         payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
-                                           data["channels"])
+                                           data["channels"], network_state(raw_net, raw_model))
         if is_best:
             checkpoint.atomic_save(payload, args.save)
         totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
@@ -316,25 +345,28 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
             "epoch": epoch, "args": _plain(vars(args)),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "early_stopping": stopper.state_dict(), "totals": _plain(totals)}
+            "early_stopping": stopper.state_dict(), "totals": _plain(totals),
+            "init_loaded": data.get("init", {}).get("loaded", [])}
         checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
         where["saved"], where["epoch"] = epoch, epoch + 1
         # printed once the epoch is saved: a run killed after this line resumes after this epoch
-        log(f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f} {task.brief(stats['metrics'])} | "
-            + (f"val: loss={val['loss']:.4f} {task.brief(val)} | " if val else "")
+        log(" ".join([f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f}", task.brief(stats["metrics"])]).rstrip()
+            + " | " + (" ".join([f"val: loss={val['loss']:.4f}", task.brief(val)]).rstrip() + " | " if val else "")
             + f"lr={row['lr']:.2e}" + (" *" if is_best else ""))
 
     where["epoch"] = start_epoch
-    status, epoch = fit(model, task, train_set, val_set, optimizer, scheduler, scaler, stopper, args=args,
+    status, epoch = fit(net, task, train_set, val_set, optimizer, scheduler, scaler, stopper, args=args,
                         monitor=monitor, start_epoch=start_epoch, device=device, amp=amp,
-                        preprocess_spec=preprocess_spec, ctx=ctx, on_epoch=on_epoch, log=log)
+                        preprocess_spec=preprocess_spec, ctx=ctx, on_epoch=on_epoch, log=log, frozen=frozen,
+                        frozen_until=None if args.freeze_encoder is True else args.freeze_encoder)
 
     test = None
     if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
         distributed.barrier(ctx)     # rank 0 has written --save
-        raw_model.load_state_dict(checkpoint.load(args.save)["model_state"])
+        best = checkpoint.load(args.save)
+        load_network_state(raw_net, raw_model, best["model_state"], best.get("task_state"))
         Xt, yt = data["test"]
-        test = _plain(evaluate(raw_model, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
+        test = _plain(evaluate(raw_net, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
                                amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
         log(f"test ({args.x_test}, best epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
             f"{task.brief(test, full=True)}")
@@ -346,6 +378,7 @@ def _train(args, ctx, device, amp, data, task, model, monitor, mode, preprocess_
         "wall_s": round(prior["wall_s"] + (time.time() - wall_start), 3),
         "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
         "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
+        "task": args.task, "monitors": task.monitors,
     }
     if "selection" in data:
         summary["selection"] = data["selection"]

@@ -24,9 +24,11 @@ import torch
 from . import distributed, options, preprocess
 from .data import Windows, kfold_indices
 from .loop import EarlyStopping, evaluate, fit
-from .models import build_model
+from .models import MODELS, build_model
 
 CANDIDATES = ("minirocket", "eegnet")
+# a task that neither candidate can learn (per-frame labels, pretraining) gets the first of these it can
+FALLBACK = ("tcn", "eeg2arm")
 FOLDS = 3
 RECIPE = ("--val-split", "0")       # auto's own: cross-validation replaces the validation split
 
@@ -35,15 +37,22 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
     """Cross-validate CANDIDATES on data's training windows -> (name, selection record)."""
     from .run import fit_to_data, model_config, training_parts
     task = data["task"]
+    candidates = [m for m in CANDIDATES if task.model_problem(MODELS[m]) is None]
+    if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
+        chosen = (candidates or [m for m in FALLBACK if task.model_problem(MODELS[m]) is None])[0]
+        log(f"auto: {chosen} (of {', '.join(CANDIDATES)}, {len(candidates) or 'none'} can learn --task {task.name}; "
+            f"no cross-validation)")
+        return chosen, {"candidates": [chosen], "folds": 0, "chosen": chosen}
     train_idx = data["train_idx"]
     grouped = args.split == "group" and data["groups"] is not None
     folds = kfold_indices(task.strata(data["y"][train_idx]), FOLDS, args.seed,
-                          groups=data["groups"][train_idx] if grouped else None, where=args.groups or args.x)
+                          groups=data["groups"][train_idx] if grouped else None, where=args.groups or args.x,
+                          n=len(train_idx))
     metric = task.select_by
     key = metric[len("val_"):]
     local = distributed.Context(alone=True)     # each rank alone; rank 0's choice is kept below
     scores, seconds = {}, {}
-    for name in CANDIDATES:
+    for name in candidates:
         cand = copy.copy(args)
         cand.model = name
         options.apply_recipe(cand, explicit)
@@ -57,22 +66,22 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
             spec = preprocess.fitted_spec(data["X"], tr, cand.normalize, cand.standardize)
             train_set = Windows(data["X"], data["y"], tr)
             fit_to_data(model, train_set, spec, cand.seed)
-            model.to(device)
-            optimizer, scheduler, scaler, _ = training_parts(model, cand, "min", device, amp)
-            fit(model, task, train_set, None, optimizer, scheduler, scaler, EarlyStopping("min"), args=cand,
+            net = task.network(model, data["shape"]).to(device)
+            optimizer, scheduler, scaler, _ = training_parts(net, cand, "min", device, amp)
+            fit(net, task, train_set, None, optimizer, scheduler, scaler, EarlyStopping("min"), args=cand,
                 monitor="train_loss", start_epoch=1, device=device, amp=amp, preprocess_spec=spec, ctx=local,
                 on_epoch=lambda *a: None, log=lambda *a, **k: None)
-            result = evaluate(model, task, Windows(data["X"], data["y"], held), cand.batch, device=device, amp=amp,
+            result = evaluate(net, task, Windows(data["X"], data["y"], held), cand.batch, device=device, amp=amp,
                               preprocess_spec=spec, ctx=local)
             scores[name].append(float(result[key]))
         seconds[name] = round(time.perf_counter() - start, 2)
         log(f"auto: {name} {key}={np.mean(scores[name]):.4f} over {FOLDS} folds of the training windows "
             f"({', '.join(f'{s:.3f}' for s in scores[name])}) in {seconds[name]:.1f}s")
-    best = max(CANDIDATES, key=lambda n: (np.mean(scores[n]), -CANDIDATES.index(n)))
+    best = max(candidates, key=lambda n: (np.mean(scores[n]), -candidates.index(n)))
     if ctx.enabled:
         chosen = [best]
         torch.distributed.broadcast_object_list(chosen, src=0)
         best = chosen[0]
-    record = {"candidates": list(CANDIDATES), "folds": FOLDS, "metric": key, "scores": scores,
+    record = {"candidates": candidates, "folds": FOLDS, "metric": key, "scores": scores,
               "seconds": seconds, "chosen": best}
     return best, record

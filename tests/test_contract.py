@@ -11,15 +11,19 @@ from biosig.models import MODELS
 from biosig.tasks import TASKS
 from conftest import assert_user_error, run
 
-PAIRS = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS)]
+PAIRS = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model_problem(MODELS[m]) is None]
+REFUSED = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model_problem(MODELS[m]) is not None]
 
 
 @pytest.mark.parametrize("model, task", PAIRS)
 def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     X, y = TASKS[task].example_data(96, 3, 2, 128)     # T=128: above every model's minimum
     np.save(tmp_path / "X.npy", X)
-    np.save(tmp_path / "y.npy", y)
-    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--task", task,
+    targets = []                                        # pretraining has none
+    if y is not None:
+        np.save(tmp_path / "y.npy", y)
+        targets = ["--y", tmp_path / "y.npy"]
+    proc = run("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task,
                "--epochs", "2", "--batch", "32", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
@@ -27,7 +31,7 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_row"]["epoch"] == summary["best_epoch"]
     # infer.py from the checkpoint alone gives what the Python API gives in-process
-    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy",
+    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", *targets,
               "--out", tmp_path / "p.npy", "--quiet")
     assert inf.returncode == 0, inf.stderr[-3000:]
     from biosig.inference import load_model_from_checkpoint
@@ -40,6 +44,21 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
         assert_user_error(other, "X_long.npy", "T=128", "T=256")
     else:
         assert other.returncode == 0 and other.stderr.count("warning:") == 1, other.stderr
+
+
+@pytest.mark.parametrize("model, task", REFUSED)
+def test_a_task_a_model_cannot_learn_is_refused_in_one_line(tmp_path, model, task):
+    X, y = TASKS[task].example_data(40, 3, 1, 64)
+    np.save(tmp_path / "X.npy", X)
+    targets = []
+    if y is not None:
+        np.save(tmp_path / "y.npy", y)
+        targets = ["--y", tmp_path / "y.npy"]
+    proc = run("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task, "--save",
+               tmp_path / "m.pt", "--run-dir", tmp_path / "run")
+    fit = [m for m in sorted(MODELS) if TASKS[task].model_problem(MODELS[m]) is None]
+    assert_user_error(proc, f"--task {task}", model, *fit)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

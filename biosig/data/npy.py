@@ -98,8 +98,11 @@ def check_finite(X, path, chunk_bytes=64 << 20):
 
 
 def read_targets(path, n_windows, x_path, kind="integer"):
-    """y.npy -> (N, ...) targets, checked for length and dtype: kind "integer" gives int64
-    (whole numbers stored as floats, as MATLAB and pandas write them, are fine)."""
+    """y.npy -> (N, ...) targets, checked for length and dtype (the task checks the rest).
+
+    kind "integer": (N,) int64 class labels (whole numbers stored as floats, as MATLAB and
+    pandas write them, are fine); "frames": the same per frame, (N, T) int64; "float": (N,) or
+    (N, D) float64, all finite."""
     shape, dtype, _ = read_npy_header(path, "y")
     if len(shape) == 0:
         raise UserError(f"{path}: expected one target per window, got a scalar")
@@ -107,14 +110,28 @@ def read_targets(path, n_windows, x_path, kind="integer"):
         raise UserError(f"{path}: {shape[0]} labels but {x_path} has {n_windows} windows")
     if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
         raise UserError(f"{path}: labels must be numbers, got dtype {dtype}")
-    y = np.asarray(open_npy(path, "y", mmap=False))
-    if kind == "integer":
-        if np.issubdtype(dtype, np.floating):
+    return check_target_values(np.asarray(open_npy(path, "y", mmap=False)), kind, path)
+
+
+def check_target_values(y, kind, where):
+    """Targets (N, ...) as read -> the dtype `kind` asks for; values that cannot be that kind
+    (0.5 as a class label, NaN as a regression target) are one line naming the window."""
+    if kind in ("integer", "frames"):
+        if np.issubdtype(y.dtype, np.floating):
             whole = np.isfinite(y) & (y == np.round(y))
             if not whole.all():
                 bad = int(np.flatnonzero(~whole.reshape(len(y), -1).all(axis=1))[0])
-                raise UserError(f"{path}: label {y[bad]} at window {bad}; labels must be integers, got dtype {dtype}")
+                raise UserError(f"{where}: label {np.ravel(y[bad])[:4].tolist() if y.ndim > 1 else y[bad]} at window "
+                                f"{bad}; labels must be integers, got dtype {y.dtype}"
+                                + (" (real-valued targets: --task regression)" if kind == "integer" else ""))
         return y.astype(np.int64)
+    if kind == "float":
+        y = y.astype(np.float64)
+        finite = np.isfinite(y)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite.reshape(len(y), -1).all(axis=1))[0])
+            raise UserError(f"{where}: target of window {bad} is NaN or Inf; regression targets must be finite")
+        return y
     return y
 
 

@@ -186,6 +186,34 @@ def _read_ids(pa, pc, file, batch, name, kind, row0=0):
     raise UserError(f"{file}: column '{name}' holds {t}; group ids must be integers or strings")
 
 
+def _read_targets(pa, pc, file, batch, name, row0=0):
+    """A target column of any numeric kind -> numpy (n,) for numbers, (n, D) for lists of D
+    numbers (D targets, or one label per frame); every row's list the same length."""
+    col = batch.column(name)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if col.null_count:
+        bad = _first(pc.is_null(col).to_numpy(zero_copy_only=False))
+        raise UserError(f"{file}: column '{name}' row {row0 + bad} is missing (null)")
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t):
+        return col.to_numpy(zero_copy_only=False)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = t.value_type
+        if not (pa.types.is_integer(inner) or pa.types.is_floating(inner) or pa.types.is_boolean(inner)):
+            raise UserError(f"{file}: column '{name}' holds lists of {inner}; targets must be numbers or lists of numbers")
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths != lengths[0]).any():
+            bad = _first(lengths != lengths[0])
+            raise UserError(f"{file}: column '{name}' row {row0 + bad} holds {lengths[bad]} values, row {row0} "
+                            f"holds {lengths[0]}; every row needs the same number")
+        values = col.flatten()
+        if values.null_count:
+            raise UserError(f"{file}: column '{name}' holds a missing (null) value inside a list")
+        return values.to_numpy(zero_copy_only=False).reshape(len(col), -1)
+    raise UserError(f"{file}: column '{name}' holds {t}; targets must be numbers or lists of numbers")
+
+
 BATCH_BYTES = 64 << 20
 
 
@@ -230,12 +258,15 @@ def _fill(pa, pc, file, batch, signals, per_channel, X, n_total, at, row0):
     return X
 
 
-def read_windows_table(path, x_col="x", signal_cols=None, label_col="label", group_col=None, need_labels=True):
+def read_windows_table(path, x_col="x", signal_cols=None, label_col="label", group_col=None, need_labels=True,
+                       label_kind="integer"):
     """Read windows from a parquet file or a directory of them (sorted by name, one table).
 
     Signal: column `x_col` with (C, F, T) or (C, T) nested lists per row, or, when
     `signal_cols` is given, one column per channel with (F, T) or (T,) per row.
     Returns (X float32 (N, C, F, T) C-contiguous, y int64 (N,) or None, groups (N,) or None).
+    label_kind "integer" reads class ids (checked here); anything else reads the column's numbers
+    or equal-length lists of numbers as they are, (N,) or (N, D), for the caller to check.
     y is None only when need_labels is False and the label column is absent; groups is None
     when group_col is None, else the ids as stored (ints, or strings as a '<U' array).
     Every problem with the table raises UserError naming the file, the column and the row.
@@ -287,7 +318,8 @@ def read_windows_table(path, x_col="x", signal_cols=None, label_col="label", gro
                 for batch in pf.iter_batches(batch_size=_rows_per_batch(pf.metadata, wanted), columns=wanted):
                     X = _fill(pa, pc, file, batch, signals, bool(signal_cols), X, n_total, start + row0, row0)
                     if with_labels:
-                        ys.append(_read_ids(pa, pc, file, batch, label_col, "label", row0))
+                        ys.append(_read_ids(pa, pc, file, batch, label_col, "label", row0)
+                                  if label_kind == "integer" else _read_targets(pa, pc, file, batch, label_col, row0))
                     if group_col:
                         gs.append((file, _read_ids(pa, pc, file, batch, group_col, "group", row0)))
                     row0 += batch.num_rows

@@ -4,15 +4,18 @@ import numpy as np
 from ..errors import UserError
 
 
-def split_indices(strata, val_split, seed, method="stratified", groups=None, where="y"):
+def split_indices(strata, val_split, seed, method="stratified", groups=None, where="y", n=None):
     """Split window indices into (train, val), both sorted. strata (N,): the task's discrete
-    targets (class labels), kept in proportion by a stratified split.
+    targets (class labels), kept in proportion by a stratified split; None (regression,
+    pretraining): the split is random, over `n` windows.
 
     random: a seeded permutation. stratified: the same fraction of every stratum goes to
     validation. group: whole groups (e.g. subjects) go to one side, so no group is on both.
     """
     y = strata
-    n = len(y)
+    n = len(y) if strata is not None else n
+    if method == "stratified" and strata is None:      # a task without discrete targets
+        method = "random"
     if not 0.0 < val_split < 1.0:
         raise UserError(f"--val-split must be between 0 and 1 (exclusive), got {val_split}")
     rng = np.random.default_rng(seed)
@@ -46,11 +49,12 @@ def split_indices(strata, val_split, seed, method="stratified", groups=None, whe
     return train, val
 
 
-def kfold_indices(strata, k, seed, groups=None, where="groups"):
+def kfold_indices(strata, k, seed, groups=None, where="groups", n=None):
     """k folds of windows 0..N-1, each class (stratum) dealt out evenly over them, in seeded order;
     with groups (N,), whole groups (subjects) are dealt out instead, so none is on both sides.
+    strata None: `n` windows dealt out at random.
     -> [(train, held_out), ...], k pairs of sorted index arrays."""
-    n = len(strata)
+    n = len(strata) if strata is not None else n
     rng = np.random.default_rng(seed)
     if groups is not None:
         ids = np.unique(groups)

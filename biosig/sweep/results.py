@@ -34,14 +34,17 @@ def objective(summary, metric):
 
 
 def objective_name_and_mode(trials, metric, mode):
-    """(metric name, 'min' | 'max'): as given, else what train.py monitored, else a guess from
-    the name (losses and wall_s are minimized, anything else maximized)."""
+    """(metric name, 'min' | 'max'): as given, else what train.py monitored, else the task's
+    direction for it (summary.json "monitors"), else a guess from the name (losses and wall_s
+    are minimized, anything else maximized)."""
     summaries = [t.summary for t in trials if t.summary is not None]
     monitor = summaries[0]["monitor"] if summaries else None
     name = metric or monitor or "objective"
     if mode is None:
         if summaries and name == monitor:
             mode = summaries[0]["mode"]
+        elif summaries and name in (summaries[0].get("monitors") or {}):     # the task's own, e.g. val_mae
+            mode = summaries[0]["monitors"][name]
         else:
             mode = "min" if ("loss" in name or name == "wall_s") else "max"
     return name, mode

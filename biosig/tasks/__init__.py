@@ -1,38 +1,65 @@
 """What is learned, chosen by name (`--task`). The run, the loop, the checkpoint and infer.py
 talk to a task only through the Task contract below and never test which task they hold.
+biosig/tasks/base.py has the defaults a task inherits.
 
 A task class has
   name, options              registry key; its train.py options (tuple of options.Option)
-  target_kind                what the data reader checks targets as ("integer")
+  target_kind                what the data reader checks targets as: "integer" (N,), "frames"
+                             (N, T), "float" (N,) or (N, D), or None (no targets: the windows'
+                             indices stand in for them)
   monitors, default_monitor  {"val_<metric>": "min" | "max"} (val_loss is every task's)
   select_by                  the "max" monitor that --model auto's cross-validation compares
+  model_problem(model_cls)   why a model cannot learn this task (one line), or None
   from_targets(values, targets)   the task for training data: `values` are its options'
                              values, `targets` [(y, where), ...] training first; checks them
 and an instance has
   config                     what the checkpoint stores ({"name": ..., ...}); Task(**rest) rebuilds it
   n_outputs                  the model's output size
+  fit(y_train)               statistics of the training split's targets (regression's mean/std)
   check_targets(y, where, source)   one set of targets checked (one-line UserError)
-  strata(y)                  what a stratified split keeps in proportion (None: no strata)
+  network(model, (N, C, F, T))   the module trained: the model, or a wrapper (per-frame outputs,
+                             a decoder) whose own tensors the checkpoint keeps as task_state
+  batch(x, y, generator)     a batch as read -> (network input, loss targets); generator: the
+                             training step's stream, the same on every rank (None: evaluation)
+  strata(y)                  what a stratified split keeps in proportion (None: a random split)
   describe_targets(y)        JSON-able counts for summary.json's split; split_text(train, val)
-  loss_sum(outputs, targets) summed, not averaged (batches split over ranks weigh exactly)
+  loss_sum(outputs, targets) summed over windows, not averaged (batches split over ranks weigh exactly)
   batch_stats(outputs, targets) -> {name: tensor} summed over a training epoch
   train_metrics(sums, n)     those sums -> metrics of the epoch
   report(outputs, targets)   validation metrics (numpy in, dict out)
   row(prefix, metrics)       flat numbers for metrics.jsonl ({"val_acc": ...})
   brief(metrics, full)       "acc=0.9000 f1=0.8990" for the epoch (and test) line
-  predict(outputs, softmax)  -> (pred, score, values) for infer.py
-  prediction_line / prediction_fields / value_columns / report_lines   infer.py's output
-and example_data(n, c, f, t, seed) -> (X, y) with real signal, so that the contract test
-(tests/test_contract.py) trains every registered model on every task.
+  predict(outputs, targets, n_frames, softmax)   -> {name: (B, ...) numpy}; "values" is preds.npy
+  prediction_line(i, row) / records(pred, softmax, flat) / report_lines(pred, y)   infer.py's
+                             lines, .csv (flat) and .jsonl rows, and report (y may be None)
+and example_data(n, c, f, t, seed) -> (X, y or None) with real signal, so that the contract test
+(tests/test_contract.py) trains every registered model on every task it accepts.
 
 Adding a task: one file here with its class, and one line in TASKS.
 """
 from .classification import Classification
+from .pretrain import Pretrain
+from .regression import Regression
+from .segmentation import Segmentation
 
-TASKS = {t.name: t for t in (Classification,)}
+TASKS = {t.name: t for t in (Classification, Regression, Segmentation, Pretrain)}
 
 
 def build_task(config):
     """The checkpoint's task entry {"name": ..., **kwargs} -> Task."""
     kwargs = {k: v for k, v in config.items() if k != "name"}
     return TASKS[config["name"]](**kwargs)
+
+
+def network_state(net, model):
+    """The task network's own tensors (a decoder), without the model's: {} when net is the model."""
+    if net is model:
+        return {}
+    return {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.startswith("model.")}
+
+
+def load_network_state(net, model, model_state, task_state):
+    """Load a checkpoint's model_state (and task_state) into the model inside `net`."""
+    model.load_state_dict(model_state)
+    if net is not model:
+        net.load_state_dict({**{f"model.{k}": v for k, v in model_state.items()}, **(task_state or {})})

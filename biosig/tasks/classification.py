@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from ..errors import UserError, number, warn
 from ..metrics import classification_report, format_confusion
 from ..options import PATH, RUN, Option
+from .base import Task
 
 
 def _weighting(text):
@@ -17,7 +18,7 @@ def _weighting(text):
     return text
 
 
-class Classification:
+class Classification(Task):
     name = "classification"
     target_kind = "integer"
     monitors = {"val_loss": "min", "val_acc": "max", "val_f1": "max", "val_balanced_acc": "max"}
@@ -83,10 +84,11 @@ class Classification:
             task.class_weights = [len(y) / (task.n_classes * max(1, int(n))) for n in train_counts]
         return task
 
-    def check_targets(self, y, where, source=None, min_classes=1):
-        """Labels (N,) in [0, K-1] with at least `min_classes` distinct values; `source` says
-        where K came from in the message (default "--classes K")."""
-        if y.ndim != 1:
+    def check_targets(self, y, where, source=None, min_classes=1, shape_checked=False):
+        """Labels (N,) (segmentation: (N, T), shape_checked) in [0, K-1] with at least
+        `min_classes` distinct values; `source` says where K came from in the message
+        (default "--classes K")."""
+        if not shape_checked and y.ndim != 1:
             raise UserError(f"{where}: expected 1-D labels (N,), got shape {tuple(y.shape)}")
         if y.min() < 0:
             raise UserError(f"{where}: negative label {int(y.min())}; labels must be in [0, K-1]")
@@ -94,7 +96,8 @@ class Classification:
             raise UserError(f"{where}: label {int(y.max())} is outside [0, {self.n_classes - 1}] for "
                             f"{source or f'--classes {self.n_classes}'}")
         if len(np.unique(y)) < min_classes:
-            raise UserError(f"{where}: only one class ({int(y[0])}) present; need at least two to train a classifier")
+            raise UserError(f"{where}: only one class ({int(np.ravel(y)[0])}) present; need at least two to train "
+                            f"a classifier")
         return y
 
     def strata(self, y):
@@ -149,28 +152,42 @@ class Classification:
 
     # --------------------------------------------------------------------- inference
 
-    def predict(self, outputs, softmax=True):
-        """outputs (B, K) -> (pred (B,), score (B,), values (B, K)): argmax, its prob, probs or logits."""
-        values = torch.softmax(outputs.float(), 1) if softmax else outputs.float()
-        score, pred = values.max(1)
-        return pred, score, values
+    def predict(self, outputs, targets=None, n_frames=None, softmax=True):
+        """outputs (B, K) (or (B, T', K)) -> {"pred" (B,), "score" (B,): argmax and its value,
+        "values" (B, K): probabilities or logits} numpy; "values" is what preds.npy holds."""
+        values = torch.softmax(outputs.float(), -1) if softmax else outputs.float()
+        score, pred = values.max(-1)
+        return {"pred": pred.numpy(), "score": score.numpy(), "values": values.numpy()}
 
-    def prediction_line(self, i, pred, score, softmax=True):
+    def prediction_line(self, i, p, softmax=True):
+        """p: one window's row of predict()."""
+        pred = int(p["pred"])
         name = f" ({self.class_names[pred]})" if self.class_names else ""
-        return f"[sample {i}] pred={pred} {'conf' if softmax else 'logit'}={score:.4f}{name}"
+        return f"[sample {i}] pred={pred} {'conf' if softmax else 'logit'}={p['score']:.4f}{name}"
 
     def prediction_fields(self, pred):
-        """The columns before `score` in preds.csv/jsonl for one window."""
         fields = {"pred": int(pred)}
         if self.class_names:
             fields["pred_name"] = self.class_names[pred]
         return fields
 
-    def value_columns(self, kind):
-        return [f"{kind}_{c}" for c in (self.class_names or range(self.n_classes))]
+    def records(self, p, softmax=True, flat=False):
+        """preds.csv (flat: one column per class) / preds.jsonl rows, one per window."""
+        kind = "prob" if softmax else "logit"
+        names = self.class_names or range(self.n_classes)
+        for i in range(len(p["pred"])):
+            row = {"sample": i, **self.prediction_fields(p["pred"][i]), "score": float(p["score"][i])}
+            if flat:
+                row.update({f"{kind}_{c}": float(v) for c, v in zip(names, p["values"][i])})
+            else:
+                row[kind] = p["values"][i].tolist()
+            yield row
 
-    def report_lines(self, values, y, softmax=True):
+    def report_lines(self, p, y, softmax=True):
         """infer.py --y: accuracy, macro-F1, balanced accuracy, AUROC, the confusion matrix."""
+        if y is None:
+            return []
+        values = p["values"]
         probs = values if softmax else torch.softmax(torch.as_tensor(values), 1).numpy()
         rep = classification_report(probs, y, self.n_classes)
         auroc = f"{rep['auroc']:.4f}" if rep["auroc"] is not None else "n/a"

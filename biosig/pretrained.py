@@ -1,0 +1,71 @@
+"""--init: start a run from the matching weights of another checkpoint (typically the encoder of
+a --task pretrain run), and --freeze-encoder: keep those weights fixed, for the first N epochs or
+for all of them (linear probing).
+
+A tensor matches when the new model has one of the same name and shape: the pretrained model's
+convolutions, Transformer and norms load; its head (sized for the pretraining decoder) does not,
+and starts fresh. Without --model the run takes the checkpoint's model and its options, so the
+shapes agree.
+"""
+from . import checkpoint
+from .errors import UserError
+
+
+def read_init(args, explicit):
+    """Load --init (weights_only) and, when --model was not given, take its model and the model
+    options the command line leaves out. -> the checkpoint."""
+    from .models import MODELS
+    ckpt = checkpoint.load(args.init, what="--init checkpoint")
+    config = ckpt["config"]
+    if "model" in explicit or config.get("name") not in MODELS:
+        return ckpt
+    args.model = config["name"]
+    given = {name for word in args.model_kwargs or [] for name, _ in word}
+    extra = []
+    for opt in MODELS[args.model].options:
+        if opt.name not in config or opt.name in given or (opt.flag and opt.key in explicit):
+            continue
+        if opt.flag:
+            setattr(args, opt.key, config[opt.name])
+        else:
+            extra.append([opt.name, str(config[opt.name])])
+    if extra:
+        args.model_kwargs = (args.model_kwargs or []) + [extra]
+    return ckpt
+
+
+def load_matching(model, ckpt, path):
+    """Copy the checkpoint's tensors that match the model's by name and shape.
+    -> (loaded names, new names); nothing matching is a one-line error."""
+    own, theirs = model.state_dict(), ckpt["model_state"]
+    loaded = [k for k, v in own.items() if k in theirs and tuple(theirs[k].shape) == tuple(v.shape)]
+    if not loaded:
+        raise UserError(f"{path}: --init: none of its tensors fits --model {model.config['name']} (the checkpoint "
+                        f"holds a {ckpt['config'].get('name')} model for C={ckpt['config'].get('n_elec')}, "
+                        f"F={ckpt['config'].get('n_bands')})")
+    model.load_state_dict({**own, **{k: theirs[k] for k in loaded}})
+    return loaded, [k for k in own if k not in loaded]
+
+
+def describe(loaded, new, path):
+    """'init from P: 24 tensors (stem, transformer, norm); new: head.weight, head.bias'."""
+    def parts(names):
+        tops = []
+        for n in names:
+            top = n.split(".")[0]
+            if top not in tops:
+                tops.append(top)
+        return ", ".join(tops)
+    shown = ", ".join(new[:6]) + (f", ... ({len(new)} in all)" if len(new) > 6 else "")
+    return f"init from {path}: {len(loaded)} tensors loaded ({parts(loaded)}); new: {shown or 'none'}"
+
+
+def frozen_parameters(model, loaded):
+    """The parameters --freeze-encoder holds fixed: those loaded from --init. One line if that
+    would leave nothing to train."""
+    names = set(loaded)
+    frozen = [p for n, p in model.named_parameters() if n in names]
+    if len(frozen) == len(list(model.parameters())):
+        raise UserError("--freeze-encoder: every parameter of the model came from --init, so nothing would train "
+                        "(the checkpoint's head fits this task too); drop --freeze-encoder")
+    return frozen

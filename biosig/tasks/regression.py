@@ -1,0 +1,186 @@
+"""Regression: D real-valued targets per window (heart rate from PPG, joint angles from IMU).
+
+Targets y (N,) or (N, D). The model gives (B, D) outputs in standardized units: the targets'
+mean and standard deviation are fitted on the training split (--target-scale standard, the
+default), stored in the checkpoint, and predictions come back in the targets' own units.
+"""
+import argparse
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..errors import UserError
+from ..metrics import regression_report
+from ..options import Option
+from .base import Task, check_array
+
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
+
+
+def _choice(*names):
+    def parse(text):
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose {', '.join(names)}")
+        return text
+    return parse
+
+
+class Regression(Task):
+    name = "regression"
+    target_kind = "float"
+    monitors = {"val_loss": "min", "val_mae": "min", "val_rmse": "min", "val_r2": "max"}
+    default_monitor = "val_mae"
+    select_by = "val_r2"
+    options = (
+        Option("loss", _choice(*LOSSES), "mse", "regression loss on standardized targets: mse, l1 or huber "
+               "(delta 1 standard deviation)", flag="--loss"),
+        Option("target_scale", _choice("standard", "none"), "standard", "regression targets: standard (z-scored "
+               "with the training split's mean and std, predictions returned in the targets' units) or none",
+               flag="--target-scale"),
+    )
+
+    def __init__(self, n_targets, vector=True, loss="mse", target_scale="standard", mean=None, std=None):
+        self.n_targets, self.vector, self.loss, self.target_scale = n_targets, vector, loss, target_scale
+        self.mean = mean if mean is not None else [0.0] * n_targets
+        self.std = std if std is not None else [1.0] * n_targets
+
+    def __str__(self):
+        return f"{self.n_targets} regression target{'s' if self.n_targets > 1 else ''}"
+
+    @property
+    def config(self):
+        return {"name": self.name, "n_targets": self.n_targets, "vector": self.vector, "loss": self.loss,
+                "target_scale": self.target_scale, "mean": self.mean, "std": self.std}
+
+    @property
+    def n_outputs(self):
+        return self.n_targets
+
+    # ----------------------------------------------------------------------- targets
+
+    @classmethod
+    def from_targets(cls, values, targets):
+        y, where = targets[0]
+        check_array(y, (1, 2), where, "regression targets (N,) or (N, D)")
+        task = cls(1 if y.ndim == 1 else y.shape[1], vector=y.ndim == 2, loss=values.get("loss") or "mse",
+                   target_scale=values.get("target_scale") or "standard")
+        for t, w in targets:
+            task.check_targets(t, w)
+        return task
+
+    def fit(self, y):
+        """The training split's targets (N, D) -> the mean/std the loss standardizes with."""
+        y = self._2d(y)
+        std = y.std(axis=0)
+        if (std == 0).any():
+            d = int(np.flatnonzero(std == 0)[0])
+            raise UserError(f"every training window has the same target{f' {d}' if self.vector else ''} "
+                            f"({y[0, d]:g}): nothing to learn")
+        if self.target_scale == "standard":
+            self.mean, self.std = y.mean(axis=0).tolist(), std.tolist()
+
+    def check_targets(self, y, where, source=None):
+        check_array(y, (1, 2), where, "regression targets (N,) or (N, D)")
+        d = 1 if y.ndim == 1 else y.shape[1]
+        if d != self.n_targets or (y.ndim == 2) != self.vector:
+            want = f"(N, {self.n_targets})" if self.vector else "(N,)"
+            raise UserError(f"{where}: targets of shape {tuple(y.shape)}, but {source or 'the training targets'} "
+                            f"are {want}")
+        return y
+
+    @staticmethod
+    def _2d(y):
+        return np.asarray(y, np.float64).reshape(len(y), -1)
+
+    def describe_targets(self, y):
+        y = self._2d(y)
+        return {"mean": y.mean(axis=0).round(6).tolist(), "std": y.std(axis=0).round(6).tolist()}
+
+    def split_text(self, train, val):
+        return f"targets mean train {train['mean']} val {val['mean']}"
+
+    @staticmethod
+    def example_data(n, c, f, t, seed=0, d=2, noise=0.5):
+        """(X (n, c, f, t) float32, y (n, d) float64): each channel carries a level (an offset
+        in [-1, 1]) under Gaussian noise, and target j is a fixed linear map of the levels."""
+        rng = np.random.default_rng(seed)
+        levels = rng.uniform(-1, 1, size=(n, c))
+        X = (rng.normal(0, noise, size=(n, c, f, t)) + levels[:, :, None, None]).astype(np.float32)
+        weights = np.arange(1, c * d + 1, dtype=np.float64).reshape(c, d) * np.where(np.arange(c) % 2, -1, 1)[:, None]
+        return X, levels @ weights + 10.0 * np.arange(1, d + 1)
+
+    # ---------------------------------------------------------------------- training
+
+    def _units(self, outputs):
+        """Standardized outputs (B, D) -> the targets' units."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=outputs.device)
+        std = torch.tensor(self.std, dtype=torch.float32, device=outputs.device)
+        return outputs.float() * std + mean
+
+    def _scaled(self, targets):
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=targets.device)
+        std = torch.tensor(self.std, dtype=torch.float32, device=targets.device)
+        return (targets.reshape(len(targets), -1).float() - mean) / std
+
+    def loss_sum(self, outputs, targets):
+        """The loss over the D standardized targets, averaged over D, summed over windows."""
+        per = LOSSES[self.loss](outputs.float(), self._scaled(targets), reduction="none")
+        return per.mean(1).sum()
+
+    def batch_stats(self, outputs, targets):
+        """Absolute error in the targets' units, averaged over D, summed over windows."""
+        return {"abs_err": (self._units(outputs) - targets.reshape(len(targets), -1).float()).abs().mean(1).sum()}
+
+    def train_metrics(self, sums, n):
+        return {"mae": sums["abs_err"] / max(n, 1)}
+
+    def report(self, outputs, targets):
+        pred = self._units(torch.as_tensor(outputs)).numpy()
+        return regression_report(pred, self._2d(targets))
+
+    def row(self, prefix, metrics):
+        keys = ("mae",) if prefix == "train" else ("mae", "rmse", "r2", "r")
+        return {f"{prefix}_{k}": metrics[k] for k in keys}
+
+    def brief(self, metrics, full=False):
+        keys = [k for k in ("mae", "r2") + (("rmse", "r") if full else ()) if k in metrics]
+        return " ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+
+    # --------------------------------------------------------------------- inference
+
+    def predict(self, outputs, targets=None, n_frames=None, softmax=True):
+        """outputs (B, D) -> {"pred": (B,) or (B, D) as the targets were, "values": (B, D)} in
+        the targets' units."""
+        values = self._units(outputs).numpy()
+        return {"pred": values if self.vector else values[:, 0], "values": values}
+
+    def prediction_line(self, i, p, softmax=True):
+        pred = p["pred"]
+        shown = "[" + ", ".join(f"{v:.4g}" for v in pred) + "]" if self.vector else f"{pred:.4g}"
+        return f"[sample {i}] pred={shown}"
+
+    def records(self, p, softmax=True, flat=False):
+        for i in range(len(p["values"])):
+            row = {"sample": i}
+            if not self.vector:
+                row["pred"] = float(p["values"][i, 0])
+            elif flat:
+                row.update({f"pred_{d}": float(v) for d, v in enumerate(p["values"][i])})
+            else:
+                row["pred"] = p["values"][i].tolist()
+            yield row
+
+    def report_lines(self, p, y, softmax=True):
+        if y is None:
+            return []
+        rep = regression_report(p["values"], self._2d(y))
+        lines = [f"mae={rep['mae']:.4g} rmse={rep['rmse']:.4g} r2={rep['r2']:.4f} r={rep['r']:.4f} (n={len(y)}"
+                 + (f", mean over {self.n_targets} targets)" if self.vector else ")")]
+        if self.vector:
+            per = rep["per_target"]
+            for d in range(self.n_targets):
+                r2 = "n/a" if per["r2"][d] is None else f"{per['r2'][d]:.4f}"
+                r = "n/a" if per["r"][d] is None else f"{per['r'][d]:.4f}"
+                lines.append(f"  target {d}: mae={per['mae'][d]:.4g} rmse={per['rmse'][d]:.4g} r2={r2} r={r}")
+        return lines
