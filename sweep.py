@@ -32,9 +32,10 @@ def get_args_parser():
     p.add_argument("--sample", type=positive_int, help="run only this many points drawn at random from the grid")
     p.add_argument("--sample-seed", type=nonnegative_int, default=0, help="random seed of --sample (default 0)")
     p.add_argument("--metric", help="objective from each trial's summary.json: val_f1, val_acc, val_loss, "
-                   "wall_s, ... (default: what train.py monitored)")
+                   "val_mae, wall_s, ... (default: what train.py monitored)")
     p.add_argument("--mode", choices=["min", "max"], help="whether the objective is minimized (default: "
-                   "train.py's mode for its monitor; else min for losses and wall_s, max otherwise)")
+                   "train.py's mode for its monitor, else the task's for its metric; else min for losses and "
+                   "wall_s, max otherwise)")
     p.add_argument("--timeout", type=positive_float, help="stop a trial after this many seconds (recorded as timeout)")
     p.add_argument("--grace", type=nonnegative_float, default=10.0,
                    help="seconds between SIGTERM and SIGKILL when stopping a trial (default 10)")

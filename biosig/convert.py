@@ -23,13 +23,14 @@ def get_args_parser():
                        description="Convert windows between X.npy/y.npy and a parquet table.",
                        formatter_class=HelpFormatter)
     p.add_argument("--x", required=True, help="X.npy (N, C, F, T), or a .parquet file / directory of them")
-    p.add_argument("--y", help="npy -> parquet: labels y.npy (N,) integers")
+    p.add_argument("--y", help="npy -> parquet: targets y.npy: (N,) class ids or regression targets, or (N, D) "
+                   "rows (D targets, or one label per frame), written as a number or a list per row")
     p.add_argument("--groups", help="npy -> parquet: group ids g.npy (N,), e.g. subject")
     p.add_argument("--out", help="npy -> parquet: the .parquet file to write")
     p.add_argument("--layout", choices=["nested", "channels"], default="nested",
                    help="npy -> parquet: one column of (C, F, T) lists, or one column per channel")
     p.add_argument("--out-x", help="parquet -> npy: X.npy (N, C, F, T) float32 to write")
-    p.add_argument("--out-y", help="parquet -> npy: labels y.npy (N,) int64 to write")
+    p.add_argument("--out-y", help="parquet -> npy: targets y.npy to write, (N,) or (N, D) as the column holds them")
     p.add_argument("--out-groups", help="parquet -> npy: group ids g.npy (N,) to write")
     add_source_flags(p, group_col=False)   # npy -> parquet with --layout channels: --signal-cols names them
     p.add_argument("--group-col", help="column holding the group id (default 'group' when --groups/--out-groups)")
@@ -46,12 +47,21 @@ def save_npy(path, array):
 
 
 def load_ids(path, what, n, x_path):
-    """y.npy or groups.npy: 1-D, one entry per window; labels must be integers. -> ndarray (n,)."""
+    """y.npy or groups.npy, one entry per window -> ndarray. Labels are numbers: (n,) class ids
+    or regression targets, or (n, D) rows (D targets, or a label per frame); groups are (n,)."""
     shape, dtype, _ = read_npy_header(path, what)
+    if what == "labels":
+        if len(shape) not in (1, 2) or shape[0] != n:
+            raise UserError(f"{path}: expected one {what} entry per window of {x_path}, shape ({n},) or ({n}, D), "
+                            f"got {shape}")
+        if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
+            raise UserError(f"{path}: labels must be numbers, got dtype {dtype}")
+        y = np.asarray(open_npy(path, what, mmap=False))
+        if not np.isfinite(y).all():
+            raise UserError(f"{path}: labels hold NaN or Inf")
+        return y
     if shape != (n,):
         raise UserError(f"{path}: expected one {what} entry per window of {x_path}, shape ({n},), got {shape}")
-    if what == "labels" and not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
-        raise UserError(f"{path}: labels must be integers, got dtype {dtype}")
     return np.asarray(open_npy(path, what, mmap=False))
 
 
@@ -102,7 +112,8 @@ def parquet_to_npy(args):
         check_out_dir(path, flag)
     group_col = args.group_col or ("group" if args.out_groups else None)
     X, y, groups = read_windows_table(args.x, x_col=args.x_col, signal_cols=parse_columns(args.signal_cols),
-                                      label_col=args.label_col, group_col=group_col, need_labels=bool(args.out_y))
+                                      label_col=args.label_col, group_col=group_col, need_labels=bool(args.out_y),
+                                      label_kind="any")
     save_npy(args.out_x, X)
     if args.out_y:
         save_npy(args.out_y, y)

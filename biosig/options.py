@@ -237,7 +237,9 @@ def apply_recipe(args, explicit):
         if args.model_kwargs:
             raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
                             f"({', '.join(select.CANDIDATES)})")
-        recipe = select.RECIPE
+        from .tasks import TASKS
+        # auto's own recipe goes with its cross-validation; a task with one candidate has none
+        recipe = select.RECIPE if len(select.fitting(TASKS[args.task])) > 1 else ()
     else:
         recipe = MODELS[args.model].recipe
     if recipe:

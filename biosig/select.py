@@ -33,11 +33,16 @@ FOLDS = 3
 RECIPE = ("--val-split", "0")       # auto's own: cross-validation replaces the validation split
 
 
+def fitting(task_cls):
+    """The candidates that can learn the task; fewer than two means no cross-validation."""
+    return [m for m in CANDIDATES if task_cls.model_problem(MODELS[m]) is None]
+
+
 def choose_model(args, explicit, data, device, amp, ctx, log):
     """Cross-validate CANDIDATES on data's training windows -> (name, selection record)."""
     from .run import fit_to_data, model_config, training_parts
     task = data["task"]
-    candidates = [m for m in CANDIDATES if task.model_problem(MODELS[m]) is None]
+    candidates = fitting(task)
     if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
         chosen = (candidates or [m for m in FALLBACK if task.model_problem(MODELS[m]) is None])[0]
         log(f"auto: {chosen} (of {', '.join(CANDIDATES)}, {len(candidates) or 'none'} can learn --task {task.name}; "

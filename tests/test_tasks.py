@@ -216,24 +216,44 @@ def test_sweep_ranks_regression_trials_by_the_tasks_own_direction(tmp_path):
 
 
 def test_parquet_targets_float_and_list_valued(tmp_path):
+    """Regression (N, 2) floats and segmentation (N, T) labels go through biosig.convert into a
+    list-valued label column, train and infer from it, and come back unchanged."""
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
     from biosig.data.parquet import write_windows_table
-    for task, (X, y) in (("regression", TASKS["regression"].example_data(80, 3, 1, 32)),
-                         ("segmentation", TASKS["segmentation"].example_data(80, 3, 1, 32))):
+    from test_parquet import run_convert
+    for task in ("regression", "segmentation"):
+        X, y = TASKS[task].example_data(80, 3, 1, 32)
+        files = save(tmp_path, task, X, y)
         path = tmp_path / f"{task}.parquet"
-        write_windows_table(path, X)
-        table = pq.read_table(path)
-        pq.write_table(table.append_column("label", [list(map(list, y)) if y.ndim == 2 else list(y)]), path)
+        conv = run_convert(*files, "--out", path)
+        assert conv.returncode == 0, conv.stderr
         proc = run("train.py", "--x", path, "--task", task, "--model", "tcn", "--epochs", "1",
                    "--save", tmp_path / f"{task}.pt", "--run-dir", tmp_path / task)
         assert proc.returncode == 0, proc.stderr[-2000:]
         inf = run("infer.py", "--ckpt", tmp_path / f"{task}.pt", "--x", path, "--quiet")
         assert inf.returncode == 0 and ("r2=" in inf.stdout if task == "regression" else "event_f1=" in inf.stdout)
+        back = run_convert("--x", path, "--out-x", tmp_path / "Xb.npy", "--out-y", tmp_path / "yb.npy")
+        assert back.returncode == 0, back.stderr
+        assert np.array_equal(np.load(tmp_path / "yb.npy"), y) and np.load(tmp_path / "yb.npy").dtype == y.dtype
     # a list column whose rows differ in length: one line naming the row
     ragged = tmp_path / "ragged.parquet"
     write_windows_table(ragged, X[:3])
     pq.write_table(pq.read_table(ragged).append_column("label", [[[0, 1], [1, 0], [0]]]), ragged)
     assert_user_error(run("train.py", "--x", ragged, "--task", "regression", "--model", "tcn", "--save",
                           tmp_path / "r.pt", "--run-dir", tmp_path / "r"), "ragged.parquet", "row 2", "1 values")
+
+
+def test_model_auto_takes_a_per_frame_model_for_a_per_frame_task(tmp_path):
+    """Neither auto candidate gives per-frame outputs: auto takes tcn without cross-validation,
+    and keeps the validation split (auto's --val-split 0 goes with its cross-validation)."""
+    X, y = TASKS["classification"].example_data(60, 3, 1, 32)
+    proc = run("train.py", *save(tmp_path, "p", X, y), "--task", "pretrain", "--epochs", "1", "--save",
+               tmp_path / "m.pt", "--run-dir", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "auto: tcn (of minirocket, eegnet, none can learn --task pretrain" in proc.stdout
+    assert "split random: train 48 / val 12" in proc.stdout
+    assert proc.stderr.count("warning:") == 1 and "--y" in proc.stderr         # pretraining reads no y
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["selection"]["chosen"] == "tcn" and summary["monitor"] == "val_loss"

@@ -354,7 +354,8 @@ def write_windows_table(path, X, y=None, groups=None, x_col="x", label_col="labe
     layout 'nested': column `x_col` holds (C, F, T) lists per row, or (C, T) when F == 1.
     layout 'channels': one column per channel (`signal_cols`, default ch0..ch{C-1}) holding
     (F, T) lists, or (T,) when F == 1. Values are stored as float32 fixed-size lists; y (N,)
-    as int64 in `label_col`; groups (N,) in `group_col`. The file appears whole or not at all.
+    in `label_col` as int64 (integers) or float64, y (N, D) as fixed-size lists of D; groups
+    (N,) in `group_col`. The file appears whole or not at all.
     """
     path = os.fspath(path)
     pa, _, pq = _import_pyarrow(path, "writing")
@@ -382,11 +383,16 @@ def write_windows_table(path, X, y=None, groups=None, x_col="x", label_col="labe
         if ids is None:
             continue
         ids = np.asarray(ids)
-        if ids.shape != (n,):
+        if ids.shape[:1] != (n,) or ids.ndim > (2 if what == "labels" else 1):
             raise UserError(f"{path}: expected {n} {what} (one per window), got shape {ids.shape}")
         if name in columns:
             raise UserError(f"{path}: column name '{name}' used twice")
-        columns[name] = pa.array(ids.astype(np.int64) if what == "labels" else ids)
+        if what == "labels":
+            ids = ids.astype(np.float64 if np.issubdtype(ids.dtype, np.floating) else np.int64)
+            columns[name] = (pa.array(ids) if ids.ndim == 1 else
+                             pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1)), ids.shape[1]))
+        else:
+            columns[name] = pa.array(ids)
     table = pa.table(columns)
     try:
         with atomic_path(path) as tmp:
