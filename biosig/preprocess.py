@@ -2,6 +2,7 @@
 
 A spec is a plain dict (it must load with weights_only=True):
   {"normalize": "none" | "sample_zscore", "mean": list | None, "std": list | None}
+  (+ "from": the --init checkpoint whose statistics a fine-tuning run kept)
 sample_zscore is the EEG2Arm guide's per-window z-score over (F, T) for each electrode.
 mean/std, when present, are per-(channel, band) statistics of shape (C, F) from the
 training split, applied before the per-window z-score.
@@ -41,7 +42,8 @@ def fitted_spec(X, train_idx, normalize=False, standardize=False):
 def describe(spec):
     parts = []
     if spec.get("mean") is not None:
-        parts.append("train-split standardization")
+        parts.append(f"the standardization of --init {spec['from']}" if spec.get("from") else
+                     "train-split standardization")
     if spec.get("normalize") == "sample_zscore":
         parts.append("per-window z-score")
     return " + ".join(parts) or "none"

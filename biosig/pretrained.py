@@ -5,7 +5,9 @@ for all of them (linear probing).
 A tensor matches when the new model has one of the same name and shape: the pretrained model's
 convolutions, Transformer and norms load; its head (sized for the pretraining decoder) does not,
 and starts fresh. Without --model the run takes the checkpoint's model and its options, so the
-shapes agree.
+shapes agree. With --standardize, the checkpoint's statistics (from the pretraining pool, often
+far more windows than the labelled ones) are kept, so the encoder sees its inputs scaled as it
+learnt them.
 """
 from . import checkpoint
 from .errors import UserError
@@ -69,3 +71,13 @@ def frozen_parameters(model, loaded):
         raise UserError("--freeze-encoder: every parameter of the model came from --init, so nothing would train "
                         "(the checkpoint's head fits this task too); drop --freeze-encoder")
     return frozen
+
+
+def preprocessing(ckpt, normalize, standardize, shape):
+    """The --init checkpoint's preprocessing when this run asks for the same kind (--standardize,
+    --normalize) on windows of the same (C, F), else None (the run fits its own)."""
+    spec = ckpt["preprocess"]
+    same = (spec.get("normalize") == ("sample_zscore" if normalize else "none")
+            and (spec.get("mean") is not None) == bool(standardize)
+            and (spec.get("mean") is None or [len(spec["mean"]), len(spec["mean"][0])] == list(shape)))
+    return dict(spec) if same and standardize else None

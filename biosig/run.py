@@ -238,6 +238,9 @@ def _run(args, explicit, where):
         checkpoint.check_writable(args.save, created_with=args.run_dir, inputs=inputs, reserved=reserved)
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
+        elif init_ckpt is not None and pretrained.preprocessing(init_ckpt, args.normalize, args.standardize, (c, f)):
+            preprocess_spec = pretrained.preprocessing(init_ckpt, args.normalize, args.standardize, (c, f))
+            preprocess_spec["from"] = args.init
         else:
             preprocess_spec = preprocess.fitted_spec(data["X"], data["train_idx"], args.normalize, args.standardize)
         summary = _train(args, ctx, device, amp, data, task, model, net, monitor, mode, preprocess_spec,

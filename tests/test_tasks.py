@@ -133,6 +133,10 @@ def test_pretraining_on_unlabelled_windows_then_fine_tuning_beats_scratch_on_few
     assert "model: tcn (the model of --init" in proc.stdout
     assert "tensors loaded (blocks); new: head.weight, head.bias" in proc.stdout
     assert np.mean(acc["tuned"]) > np.mean(acc["scratch"]) + 0.05, acc
+    # the encoder sees its inputs scaled as in pretraining: --standardize keeps the pool's statistics
+    assert "preprocess: the standardization of --init" in proc.stdout
+    pool = torch.load(tmp_path / "pre.pt", weights_only=True)["preprocess"]
+    assert torch.load(tmp_path / "tuned.pt", weights_only=True)["preprocess"]["mean"] == pool["mean"]
 
     # --freeze-encoder: the loaded tensors come out as they went in; the head trains
     frozen = run("train.py", *few, "--epochs", "2", "--val-split", "0", "--init", tmp_path / "pre.pt",
