@@ -66,6 +66,8 @@ def main(argv=None):
     if predictor.train_frames and X.shape[-1] != predictor.train_frames:
         warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
              f"predictions on other window lengths may be off")
+    if task.target_kind is None and args.y:
+        warn(f"--y ignored: {args.ckpt} was pretrained on windows alone (its report needs no targets)")
     if y is not None:
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
 

@@ -49,6 +49,18 @@ def load_matching(model, ckpt, path):
     return loaded, [k for k in own if k not in loaded]
 
 
+def load_task_state(net, model, ckpt):
+    """The checkpoint's task_state tensors that match the task network's own (not the model's)
+    by name and shape, loaded. -> (loaded names, new names), {} when net is the model."""
+    if net is model:
+        return [], []
+    own = {k: v for k, v in net.state_dict().items() if not k.startswith("model.")}
+    theirs = ckpt.get("task_state") or {}
+    loaded = [k for k, v in own.items() if k in theirs and tuple(theirs[k].shape) == tuple(v.shape)]
+    net.load_state_dict({k: theirs[k] for k in loaded}, strict=False)
+    return loaded, [k for k in own if k not in loaded]
+
+
 def describe(loaded, new, path):
     """'init from P: 24 tensors (stem, transformer, norm); new: head.weight, head.bias'."""
     def parts(names):
@@ -71,6 +83,16 @@ def frozen_parameters(model, loaded):
         raise UserError("--freeze-encoder: every parameter of the model came from --init, so nothing would train "
                         "(the checkpoint's head fits this task too); drop --freeze-encoder")
     return frozen
+
+
+def take_preprocessing(args, explicit, ckpt):
+    """Without --standardize/--normalize on the command line, a run from --init preprocesses as
+    the checkpoint's run did (as it takes its model): the encoder sees inputs scaled as it learnt."""
+    spec = ckpt["preprocess"]
+    if "standardize" not in explicit:
+        args.standardize = spec.get("mean") is not None
+    if "normalize" not in explicit:
+        args.normalize = spec.get("normalize") == "sample_zscore"
 
 
 def preprocessing(ckpt, normalize, standardize, shape):

@@ -21,8 +21,10 @@ def apply_resume(args, explicit):
             continue
         if key in explicit:
             if key in run_defining and getattr(args, key) != value:
-                raise UserError(f"{args.resume}: --{key.replace('_', '-')} {getattr(args, key)} differs from the "
-                                f"run being resumed ({value}); resume with the same options")
+                def shown(v):
+                    return "not given" if v is None else "given" if v is True else v
+                raise UserError(f"{args.resume}: --{key.replace('_', '-')} {shown(getattr(args, key))} differs from "
+                                f"the run being resumed ({shown(value)}); resume with the same options")
             continue
         setattr(args, key, value)
     args.run_dir = os.path.dirname(os.path.abspath(args.resume))

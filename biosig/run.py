@@ -72,7 +72,7 @@ def prepare_data(args):
         train_idx, val_idx = split_indices(task.strata(y), args.val_split, args.seed, args.split, groups,
                                            where=args.x, n=n)
         val = (X, y, val_idx)
-    task.fit(y[train_idx])
+    task.fit(y[train_idx], where)
 
     def describe(targets, idx, grp, list_groups=False):
         d = {"windows": int(len(idx)), **task.describe_targets(targets[idx])}
@@ -172,6 +172,14 @@ def _run(args, explicit, where):
                          "--x, --y and --save are required") + " (unless resuming with --resume RUN_DIR/last.pt)")
     if args.freeze_encoder and not args.init:
         raise UserError("--freeze-encoder freezes the weights loaded by --init; give --init CHECKPOINT")
+    if init_ckpt is not None:
+        if args.model == "auto":
+            raise UserError("--init loads into one model: give --model NAME, or leave --model out to take the "
+                            f"checkpoint's ({init_ckpt['config'].get('name')})")
+        pretrained.take_preprocessing(args, explicit, init_ckpt)
+    for name in args.augment or ():
+        if name in task_cls.refused_augments:
+            raise UserError(f"--augment {name} does not go with --task {args.task}: {task_cls.refused_augments[name]}")
     options.task_values(args)       # another task's flag (--loss with classification): one line, now
     if args.model != "auto" and task_cls.model_problem(MODELS[args.model]):
         raise UserError(task_cls.model_problem(MODELS[args.model]))
@@ -218,14 +226,16 @@ def _run(args, explicit, where):
         problem = model.input_problem(c, f, t)
         if problem:
             raise UserError(f"{args.x}: {problem}")
-        if init_ckpt is not None:       # before the task's network: a decoder never comes from --init
+        net = task.network(model, data["shape"])
+        if init_ckpt is not None:
             loaded, new = pretrained.load_matching(model, init_ckpt, args.init)
-            data["init"] = {"loaded": loaded, "line": pretrained.describe(loaded, new, args.init)}
+            # the task's own tensors (pretraining's decoder) too, when the checkpoint has matching ones
+            extra, fresh = pretrained.load_task_state(net, model, init_ckpt)
+            data["init"] = {"loaded": loaded, "line": pretrained.describe(loaded + extra, new + fresh, args.init)}
         elif resume_state is not None:
             data["init"] = {"loaded": resume_state["resume"].get("init_loaded", []), "line": None}
         if args.freeze_encoder:         # (checked here, before anything is written)
             pretrained.frozen_parameters(model, data["init"]["loaded"])
-        net = task.network(model, data["shape"])
         # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
         if not args.resume:
             args.run_dir = args.run_dir or runs.default_run_dir()
@@ -389,8 +399,10 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         summary["test"] = test
     if main:
         runs.write_json(os.path.join(args.run_dir, "summary.json"), summary)
-        log(f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch} -> {args.save} | "
-            f"{summary['train_samples_per_s']:.0f} train samples/s | {summary['wall_s']:.1f}s")
+        kept = (f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch}" if data["val"] is not None else
+                f"last epoch {stopper.best_epoch} (train_loss={stopper.best:.4f}; no validation)")
+        log(f"{kept} -> {args.save} | {summary['train_samples_per_s']:.0f} train samples/s | "
+            f"{summary['wall_s']:.1f}s")
     return summary
 
 

@@ -45,8 +45,9 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
     candidates = fitting(task)
     if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
         chosen = (candidates or [m for m in FALLBACK if task.model_problem(MODELS[m]) is None])[0]
-        log(f"auto: {chosen} (of {', '.join(CANDIDATES)}, {len(candidates) or 'none'} can learn --task {task.name}; "
-            f"no cross-validation)")
+        why = (f"the only one of {', '.join(CANDIDATES)} that learns --task {task.name}" if candidates else
+               f"neither {' nor '.join(CANDIDATES)} learns --task {task.name}")
+        log(f"auto: {chosen}, with no cross-validation ({why})")
         return chosen, {"candidates": [chosen], "folds": 0, "chosen": chosen}
     train_idx = data["train_idx"]
     grouped = args.split == "group" and data["groups"] is not None

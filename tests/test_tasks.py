@@ -62,7 +62,7 @@ def test_bad_regression_targets_are_one_line_and_write_nothing(tmp_path):
     assert_user_error(run("train.py", *save(tmp_path, "nan", X, nan), *base), "y_nan.npy", "window 7", "NaN")
     assert_user_error(run("train.py", *save(tmp_path, "short", X, y[:50]), *base), "50 labels", "60 windows")
     flat = np.full(60, 3.0)
-    assert_user_error(run("train.py", *save(tmp_path, "flat", X, flat), *base), "same target", "nothing to learn")
+    assert_user_error(run("train.py", *save(tmp_path, "flat", X, flat), *base), "y_flat.npy", "the target is 3", "nothing to learn")
     np.save(tmp_path / "y_val3.npy", np.zeros((60, 3)))
     assert_user_error(run("train.py", *save(tmp_path, "ok", X, y), *base, "--x-val", tmp_path / "X_ok.npy",
                           "--y-val", tmp_path / "y_val3.npy"), "y_val3.npy", "(60, 3)", "(N, 2)")
@@ -101,7 +101,15 @@ def test_segmentation_finds_planted_onsets_and_infer_maps_back_to_input_frames(t
                           "tcn", "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b"), "(400, 64)", "(400, 60)")
     assert_user_error(run("train.py", *save(tmp_path, "flat", X, y[:, 0]), "--task", "segmentation", "--model",
                           "tcn", "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b"), "y_flat.npy", "(N, T)")
-    assert not (tmp_path / "b").exists()
+    gap = np.where(y == 1, 3, y)                        # classes 0, 2, 3: class 1 has no frame
+    assert_user_error(run("train.py", *save(tmp_path, "gap", X, gap), "--task", "segmentation", "--model", "tcn",
+                          "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b"), "y_gap.npy", "no frame has class 1")
+    assert_user_error(run("train.py", *data, "--task", "segmentation", "--model", "tcn", "--augment", "shift",
+                          "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b"), "--augment shift", "labels")
+    # per-frame labels given to the default task: the hint names the task
+    assert_user_error(run("train.py", *data, "--model", "tcn", "--save", tmp_path / "b.pt", "--run-dir",
+                          tmp_path / "b"), "y_s.npy", "--task segmentation")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.pt").exists()
 
 
 def test_pretraining_on_unlabelled_windows_then_fine_tuning_beats_scratch_on_few_labels(tmp_path):
@@ -156,6 +164,12 @@ def test_pretraining_on_unlabelled_windows_then_fine_tuning_beats_scratch_on_few
                       "--model eegnet", "tcn")
     assert_user_error(run("train.py", *other, "--freeze-encoder", "--save", tmp_path / "n.pt", "--run-dir",
                           tmp_path / "n"), "--freeze-encoder", "--init")
+    assert_user_error(run("train.py", *few, "--init", tmp_path / "pre.pt", "--model", "auto", "--save",
+                          tmp_path / "n.pt", "--run-dir", tmp_path / "n"), "--init", "--model NAME", "tcn")
+    assert_user_error(run("train.py", *unlabelled, "--task", "pretrain", "--model", "tcn", "--augment", "mixup",
+                          "--save", tmp_path / "n.pt", "--run-dir", tmp_path / "n"), "--augment mixup")
+    assert_user_error(run("train.py", *unlabelled, "--task", "pretrain", "--model", "tcn", "--mask-span", "64",
+                          "--save", tmp_path / "n.pt", "--run-dir", tmp_path / "n"), "--mask-span 64", "T=64")
     assert not (tmp_path / "n").exists() and not (tmp_path / "n.pt").exists()
 
 
@@ -256,7 +270,7 @@ def test_model_auto_takes_a_per_frame_model_for_a_per_frame_task(tmp_path):
     proc = run("train.py", *save(tmp_path, "p", X, y), "--task", "pretrain", "--epochs", "1", "--save",
                tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "auto: tcn (of minirocket, eegnet, none can learn --task pretrain" in proc.stdout
+    assert "auto: tcn, with no cross-validation (neither minirocket nor eegnet learns --task pretrain)" in proc.stdout
     assert "split random: train 48 / val 12" in proc.stdout
     assert proc.stderr.count("warning:") == 1 and "--y" in proc.stderr         # pretraining reads no y
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

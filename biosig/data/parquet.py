@@ -176,7 +176,8 @@ def _read_ids(pa, pc, file, batch, name, kind, row0=0):
             integral = np.isfinite(v) & (v == np.round(v))
             if not integral.all():
                 bad = _first(~integral)
-                raise UserError(f"{file}: column '{name}' row {row0 + bad} holds {v[bad]}; labels must be integers")
+                raise UserError(f"{file}: column '{name}' row {row0 + bad} holds {v[bad]}; labels must be integers "
+                                f"(real-valued targets: --task regression)")
             return v.astype(np.int64)
         raise UserError(f"{file}: column '{name}' holds {t}; labels must be integers")
     if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t):

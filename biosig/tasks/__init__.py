@@ -15,7 +15,8 @@ A task class has
 and an instance has
   config                     what the checkpoint stores ({"name": ..., ...}); Task(**rest) rebuilds it
   n_outputs                  the model's output size
-  fit(y_train)               statistics of the training split's targets (regression's mean/std)
+  refused_augments           {--augment name: why}: augmentations that would break its targets
+  fit(y_train, where)        statistics of the training split's targets (regression's mean/std)
   check_targets(y, where, source)   one set of targets checked (one-line UserError)
   network(model, (N, C, F, T))   the module trained: the model, or a wrapper (per-frame outputs,
                              a decoder) whose own tensors the checkpoint keeps as task_state

@@ -13,6 +13,7 @@ class Task:
     target_kind = "integer"
     select_by = None
     needs_per_frame = False      # True: only models with forward_seq (per-frame outputs) fit
+    refused_augments = {}        # --augment names this task cannot take -> why (one line)
 
     @classmethod
     def model_problem(cls, model_cls):
@@ -24,8 +25,9 @@ class Task:
                     f"{' or '.join(fit)}; {model_cls.name} gives one output per window")
         return None
 
-    def fit(self, y):
-        """Statistics of the training split's targets (N, ...), before training (none by default)."""
+    def fit(self, y, where):
+        """Statistics of the training split's targets (N, ...), before training (none by default);
+        `where` names them in errors."""
 
     def network(self, model, shape):
         """The module trained and saved for this task: `model` itself, or a wrapper around it

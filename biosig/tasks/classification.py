@@ -67,15 +67,7 @@ class Classification(Task):
         task.check_targets(y, where, min_classes=2)
         for t, w in others:
             task.check_targets(t, w)
-        counts = sum(np.bincount(t, minlength=task.n_classes) for t, _ in targets)
-        empty = [k for k in range(task.n_classes) if counts[k] == 0]
-        if empty and explicit is None:
-            raise UserError(f"{where}: no window has class {', '.join(map(str, empty))} of 0..{task.n_classes - 1}: "
-                            f"{_why_empty(empty, counts)} (or give --classes {task.n_classes} to train with empty "
-                            f"classes)")
-        if empty:
-            warn(f"{where}: no window has class {', '.join(map(str, empty))} of --classes {task.n_classes}; "
-                 f"the model will have {len(empty)} empty class(es)")
+        check_empty_classes(targets, task.n_classes, explicit, where)
         if values.get("class_names"):
             task.class_names = _read_class_names(values["class_names"], task.n_classes)
         task.label_smoothing = values.get("label_smoothing") or 0.0
@@ -89,7 +81,8 @@ class Classification(Task):
         `min_classes` distinct values; `source` says where K came from in the message
         (default "--classes K")."""
         if not shape_checked and y.ndim != 1:
-            raise UserError(f"{where}: expected 1-D labels (N,), got shape {tuple(y.shape)}")
+            raise UserError(f"{where}: expected 1-D labels (N,), got shape {tuple(y.shape)} (a label per frame: "
+                            f"--task segmentation; several real-valued targets: --task regression)")
         if y.min() < 0:
             raise UserError(f"{where}: negative label {int(y.min())}; labels must be in [0, K-1]")
         if int(y.max()) >= self.n_classes:
@@ -195,12 +188,26 @@ class Classification(Task):
                 f"auroc={auroc} (n={len(y)})", format_confusion(rep["confusion"], self.class_names)]
 
 
-def _why_empty(empty, counts):
+def check_empty_classes(targets, n_classes, explicit, where, unit="window"):
+    """A class between 0 and K-1 that no label has (labels 1..K, a typo 7 among 0..2) would train
+    a phantom class: refused, unless --classes K (explicit) says so on purpose (one warning)."""
+    counts = sum(np.bincount(np.ravel(t), minlength=n_classes) for t, _ in targets)
+    empty = [k for k in range(n_classes) if counts[k] == 0]
+    if empty and explicit is None:
+        raise UserError(f"{where}: no {unit} has class {', '.join(map(str, empty))} of 0..{n_classes - 1}: "
+                        f"{_why_empty(empty, counts, unit)} (or give --classes {n_classes} to train with empty "
+                        f"classes)")
+    if empty:
+        warn(f"{where}: no {unit} has class {', '.join(map(str, empty))} of --classes {n_classes}; "
+             f"the model will have {len(empty)} empty class(es)")
+
+
+def _why_empty(empty, counts, unit="window"):
     """A one-line guess at why classes are empty: 1-based labels, or a typo beyond a gap."""
     if empty == [0]:
         return f"labels 1..{len(counts) - 1} look 1-based (as MATLAB exports): subtract 1"
     top = len(counts) - 1
-    return (f"label {top} ({int(counts[top])} window{'s' if counts[top] != 1 else ''}) lies beyond the gap: "
+    return (f"label {top} ({int(counts[top])} {unit}{'s' if counts[top] != 1 else ''}) lies beyond the gap: "
             f"a typo, or classes numbered with gaps: renumber them 0..K-1")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import number, positive_int
+from ..errors import UserError, number, positive_int
 from ..options import Option
 from .base import Task, frame_step
 from .classification import Classification
@@ -92,6 +92,7 @@ class Pretrain(Task):
     name = "pretrain"
     target_kind = None
     needs_per_frame = True
+    refused_augments = {"mixup": "the reconstruction target would be the mixed window"}
     monitors = {"val_loss": "min", "val_mse": "min"}
     default_monitor = "val_loss"
     options = (
@@ -124,6 +125,9 @@ class Pretrain(Task):
         return y
 
     def network(self, model, shape):
+        if self.mask_span >= shape[-1]:
+            raise UserError(f"--mask-span {self.mask_span} masks the whole window of T={shape[-1]} frames; "
+                            f"give fewer frames (e.g. {max(1, shape[-1] // 8)})")
         return Reconstruct(model, *shape[1:], self.width)
 
     def batch(self, x, ids, generator=None):

@@ -69,14 +69,14 @@ class Regression(Task):
             task.check_targets(t, w)
         return task
 
-    def fit(self, y):
+    def fit(self, y, where):
         """The training split's targets (N, D) -> the mean/std the loss standardizes with."""
         y = self._2d(y)
         std = y.std(axis=0)
         if (std == 0).any():
             d = int(np.flatnonzero(std == 0)[0])
-            raise UserError(f"every training window has the same target{f' {d}' if self.vector else ''} "
-                            f"({y[0, d]:g}): nothing to learn")
+            which = f"target column {d} is {y[0, d]:g}" if self.vector else f"target is {y[0, d]:g}"
+            raise UserError(f"{where}: in every training window the {which}: nothing to learn")
         if self.target_scale == "standard":
             self.mean, self.std = y.mean(axis=0).tolist(), std.tolist()
 
@@ -150,10 +150,11 @@ class Regression(Task):
     # --------------------------------------------------------------------- inference
 
     def predict(self, outputs, targets=None, n_frames=None, softmax=True):
-        """outputs (B, D) -> {"pred": (B,) or (B, D) as the targets were, "values": (B, D)} in
+        """outputs (B, D) -> {"pred", "values"}: (B, D), or (B,) for targets given as (N,), in
         the targets' units."""
         values = self._units(outputs).numpy()
-        return {"pred": values if self.vector else values[:, 0], "values": values}
+        values = values if self.vector else values[:, 0]
+        return {"pred": values, "values": values}
 
     def prediction_line(self, i, p, softmax=True):
         pred = p["pred"]
@@ -164,7 +165,7 @@ class Regression(Task):
         for i in range(len(p["values"])):
             row = {"sample": i}
             if not self.vector:
-                row["pred"] = float(p["values"][i, 0])
+                row["pred"] = float(p["values"][i])
             elif flat:
                 row.update({f"pred_{d}": float(v) for d, v in enumerate(p["values"][i])})
             else:
@@ -174,7 +175,7 @@ class Regression(Task):
     def report_lines(self, p, y, softmax=True):
         if y is None:
             return []
-        rep = regression_report(p["values"], self._2d(y))
+        rep = regression_report(self._2d(p["values"]), self._2d(y))
         lines = [f"mae={rep['mae']:.4g} rmse={rep['rmse']:.4g} r2={rep['r2']:.4f} r={rep['r']:.4f} (n={len(y)}"
                  + (f", mean over {self.n_targets} targets)" if self.vector else ")")]
         if self.vector:

@@ -19,7 +19,7 @@ from ..errors import nonnegative_int
 from ..metrics import event_report, format_confusion, frame_report
 from ..options import Option
 from .base import PerFrame, Task, at_input_frames, check_array, labels_at_output_frames
-from .classification import Classification, _read_class_names
+from .classification import Classification, _read_class_names, check_empty_classes
 
 FRAMES = "output frame j covers input frames [j*s, (j+1)*s), s = T // T', trained on the label of frame (j+1)*s-1"
 
@@ -28,6 +28,7 @@ class Segmentation(Task):
     name = "segmentation"
     target_kind = "frames"
     needs_per_frame = True
+    refused_augments = {"shift": "it moves the frames but not their labels"}
     monitors = {"val_loss": "min", "val_acc": "max", "val_f1": "max", "val_event_f1": "max"}
     default_monitor = "val_loss"
     select_by = "val_f1"
@@ -62,6 +63,7 @@ class Segmentation(Task):
         task.check_targets(y, where, min_classes=2)
         for t, w in targets[1:]:
             task.check_targets(t, w)
+        check_empty_classes(targets, task.n_classes, values.get("n_classes"), where, unit="frame")
         if values.get("class_names"):
             task.class_names = _read_class_names(values["class_names"], task.n_classes)
         return task
