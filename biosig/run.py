@@ -381,7 +381,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         Xt, yt = data["test"]
         test = _plain(evaluate(raw_net, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
                                amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
-        log(f"test ({args.x_test}, best epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
+        which = "best" if data["val"] is not None else "last"
+        log(f"test ({args.x_test}, {which} epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
             f"{task.brief(test, full=True)}")
     summary = {
         "monitor": monitor, "mode": mode, "best": stopper.best, "best_epoch": stopper.best_epoch,
