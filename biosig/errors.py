@@ -102,6 +102,16 @@ def number(kind=float, low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def one_of(*names):
+    """An argparse type for an option declared by a model or task (Option), which cannot use
+    argparse's `choices`: one of `names`, else `'x': choose a, b or c`."""
+    def parse(text):
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose {', '.join(names[:-1])} or {names[-1]}")
+        return text
+    return parse
+
+
 def describe_range(low, high, low_open, high_open):
     if high is None:
         return f"must be {'>' if low_open else '>='} {low:g}"

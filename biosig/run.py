@@ -181,12 +181,13 @@ def _run(args, explicit, where):
         if name in task_cls.refused_augments:
             raise UserError(f"--augment {name} does not go with --task {args.task}: {task_cls.refused_augments[name]}")
     options.task_values(args)       # another task's flag (--loss with classification): one line, now
-    if args.model != "auto" and task_cls.model_problem(MODELS[args.model]):
-        raise UserError(task_cls.model_problem(MODELS[args.model]))
+    problem = task_cls.model_problem(MODELS[args.model]) if args.model != "auto" else None
+    if problem:
+        raise UserError(problem)
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
-    task_monitors = TASKS[args.task].monitors
-    monitor = args.monitor or TASKS[args.task].default_monitor
+    task_monitors = task_cls.monitors
+    monitor = args.monitor or task_cls.default_monitor
     if monitor not in task_monitors:
         raise UserError(f"--monitor {monitor}: --task {args.task} monitors {', '.join(task_monitors)}")
     mode = task_monitors[monitor]
@@ -248,9 +249,9 @@ def _run(args, explicit, where):
         checkpoint.check_writable(args.save, created_with=args.run_dir, inputs=inputs, reserved=reserved)
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
-        elif init_ckpt is not None and pretrained.preprocessing(init_ckpt, args.normalize, args.standardize, (c, f)):
-            preprocess_spec = pretrained.preprocessing(init_ckpt, args.normalize, args.standardize, (c, f))
-            preprocess_spec["from"] = args.init
+        elif init_ckpt is not None and (kept := pretrained.preprocessing(init_ckpt, args.normalize,
+                                                                         args.standardize, (c, f))):
+            preprocess_spec = {**kept, "from": args.init}
         else:
             preprocess_spec = preprocess.fitted_spec(data["X"], data["train_idx"], args.normalize, args.standardize)
         summary = _train(args, ctx, device, amp, data, task, model, net, monitor, mode, preprocess_spec,

@@ -1,21 +1,14 @@
 """Classification: one integer label in [0, K-1] per window; the model gives (B, K) logits."""
-import argparse
 import json
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import UserError, number, warn
+from ..errors import UserError, number, one_of, warn
 from ..metrics import classification_report, format_confusion
 from ..options import PATH, RUN, Option
 from .base import Task
-
-
-def _weighting(text):
-    if text not in ("none", "balanced"):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose none or balanced")
-    return text
 
 
 class Classification(Task):
@@ -31,7 +24,7 @@ class Classification(Task):
                flag="--class-names", kinds=frozenset({PATH, RUN})),
         Option("label_smoothing", number(float, 0, 1, high_open=True), 0.0, "label smoothing of the "
                "cross-entropy: the target puts this much probability evenly on all classes", flag="--label-smoothing"),
-        Option("class_weights", _weighting, "none", "none, or balanced: each class's loss weighted by "
+        Option("class_weights", one_of("none", "balanced"), "none", "none, or balanced: each class's loss weighted by "
                "N / (K x its windows in --y), so rare classes count as much as common ones", flag="--class-weights"),
     )
 

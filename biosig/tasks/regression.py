@@ -4,26 +4,17 @@ Targets y (N,) or (N, D). The model gives (B, D) outputs in standardized units: 
 mean and standard deviation are fitted on the training split (--target-scale standard, the
 default), stored in the checkpoint, and predictions come back in the targets' own units.
 """
-import argparse
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import UserError
+from ..errors import UserError, one_of
 from ..metrics import regression_report
 from ..options import Option
 from .base import Task, check_array
 
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
-
-
-def _choice(*names):
-    def parse(text):
-        if text not in names:
-            raise argparse.ArgumentTypeError(f"{text!r}: choose {', '.join(names)}")
-        return text
-    return parse
 
 
 class Regression(Task):
@@ -33,9 +24,9 @@ class Regression(Task):
     default_monitor = "val_mae"
     select_by = "val_r2"
     options = (
-        Option("loss", _choice(*LOSSES), "mse", "regression loss on standardized targets: mse, l1 or huber "
+        Option("loss", one_of(*LOSSES), "mse", "regression loss on standardized targets: mse, l1 or huber "
                "(delta 1 standard deviation)", flag="--loss"),
-        Option("target_scale", _choice("standard", "none"), "standard", "regression targets: standard (z-scored "
+        Option("target_scale", one_of("standard", "none"), "standard", "regression targets: standard (z-scored "
                "with the training split's mean and std, predictions returned in the targets' units) or none",
                flag="--target-scale"),
     )
