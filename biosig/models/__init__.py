@@ -13,6 +13,8 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K)
   recipe                  train.py flags it trains best with, e.g. ("--lr", "1e-3"): they fill in
                           whatever the command line leaves out (chosen by bench/bench_cv.py)
+  Model.resolve_options(config, T)  optional: fills in options whose default depends on the
+                          training window length T (EEG2Arm's --cnn-time-pool auto); returns config
   model.fit_data(x, seed) optional: fits fixed statistics (buffers, so they are checkpointed)
                           from training windows x (N, C, F, T), once, before the first epoch
 

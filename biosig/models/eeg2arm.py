@@ -12,13 +12,22 @@ Time is pooled by `cnn_time_pool`, so T must be at least that long; `input_probl
 so before training starts. T may differ between training and inference (sinusoidal
 positions, no fixed length); C and F may not.
 """
+import copy
 import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import positive_int
 from ..options import Option
+
+MAX_FRAMES = 128        # --cnn-time-pool auto: the most frames the Transformer sees in training
+
+
+def pool_or_auto(text):
+    """--cnn-time-pool: a positive integer, or auto."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 class EEG2Arm(nn.Module):
@@ -29,7 +38,9 @@ class EEG2Arm(nn.Module):
     recipe = ()
     # the guide's flags (--cnn-time-pool --frame-embed --layers --heads) stay train.py flags
     options = (
-        Option("cnn_time_pool", positive_int, 2, "time pooling factor of the CNN stem", flag="--cnn-time-pool"),
+        Option("cnn_time_pool", pool_or_auto, "auto",
+               f"time pooling factor of the CNN stem; auto: 2, or T/{MAX_FRAMES} rounded up for windows of "
+               f"T > {2 * MAX_FRAMES} frames, so attention stays cheap", flag="--cnn-time-pool"),
         Option("frame_embed", positive_int, 256, "Transformer embedding size per frame", flag="--frame-embed"),
         Option("n_layers", positive_int, 2, "Transformer layers", flag="--layers", dest="layers"),
         Option("n_heads", positive_int, 4, "attention heads (1 if it does not divide --frame-embed)",
@@ -71,12 +82,20 @@ class EEG2Arm(nn.Module):
         # backward returns wrong input gradients — seen on torch 2.13 with F'=1.)
         self.frame_proj = nn.Conv1d(spatial_filters * self.bands_out, frame_embed, 1)
         heads = n_heads if frame_embed % n_heads == 0 else 1
-        layer = nn.TransformerEncoderLayer(frame_embed, heads, dim_feedforward=2 * frame_embed,
-                                           dropout=drop, activation="gelu", batch_first=True,
-                                           norm_first=True, bias=False)
-        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.transformer = CausalEncoder(frame_embed, heads, n_layers, drop)
         self.norm = nn.LayerNorm(frame_embed)
         self.head = nn.Linear(frame_embed, n_outputs)
+
+    @staticmethod
+    def resolve_options(config, n_times):
+        """The Model contract's hook for options that depend on the training length T:
+        --cnn-time-pool auto pools by 2 (the guide's value), or by ceil(T / 128) for longer windows,
+        so the Transformer sees at most 128 frames. (At T'=576, SelfRegulationSCP2's raw windows
+        pooled by 2, attention and the per-frame layers made a step of 64 windows take 3.8 s on
+        2 cores; pooled by 9 to T'=128, 0.5 s.)"""
+        if config.get("cnn_time_pool", "auto") == "auto":
+            config["cnn_time_pool"] = max(2, math.ceil(n_times / MAX_FRAMES))
+        return config
 
     @property
     def min_frames(self):
@@ -102,17 +121,84 @@ class EEG2Arm(nn.Module):
         pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
         return pe.to(dtype)
 
-    def forward_seq(self, x):
-        """x (B, C, F, T) -> per-frame logits (B, T', K)."""
-        h = self.stem(x)                                   # (B, S, F', T')
+    def _frames(self, x):
+        """x (B, C, F, T) -> frame vectors with positions (B, T', D)."""
+        # channels-last: the depthwise convolutions, BatchNorm and pooling run about twice as fast
+        # on CPU in that layout (same values); the stem's output goes back to contiguous
+        h = self.stem(x.contiguous(memory_format=torch.channels_last)).contiguous()   # (B, S, F', T')
         b, s, f, t = h.shape
         h = self.frame_proj(h.reshape(b, s * f, t))        # (B, D, T'): one vector per frame
         h = h.transpose(1, 2)                              # (B, T', D)
-        h = h + self._positions(t, h.shape[-1], h.device, h.dtype)
-        mask = nn.Transformer.generate_square_subsequent_mask(t, device=h.device, dtype=h.dtype)
-        h = self.transformer(h, mask=mask, is_causal=True)
-        return self.head(self.norm(h))
+        return h + self._positions(t, h.shape[-1], h.device, h.dtype)
+
+    def forward_seq(self, x):
+        """x (B, C, F, T) -> per-frame logits (B, T', K)."""
+        return self.head(self.norm(self.transformer(self._frames(x))))
 
     def forward(self, x):
-        """x (B, C, F, T) -> logits of the last frame (B, K)."""
-        return self.forward_seq(x)[:, -1]
+        """x (B, C, F, T) -> logits of the last frame (B, K). The same as forward_seq(x)[:, -1],
+        but the last layer computes its query, attention output and feed-forward for the last
+        frame only (nothing else reaches the output)."""
+        return self.head(self.norm(self.transformer(self._frames(x), last_only=True)))[:, -1]
+
+
+def dropout(x, p, training):
+    """Inverted dropout, as F.dropout computes it (zero with probability p, scale the rest by
+    1/(1-p)), with its float mask made in place from torch.rand: half F.dropout's time on CPU."""
+    if not training or p == 0:
+        return x
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+class CausalLayer(nn.Module):
+    """One pre-norm Transformer layer (nn.TransformerEncoderLayer with norm_first=True,
+    bias=False, GELU, feed-forward 2·D): the same parameters, names and initialisation, with
+    one fused causal attention (scaled_dot_product_attention, is_causal) and a last-frame-only path.
+    """
+
+    def __init__(self, dim, heads, drop):
+        super().__init__()
+        self.self_attn = nn.Module()
+        # created in nn.MultiheadAttention's order, so a seed gives the same weights as before
+        self.self_attn.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.self_attn.out_proj = nn.Linear(dim, dim, bias=False)
+        nn.init.xavier_uniform_(self.self_attn.in_proj_weight)
+        self.linear1 = nn.Linear(dim, 2 * dim, bias=False)
+        self.linear2 = nn.Linear(2 * dim, dim, bias=False)
+        self.norm1 = nn.LayerNorm(dim, bias=False)
+        self.norm2 = nn.LayerNorm(dim, bias=False)
+        self.heads, self.drop = heads, drop
+
+    def forward(self, h, last_only=False):
+        """h (B, T, D) -> (B, T, D); last_only: (B, 1, D), the last frame's output alone."""
+        b, t, d = h.shape
+        a = self.norm1(h)
+        w = self.self_attn.in_proj_weight
+        split = lambda z: z.unflatten(-1, (self.heads, -1)).transpose(1, 2)     # (B, H, ., D/H)
+        if last_only:                   # the last frame attends to every frame: no mask
+            h = h[:, -1:]
+            q = split(F.linear(a[:, -1:], w[:d]))
+            k, v = (split(z) for z in F.linear(a, w[d:]).chunk(2, dim=-1))
+        else:
+            q, k, v = (split(z) for z in F.linear(a, w).chunk(3, dim=-1))
+        p = self.drop if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=not last_only and t > 1)
+        att = self.self_attn.out_proj(att.transpose(1, 2).flatten(2))
+        h = h + dropout(att, self.drop, self.training)
+        ff = self.linear2(dropout(F.gelu(self.linear1(self.norm2(h))), self.drop, self.training))
+        return h + dropout(ff, self.drop, self.training)
+
+
+class CausalEncoder(nn.Module):
+    """n_layers CausalLayers; like nn.TransformerEncoder, every layer starts as a copy of the first."""
+
+    def __init__(self, dim, heads, n_layers, drop):
+        super().__init__()
+        first = CausalLayer(dim, heads, drop)
+        self.layers = nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(n_layers - 1)])
+
+    def forward(self, h, last_only=False):
+        """h (B, T, D) -> (B, T, D), or (B, 1, D) for the last frame with last_only."""
+        for i, layer in enumerate(self.layers):
+            h = layer(h, last_only=last_only and i == len(self.layers) - 1)
+        return h
