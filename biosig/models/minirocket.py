@@ -24,10 +24,14 @@ so they travel in the checkpoint and infer.py needs no training data. Training t
 head: dropout (--drop) and a linear layer on the standardized features (the paper fits a ridge
 classifier; here AdamW's weight decay plays the ridge penalty, so the model runs in the same loop,
 under DDP, AMP and resume like every other). The transform itself runs in float32 with no gradient.
+In training mode on CPU, the features of each window are kept (keyed by a hash of the window's
+bytes, up to CACHE_BYTES) so later epochs train the head without recomputing the transform; a
+window that changes (augmentation) is simply a new key.
 
 Suits any multichannel series, short or long, few windows or many: the strong classical baseline
 of the UEA archive, and the fastest model here to reach a good accuracy.
 """
+import hashlib
 import math
 from itertools import combinations
 
@@ -41,6 +45,7 @@ from ..options import Option
 from .common import shape_problem
 
 LENGTH = 9
+CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 features: ~13,000 windows)
 # the 84 kernels: which three of the nine positions weigh 2
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
@@ -121,6 +126,8 @@ class MiniRocket(nn.Module):
         self.register_buffer("std", torch.ones(n_features))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(n_features, n_outputs))
+        self._clear_cache()             # window hash -> features; emptied whenever the buffers change
+        self.register_load_state_dict_post_hook(self._clear_cache)
 
     def input_problem(self, n_elec, n_bands, n_times):
         return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH)
@@ -162,6 +169,7 @@ class MiniRocket(nn.Module):
                 size = int(2 ** gen.uniform(0, top))
                 channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
         self.channels.copy_(channels)
+        self._clear_cache()
         for i, d, first, bias in self._blocks():
             # one random training window per kernel
             pick = torch.as_tensor(gen.integers(0, n, len(TRIPLES)))
@@ -172,6 +180,8 @@ class MiniRocket(nn.Module):
             for idx, part in self._parts(out, padded, d):
                 bias[idx] = quantiles(part[0], q[idx])
         feats = torch.cat([self._features(x[s: s + 256]) for s in range(0, n, 256)])
+        if x.device.type == "cpu":       # the first epoch's features, computed already
+            self._remember([self._key(w) for w in x], feats)
         self.mean.copy_(feats.mean(0))
         self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
         self.fitted.fill_(True)
@@ -197,9 +207,32 @@ class MiniRocket(nn.Module):
 
     @torch.no_grad()
     def transform(self, x):
-        """(B, C, F, T) -> PPV features (B, n_features), float32."""
+        """(B, C, F, T) -> PPV features (B, n_features), float32. Training on CPU: from the
+        feature cache where the window was seen before."""
         with torch.autocast(x.device.type, enabled=False):
-            return self._features(x.float().flatten(1, 2))
+            x = x.float()
+            if not self.training or x.device.type != "cpu":
+                return self._features(x.flatten(1, 2))
+            keys = [self._key(w) for w in x]
+            new = [i for i, k in enumerate(keys) if k not in self._cache]
+            fresh = dict(zip(new, self._features(x[new].flatten(1, 2)))) if new else {}
+            self._remember([keys[i] for i in new], list(fresh.values()))
+            return torch.stack([fresh[i] if i in fresh else self._cache[k] for i, k in enumerate(keys)])
+
+    @staticmethod
+    def _key(window):
+        """A window's cache key: a 128-bit hash of its float32 bytes."""
+        return hashlib.blake2b(window.contiguous().numpy().tobytes(), digest_size=16).digest()
+
+    def _remember(self, keys, feats):
+        for key, row in zip(keys, feats):
+            if self._cache_bytes + row.numel() * 4 > CACHE_BYTES:
+                return
+            self._cache[key] = row.clone()
+            self._cache_bytes += row.numel() * 4
+
+    def _clear_cache(self, *_):
+        self._cache, self._cache_bytes = {}, 0
 
     def forward(self, x):
         if not bool(self.fitted):
