@@ -36,8 +36,11 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     start = time.perf_counter()
     n_steps = len(batches)
     loss_total = seen = 0.0
+    total_dtype = torch.float32 if device.type == "mps" else torch.float64      # MPS has no float64
     sums = {}
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
+        if device.type == "cuda" and x.device.type == "cpu":     # pinned: the copy runs beside the GPU's work
+            x, y = x.pin_memory(), y.pin_memory()
         x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
         mix = None
         if augments:
@@ -69,15 +72,18 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        loss_total += float(loss_sum.detach())
+        # summed on the device: reading a number back every step would make a GPU wait for the
+        # Python loop (and the loop for the GPU); they are read once, after the epoch
+        loss_total = loss_total + loss_sum.detach().to(total_dtype)
         for key, value in task.batch_stats(outputs.detach(), y).items():
-            sums[key] = sums.get(key, 0.0) + float(value)
+            sums[key] = sums.get(key, 0.0) + value
         seen += len(y)
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{loss_total / max(seen, 1):.4f}", refresh=False)
+            if i % 10 == 0 or i == n_steps - 1:
+                progress.set_postfix(loss=f"{float(loss_total) / max(seen, 1):.4f}", refresh=False)
     keys = sorted(sums)
-    reduced = distributed.all_reduce_sum([loss_total, seen] + [sums[k] for k in keys], ctx, device)
+    reduced = distributed.all_reduce_sum([float(loss_total), seen] + [float(sums[k]) for k in keys], ctx, device)
     loss_total, seen, sums = reduced[0], reduced[1], dict(zip(keys, reduced[2:]))
     if not math.isfinite(loss_total):
         raise UserError("training loss is not finite; lower --lr, or check the data's scale (--normalize, "

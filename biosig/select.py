@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import distributed, options, preprocess
-from .data import Windows, kfold_indices
+from .data import Windows, kfold_indices, on_device
 from .loop import EarlyStopping, evaluate, fit
 from .models import MODELS, build_model
 
@@ -70,7 +70,7 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
             torch.manual_seed(cand.seed)
             model = build_model(model_config(cand, data["shape"], task.n_outputs))
             spec = preprocess.fitted_spec(data["X"], tr, cand.normalize, cand.standardize)
-            train_set = Windows(data["X"], data["y"], tr)
+            train_set = on_device(Windows(data["X"], data["y"], tr), device, cand.workers)
             fit_to_data(model, train_set, spec, cand.seed)
             net = task.network(model, data["shape"]).to(device)
             optimizer, scheduler, scaler, _ = training_parts(net, cand, "min", device, amp)

@@ -5,13 +5,14 @@ served as batches.
   parquet.py  parquet windows <-> (N, C, F, T) on Arrow buffers
   sources.py  one source (X.npy + y.npy, or a table) -> X, targets, groups
   splits.py   random / stratified / group validation splits
-  batches.py  Windows, per-epoch shuffled and sharded batches, DataLoader workers
+  batches.py  Windows (DeviceWindows: held in GPU memory), per-epoch shuffled and sharded batches,
+              DataLoader workers
   memory.py   how much memory this process may still use (--load auto)
 """
-from .batches import Windows, epoch_batches, iterate_batches, shard_range
+from .batches import DeviceWindows, Windows, epoch_batches, iterate_batches, on_device, shard_range
 from .npy import load_groups, load_windows, open_npy, read_npy_header, read_targets
 from .sources import read_source
 from .splits import kfold_indices, split_indices
 
-__all__ = ["Windows", "kfold_indices", "epoch_batches", "iterate_batches", "shard_range", "load_groups", "load_windows",
+__all__ = ["DeviceWindows", "Windows", "on_device", "kfold_indices", "epoch_batches", "iterate_batches", "shard_range", "load_groups", "load_windows",
            "open_npy", "read_npy_header", "read_targets", "read_source", "split_indices"]

@@ -37,6 +37,50 @@ class Windows:
             self.X = np.load(self.path, mmap_mode="r", allow_pickle=False)
 
 
+class DeviceWindows:
+    """Windows copied once into a device's memory; a batch is then an index there, with no host
+    read, pinning or copy per step. Serves exactly the batches Windows does (the same sorted
+    rows), so a run is the same with either."""
+
+    def __init__(self, windows, device, chunk_bytes=64 << 20):
+        self.rows = np.unique(windows.indices)            # sorted: row -> its place here
+        self.indices = windows.indices
+        shape = windows.X.shape[1:]
+        per = max(1, chunk_bytes // (4 * int(np.prod(shape))))
+        self.X = torch.empty((len(self.rows), *shape), dtype=torch.float32, device=device)
+        for s in range(0, len(self.rows), per):          # bounded host memory for a memmapped X
+            part = np.ascontiguousarray(windows.X[self.rows[s:s + per]], dtype=np.float32)
+            self.X[s:s + per] = torch.from_numpy(part).to(device)
+        y = windows.y[self.rows] if windows.y is not None else np.zeros(len(self.rows), np.int64)
+        self.y = torch.from_numpy(np.asarray(y)).to(device)
+        self.device = torch.device(device)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def read(self, positions):
+        """Windows at `positions` (into self.indices) -> (x (B, C, F, T), y (B,)) on the device."""
+        places = torch.from_numpy(np.searchsorted(self.rows, np.sort(self.indices[positions])))
+        if self.device.type == "cuda":      # from pageable memory, a copy would wait for the GPU to finish
+            places = places.pin_memory()
+        places = places.to(self.device, non_blocking=True)
+        return self.X[places], self.y[places]
+
+
+RESIDENT_SHARE = 0.25       # a data set is copied to the GPU when it takes at most this share of its free memory
+
+
+def on_device(windows, device, workers=0):
+    """`windows` as DeviceWindows when the run is on a CUDA device, reads batches itself
+    (workers 0) and the windows fit in RESIDENT_SHARE of the GPU's free memory; else as they are."""
+    if windows is None or device.type != "cuda" or workers > 0:
+        return windows
+    nbytes = len(np.unique(windows.indices)) * 4 * int(np.prod(windows.X.shape[1:]))
+    if nbytes > RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]:
+        return windows
+    return DeviceWindows(windows, device)
+
+
 class _BatchReads(torch.utils.data.Dataset):
     def __init__(self, windows, batches):
         self.windows, self.batches = windows, batches
