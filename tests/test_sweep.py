@@ -141,7 +141,7 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
         assert sweep.wait(timeout=60) == 128 + signum
         assert json.loads((short / "trial.json").read_text())["status"] == "interrupted"
         assert read_csv(out / "trials.csv")[0]["status"] == "interrupted"
-        assert processes_mentioning(str(out)) == []
+        assert processes_mentioning(str(out)) == [] and processes_mentioning("biosig.sweep.warm") == []
 
     # 2) again; while it runs a second sweep is refused; SIGKILL once the long trial saved an
     #    epoch: the kernel stops that trial too
@@ -152,7 +152,8 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
     wait_for(lambda: (long / "run" / "last.pt").exists(), what="the long trial's first epoch")
     sweep.kill()
     sweep.wait(timeout=60)
-    wait_for(lambda: processes_mentioning(str(out)) == [], timeout=10, what="orphaned trials to die")
+    wait_for(lambda: processes_mentioning(str(out)) == [] and processes_mentioning("biosig.sweep.warm") == [],
+             timeout=10, what="orphaned trials and spares to die")
     assert not (long / "run" / "summary.json").exists()
     done_stamp = os.path.getmtime(short / "run" / "summary.json")
     done_log = (short / "log.txt").read_text()
@@ -169,6 +170,26 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
     epochs = [json.loads(line)["epoch"] for line in (long / "run" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == list(range(1, 9))
     assert [t["status"] for t in read_csv(out / "trials.csv")] == ["completed", "completed"]
+
+
+def test_warm_started_trials_train_exactly_as_fresh_processes_and_none_is_left(dataset):
+    """The next trial's Python starts (and imports torch) while the trial before it runs; what it
+    trains is what `python train.py` trains, and no spare process outlives the sweep."""
+    d = dataset["dir"]
+    grid = write_grid(d / "grid.json", {"lr": [3e-3, 1e-3, 2e-3]})
+    results = {}
+    for name, extra in (("warm", []), ("cold", ["--no-warm-start"])):
+        proc = run("sweep.py", "--grid", grid, "--out", d / name, *extra,
+                   *train_flags(dataset, "--epochs", 2, vary=("lr",)))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        trials = read_csv(d / name / "trials.csv")
+        results[name] = {t["id"]: float(t["objective"]) for t in trials}
+        warm = [json.loads((d / name / "trials" / t["id"] / "trial.json").read_text())["warm"] for t in trials]
+        assert warm == ([False, True, True] if name == "warm" else [False, False, False])
+        log = (d / name / "trials" / trials[-1]["id"] / "log.txt").read_text()
+        assert log.startswith("$ ") and "[epoch 002]" in log
+    assert results["warm"] == results["cold"]
+    assert processes_mentioning("biosig.sweep.warm") == []
 
 
 def test_a_failing_trial_is_recorded_the_others_go_on_and_retry_failed_reruns_it(dataset):

@@ -160,12 +160,13 @@ def run_sweep(args, train_flags, train_parser, train_script):
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
-        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus)
+        warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
+        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm)
     finally:
         os.close(lock)
 
 
-def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm):
     replaced = check_out_dir(out, shared)       # again, now that OUT is locked
     if replaced is not None:
         # no trial trained with the old flags (all failed, say, on a value train.py refused):
@@ -214,7 +215,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus):
         write_results(out, trials, param_names, args.metric, args.mode)
 
     try:
-        stopped = run_trials(todo, envs, out, args.timeout, args.grace, on_finish)
+        stopped = run_trials(todo, envs, out, args.timeout, args.grace, on_finish, warm)
     finally:
         bar.close()
     rows = write_results(out, trials, param_names, args.metric, args.mode)

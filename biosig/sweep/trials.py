@@ -31,6 +31,7 @@ class Trial:
     exit_code: object = None
     wall_s: float = 0.0
     error: str = ""
+    warm: bool = False          # its last attempt ran in a warm process (biosig.sweep.warm)
     summary: dict = field(default=None, repr=False)
 
     @property
@@ -122,7 +123,7 @@ def load_state(trial):
 def save_state(trial, **extra):
     write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed,
                                   "status": trial.status, "exit_code": trial.exit_code,
-                                  "wall_s": round(trial.wall_s, 3), "error": trial.error,
+                                  "wall_s": round(trial.wall_s, 3), "error": trial.error, "warm": trial.warm,
                                   "argv": trial.argv, **extra})
 
 
