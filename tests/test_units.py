@@ -166,3 +166,92 @@ def test_eeg2arm_gradients_are_right_for_raw_time():
         nn.functional.cross_entropy(m.train()(x), y).backward()
     for (name, a), b in zip(native.named_parameters(), manual.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_eeg2arm_transformer_is_torchs_layer_with_a_last_frame_shortcut():
+    """EEG2Arm's own encoder (fused causal attention, cheaper dropout, a last-frame-only final
+    layer) computes what nn.TransformerEncoder (pre-norm, GELU, no bias) computed before it:
+    the same weights from the same seed, the same outputs and gradients."""
+    from biosig.models.eeg2arm import CausalEncoder
+    dim, heads, layers = 32, 4, 3
+    torch.manual_seed(7)
+    ref_layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, 0.0, activation="gelu", batch_first=True,
+                                           norm_first=True, bias=False)
+    ref = nn.TransformerEncoder(ref_layer, layers, enable_nested_tensor=False)
+    torch.manual_seed(7)
+    ours = CausalEncoder(dim, heads, layers, 0.0)
+    assert ours.state_dict().keys() == ref.state_dict().keys()
+    for key, value in ref.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    h = torch.randn(5, 12, dim, requires_grad=True)
+    mask = nn.Transformer.generate_square_subsequent_mask(12)
+    want = ref(h, mask=mask, is_causal=True)
+    got = ours(h)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours(h, last_only=True), want[:, -1:], rtol=1e-5, atol=1e-5)
+    (g_want,) = torch.autograd.grad(want[:, -1].square().sum(), h)
+    (g_got,) = torch.autograd.grad(ours(h, last_only=True).square().sum(), h)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)
+
+
+def test_eeg2arm_dropout_drops_the_asked_share_and_keeps_the_mean():
+    from biosig.models.eeg2arm import dropout
+    x = torch.ones(200_000)
+    out = dropout(x, 0.25, training=True)
+    assert abs(float((out == 0).float().mean()) - 0.25) < 0.01
+    assert abs(float(out.mean()) - 1.0) < 0.02 and torch.equal(out.unique(), torch.tensor([0.0, 1 / 0.75]))
+    assert dropout(x, 0.25, training=False) is x
+
+
+@pytest.mark.parametrize("t, flags, pool", [(64, [], 2), (256, [], 2), (257, [], 3), (1152, [], 9),
+                                            (1152, ["--cnn-time-pool", "4"], 4)])
+def test_eeg2arm_pools_long_windows_to_at_most_128_frames_unless_told(t, flags, pool):
+    from biosig.models import build_model
+    from biosig.options import train_parser
+    from biosig.run import model_config
+    args = train_parser().parse_args(["--x", "X.npy", "--y", "y.npy", "--model", "eeg2arm", *flags])
+    config = model_config(args, (10, 3, 1, t), 2)
+    assert config["cnn_time_pool"] == pool
+    model = build_model(config)
+    assert model.forward_seq(torch.randn(2, 3, 1, t)).shape[1] == t // pool
+
+
+def test_minirocket_reuses_training_features_exactly_and_forgets_them_with_new_buffers(monkeypatch):
+    from biosig.models import build_model, minirocket
+    torch.manual_seed(0)
+    m = build_model({"name": "minirocket", "n_elec": 3, "n_bands": 1, "n_outputs": 2, "n_times": 64,
+                     "features": 840})
+    x = torch.randn(20, 3, 1, 64)
+    m.fit_data(x)
+    assert len(m._cache) == 20                      # fit_data computed the first epoch's features
+    m.eval()
+    fresh = m.transform(x)
+    m.train()
+    assert torch.equal(m.transform(x), fresh)       # from the cache
+    shifted = x + 0.5                               # an augmented window is another key
+    got = m.transform(shifted)
+    m.eval()
+    assert torch.equal(got, m.transform(shifted)) and not torch.equal(got, fresh)
+    m.train()
+    assert len(m._cache) == 40
+    monkeypatch.setattr(minirocket, "CACHE_BYTES", m._cache_bytes)      # full: nothing more is kept
+    m.transform(x * 2)
+    assert len(m._cache) == 40
+    m.load_state_dict(m.state_dict())
+    assert len(m._cache) == 0 and m._cache_bytes == 0
+
+
+@pytest.mark.parametrize("y_kind", ["labels", "frames", "none"])
+def test_device_windows_serve_exactly_the_batches_windows_serve(y_kind):
+    """What a GPU run reads from GPU memory (here on the CPU: the same code) is what Windows reads."""
+    from biosig.data import DeviceWindows
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3, 2, 8)).astype(np.float32)
+    y = {"labels": rng.integers(0, 3, 50), "frames": rng.integers(0, 3, (50, 8)), "none": None}[y_kind]
+    indices = rng.permutation(50)[:37]
+    host = Windows(X, y, indices)
+    device = DeviceWindows(host, "cpu", chunk_bytes=1000)       # several chunks
+    assert len(device) == len(host) == 37
+    for positions in (np.arange(37), rng.permutation(37)[:10], np.array([5])):
+        for a, b in zip(host.read(positions), device.read(positions)):
+            assert torch.equal(a, b)
