@@ -269,6 +269,10 @@ def main():
                    f"braindecode's {BRAINDECODE['epochs']})")
     p.add_argument("--quick", action="store_true", help="1 seed, 5 epochs, BasicMotions unless --sets is given")
     p.add_argument("--no-standardize", action="store_true", help="biosig model rows without --standardize")
+    p.add_argument("--train-flag", action="append", default=[], metavar="FLAG=VALUE",
+                   help="an extra train.py flag for the biosig rows (default and models), "
+                   "e.g. --train-flag=--amp=bf16 "
+                   "(repeatable; recorded in the JSON)")
     p.add_argument("--peer-python", default=sys.executable,
                    help="interpreter that has aeon / braindecode (default: this one)")
     p.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "biosig-bench"),
@@ -305,9 +309,10 @@ def main():
     rows = []   # (key, row name, callable(set dir, work) -> result)
     for key in wanted:
         if key == "default":
-            rows.append((key, "biosig default", lambda d, w: run_biosig(d, [], seeds, args.epochs, env, w)))
+            rows.append((key, "biosig default", lambda d, w: run_biosig(d, list(args.train_flag), seeds, args.epochs,
+                                                                         env, w)))
         elif key in MODELS:
-            flags = ["--model", key, *standardize]
+            flags = ["--model", key, *standardize, *args.train_flag]
             rows.append((key, f"biosig {key}", lambda d, w, f=flags: run_biosig(d, f, seeds, args.epochs, env, w)))
         else:
             rows.append((key, PEERS[key], lambda d, w, k=key: run_peer(args.peer_python, k, d, seeds, args.epochs,
@@ -317,7 +322,8 @@ def main():
                            "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                            "torch": torch.__version__},
                "settings": {"seeds": seeds, "epochs": args.epochs, "threads": args.threads, "jobs": args.jobs,
-                            "standardize_models": not args.no_standardize, "peer_python": args.peer_python,
+                            "standardize_models": not args.no_standardize, "train_flags": args.train_flag,
+                            "peer_python": args.peer_python,
                             "braindecode_recipe": BRAINDECODE},
                "sets": {}}
     print(f"{results['machine']['cores']} cores, torch {torch.__version__}, seeds {seeds}, "

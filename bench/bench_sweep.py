@@ -6,7 +6,10 @@
 Prints a markdown table:
   1. per-trial overhead: launch of train.py to its first epoch line (interpreter, torch import,
      data, model) against the time of one epoch, measured from the time stamps of its output lines;
-  2. the sweep's own overhead: sweep.py --jobs 1 wall time against the sum of its trials' wall times;
+  2. sweep.py --jobs 1 with warm starts (the default: trials forked from a process that imported
+     torch once) and with --no-warm-start: its wall time; per trial, the trial's wall time minus
+     its epochs' training seconds (start-up, validation, checkpoints); once per sweep, its wall
+     minus its trials' (sweep.py's own start, the warm process's imports, scheduling);
   3. the wall-time speed-up of --jobs 2 over --jobs 1 on the same grid (each trial gets
      OMP_NUM_THREADS = cores // jobs).
 Not a test: nothing here asserts a speed.
@@ -52,10 +55,12 @@ def time_one_trial(data, work, epochs, name):
     return stamps[0], float(np.mean(np.diff(stamps))), total
 
 
-def time_sweep(data, work, grid, epochs, jobs, name):
-    """Run sweep.py on the grid; returns (wall seconds, sum of the trials' wall seconds)."""
+def time_sweep(data, work, grid, epochs, jobs, name, warm=True):
+    """Run sweep.py on the grid; returns (wall seconds, sum of the trials' wall seconds, sum of
+    their epochs' training seconds)."""
     out = os.path.join(work, name)
     cmd = [sys.executable, os.path.join(ROOT, "sweep.py"), "--grid", grid, "--out", out, "--jobs", str(jobs),
+           *([] if warm else ["--no-warm-start"]),
            "--", "--x", data["x"], "--y", data["y"], *MODEL, "--epochs", str(epochs)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
@@ -63,7 +68,11 @@ def time_sweep(data, work, grid, epochs, jobs, name):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     with open(os.path.join(out, "trials.csv"), newline="") as f:
         trial_walls = [float(row["wall_s"]) for row in csv.DictReader(f)]
-    return wall, sum(trial_walls)
+    epoch_seconds = 0.0
+    for trial in os.listdir(os.path.join(out, "trials")):
+        with open(os.path.join(out, "trials", trial, "run", "metrics.jsonl")) as f:
+            epoch_seconds += sum(json.loads(line)["seconds"] for line in f if line.strip())
+    return wall, sum(trial_walls), epoch_seconds, len(trial_walls)
 
 
 def main():
@@ -85,14 +94,16 @@ def main():
         n_trials = 2 * max(1, args.points // 2)
 
         # alternate the runs and keep each one's fastest: robust to other work on a shared machine
-        singles, sweeps1, sweeps2 = [], [], []
+        singles, sweeps1, cold1, sweeps2 = [], [], [], []
         for r in range(args.repeat):
             singles.append(time_one_trial(data, work, args.epochs, f"one{r}"))
             sweeps1.append(time_sweep(data, work, grid, args.epochs, 1, f"jobs1-{r}"))
+            cold1.append(time_sweep(data, work, grid, args.epochs, 1, f"cold1-{r}", warm=False))
             sweeps2.append(time_sweep(data, work, grid, args.epochs, 2, f"jobs2-{r}"))
         first, epoch, total = min(singles, key=lambda m: m[2])
-        wall1, trials1 = min(sweeps1)
-        wall2, _ = min(sweeps2)
+        warm1, coldj1 = min(sweeps1), min(cold1)
+        wall1 = warm1[0]
+        wall2 = min(sweeps2)[0]
 
     import torch
     print(f"\n{n_trials} trials of {args.epochs} epochs on {args.windows} windows {X.shape[1:]}, "
@@ -107,8 +118,12 @@ def main():
     print(f"| per-trial overhead (start-up: first line minus one epoch) | {startup:.2f} | "
           f"{startup / epoch:.1f}x one epoch |")
     print(f"| one trial, launch to exit | {total:.2f} | {startup / total:.0%} of it start-up |")
-    print(f"| sweep --jobs 1: wall / sum of trial walls | {wall1:.2f} / {trials1:.2f} | "
-          f"{wall1 / trials1:.3f} |")
+    for label, (wall, trial_walls, epochs, n) in (("warm starts (default)", warm1), ("--no-warm-start", coldj1)):
+        per_trial = (trial_walls - epochs) / n
+        print(f"| sweep --jobs 1, {label}: wall | {wall:.2f} | |")
+        print(f"| ... per trial: its wall (start to exit) minus its epochs' training seconds | {per_trial:.2f} | "
+              f"{per_trial / epoch:.1f}x one epoch |")
+        print(f"| ... once per sweep: sweep wall minus its trials' walls | {wall - trial_walls:.2f} | |")
     print(f"| sweep --jobs 2 wall | {wall2:.2f} | {wall1 / wall2:.2f}x speed-up over --jobs 1 |")
 
 if __name__ == "__main__":

@@ -173,8 +173,8 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
 
 
 def test_warm_started_trials_train_exactly_as_fresh_processes_and_none_is_left(dataset):
-    """The next trial's Python starts (and imports torch) while the trial before it runs; what it
-    trains is what `python train.py` trains, and no spare process outlives the sweep."""
+    """Trials forked from the warm process (torch imported once) train what `python train.py`
+    trains, and neither it nor a trial outlives the sweep."""
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"lr": [3e-3, 1e-3, 2e-3]})
     results = {}
@@ -185,7 +185,7 @@ def test_warm_started_trials_train_exactly_as_fresh_processes_and_none_is_left(d
         trials = read_csv(d / name / "trials.csv")
         results[name] = {t["id"]: float(t["objective"]) for t in trials}
         warm = [json.loads((d / name / "trials" / t["id"] / "trial.json").read_text())["warm"] for t in trials]
-        assert warm == ([False, True, True] if name == "warm" else [False, False, False])
+        assert warm == [name == "warm"] * 3
         log = (d / name / "trials" / trials[-1]["id"] / "log.txt").read_text()
         assert log.startswith("$ ") and "[epoch 002]" in log
     assert results["warm"] == results["cold"]

@@ -169,12 +169,16 @@ class CausalLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim, bias=False)
         self.heads, self.drop = heads, drop
 
+    def _heads(self, z):
+        """(B, L, D) -> (B, H, L, D/H)."""
+        return z.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
     def forward(self, h, last_only=False):
         """h (B, T, D) -> (B, T, D); last_only: (B, 1, D), the last frame's output alone."""
         b, t, d = h.shape
         a = self.norm1(h)
         w = self.self_attn.in_proj_weight
-        split = lambda z: z.unflatten(-1, (self.heads, -1)).transpose(1, 2)     # (B, H, ., D/H)
+        split = self._heads
         if last_only:                   # the last frame attends to every frame: no mask
             h = h[:, -1:]
             q = split(F.linear(a[:, -1:], w[:d]))

@@ -2,7 +2,6 @@
 len(envs) at a time, each with its share of GPUs and cores; stopped as whole process groups
 on Ctrl-C, SIGTERM or a timeout, and never left behind if the sweep itself dies."""
 import ctypes
-import json
 import os
 import shlex
 import signal
@@ -89,28 +88,10 @@ def trial_envs(jobs, gpus):
     return envs
 
 
-def start_spare(train_script, env, preexec):
-    """A warm process (biosig.sweep.warm) for the slot with environment `env`, to take its next trial."""
-    return subprocess.Popen(warm.command(train_script), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec, text=True)
-
-
-def hand_over(spare, argv, log):
-    """Give a warm process its trial. False when it is gone (it failed while starting, say)."""
-    if spare is None or spare.poll() is not None:
-        return False
-    try:
-        spare.stdin.write(json.dumps({"argv": argv, "log": log}) + "\n")
-        spare.stdin.close()
-    except OSError:
-        return False
-    return True
-
-
-def start_trial(trial, env, out, preexec, spare=None):
-    """Launch one trial: in `spare` (a warm process) when it is alive, else a fresh process. An
-    interrupted attempt that saved run/last.pt continues from it (train.py --resume); any other
-    earlier attempt is moved aside and the trial starts afresh."""
+def start_trial(trial, env, out, preexec, forker=None):
+    """Launch one trial: forked from the warm process (`forker`) when there is one, else a
+    fresh process. An interrupted attempt that saved run/last.pt continues from it (train.py
+    --resume); any other earlier attempt is moved aside and the trial starts afresh."""
     last = os.path.join(trial.run_dir, "last.pt")
     continuing = trial.status == "incomplete" and os.path.exists(last)
     if not continuing:
@@ -122,12 +103,9 @@ def start_trial(trial, env, out, preexec, spare=None):
     with open(trial.log, "a" if continuing else "w") as log:
         log.write(f"$ {shlex.join(argv)}\n")
         log.flush()
-        trial.warm = hand_over(spare, argv, trial.log)
-        if trial.warm:
-            proc = spare
-        else:
-            if spare is not None:
-                stop_groups([spare], 0)
+        proc = forker.start(argv, trial.log, env) if forker is not None else None
+        trial.warm = proc is not None
+        if proc is None:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, preexec_fn=preexec)
     trial.status, trial.error = "running", ""
@@ -154,21 +132,18 @@ def run_trials(todo, envs, out, timeout, grace, on_finish, warm_script=None):
     """Run the trials, len(envs) at a time. Returns the signal number that stopped the sweep,
     or None. Running trials are always stopped on the way out, whatever happens.
 
-    warm_script (train.py's path, or None for none): while a slot's trial runs, the slot's next
-    trial's process is started and imports torch (biosig.sweep.warm), so a trial's Python and
-    torch start-up overlaps the trial before it."""
+    warm_script (train.py's path, or None for none): trials are forked from one warm process
+    that imported torch once (biosig.sweep.warm) instead of each starting Python afresh."""
     preexec = _die_with_parent_fn()
     queue, free, running = list(todo), list(range(len(envs))), []   # running: (trial, proc, slot, t0)
-    spares = {}                                                    # slot -> its warm process
+    forker = warm.Forker(warm_script, envs[0], preexec) if warm_script and todo else None
     with Signals() as caught:
         try:
             while (queue or running) and caught.signum is None:
                 while queue and free and caught.signum is None:
                     trial, slot = queue.pop(0), free.pop(0)
-                    proc = start_trial(trial, envs[slot], out, preexec, spares.pop(slot, None))
+                    proc = start_trial(trial, envs[slot], out, preexec, forker)
                     running.append((trial, proc, slot, time.monotonic()))
-                    if warm_script and len(queue) > len(spares):      # a trial will need this slot again
-                        spares[slot] = start_spare(warm_script, envs[slot], preexec)
                 for entry in list(running):
                     trial, proc, slot, t0 = entry
                     returncode, status = proc.poll(), None
@@ -182,10 +157,11 @@ def run_trials(todo, envs, out, timeout, grace, on_finish, warm_script=None):
                         on_finish(trial)
                 time.sleep(0.05)
         finally:
-            stop_groups(list(spares.values()), 0)
             if running:
                 stop_groups([proc for _, proc, _, _ in running], grace, hurry=lambda: caught.count > 1)
                 for trial, proc, _, t0 in running:
                     finish_trial(trial, proc.returncode, time.monotonic() - t0, "interrupted")
                     on_finish(trial)
+            if forker is not None:
+                forker.close()
     return caught.signum
