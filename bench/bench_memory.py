@@ -29,23 +29,11 @@ def model_for(shape, k, embed, layers=2, heads=4):
                         "frame_embed": embed, "n_layers": layers, "n_heads": heads, "drop": 0.1})
 
 
-class PerSample(torch.utils.data.Dataset):
-    """The guide's approach: one window per __getitem__, collated by the DataLoader."""
-
-    def __init__(self, X, y):
-        self.X, self.y = X, y
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(np.array(self.X[i], dtype=np.float32)), int(self.y[i])
-
-
 PLAIN_CHILD = r"""
 import sys, numpy as np, torch
 sys.path.insert(0, sys.argv[3])
-from bench.bench_memory import PerSample, model_for, peak_mib, watch_anon_memory
+from bench.bench_memory import model_for, peak_mib, watch_anon_memory
+from bench.bench_train import PerSample          # the guide's per-sample Dataset
 watch_anon_memory()
 X = np.load(sys.argv[1]); y = np.load(sys.argv[2])        # the plain approach: whole array in RAM
 model = model_for(X.shape, 2, 16, layers=1, heads=2); opt = torch.optim.AdamW(model.parameters())

@@ -1,7 +1,7 @@
 """Benchmark: biosig's training step against the EEG2Arm guide's own model and loop; long
 windows; inference.
 
-    python bench/bench_train.py                  # about 12 minutes on 2 CPU cores
+    python bench/bench_train.py                  # about 10 minutes on 2 CPU cores (GPU section: with CUDA)
     python bench/bench_train.py --quick          # fewer steps and rounds, for a smoke run
     python bench/bench_train.py --root DIR       # the biosig of another checkout (before/after a change)
 
