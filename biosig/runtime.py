@@ -60,4 +60,3 @@ def bare_model(model):
     """The nn.Module under DDP and torch.compile wrappers, whose state dict has plain keys."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
-

@@ -14,5 +14,5 @@ from .npy import load_groups, load_windows, open_npy, read_npy_header, read_targ
 from .sources import read_source
 from .splits import kfold_indices, split_indices
 
-__all__ = ["DeviceWindows", "Windows", "on_device", "kfold_indices", "epoch_batches", "iterate_batches", "shard_range", "load_groups", "load_windows",
-           "open_npy", "read_npy_header", "read_targets", "read_source", "split_indices"]
+__all__ = ["DeviceWindows", "Windows", "on_device", "kfold_indices", "epoch_batches", "iterate_batches", "shard_range",
+           "load_groups", "load_windows", "open_npy", "read_npy_header", "read_targets", "read_source", "split_indices"]

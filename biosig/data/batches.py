@@ -75,7 +75,7 @@ def on_device(windows, device, workers=0):
     (workers 0) and the windows fit in RESIDENT_SHARE of the GPU's free memory; else as they are."""
     if windows is None or device.type != "cuda" or workers > 0:
         return windows
-    nbytes = len(np.unique(windows.indices)) * 4 * int(np.prod(windows.X.shape[1:]))
+    nbytes = len(windows) * 4 * int(np.prod(windows.X.shape[1:]))     # at most: rows may repeat
     if nbytes > RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]:
         return windows
     return DeviceWindows(windows, device)
