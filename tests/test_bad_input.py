@@ -90,6 +90,7 @@ def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt", extra_sa
     ("X.npy", "y.npy", ["--elec", "5"], ["X.npy", "--elec 5", "has 3"]),
     ("X.npy", "y.npy", ["--bands", "4"], ["X.npy", "--bands 4", "has 1"]),
     ("X.npy", "y.npy", ["--cnn-time-pool", "64"], ["X.npy", "T=32", "too short"]),
+    ("X.npy", "y.npy", ["--cnn-time-pool", "fast"], ["--cnn-time-pool", "'fast'", "(or auto)"]),
     ("X.npy", "y.npy", ["--amp", "fp16", "--device", "cpu"], ["--amp fp16", "CUDA"]),
     ("X.npy", "y.npy", ["--split", "group"], ["--split group", "--groups"]),
     ("X.npy", "y.npy", ["--val-split", "1.5"], ["--val-split"]),

@@ -12,6 +12,7 @@ Time is pooled by `cnn_time_pool`, so T must be at least that long; `input_probl
 so before training starts. T may differ between training and inference (sinusoidal
 positions, no fixed length); C and F may not.
 """
+import argparse
 import copy
 import math
 
@@ -27,7 +28,12 @@ MAX_FRAMES = 128        # --cnn-time-pool auto: the most frames the Transformer 
 
 def pool_or_auto(text):
     """--cnn-time-pool: a positive integer, or auto."""
-    return "auto" if text == "auto" else positive_int(text)
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e} (or auto)") from None
 
 
 class EEG2Arm(nn.Module):
