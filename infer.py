@@ -17,6 +17,13 @@ def get_args_parser():
                    "(accuracy, macro-F1, confusion matrix; regression MAE, RMSE, R2; segmentation per-frame and "
                    "onset scores...; parquet: used by itself when --label-col is present)")
     add_source_flags(p, group_col=False)
+    p.add_argument("--groups", help="groups.npy (B,): the subject/recording id of each window, checked against the "
+                   "groups the checkpoint trained and validated on (windows of those score optimistically)")
+    p.add_argument("--group-col", help="parquet: the group column, as --groups")
+    p.add_argument("--strict-groups", action="store_true",
+                   help="refuse (exit 2) to score windows of groups the checkpoint trained or validated on")
+    p.add_argument("--report", help="also write the report as JSON: the scores' lines, and with --groups which "
+                   "windows come from groups seen in training ('leaky')")
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
@@ -29,18 +36,26 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    from biosig import checkpoint
+    from biosig import checkpoint, ledger
     from biosig.data import parquet, read_source
     from biosig.errors import UserError, warn
     from biosig.inference import Predictor
     from biosig.runtime import resolve_device
 
+    inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
     if args.out:
         if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
             raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
-        checkpoint.check_writable(args.out, "--out", inputs=[("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt)])
+        checkpoint.check_writable(args.out, "--out", inputs=inputs)
+    if args.report:
+        if os.path.splitext(args.report)[1] != ".json":
+            raise UserError(f"{args.report}: --report must end in .json")
+        checkpoint.check_writable(args.report, "--report", inputs=inputs + [("--out", args.out)])
+    if args.strict_groups and not (args.groups or args.group_col):
+        raise UserError("--strict-groups needs the windows' groups: --groups groups.npy (or --group-col with parquet)")
     device = resolve_device(args.device)
-    predictor = Predictor(checkpoint.load(args.ckpt), device=device, path=args.ckpt)
+    ckpt = checkpoint.load(args.ckpt)
+    predictor = Predictor(ckpt, device=device, path=args.ckpt)
     task = predictor.task
     trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
     if args.normalize and not trained_zscore:
@@ -57,9 +72,10 @@ def main(argv=None):
             raise UserError(f"{args.x}: --signal-cols {','.join(given)} are not the channels {args.ckpt} was trained "
                             f"on ({','.join(predictor.channels)}, in this order)")
     # parquet: the label column is scored when present; .npy: only with --y
-    X, y, _, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
-                                 label_col=args.label_col, load="mmap", ndims=(3, 4), need_labels=bool(args.y),
-                                 target_kind=task.target_kind)
+    X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
+                                      label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
+                                      need_labels=bool(args.y), target_kind=task.target_kind)
+    leak = check_groups(args, ckpt, groups, len(X))
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
@@ -78,16 +94,50 @@ def main(argv=None):
         for i in range(len(pred["values"])):
             print(task.prediction_line(i, {k: v[i] for k, v in pred.items()}, softmax))
     lines = task.report_lines(pred, y, softmax)
+    if leak is not None:
+        lines.append(ledger.describe(leak, args.ckpt))
     if lines:
         print("\n".join(lines))
     if args.out:
-        write_predictions(args.out, task, pred, softmax)
+        write_predictions(args.out, task, pred, softmax, leak)
+    if args.report:
+        from biosig.runs import write_json
+        groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
+        write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
+                                 "windows": int(len(X)), "scored": y is not None, "report": lines,
+                                 "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
 
 
-def write_predictions(path, task, pred, softmax):
+def check_groups(args, ckpt, groups, n):
+    """--groups / --group-col: the scored windows' groups against the checkpoint's ledger ->
+    ledger.check()'s dict, or None when no groups were given. --strict-groups refuses a leak."""
+    from biosig import ledger
+    from biosig.data import load_groups
+    from biosig.errors import UserError, warn
+    if args.groups:
+        if args.group_col:
+            raise UserError("--groups and --group-col: give the windows' groups one way")
+        groups = load_groups(args.groups, n)
+    if groups is None:
+        return None
+    where = args.groups or f"{args.x} column '{args.group_col}'"
+    if not (ckpt.get("ledger") or {}).get("train"):
+        if args.strict_groups:
+            raise UserError(f"{args.ckpt}: records no training groups (trained without --groups), so "
+                            f"--strict-groups cannot check {where}")
+        warn(f"{args.ckpt} records no training groups (trained without --groups): {where} not checked")
+        return None
+    result = ledger.check(ckpt["ledger"], groups)
+    if args.strict_groups and result["leaky"]:
+        raise UserError(f"{where}: {ledger.describe(result, args.ckpt)[len('groups: '):]} (--strict-groups)")
+    return result
+
+
+def write_predictions(path, task, pred, softmax, leak=None):
     """Atomically write predictions: .npy the task's (B, ...) "values"; .csv or .jsonl its
     records (task.records: a row per window, or per window and frame), numbers in .csv to 6
-    significant digits."""
+    significant digits. With a group check (`leak`), each record says whether its window's
+    group was seen in training: "seen" is train, val or empty."""
     import csv
     import json
 
@@ -102,11 +152,15 @@ def write_predictions(path, task, pred, softmax):
             elif ext == ".csv":
                 writer = csv.writer(f, lineterminator="\n")
                 for i, row in enumerate(task.records(pred, softmax, flat=True)):
+                    if leak is not None:
+                        row["seen"] = str(leak["seen"][row["sample"]])
                     if i == 0:
                         writer.writerow(row)
                     writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
             else:
                 for row in task.records(pred, softmax, flat=False):
+                    if leak is not None:
+                        row["seen"] = str(leak["seen"][row["sample"]])
                     f.write(json.dumps(row) + "\n")
 
 

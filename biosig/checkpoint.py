@@ -11,6 +11,7 @@ Keys of a model checkpoint (what --save gets):
   epoch, metrics    when it was saved and its validation metrics
   channels          optional list of C channel names (parquet --signal-cols), checked by infer.py
   task_state        the task network's own tensors beside the model's (pretraining's decoder), or {}
+  ledger            the groups (subjects, recordings) it trained and validated on, or None (biosig.ledger)
 A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/early-stopping state, totals and options.
 Everything loads with torch.load(weights_only=True), which refuses pickled code.
 """
@@ -132,7 +133,8 @@ def _pickle_globals(path):
     return names, True
 
 
-def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None, task_state=None):
+def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None, task_state=None,
+                  ledger=None):
     return {
         "format": CHECKPOINT_FORMAT,
         "version": f"biosig {__version__}",
@@ -145,4 +147,5 @@ def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, 
         "metrics": metrics,
         "channels": channels,
         "task_state": task_state or {},
+        "ledger": ledger,
     }

@@ -1,12 +1,15 @@
 """Example data for every task, to try a task before exporting your own windows:
 
     python -m biosig.examples regression ex/reg        # -> ex/reg/X_train.npy, y_train.npy, X_test.npy, y_test.npy
+    python -m biosig.examples subjects ex/subj         # -> ex/subj/X.npy, y.npy, groups.npy (8 subjects)
 
 Synthetic windows with real signal (each task's `example_data`, the data the tests train on):
 regression targets are a linear map of per-channel levels under noise; segmentation windows
 carry one burst event each, labelled frame by frame; pretrain writes 2,000 unlabelled noisy
 windows (X_unlabelled.npy), 12 labelled ones (X_few.npy, y_few.npy) and 500 test windows of
-the classification example, for pretraining then fine-tuning (README, "Tasks").
+the classification example, for pretraining then fine-tuning (README, "Tasks"). `subjects` is
+a classification set of 8 subjects whose windows carry a pattern of their own subject's beside
+the class's shared one, for cross-validation by subject (docs/sweep.md).
 """
 import argparse
 import os
@@ -20,8 +23,34 @@ from .tasks import TASKS
 SHAPE = (3, 1, 64)          # C, F, T
 
 
+def subjects(n_subjects=8, per_subject=60, seed=0, k=3, shared=0.4, own=1.2, noise=0.8):
+    """{X (N, C, F, T), y (N,), groups (N,)}: N = n_subjects x per_subject windows, class j a weak
+    sinusoid of frequency j + 1 on channel j % C shared by every subject, plus a stronger
+    sinusoid of the subject's own (channel, frequency, phase drawn per subject and class). A
+    split with a subject on both sides can score by the subject's own patterns; a new subject
+    (leave-one-subject-out) has only the shared one: honest scores are lower."""
+    c, f, t = SHAPE
+    rng = np.random.default_rng(seed)
+    frames = np.arange(t)
+    Xs, ys = [], []
+    for _ in range(n_subjects):
+        y = np.arange(per_subject) % k
+        rng.shuffle(y)
+        X = rng.normal(0, noise, size=(per_subject, c, f, t)).astype(np.float32)
+        for cls in range(k):
+            X[y == cls, cls % c] += shared * np.sin(2 * np.pi * (cls + 1) * frames / t * 2).astype(np.float32)
+            chan, freq, phase = rng.integers(c), rng.uniform(3, 8), rng.uniform(0, 2 * np.pi)
+            X[y == cls, chan] += own * np.sin(2 * np.pi * freq * frames / t + phase).astype(np.float32)
+        Xs.append(X)
+        ys.append(y)
+    groups = np.repeat(np.arange(n_subjects), per_subject)
+    return {"X": np.concatenate(Xs), "y": np.concatenate(ys).astype(np.int64), "groups": groups}
+
+
 def arrays(task, seed=0):
-    """{file name: array} for `task`."""
+    """{file name: array} for `task` (or "subjects")."""
+    if task == "subjects":
+        return subjects(seed=seed)
     c, f, t = SHAPE
     if task == "pretrain":
         X, y = TASKS["classification"].example_data(2512, c, f, t, seed=seed, noise=2.0)
@@ -34,7 +63,7 @@ def arrays(task, seed=0):
 def main(argv=None):
     p = ArgumentParser(prog="python -m biosig.examples", description=__doc__.splitlines()[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=sorted(TASKS))
+    p.add_argument("task", choices=sorted(TASKS) + ["subjects"])
     p.add_argument("out", help="directory to write the .npy files to (created)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

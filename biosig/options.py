@@ -122,7 +122,16 @@ def train_parser():
     _add(d, "--split", choices=["stratified", "random", "group"], default="stratified", kinds=R,
          help="how to pick validation windows: stratified keeps class proportions; group keeps each group "
          "(--groups / --group-col, e.g. subject) on one side only")
-    _add(d, "--groups", kinds=P, help="groups.npy (N,): subject/recording id per window, for --split group")
+    _add(d, "--groups", kinds=P, help="groups.npy (N,): subject/recording id per window, for --split group "
+         "(recorded in the checkpoint, so that infer.py --groups can tell windows of groups it trained on)")
+    _add(d, "--folds", type=number(int, 2), kinds=R, help="K-fold cross-validation: split the windows into K folds "
+         "(stratified by class; whole groups with --split group, K = the number of groups being leave-one-"
+         "subject-out) and hold out --fold and/or --test-fold")
+    _add(d, "--fold", type=nonnegative_int, kinds=R, help="with --folds: the fold that validates (0..K-1)")
+    _add(d, "--test-fold", type=nonnegative_int, kinds=R, help="with --folds: the fold held out as test data, "
+         "scored once at the end; without --fold, --val-split of the rest validates")
+    _add(d, "--fold-seed", type=nonnegative_int, default=0, kinds=R,
+         help="seed of the --folds assignment (not --seed: every seed sees the same folds)")
     _add(d, "--standardize", action="store_true", kinds=R, help="per-(channel, band) mean/std from the training "
          "split only, stored in the checkpoint and applied by infer.py")
     _add(d, "--normalize", action="store_true", kinds=R, help="per-window z-score over (F, T) per electrode "

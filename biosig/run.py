@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, options, preprocess, pretrained, runs
-from .data import Windows, load_groups, on_device, read_source, split_indices
+from . import __version__, checkpoint, distributed, ledger, options, preprocess, pretrained, runs
+from .data import Windows, fold_split, load_groups, on_device, read_source, split_indices
 from .data import parquet
 from .errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, fit
@@ -59,11 +59,29 @@ def prepare_data(args):
 
     if args.groups:
         groups = load_groups(args.groups, n)
-    validate = "val" in extra or args.val_split > 0
+    if args.folds is None and (args.fold is not None or args.test_fold is not None):
+        raise UserError(f"{'--fold' if args.fold is not None else '--test-fold'} needs --folds K (the number of folds)")
+    for flag, name in (("--x-val", "val"), ("--x-test", "test")):
+        if args.folds and name in extra and (name == "test" or args.fold is not None):
+            raise UserError(f"{flag} and --folds: give the {'validation' if name == 'val' else 'test'} windows "
+                            f"one way (a file, or a fold of --x)")
+    validate = "val" in extra or args.val_split > 0 or args.fold is not None
     if args.split == "group" and groups is None and "val" not in extra:
         raise UserError("--split group needs --groups groups.npy (or --group-col with parquet): "
                         "one group id, e.g. subject, per window")
-    if "val" in extra:
+    val_idx = None
+    if args.folds:                      # cross-validation: held-out folds of X
+        train_idx, val_idx, test_idx = fold_split(task.strata(y), n, args.folds, args.fold, args.test_fold,
+                                                  args.fold_seed, groups, args.split, args.val_split, args.seed,
+                                                  where=args.x)
+        validate = val_idx is not None or "val" in extra
+        if "val" in extra:
+            val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+        else:
+            val = (X, y, val_idx) if val_idx is not None else None
+        if test_idx is not None:
+            extra["test"] = (X, y, args.x, test_idx)
+    elif "val" in extra:
         train_idx = np.arange(n)
         val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
     elif not validate:                  # --val-split 0: every window trains
@@ -88,15 +106,21 @@ def prepare_data(args):
              "train": describe(y, train_idx, groups),
              "val": describe(val[1], val[2], groups if "val" not in extra else None, list_groups=True)
              if validate else None}
+    if args.folds:
+        split["folds"] = {"k": args.folds, "fold": args.fold, "test_fold": args.test_fold, "seed": args.fold_seed,
+                          "by": method}
     if "val" in extra:
         split["val_source"] = args.x_val
+    test = None
     if "test" in extra:
-        Xt, yt, _ = extra["test"]
-        split["test"] = describe(yt, np.arange(len(yt)), None)
+        Xt, yt = extra["test"][0], extra["test"][1]
+        test_idx = extra["test"][3] if len(extra["test"]) > 3 else np.arange(len(yt))
+        split["test"] = describe(yt, test_idx, groups if Xt is X else None, list_groups=True)
+        test = (Xt, yt, test_idx)
     channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
     return {"X": X, "y": y, "groups": groups, "task": task, "shape": (n, c, f, t), "train_idx": train_idx,
-            "channels": channels,
-            "val": val, "test": (extra["test"][0], extra["test"][1]) if "test" in extra else None, "split": split}
+            "channels": channels, "val": val, "test": test, "split": split,
+            "ledger": ledger.make(groups, train_idx, val_idx)}
 
 
 def model_config(args, shape, n_outputs):
@@ -200,7 +224,7 @@ def _run(args, explicit, where):
     if monitor not in task_monitors:
         raise UserError(f"--monitor {monitor}: --task {args.task} monitors {', '.join(task_monitors)}")
     mode = task_monitors[monitor]
-    if args.val_split == 0 and not args.x_val:
+    if args.val_split == 0 and not args.x_val and args.fold is None:
         # no validation: the last epoch is the model; a plateau schedule watches the training loss
         for flag, given in (("--monitor", args.monitor), ("--patience", args.patience)):
             if given:
@@ -333,7 +357,10 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         if split["val"] is None:
             split_line = f"no validation (--val-split 0): train {split['train']['windows']}, the last epoch is saved"
         else:
-            split_line = (f"split {split['method']}: train {split['train']['windows']} / val {split['val']['windows']}"
+            folds = split.get("folds")
+            held = (f", fold {folds['fold']} of {folds['k']}" if folds and folds["fold"] is not None else "") + (
+                f", test fold {folds['test_fold']} of {folds['k']}" if folds and folds["test_fold"] is not None else "")
+            split_line = (f"split {split['method']}{held}: train {split['train']['windows']} / val {split['val']['windows']}"
                           + (f" | groups {split['train']['groups']} / {split['val']['groups']}"
                              if "groups" in split["val"] else "")
                           + (f" | {task.split_text(split['train'], split['val'])}"
@@ -361,7 +388,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             return
         runs.append_jsonl(metrics_path, row)
         payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
-                                           data["channels"], network_state(raw_net, raw_model))
+                                           data["channels"], network_state(raw_net, raw_model), data["ledger"])
         if is_best:
             checkpoint.atomic_save(payload, args.save)
         totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)
@@ -389,11 +416,11 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         distributed.barrier(ctx)     # rank 0 has written --save
         best = checkpoint.load(args.save)
         load_network_state(raw_net, raw_model, best["model_state"], best.get("task_state"))
-        Xt, yt = data["test"]
-        test = _plain(evaluate(raw_net, task, Windows(Xt, yt, np.arange(len(yt))), args.batch, device=device,
+        test = _plain(evaluate(raw_net, task, Windows(*data["test"]), args.batch, device=device,
                                amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
         which = "best" if data["val"] is not None else "last"
-        log(f"test ({args.x_test}, {which} epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
+        source = args.x_test or f"--test-fold {args.test_fold} of {args.x}"
+        log(f"test ({source}, {which} epoch {stopper.best_epoch}): loss={test['loss']:.4f} "
             f"{task.brief(test, full=True)}")
     summary = {
         "monitor": monitor, "mode": mode, "best": stopper.best, "best_epoch": stopper.best_epoch,

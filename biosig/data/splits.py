@@ -70,3 +70,43 @@ def kfold_indices(strata, k, seed, groups=None, where="groups", n=None):
         fold[rng.permutation(members)] = (np.arange(len(members)) + start) % k
         start += len(members)               # the next class starts where this one stopped
     return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
+
+
+def fold_split(strata, n, folds, fold, test_fold, fold_seed, groups=None, method="stratified", val_split=0.2,
+               seed=0, where="X"):
+    """train.py --folds K --fold i / --test-fold j: window indices (train, val, test), each sorted,
+    val or test None when not asked for.
+
+    The K folds are kfold_indices' (seeded by fold_seed, not by the run's --seed, so every seed
+    and every sweep point sees the same folds): classes dealt out evenly (method stratified),
+    whole groups with method group (K = the number of groups: leave-one-subject-out), else at
+    random. Fold i validates, fold j is held out for testing; with a test fold and no validation
+    fold, validation is --val-split of the rest, split as `method` says (none at --val-split 0)."""
+    if fold is None and test_fold is None:
+        raise UserError(f"--folds {folds} needs --fold I (the validation fold) and/or --test-fold J "
+                        f"(the held-out test fold), each 0..{folds - 1}")
+    for flag, value in (("--fold", fold), ("--test-fold", test_fold)):
+        if value is not None and value >= folds:
+            raise UserError(f"{flag} {value}: folds are numbered 0..{folds - 1} (--folds {folds})")
+    if fold is not None and fold == test_fold:
+        raise UserError(f"--fold {fold} and --test-fold {test_fold}: the validation and test folds must differ")
+    if method == "group" and groups is None:
+        raise UserError("--split group needs --groups groups.npy (or --group-col with parquet): "
+                        "one group id, e.g. subject, per window")
+    if method == "stratified" and strata is None:
+        method = "random"
+    by_class = strata if method == "stratified" else None
+    parts = kfold_indices(by_class, folds, fold_seed, groups if method == "group" else None, where=where, n=n)
+    held = [f for f in (fold, test_fold) if f is not None]
+    train = np.setdiff1d(np.arange(n), np.concatenate([parts[f][1] for f in held]))
+    val = parts[fold][1] if fold is not None else None
+    test = parts[test_fold][1] if test_fold is not None else None
+    if fold is None and val_split > 0:          # validation from the folds left for training
+        sub = strata[train] if strata is not None else None
+        tr, va = split_indices(sub, val_split, seed, method, groups[train] if groups is not None else None,
+                               where=where, n=len(train))
+        train, val = train[tr], train[va]
+    for name, idx in (("training", train), ("validation", val), ("test", test)):
+        if idx is not None and len(idx) == 0:
+            raise UserError(f"{where}: {n} windows leave no {name} windows in --folds {folds}; use fewer folds")
+    return train, val, test
