@@ -11,12 +11,26 @@ the flags after -- are shared by every trial. The data can be grid flags too: on
 Results: OUT/trials.csv, OUT/summary.csv, OUT/best.json. Running the same command again resumes.
 See docs/sweep.md.
 """
+import argparse
 import os
 import sys
 
 from biosig.errors import ArgumentParser, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def cv_folds(text):
+    """--cv: 'loso' or a number of folds >= 2."""
+    if text == "loso":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of folds (2 or more) or loso, got {text!r}") from None
+    if k < 2:
+        raise argparse.ArgumentTypeError(f"{text}: cross-validation needs 2 or more folds")
+    return k
 
 
 def get_args_parser():
@@ -31,6 +45,12 @@ def get_args_parser():
                    help="repeat every point with these train.py --seed values")
     p.add_argument("--sample", type=positive_int, help="run only this many points drawn at random from the grid")
     p.add_argument("--sample-seed", type=nonnegative_int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--cv", type=cv_folds, metavar="K|loso",
+                   help="cross-validate every point: run it on each of K folds (train.py --folds K --fold i), or "
+                   "leaving one group out (loso: --groups/--group-col after --); rank by the mean over folds")
+    p.add_argument("--nested", action="store_true",
+                   help="with --cv: hold each fold out in turn as test data and choose the point on the others, "
+                   "so the reported test score is of data that chose nothing (K x (K-1) trials per point)")
     p.add_argument("--metric", help="objective from each trial's summary.json: val_f1, val_acc, val_loss, "
                    "val_mae, wall_s, ... (default: what train.py monitored)")
     p.add_argument("--mode", choices=["min", "max"], help="whether the objective is minimized (default: "

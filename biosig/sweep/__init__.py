@@ -30,7 +30,8 @@ from ..runs import write_json
 from .flags import absolute_paths, check_paths_exist, check_train_flags, is_number, train_options
 from .grid import check_grid_flags, expand, load_grid
 from .processes import run_trials, trial_envs
-from .results import check_metric, objective, objective_name_and_mode, ranked_table, write_results
+from .cv import setup as cv_setup
+from .results import best_lines, check_metric, objective, objective_name_and_mode, ranked_table, write_results
 from .trials import FAILED, build_trials, load_state, move_aside
 
 
@@ -130,13 +131,15 @@ def run_sweep(args, train_flags, train_parser, train_script):
     out = os.path.abspath(args.out)
     shared = absolute_paths(train_flags, options)
     check_paths_exist(shared, options)
+    cv_flags, folds, cv = cv_setup(args, shared, grids, options, train_parser)
+    shared = shared + cv_flags
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     if not args.dry_run and (not launcher or shutil.which(launcher[0]) is None):   # a dry run may be on a login node
         raise UserError(f"--launcher {args.launcher!r}: {launcher[0] if launcher else 'an empty command'} "
                         f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
     points = expand(grids, args.sample, args.sample_seed, args.grid, options)
-    trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid)
+    trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
     param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
 
     replaced = check_out_dir(out, shared)
@@ -161,12 +164,12 @@ def run_sweep(args, train_flags, train_parser, train_script):
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
-        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm)
+        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv)
     finally:
         os.close(lock)
 
 
-def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm):
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv):
     replaced = check_out_dir(out, shared)       # again, now that OUT is locked
     if replaced is not None:
         # no trial trained with the old flags (all failed, say, on a value train.py refused):
@@ -181,7 +184,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm):
         "grid_file": os.path.abspath(args.grid), "grid": grids, "train_flags": shared,
         "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,
         "metric": args.metric, "mode": args.mode, "launcher": args.launcher, "jobs": jobs, "gpus": gpus,
-        "timeout": args.timeout, "n_trials": len(trials), "argv": sys.argv,
+        "timeout": args.timeout, "cv": cv, "n_trials": len(trials), "argv": sys.argv,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
     for trial in trials:
         load_state(trial)
@@ -212,13 +215,13 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm):
                   else "")
         bar.write(f"[{finished[0]}/{len(todo)}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
         sys.stdout.flush()             # one line per trial, also when stdout is a log file
-        write_results(out, trials, param_names, args.metric, args.mode)
+        write_results(out, trials, param_names, args.metric, args.mode, cv)
 
     try:
         stopped = run_trials(todo, envs, out, args.timeout, args.grace, on_finish, warm)
     finally:
         bar.close()
-    rows = write_results(out, trials, param_names, args.metric, args.mode)
+    rows = write_results(out, trials, param_names, args.metric, args.mode, cv)
     name, mode = objective_name_and_mode(trials, args.metric, args.mode)
     check_metric(trials, args.metric)
     if stopped:
@@ -226,6 +229,9 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm):
               f"run the same command to resume", file=sys.stderr)
         return 128 + stopped
     print("\n".join(ranked_table(rows, name, mode)))
+    if os.path.exists(os.path.join(out, "best.json")):
+        with open(os.path.join(out, "best.json")) as f:
+            print("\n".join(best_lines(json.load(f))))
     failed = [t for t in trials if t.status in FAILED]
     if failed:
         print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",

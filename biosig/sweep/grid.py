@@ -137,18 +137,21 @@ def shown(flag, value):
     return text
 
 
-def trial_id(point, seed=None):
-    """Readable and stable: 'batch=64_lr=0.001_seed=0' (flags sorted), with a short hash of the
-    parameters appended when characters had to be replaced, a file path was shortened to its
-    name ('x=s01_X.npy-1a2b3c4d': two X.npy in different folders stay two ids), or the name is
-    long. The hash is of the parameters alone, so an id never depends on the other points."""
+def trial_id(point, seed=None, fold=None, test_fold=None):
+    """Readable and stable: 'batch=64_lr=0.001_seed=0' (flags sorted; then test-fold=, fold= with
+    --cv), with a short hash of the parameters appended when characters had to be replaced, a
+    file path was shortened to its name ('x=s01_X.npy-1a2b3c4d': two X.npy in different folders
+    stay two ids), or the name is long. The hash is of the parameters alone, so an id never
+    depends on the other points."""
     parts = [f"{flag}={shown(flag, value)}" for flag, value in sorted(point.items())]
     shortened = any(shown(flag, value) != render(value) for flag, value in point.items())
-    if seed is not None:
-        parts.append(f"seed={seed}")
+    for name, value in (("test-fold", test_fold), ("fold", fold), ("seed", seed)):
+        if value is not None:
+            parts.append(f"{name}={value}")
     text = "_".join(parts) or "default"
     safe = re.sub(r"[^A-Za-z0-9._=+-]", "-", text)
     if safe != text or len(safe) > 80 or shortened:
-        digest = hashlib.sha1(json.dumps([point, seed], sort_keys=True).encode()).hexdigest()[:8]
+        key = [point, seed] + ([fold, test_fold] if fold is not None or test_fold is not None else [])
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
         safe = f"{safe[:80]}-{digest}"
     return safe

@@ -9,6 +9,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import UserError
 from ..runs import write_json
+from .cv import nested_selection, per_fold, test_metric
 from .flags import render
 from .trials import FAILED
 
@@ -86,17 +87,37 @@ def _cell(value):
     return value
 
 
-def write_results(out, trials, param_names, metric, mode):
-    """trials.csv, summary.csv and (once a trial completed) best.json. Returns summarize()'s rows."""
+def test_score(trial, name):
+    """The trial's score on its test data (train.py --x-test or --test-fold) in the objective's
+    terms (val_acc -> the test's acc), or None."""
+    test = (trial.summary or {}).get("test") or {}
+    value = test.get(test_metric(name))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def write_results(out, trials, param_names, metric, mode, cv=None):
+    """trials.csv, summary.csv, folds.csv (with --cv) and (once a trial completed) best.json.
+    Returns summarize()'s rows."""
     name, mode = objective_name_and_mode(trials, metric, mode)
+    folds = ["fold", "test_fold"] if cv else []
     write_csv(os.path.join(out, "trials.csv"),
-              ["id", *param_names, "seed", "status", "exit_code", "objective", "best_epoch", "wall_s",
-               "samples_per_s", "run_dir", "error"],
-              [[t.id, *[render(t.params[p]) if p in t.params else "" for p in param_names], t.seed, t.status,
+              ["id", *param_names, "seed", *folds, "status", "exit_code", "objective", "test", "best_epoch",
+               "wall_s", "samples_per_s", "run_dir", "error"],
+              [[t.id, *[render(t.params[p]) if p in t.params else "" for p in param_names], t.seed,
+                *([_cell(t.fold), _cell(t.test_fold)] if cv else []), t.status,
                 _cell(t.exit_code), _cell(objective(t.summary, metric) if t.status == "completed" else None),
+                _cell(test_score(t, name)),
                 _cell((t.summary or {}).get("best_epoch")), _cell(round(t.wall_s, 2) if t.wall_s else None),
                 _cell((t.summary or {}).get("train_samples_per_s")), t.run_dir, t.error] for t in trials])
     rows = summarize(trials, metric, mode)
+    value_of = lambda t: objective(t.summary, metric)       # noqa: E731
+    if cv:      # one row per point and fold: the objective's mean over seeds
+        table = per_fold(trials, value_of)
+        keys = sorted({k for cells in table.values() for k in cells}, key=_fold_order)
+        write_csv(os.path.join(out, "folds.csv"),
+                  ["point", *param_names, *[f"fold {f}" if o is None else f"test {o} fold {f}" for o, f in keys]],
+                  [[r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
+                    *[_cell(table.get(r["point"], {}).get(k)) for k in keys]] for r in rows])
     write_csv(os.path.join(out, "summary.csv"),
               ["rank", "point", *param_names, "n", "failed", "mean", "std", "min", "max"],
               [[rank, r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
@@ -108,13 +129,64 @@ def write_results(out, trials, param_names, metric, mode):
         pick = min if mode == "min" else max
         trial = pick(done, key=lambda t: objective(t.summary, metric))
         argv = trial.base_argv + ["--save", "best.pt"]   # a new run dir under ./runs, as train.py does
-        write_json(os.path.join(out, "best.json"), {
+        if cv:      # the point trained on all the windows (with a validation split), not on one fold
+            argv = _without(argv, ("--folds", "--fold", "--test-fold"))
+        best = {
             "metric": name, "mode": mode, "point": top["point"], "params": top["params"],
             "n": top["n"], "mean": top["mean"], "std": top["std"],
             "trial": trial.id, "seed": trial.seed, "objective": objective(trial.summary, metric),
             "checkpoint": trial.checkpoint, "run_dir": trial.run_dir,
-            "argv": argv, "command": shlex.join(argv)})
+            "argv": argv, "command": shlex.join(argv)}
+        if cv:
+            cells = per_fold(top["trials"], value_of).get(top["point"], {})
+            best["cv"] = {**cv, "folds": {f"{k[1]}" if k[0] is None else f"test {k[0]} fold {k[1]}": cells[k]
+                                          for k in sorted(cells, key=_fold_order)}}
+        best["report"] = honest_report(trials, top, name, mode, value_of, cv)
+        write_json(os.path.join(out, "best.json"), best)
     return rows
+
+
+def _without(argv, flags):
+    """argv without the given flags and their values."""
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in flags:
+            skip = True
+        elif token.split("=", 1)[0] not in flags:
+            out.append(token)
+    return out
+
+
+def _fold_order(key):
+    """(test_fold, fold) keys in order, test_fold None first."""
+    return (-1 if key[0] is None else key[0], key[1])
+
+
+def honest_report(trials, top, name, mode, value_of, cv):
+    """What a sweep can report for its best point without reporting the number that chose it:
+    with --cv K --nested, each outer fold's test score of the point chosen without it; with test
+    data in every trial (--x-test), the chosen point's mean test score; else only the selection
+    score, marked as from the same data (optimistic)."""
+    on = (f"the validation folds of --cv {'loso' if cv['loso'] else cv['k']}" if cv else "the validation data")
+    if cv and cv["nested"]:
+        outer = nested_selection(trials, value_of, lambda t: test_score(t, name), mode)
+        tests = [o["test"] for o in outer if o["test"] is not None]
+        return {"selected_on": "the inner validation folds, never the outer test fold",
+                "score": float(np.mean(tests)) if tests else None,
+                "std": float(np.std(tests, ddof=1)) if len(tests) > 1 else None,
+                "metric": f"test {test_metric(name)}", "reported_on": "each outer fold, held out from selection",
+                "same_data_as_selection": False, "outer": outer}
+    tests = [s for s in (test_score(t, name) for t in top["trials"] if t.status == "completed") if s is not None]
+    if tests:
+        return {"selected_on": on, "score": float(np.mean(tests)),
+                "std": float(np.std(tests, ddof=1)) if len(tests) > 1 else None, "metric": f"test {test_metric(name)}",
+                "reported_on": "the trials' test data (--x-test / --test-fold)", "same_data_as_selection": False}
+    return {"selected_on": on, "score": top["mean"], "std": top["std"], "metric": name, "reported_on": on,
+            "same_data_as_selection": True,
+            "note": "optimistic: this score chose the point; report a test score instead (test data after --, "
+                    "--cv K --nested, or --refit-seeds with --x-test)"}
 
 
 def check_metric(trials, metric):
@@ -142,4 +214,23 @@ def ranked_table(rows, name, mode, limit=10):
         lines.append(f"{rank:>4}  {r['point']:<{width}}  {r['n']:>3}  {value:<24}  {r['failed']}")
     if len(rows) > limit:
         lines.append(f"      ... {len(rows) - limit} more in summary.csv")
+    return lines
+
+
+def best_lines(best):
+    """The best point's cross-validation folds and its honest report, as text lines."""
+    lines = []
+    if best.get("cv") and best["cv"]["folds"] and not best["cv"]["nested"]:
+        lines.append(f"best point per fold ({best['metric']}): "
+                     + "  ".join(f"{k}: {v:.4f}" for k, v in best["cv"]["folds"].items()))
+    r = best["report"]
+    for o in r.get("outer", []):
+        test = "-" if o["test"] is None else f"{o['test']:.4f}"
+        lines.append(f"outer fold {o['test_fold']}: chose {o['point']} ({best['metric']} {o['selection']:.4f} on "
+                     f"inner folds) -> {r['metric']} {test}")
+    if r["score"] is not None:
+        spread = f" ± {r['std']:.4f}" if r["std"] is not None else ""
+        lines.append(f"report: {r['metric']} {r['score']:.4f}{spread} on {r['reported_on']}"
+                     + (" -- the same data that chose the point: optimistic" if r["same_data_as_selection"] else
+                        f" (chosen on {r['selected_on']})"))
     return lines

@@ -27,6 +27,8 @@ class Trial:
     base_argv: list
     argv: list
     dir: str
+    fold: int = None       # with sweep.py --cv: train.py --fold (the validation fold)
+    test_fold: int = None  # with --cv K --nested: train.py --test-fold (the outer, held-out fold)
     status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | interrupted
     exit_code: object = None
     wall_s: float = 0.0
@@ -51,21 +53,24 @@ class Trial:
         return os.path.join(self.dir, "trial.json")
 
 
-def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path):
-    """One Trial per (point, seed), each command checked by train.py's own parser (types, choices)
-    before anything runs, and for its data: --x and --y (not needed with a parquet --x) from the
-    flags after -- or the grid. command_prefix: [python, train.py] or launcher + [train.py]."""
+def build_trials(points, seeds, train_flags, options, train_parser, out, command_prefix, grid_path, folds=None):
+    """One Trial per (point, seed, fold), each command checked by train.py's own parser (types,
+    choices) before anything runs, and for its data: --x and --y (not needed with a parquet --x)
+    from the flags after -- or the grid. command_prefix: [python, train.py] or launcher +
+    [train.py]. folds: (fold, test_fold) pairs (sweep.py --cv), the K in train_flags' --folds."""
     strict_parser(train_parser, "train.py flags after --").parse_args(train_flags)
     data_in_grid = any(flag in ("x", "y") for point in points for flag in point)
     trials = []
     for point in points:
         given = point_flags(point, options)
-        for seed in seeds or [None]:
+        for (fold, test_fold), seed in [(f, s) for f in folds or [(None, None)] for s in seeds or [None]]:
             seed_flags = [] if seed is None else ["--seed", str(seed)]
-            tid = trial_id(point, seed)
+            fold_flags = ([] if fold is None else ["--fold", str(fold)]) + (
+                [] if test_fold is None else ["--test-fold", str(test_fold)])
+            tid = trial_id(point, seed, fold, test_fold)
             directory = os.path.join(out, "trials", tid)
             per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt")]
-            flags = train_flags + given + seed_flags
+            flags = train_flags + given + fold_flags + seed_flags
             parsed = strict_parser(train_parser, f"{grid_path}: trial {tid}").parse_args(flags + per_trial)
             if not (parsed.x and (parsed.y or is_parquet(parsed.x))):
                 where = f"{grid_path}: trial {tid}" if data_in_grid else "train.py flags after --"
@@ -79,9 +84,9 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
                     model_options(parsed)
             except UserError as e:
                 raise UserError(f"{grid_path if point else 'train.py flags after --'}: trial {tid}: {e}") from None
-            trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed,
-                                base_argv=command_prefix + flags, argv=command_prefix + flags + per_trial,
-                                dir=directory))
+            trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed, fold=fold,
+                                test_fold=test_fold, base_argv=command_prefix + flags,
+                                argv=command_prefix + flags + per_trial, dir=directory))
     return trials
 
 
@@ -121,7 +126,8 @@ def load_state(trial):
 
 
 def save_state(trial, **extra):
-    write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed,
+    write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed, "fold": trial.fold,
+                                  "test_fold": trial.test_fold,
                                   "status": trial.status, "exit_code": trial.exit_code,
                                   "wall_s": round(trial.wall_s, 3), "error": trial.error, "warm": trial.warm,
                                   "argv": trial.argv, **extra})
