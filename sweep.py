@@ -51,6 +51,17 @@ def get_args_parser():
     p.add_argument("--nested", action="store_true",
                    help="with --cv: hold each fold out in turn as test data and choose the point on the others, "
                    "so the reported test score is of data that chose nothing (K x (K-1) trials per point)")
+    p.add_argument("--search", choices=["grid", "random", "optuna"], default="grid",
+                   help="grid: every point of --grid; random: --trials points drawn from it (lists and "
+                   "distributions, no dependency); optuna: --trials points proposed by TPE (needs optuna), the study "
+                   "kept in OUT/optuna.db so that the same command resumes it")
+    p.add_argument("--trials", type=positive_int, help="--search random/optuna: how many points to try")
+    p.add_argument("--prune", action="store_true",
+                   help="stop a point early when its trials are clearly worse at an epoch than earlier points at "
+                   "that epoch (Optuna's median rule on metrics.jsonl; needs optuna); recorded as pruned")
+    p.add_argument("--refit-seeds", type=nonnegative_int, nargs="+", metavar="SEED",
+                   help="once the search is done, train its best point again with each seed on all the training "
+                   "windows and report mean ± std on --x-test (OUT/refit.json)")
     p.add_argument("--metric", help="objective from each trial's summary.json: val_f1, val_acc, val_loss, "
                    "val_mae, wall_s, ... (default: what train.py monitored)")
     p.add_argument("--mode", choices=["min", "max"], help="whether the objective is minimized (default: "
@@ -65,6 +76,14 @@ def get_args_parser():
     p.add_argument("--no-warm-start", action="store_true",
                    help="start each trial as a fresh Python (default: fork it from one process that imported "
                    "torch once, saving ~2 s a trial; never with --launcher)")
+    p.add_argument("--emit-sbatch", metavar="FILE", help="write a SLURM job-array script running one trial per "
+                   "array task (the trials still to run), and run nothing here; see docs/sweep.md")
+    p.add_argument("--sbatch", metavar="OPTIONS", help="with --emit-sbatch: #SBATCH options for every task, e.g. "
+                   "'--time=02:00:00 --gres=gpu:1 --cpus-per-task=4'")
+    p.add_argument("--trial-index", type=nonnegative_int, metavar="I",
+                   help="run only trial I (what a job-array task does, with $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: write trials.csv, summary.csv, best.json from what the trials wrote")
     p.add_argument("--dry-run", action="store_true", help="print every trial's command; run and write nothing")
     return p
 

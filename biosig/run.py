@@ -62,7 +62,7 @@ def prepare_data(args):
     if args.folds is None and (args.fold is not None or args.test_fold is not None):
         raise UserError(f"{'--fold' if args.fold is not None else '--test-fold'} needs --folds K (the number of folds)")
     for flag, name in (("--x-val", "val"), ("--x-test", "test")):
-        if args.folds and name in extra and (name == "test" or args.fold is not None):
+        if args.folds and name in extra and (args.test_fold if name == "test" else args.fold) is not None:
             raise UserError(f"{flag} and --folds: give the {'validation' if name == 'val' else 'test'} windows "
                             f"one way (a file, or a fold of --x)")
     validate = "val" in extra or args.val_split > 0 or args.fold is not None

@@ -27,26 +27,33 @@ import time
 
 from ..errors import UserError
 from ..runs import write_json
-from .flags import absolute_paths, check_paths_exist, check_train_flags, is_number, train_options
+from .flags import (absolute_paths, absolute_point, check_paths_exist, check_train_flags, is_number, strict_parser,
+                    train_options)
 from .grid import check_grid_flags, expand, load_grid
-from .processes import run_trials, trial_envs
+from .processes import Queue, run_trials, trial_envs
 from .cv import setup as cv_setup
-from .results import best_lines, check_metric, objective, objective_name_and_mode, ranked_table, write_results
+from .results import (best_lines, check_metric, objective, objective_name_and_mode, planned_objective, ranked_table,
+                      write_results)
+from .space import check_space, corner_points, random_points, representative
+from .study import StudySource, open_study
+from . import refit, slurm
 from .trials import FAILED, build_trials, load_state, move_aside
 
 
-def acquire_lock(out):
-    """flock OUT/.lock for the sweep's lifetime (released by the kernel however the sweep ends)."""
+def acquire_lock(out, shared=False):
+    """flock OUT/.lock for the sweep's lifetime (released by the kernel however the sweep ends).
+    shared: a job-array task or a collector, which run side by side but never beside a sweep."""
     path = os.path.join(out, ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise UserError(f"{out}: another sweep (pid {holder}) is running in this directory") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
@@ -118,7 +125,15 @@ def run_sweep(args, train_flags, train_parser, train_script):
     if args.seeds and any(options.get(t.split("=", 1)[0]) is options["--seed"] for t in train_flags):
         raise UserError("train.py flags after --: --seed conflicts with --seeds (each trial gets its seed)")
     grids = load_grid(args.grid)
-    check_grid_flags(grids, options, args.grid)
+    check_space(grids, args.search, args.grid)
+    if args.search != "grid" and not args.trials:
+        raise UserError(f"--search {args.search} needs --trials N (how many points to try)")
+    if args.search == "grid" and args.trials:
+        raise UserError("--trials goes with --search random or optuna (a grid runs every point; --sample K "
+                        "runs K of them)")
+    if args.search != "grid" and args.sample:
+        raise UserError(f"--sample draws grid points; with --search {args.search}, --trials N says how many")
+    check_grid_flags(representative(grids), options, args.grid)
     given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("-") and not is_number(t)}
     for grid in grids:
         for flag in grid:
@@ -133,15 +148,41 @@ def run_sweep(args, train_flags, train_parser, train_script):
     check_paths_exist(shared, options)
     cv_flags, folds, cv = cv_setup(args, shared, grids, options, train_parser)
     shared = shared + cv_flags
+    refit.check(args, strict_parser(train_parser, "train.py flags after --").parse_args(shared))
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     if not args.dry_run and (not launcher or shutil.which(launcher[0]) is None):   # a dry run may be on a login node
         raise UserError(f"--launcher {args.launcher!r}: {launcher[0] if launcher else 'an empty command'} "
                         f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
-    points = expand(grids, args.sample, args.sample_seed, args.grid, options)
+    if args.search == "random":
+        points = expand([{k: [v] for k, v in p.items()} for p in random_points(grids[0], args.trials, args.sample_seed)],
+                        options=options)
+    elif args.search == "optuna":       # asked as the sweep goes; their bounds are checked now
+        build_trials(expand([{k: [v] for k, v in p.items()} for p in corner_points(grids)], options=options),
+                     args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
+        points = []
+    else:
+        points = expand(grids, args.sample, args.sample_seed, args.grid, options)
     trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
     param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
 
+    def build(point):
+        """A point's member trials (its folds and seeds), their state read from OUT."""
+        members = build_trials([absolute_point(point, options)], args.seeds, shared, options, train_parser, out,
+                               prefix, args.grid, folds)
+        for m in members:
+            load_state(m)
+        return members
+
+    array = args.emit_sbatch or args.trial_index is not None or args.collect
+    if array and args.refit_seeds:
+        raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
+                        "--emit-sbatch, --trial-index or --collect")
+    if array and (args.search == "optuna" or args.prune):
+        raise UserError("--emit-sbatch, --trial-index and --collect run a fixed list of trials: a grid or "
+                        "--search random, without --prune")
+    if sum(map(bool, (args.emit_sbatch, args.trial_index is not None, args.collect, args.dry_run))) > 1:
+        raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
     replaced = check_out_dir(out, shared)
     if args.dry_run:
         if replaced is not None:
@@ -155,21 +196,58 @@ def run_sweep(args, train_flags, train_parser, train_script):
                     "failed": "failed, re-run only with --retry-failed"}.get(trial.status, trial.status)
             print(f"# {trial.id} ({note})")
             print(shlex.join(trial.argv))
+        if args.search == "optuna":
+            print(f"# --search optuna: up to {args.trials} points proposed by TPE from {args.grid} as the sweep "
+                  f"goes, each run as {len(folds or [0]) * len(args.seeds or [0])} trial(s) like")
+            print(shlex.join(build(corner_points(grids)[0])[0].argv))
         return 0
 
+    if (args.trial_index is not None or args.collect) and not os.path.exists(os.path.join(out, "sweep.json")):
+        raise UserError(f"--out {out}: no sweep here (no sweep.json); --emit-sbatch, or a sweep, starts one")
+    if (args.trial_index is not None or args.collect) and replaced is not None:
+        raise UserError(f"--out {out}: was swept with other train.py flags ('{shlex.join(replaced)}'); "
+                        f"give the command the array was emitted with")
     try:
         os.makedirs(out, exist_ok=True)
-        lock = acquire_lock(out)
+        lock = acquire_lock(out, shared=args.trial_index is not None or args.collect)
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
+        if args.trial_index is not None or args.collect:
+            return _array_task(args, out, trials, param_names, gpus, cv)
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
-        return _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv)
+        status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build)
+        if args.refit_seeds and status in (0, 1) and os.path.exists(os.path.join(out, "best.json")):
+            refit_status, lines = refit.refit(args, out, shared, options, train_parser, prefix,
+                                              trial_envs(jobs, gpus), warm)
+            print("\n".join(lines))
+            status = max(status, refit_status) if refit_status < 128 else refit_status
+        return status
     finally:
         os.close(lock)
 
 
-def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv):
+def _array_task(args, out, trials, param_names, gpus, cv):
+    """--trial-index I: run trial I alone (a job-array task); --collect: only the results."""
+    for trial in trials:
+        load_state(trial)
+    if args.trial_index is not None:
+        trial, why = slurm.pick(trials, args.trial_index, args.retry_failed)
+        if trial is None:
+            print(f"sweep {out}: {why}; nothing to do")
+            return 0
+        print(f"sweep {out}: trial {args.trial_index} of {len(trials)}: {trial.id}", flush=True)
+        stopped = run_trials(Queue([trial]), trial_envs(1, gpus), out, args.timeout, args.grace,
+                             lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)", flush=True))
+        if stopped:
+            print(f"stopped by {signal.Signals(stopped).name}: the array task can be requeued to resume",
+                  file=sys.stderr)
+            return 128 + stopped
+        return 0 if trial.status == "completed" else 1
+    return _report(args, out, trials, param_names, cv)
+
+
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build):
     replaced = check_out_dir(out, shared)       # again, now that OUT is locked
     if replaced is not None:
         # no trial trained with the old flags (all failed, say, on a value train.py refused):
@@ -184,17 +262,35 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv):
         "grid_file": os.path.abspath(args.grid), "grid": grids, "train_flags": shared,
         "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,
         "metric": args.metric, "mode": args.mode, "launcher": args.launcher, "jobs": jobs, "gpus": gpus,
-        "timeout": args.timeout, "cv": cv, "n_trials": len(trials), "argv": sys.argv,
+        "timeout": args.timeout, "cv": cv, "search": args.search, "trials": args.trials, "prune": args.prune,
+        "n_trials": len(trials), "argv": sys.argv,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
     for trial in trials:
         load_state(trial)
     check_metric(trials, args.metric)       # before running anything, when finished trials can tell
     retry = FAILED if args.retry_failed else ()
     todo = [t for t in trials if t.status in ("pending", "incomplete") or t.status in retry]
+    if args.emit_sbatch:
+        slurm.emit(os.path.abspath(args.emit_sbatch), trials, todo, out, args.sbatch)
+        return 0
     n_done = sum(t.status == "completed" for t in trials)
     kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
     envs = trial_envs(jobs, gpus)
-    print(f"sweep {out}: {len(trials)} trials, {n_done} done, {len(todo)} to run"
+    source, n_todo, to_run = Queue(todo), len(todo), f"{len(todo)} to run"
+    if args.search == "optuna" or args.prune:
+        name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
+        study = open_study(out, mode, args.sample_seed)
+        if args.search == "optuna":
+            source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
+                                 prune=args.prune)
+            per_point = len(build(corner_points(grids)[0]))
+            n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
+            to_run = f"up to {source.left} point(s) of {per_point} trial(s) to run (--search optuna)"
+        else:
+            order = list(dict.fromkeys(t.point_id for t in todo))
+            source = StudySource(study, build, args.metric, name, trials, prune=True,
+                                 points=[[t for t in trials if t.point_id == p] for p in order])
+    print(f"sweep {out}: {len(trials)} trials, {n_done} done, {to_run}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
           + f" | jobs {jobs}, " + (f"GPUs {gpus}, " if gpus else "") + f"{envs[0]['OMP_NUM_THREADS']} thread"
           + ("s" if envs[0]["OMP_NUM_THREADS"] != "1" else "") + " each",
@@ -202,7 +298,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv):
 
     from tqdm import tqdm
     tqdm.monitor_interval = 0          # no monitor thread: trials are forked with a preexec function
-    bar = tqdm(total=len(trials), initial=n_done, unit="trial", disable=not sys.stderr.isatty(),
+    bar = tqdm(total=n_done + n_todo, initial=n_done, unit="trial", disable=not sys.stderr.isatty(),
                dynamic_ncols=True)
     finished = [0]
 
@@ -213,21 +309,31 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv):
         detail = (f"{value:.4f} at epoch {trial.summary['best_epoch']}" if value is not None
                   else f"exit {trial.exit_code}: {trial.error.split(' | ')[-1][-200:]}" if trial.status in FAILED
                   else "")
-        bar.write(f"[{finished[0]}/{len(todo)}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
+        bar.write(f"[{finished[0]}/{n_todo}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
         sys.stdout.flush()             # one line per trial, also when stdout is a log file
         write_results(out, trials, param_names, args.metric, args.mode, cv)
 
     try:
-        stopped = run_trials(todo, envs, out, args.timeout, args.grace, on_finish, warm)
+        stopped = run_trials(source, envs, out, args.timeout, args.grace, on_finish, warm)
     finally:
         bar.close()
-    rows = write_results(out, trials, param_names, args.metric, args.mode, cv)
-    name, mode = objective_name_and_mode(trials, args.metric, args.mode)
-    check_metric(trials, args.metric)
     if stopped:
+        write_results(out, trials, param_names, args.metric, args.mode, cv)
         print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
               f"run the same command to resume", file=sys.stderr)
         return 128 + stopped
+    return _report(args, out, trials, param_names, cv)
+
+
+def _report(args, out, trials, param_names, cv):
+    """Write the results, print the ranked table and the best point's report. The exit status:
+    1 if a trial failed, else 0."""
+    rows = write_results(out, trials, param_names, args.metric, args.mode, cv)
+    name, mode = objective_name_and_mode(trials, args.metric, args.mode)
+    check_metric(trials, args.metric)
+    waiting = sum(t.status in ("pending", "incomplete", "interrupted", "running") for t in trials)
+    if waiting:
+        print(f"{waiting} of {len(trials)} trials have not finished (pending or interrupted)")
     print("\n".join(ranked_table(rows, name, mode)))
     if os.path.exists(os.path.join(out, "best.json")):
         with open(os.path.join(out, "best.json")) as f:

@@ -1,7 +1,8 @@
 """The grid of a sweep: which train.py flags each trial gets.
 
 A grid file is a JSON object {flag: [values]} (their cartesian product) or a list of such
-objects (the union of their products); flag names are train.py's without dashes. `true` is
+objects (the union of their products); flag names are train.py's without dashes. For
+--search random / optuna a flag may hold a distribution instead (biosig.sweep.space). `true` is
 the bare flag, `false`/`null` leave it out. Every point is checked against train.py's own
 parser before any trial runs; a trial's id is readable and stable for the same parameters.
 Any train.py flag can be a grid flag, data files included ({"x": ["s01_X.npy", "s02_X.npy"]}).
@@ -16,6 +17,7 @@ import re
 
 from ..errors import UserError
 from .flags import PER_TRIAL, absolute_point, is_path_flag, render
+from .space import check_distribution
 
 # Without --sample, a larger grid is refused (it is probably a mistake, and would be built in memory).
 MAX_POINTS = 100_000
@@ -37,10 +39,15 @@ def load_grid(path):
         where = f"{path}: grid {i}" if isinstance(raw, list) else path
         if not isinstance(grid, dict):
             raise UserError(f"{where}: expected an object {{flag: [values]}}, got {json.dumps(grid)[:60]}")
-        for flag, values in grid.items():
-            if not isinstance(values, list):
-                raise UserError(f"{where}: '{flag}' must be a list of values, got {json.dumps(values)[:60]}")
-            if not values:
+        for flag, values in list(grid.items()):
+            if isinstance(values, dict):            # a distribution (--search random / optuna)
+                kind, args = check_distribution(where, flag, values)
+                grid[flag] = {kind: args}
+                values = args if kind == "choice" else []
+            elif not isinstance(values, list):
+                raise UserError(f"{where}: '{flag}' must be a list of values or a distribution "
+                                f"({{\"log\": [low, high]}}, ...), got {json.dumps(values)[:60]}")
+            elif not values:
                 raise UserError(f"{where}: '{flag}' has an empty list of values")
             for value in values:
                 if not (value is None or isinstance(value, (bool, int, float, str))):

@@ -123,37 +123,68 @@ def finish_trial(trial, returncode, seconds, status=None):
     trial.error = ""
     if status == "failed" and returncode == 0:
         trial.error = "train.py exited 0 but wrote no run/summary.json"
-    elif status != "completed":
+    elif status not in ("completed", "pruned"):
         trial.error = log_tail(trial.log)
     save_state(trial, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
-def run_trials(todo, envs, out, timeout, grace, on_finish, warm_script=None):
-    """Run the trials, len(envs) at a time. Returns the signal number that stopped the sweep,
-    or None. Running trials are always stopped on the way out, whatever happens.
+class Queue:
+    """A fixed list of trials to run, in order: what run_trials takes trials from. A search
+    (biosig.sweep.study) has the same methods and makes its trials as slots free up."""
+
+    def __init__(self, todo):
+        self.todo = list(todo)
+
+    def next(self):
+        """The next trial to start, or None (none now)."""
+        return self.todo.pop(0) if self.todo else None
+
+    def exhausted(self):
+        return not self.todo
+
+    def finished(self, trial):
+        """A trial ended (its status is set)."""
+
+    def to_stop(self, running):
+        """Running trials to stop now, as {trial id: status} (pruning)."""
+        return {}
+
+
+def run_trials(source, envs, out, timeout, grace, on_finish, warm_script=None):
+    """Run the trials of `source` (a Queue, or a search), len(envs) at a time. Returns the
+    signal number that stopped the sweep, or None. Running trials are always stopped on the
+    way out, whatever happens.
 
     warm_script (train.py's path, or None for none): trials are forked from one warm process
     that imported torch once (biosig.sweep.warm) instead of each starting Python afresh."""
     preexec = _die_with_parent_fn()
-    queue, free, running = list(todo), list(range(len(envs))), []   # running: (trial, proc, slot, t0)
-    forker = warm.Forker(warm_script, envs[0], preexec) if warm_script and todo else None
+    free, running = list(range(len(envs))), []   # running: (trial, proc, slot, t0)
+    forker = warm.Forker(warm_script, envs[0], preexec) if warm_script and not source.exhausted() else None
     with Signals() as caught:
         try:
-            while (queue or running) and caught.signum is None:
-                while queue and free and caught.signum is None:
-                    trial, slot = queue.pop(0), free.pop(0)
+            while (not source.exhausted() or running) and caught.signum is None:
+                while free and caught.signum is None:
+                    trial = source.next()
+                    if trial is None:
+                        break
+                    slot = free.pop(0)
                     proc = start_trial(trial, envs[slot], out, preexec, forker)
                     running.append((trial, proc, slot, time.monotonic()))
+                stop = source.to_stop([entry[0] for entry in running])
                 for entry in list(running):
                     trial, proc, slot, t0 = entry
                     returncode, status = proc.poll(), None
                     if returncode is None and timeout and time.monotonic() - t0 > timeout:
                         stop_groups([proc], grace)
                         returncode, status = proc.returncode, "timeout"
+                    elif trial.id in stop:
+                        stop_groups([proc], grace)
+                        returncode, status = proc.returncode, stop[trial.id]
                     if returncode is not None:
                         running.remove(entry)
                         free.append(slot)
                         finish_trial(trial, returncode, time.monotonic() - t0, status)
+                        source.finished(trial)
                         on_finish(trial)
                 time.sleep(0.05)
         finally:

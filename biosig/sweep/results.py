@@ -51,6 +51,18 @@ def objective_name_and_mode(trials, metric, mode):
     return name, mode
 
 
+def planned_objective(trials, metric, mode):
+    """(name, mode) of the objective before any trial has run (a study needs its direction):
+    --metric or what the first trial's train.py will monitor, and its task's direction for it."""
+    from ..tasks import TASKS
+    parsed = trials[0].train_args
+    task = TASKS[parsed.task]
+    name = metric or parsed.monitor or task.default_monitor
+    if mode is None:
+        mode = task.monitors.get(name) or ("min" if ("loss" in name or name == "wall_s") else "max")
+    return name, mode
+
+
 def summarize(trials, metric, mode):
     """Per point: n completed, n failed, mean/std/min/max of the objective over its seeds.
     Returns the rows ranked best first (points without a completed trial last)."""

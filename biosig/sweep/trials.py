@@ -29,12 +29,13 @@ class Trial:
     dir: str
     fold: int = None       # with sweep.py --cv: train.py --fold (the validation fold)
     test_fold: int = None  # with --cv K --nested: train.py --test-fold (the outer, held-out fold)
-    status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | interrupted
+    status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | pruned | interrupted
     exit_code: object = None
     wall_s: float = 0.0
     error: str = ""
     warm: bool = False          # its last attempt ran in a warm process (biosig.sweep.warm)
     summary: dict = field(default=None, repr=False)
+    train_args: object = field(default=None, repr=False)    # its argv as train.py's parser reads it
 
     @property
     def run_dir(self):
@@ -86,7 +87,7 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
                 raise UserError(f"{grid_path if point else 'train.py flags after --'}: trial {tid}: {e}") from None
             trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed, fold=fold,
                                 test_fold=test_fold, base_argv=command_prefix + flags,
-                                argv=command_prefix + flags + per_trial, dir=directory))
+                                argv=command_prefix + flags + per_trial, dir=directory, train_args=parsed))
     return trials
 
 
@@ -103,8 +104,8 @@ def read_summary(run_dir):
 
 
 def load_state(trial):
-    """Set trial.status from OUT: failed/timeout as recorded, completed if train.py wrote its
-    summary, incomplete if an attempt was started, else pending."""
+    """Set trial.status from OUT: failed/timeout/pruned as recorded, completed if train.py wrote
+    its summary, incomplete if an attempt was started, else pending."""
     state = {}
     if os.path.exists(trial.state_path):
         try:
@@ -115,7 +116,7 @@ def load_state(trial):
     trial.exit_code, trial.error = state.get("exit_code"), state.get("error", "")
     trial.wall_s = state.get("wall_s") or 0.0
     trial.summary = read_summary(trial.run_dir)
-    if state.get("status") in FAILED:
+    if state.get("status") in FAILED + ("pruned",):
         trial.status = state["status"]
     elif trial.summary is not None:
         trial.status = "completed"

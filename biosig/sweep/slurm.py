@@ -1,0 +1,85 @@
+"""Past one machine: a sweep as a SLURM job array.
+
+    python sweep.py --grid g.json --out OUT --emit-sbatch OUT/array.sbatch -- --x X.npy ...   # writes it
+    sbatch OUT/array.sbatch                      # array task i runs trial i: sweep.py ... --trial-index i
+    python sweep.py --grid g.json --out OUT --collect -- --x X.npy ...                     # the results
+
+Each array task runs one trial into its own OUT/trials/<id>/ exactly as a local sweep would
+(resuming its last.pt when the task is requeued), holding OUT/.lock shared, so that tasks run
+side by side but never beside a local sweep of the same OUT. Emitting again writes an array of
+only the trials still to run (pending, interrupted, and failed ones with --retry-failed).
+"""
+import os
+import shlex
+import sys
+
+from ..atomic import atomic_path
+from ..errors import UserError
+
+
+def script_text(trials, todo, argv, cwd, out, sbatch_options):
+    """The job-array script: one array task per trial index in `todo`."""
+    indices = [trials.index(t) for t in todo]
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    rest = argv[argv.index("--"):] if "--" in argv else []
+    drop = {"--emit-sbatch", "--sbatch"}
+    kept, skip = [], False
+    for token in own:               # the command as given, without the emitting options
+        if skip:
+            skip = False
+        elif token in drop:
+            skip = True
+        elif token.split("=", 1)[0] not in drop and token != "--retry-failed":
+            kept.append(token)
+    if "--retry-failed" in own:
+        kept.append("--retry-failed")
+    command = [sys.executable, os.path.abspath(sys.argv[0]), *kept, "--trial-index", "TASK", *rest]
+    line = shlex.join(command).replace("TASK", '"$SLURM_ARRAY_TASK_ID"', 1)
+    head = ["#SBATCH --job-name=biosig-sweep", f"#SBATCH --array={_ranges(indices)}",
+            f"#SBATCH --output={os.path.join(out, 'slurm', '%A_%a.out')}"]
+    head += [f"#SBATCH {option}" for option in shlex.split(sbatch_options or "")]
+    return "\n".join(["#!/bin/bash", *head,
+                      f"# {len(indices)} of the {len(trials)} trials of sweep {out}; written by sweep.py --emit-sbatch",
+                      "set -euo pipefail", f"cd {shlex.quote(cwd)}", f"exec {line}", ""])
+
+
+def _ranges(indices):
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8' (SLURM's --array syntax)."""
+    parts, start = [], None
+    for i, index in enumerate(indices):
+        if start is None:
+            start = index
+        if i + 1 == len(indices) or indices[i + 1] != index + 1:
+            parts.append(str(start) if start == index else f"{start}-{index}")
+            start = None
+    return ",".join(parts)
+
+
+def emit(path, trials, todo, out, sbatch_options):
+    """Write the array script (OUT/sweep.json, which the tasks check their command against, is
+    written by the sweep)."""
+    if not todo:
+        raise UserError(f"--emit-sbatch: every trial of {out} has finished; nothing to submit "
+                        f"(--retry-failed to include failed ones)")
+    os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(script_text(trials, todo, sys.argv[1:], os.getcwd(), out, sbatch_options))
+    os.chmod(path, 0o755)
+    print(f"{path}: {len(todo)} array task(s) for the {len(trials)} trials of {out}\n"
+          f"submit: sbatch {shlex.quote(path)}\n"
+          f"then collect: the same sweep.py command with --collect instead of --emit-sbatch")
+
+
+def pick(trials, index, retry_failed):
+    """The trial an array task runs -> (trial, None), or (None, why it has nothing to do)."""
+    if not 0 <= index < len(trials):
+        raise UserError(f"--trial-index {index}: the sweep has trials 0..{len(trials) - 1}")
+    trial = trials[index]
+    if trial.status == "completed":
+        return None, f"trial {index} ({trial.id}) completed already"
+    if trial.status in ("failed", "timeout") and not retry_failed:
+        return None, f"trial {index} ({trial.id}) {trial.status}; re-run it with --retry-failed"
+    if trial.status == "pruned":
+        return None, f"trial {index} ({trial.id}) was pruned"
+    return trial, None
