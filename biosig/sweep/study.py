@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import UserError
 from .results import objective
 from .space import suggest
+from .trials import save_state
 
 STUDY = "sweep"
 DONE = ("completed", "failed", "timeout", "pruned")
@@ -101,8 +102,19 @@ class StudySource:
 
     def finished(self, trial):
         number = self.member_of.get(trial.id)
-        if number is not None and all(m.status in DONE for m in self.groups[number][1]):
+        if number is None or number not in self.groups:
+            return
+        if self.prune:          # the epochs since the last poll, so that later points compare with all of them
+            self._report(trial, *self.groups[number])
+        if all(m.status in DONE for m in self.groups[number][1]):
             self._tell(number)
+
+    def _report(self, member, trial, members):
+        position = [m.id for m in members].index(member.id)
+        for row in self._new_rows(member):
+            value = row.get(self.name)
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                trial.report(float(value), position * STEP + int(row["epoch"]))
 
     def _tell(self, number):
         trial, members = self.groups.pop(number)
@@ -129,17 +141,15 @@ class StudySource:
             if number is None or number not in self.groups:
                 continue
             trial, members = self.groups[number]
-            position = [m.id for m in members].index(member.id)
-            for row in self._new_rows(member):
-                value = row.get(self.name)
-                if isinstance(value, (int, float)) and np.isfinite(value):
-                    trial.report(float(value), position * STEP + int(row["epoch"]))
+            self._report(member, trial, members)
             if trial.should_prune():
                 for m in members:
                     if m.status == "running":
                         stop[m.id] = "pruned"
-                    elif m.status not in DONE:
+                    elif m.status not in DONE:         # not started: never will be
                         m.status = "pruned"
+                        os.makedirs(m.dir, exist_ok=True)
+                        save_state(m)
                         if m in self.pending:
                             self.pending.remove(m)
         return stop
