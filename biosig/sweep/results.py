@@ -153,6 +153,13 @@ def write_results(out, trials, param_names, metric, mode, cv=None):
             cells = per_fold(top["trials"], value_of).get(top["point"], {})
             best["cv"] = {**cv, "folds": {f"{k[1]}" if k[0] is None else f"test {k[0]} fold {k[1]}": cells[k]
                                           for k in sorted(cells, key=_fold_order)}}
+            held = {}       # which groups each validation fold held out (leave-one-subject-out: one each)
+            for t in top["trials"]:
+                ids = (((t.summary or {}).get("split") or {}).get("val") or {}).get("group_ids")
+                if ids is not None and t.test_fold is None:
+                    held[str(t.fold)] = ids
+            if held:
+                best["cv"]["groups"] = dict(sorted(held.items(), key=lambda kv: int(kv[0])))
         best["report"] = honest_report(trials, top, name, mode, value_of, cv)
         write_json(os.path.join(out, "best.json"), best)
     return rows
@@ -233,8 +240,10 @@ def best_lines(best):
     """The best point's cross-validation folds and its honest report, as text lines."""
     lines = []
     if best.get("cv") and best["cv"]["folds"] and not best["cv"]["nested"]:
-        lines.append(f"best point per fold ({best['metric']}): "
-                     + "  ".join(f"{k}: {v:.4f}" for k, v in best["cv"]["folds"].items()))
+        groups = best["cv"].get("groups", {})
+        lines.append(f"best point per fold ({best['metric']}): " + "  ".join(
+            f"{k}{' (group ' + ','.join(map(str, groups[k])) + ')' if len(groups.get(k, [])) == 1 else ''}: {v:.4f}"
+            for k, v in best["cv"]["folds"].items()))
     r = best["report"]
     for o in r.get("outer", []):
         test = "-" if o["test"] is None else f"{o['test']:.4f}"
