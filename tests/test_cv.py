@@ -97,3 +97,27 @@ def test_bad_fold_options(subj, flags, needle):
                "--save", d / "m.pt", "--run-dir", d / "r")
     assert_user_error(proc, needle)
     assert not (d / "r").exists() and not (d / "m.pt").exists()
+
+
+def test_many_groups_are_recorded_as_hashes_and_still_checked():
+    from biosig import ledger
+    groups = np.repeat([f"s{i:04d}" for i in range(1500)], 2)
+    entry = ledger.make(groups, np.arange(2200), np.arange(2200, 3000))      # 1100 groups train, 400 validate
+    assert "ids" not in entry["train"] and entry["train"]["hashes"].shape == (1100,)
+    assert entry["train"]["windows"] == 2200 and int(entry["train"]["counts"].sum()) == 2200
+    assert len(entry["val"]["ids"]) == 400
+    result = ledger.check(entry, np.array(["s0003", "s1200", "new01"]))
+    assert list(result["seen"]) == ["train", "val", ""] and result["leaky"]
+    assert not ledger.check(entry, np.array(["new01", "new02"]))["leaky"]
+
+
+def test_loso_counts_the_groups_of_a_parquet_group_column(tmp_path):
+    pytest.importorskip("pyarrow")
+    from argparse import Namespace
+    from biosig.data.parquet import write_windows_table
+    from biosig.sweep.cv import count_groups
+    data = subjects(n_subjects=5, per_subject=6)
+    write_windows_table(tmp_path / "w.parquet", data["X"], data["y"], data["groups"], group_col="subject")
+    assert count_groups(Namespace(groups=None, group_col="subject", x=str(tmp_path / "w.parquet"))) == 5
+    np.save(tmp_path / "g.npy", data["groups"])
+    assert count_groups(Namespace(groups=str(tmp_path / "g.npy"), group_col=None, x=None)) == 5

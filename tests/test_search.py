@@ -202,6 +202,8 @@ BAD = [
     ('{"lr": [0.1]}', ["--refit-seeds", "0", "1"], "--refit-seeds scores the best point on test data"),
     ('{"lr": [0.1]}', ["--search", "optuna", "--trials", "2", "--emit-sbatch", "a.sbatch"], "a fixed list of trials"),
     ('{"lr": [0.1]}', ["--collect"], "no sweep here"),
+    ('{"lr": [0.1]}', ["--cv", "3", "X-VAL"], "--x-val and --cv"),
+    ('{"lr": [0.1]}', ["--cv", "3", "--nested", "X-TEST"], "--x-test and --nested"),
 ]
 
 
@@ -209,7 +211,11 @@ BAD = [
 def test_a_bad_search_is_one_line_and_nothing_is_written(subj, space, own, needle):
     d = subj
     grid = write(d / "space.json", space)
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *own, *data_flags(d, "--epochs", "2"))
+    extra = {"X-VAL": ["--x-val", d / "X_test.npy", "--y-val", d / "y_test.npy"],
+             "X-TEST": ["--x-test", d / "X_test.npy", "--y-test", d / "y_test.npy"]}
+    after = [a for flag in own if flag in extra for a in extra[flag]]
+    own = [flag for flag in own if flag not in extra]
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *own, *data_flags(d, "--epochs", "2", *after))
     assert_user_error(proc, needle)
     assert not (d / "sw").exists() and not (d / "a.sbatch").exists()
 

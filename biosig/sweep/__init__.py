@@ -282,13 +282,13 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         study = open_study(out, mode, args.sample_seed)
         if args.search == "optuna":
             source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
-                                 prune=args.prune)
+                                 prune=args.prune, retry=args.retry_failed)
             per_point = len(build(corner_points(grids)[0]))
             n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
             to_run = f"up to {source.left} point(s) of {per_point} trial(s) to run (--search optuna)"
         else:
             order = list(dict.fromkeys(t.point_id for t in todo))
-            source = StudySource(study, build, args.metric, name, trials, prune=True,
+            source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
                                  points=[[t for t in trials if t.point_id == p] for p in order])
     print(f"sweep {out}: {len(trials)} trials, {n_done} done, {to_run}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")

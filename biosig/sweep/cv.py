@@ -22,7 +22,7 @@ def count_groups(parsed):
         shape = read_npy_header(parsed.groups, "groups")[0]
         return len(np.unique(load_groups(parsed.groups, shape[0] if shape else 1)))
     if parsed.group_col and parsed.x and parquet.is_parquet(parsed.x):
-        pq = parquet._import_pyarrow(parsed.x)[1]
+        pq = parquet._import_pyarrow(parsed.x)[2]
         try:
             column = pq.read_table(parsed.x, columns=[parsed.group_col]).column(parsed.group_col)
         except (OSError, KeyError, ValueError) as e:
@@ -46,6 +46,12 @@ def setup(args, shared, grids, options, train_parser):
         if dest in given:
             raise UserError(f"train.py flags after --: --{dest.replace('_', '-')} is set for each trial by --cv")
     parsed = strict_parser(train_parser, "train.py flags after --").parse_args(shared)
+    if parsed.x_val:
+        raise UserError("train.py flags after --: --x-val and --cv: with --cv each fold validates in turn; "
+                        "leave --x-val out")
+    if args.nested and parsed.x_test:
+        raise UserError("train.py flags after --: --x-test and --nested: --nested holds each fold of --x out as "
+                        "test data; give one or the other")
     extra = []
     if args.cv == "loso":
         k = count_groups(parsed)

@@ -53,11 +53,14 @@ class StudySource:
     the objective (--metric, and the metrics.jsonl column it is at each epoch); trials: the sweep's
     list of every trial, appended to as points are asked. Either `points` (a grid or random
     search: a fixed list, each asked as a study trial when it starts) or `space` and `n_points`
-    (--search optuna: TPE proposes up to n_points finished points)."""
+    (--search optuna: TPE proposes up to n_points finished points). retry: --retry-failed, failed
+    members run again."""
 
-    def __init__(self, study, build, metric, name, trials, points=None, space=None, n_points=0, prune=False):
+    def __init__(self, study, build, metric, name, trials, points=None, space=None, n_points=0, prune=False,
+                 retry=False):
         self.study, self.build, self.metric, self.name = study, build, metric, name
         self.trials, self.space, self.prune = trials, space, prune
+        self.rerun = ("failed", "timeout") if retry else ()      # --retry-failed
         self.points = list(points or [])
         self.pending, self.groups, self.member_of, self.read, self.last_poll = [], {}, {}, {}, 0.0
         optuna = import_optuna()
@@ -95,7 +98,7 @@ class StudySource:
             self.groups[trial.number] = (trial, members)
             for m in members:
                 self.member_of[m.id] = trial.number
-            self.pending = [m for m in members if m.status not in DONE]
+            self.pending = [m for m in members if m.status not in DONE or m.status in self.rerun]
             if not self.pending:        # every member finished in an earlier sweep
                 self._tell(trial.number)
         return self.pending.pop(0) if self.pending else None
