@@ -360,7 +360,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             folds = split.get("folds")
             held = (f", fold {folds['fold']} of {folds['k']}" if folds and folds["fold"] is not None else "") + (
                 f", test fold {folds['test_fold']} of {folds['k']}" if folds and folds["test_fold"] is not None else "")
-            split_line = (f"split {split['method']}{held}: train {split['train']['windows']} / val {split['val']['windows']}"
+            split_line = (f"split {split['method']}{held}: train {split['train']['windows']} / "
+                          f"val {split['val']['windows']}"
                           + (f" | groups {split['train']['groups']} / {split['val']['groups']}"
                              if "groups" in split["val"] else "")
                           + (f" | {task.split_text(split['train'], split['val'])}"

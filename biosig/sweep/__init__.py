@@ -155,8 +155,8 @@ def run_sweep(args, train_flags, train_parser, train_script):
                         f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
     if args.search == "random":
-        points = expand([{k: [v] for k, v in p.items()} for p in random_points(grids[0], args.trials, args.sample_seed)],
-                        options=options)
+        drawn = random_points(grids[0], args.trials, args.sample_seed)
+        points = expand([{k: [v] for k, v in p.items()} for p in drawn], options=options)
     elif args.search == "optuna":       # asked as the sweep goes; their bounds are checked now
         build_trials(expand([{k: [v] for k, v in p.items()} for p in corner_points(grids)], options=options),
                      args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UserError
 from ..runs import write_json
 from .processes import Queue, run_trials
-from .results import objective, test_score, write_results
+from .results import objective, test_score, without, write_results
 from .trials import build_trials, load_state
 
 FOLD_FLAGS = ("--folds", "--fold", "--test-fold")
@@ -25,26 +25,14 @@ def check(args, parsed_shared):
         raise UserError("--refit-seeds scores the best point on test data: give --x-test (and --y-test) after --")
 
 
-def without_folds(flags):
-    out, skip = [], False
-    for token in flags:
-        if skip:
-            skip = False
-        elif token in FOLD_FLAGS:
-            skip = True
-        elif token.split("=", 1)[0] not in FOLD_FLAGS:
-            out.append(token)
-    return out
-
-
 def refit(args, out, shared, options, train_parser, prefix, envs, warm):
     """Train best.json's point once per --refit-seeds seed and report its test score. Returns
     (exit status, lines to print)."""
     with open(os.path.join(out, "best.json")) as f:
         best = json.load(f)
     where = os.path.join(out, "refit")
-    trials = build_trials([best["params"]], args.refit_seeds, without_folds(shared), options, train_parser, where,
-                          prefix, args.grid)
+    trials = build_trials([best["params"]], args.refit_seeds, without(shared, FOLD_FLAGS), options, train_parser,
+                          where, prefix, args.grid)
     for trial in trials:
         load_state(trial)
     todo = [t for t in trials if t.status in ("pending", "incomplete")]

@@ -142,7 +142,7 @@ def write_results(out, trials, param_names, metric, mode, cv=None):
         trial = pick(done, key=lambda t: objective(t.summary, metric))
         argv = trial.base_argv + ["--save", "best.pt"]   # a new run dir under ./runs, as train.py does
         if cv:      # the point trained on all the windows (with a validation split), not on one fold
-            argv = _without(argv, ("--folds", "--fold", "--test-fold"))
+            argv = without(argv, ("--folds", "--fold", "--test-fold"))
         best = {
             "metric": name, "mode": mode, "point": top["point"], "params": top["params"],
             "n": top["n"], "mean": top["mean"], "std": top["std"],
@@ -165,7 +165,7 @@ def write_results(out, trials, param_names, metric, mode, cv=None):
     return rows
 
 
-def _without(argv, flags):
+def without(argv, flags):
     """argv without the given flags and their values."""
     out, skip = [], False
     for token in argv:

@@ -15,6 +15,7 @@ import sys
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from .results import without
 
 
 def script_text(trials, todo, argv, cwd, out, sbatch_options):
@@ -22,17 +23,7 @@ def script_text(trials, todo, argv, cwd, out, sbatch_options):
     indices = [trials.index(t) for t in todo]
     own = argv[:argv.index("--")] if "--" in argv else argv
     rest = argv[argv.index("--"):] if "--" in argv else []
-    drop = {"--emit-sbatch", "--sbatch"}
-    kept, skip = [], False
-    for token in own:               # the command as given, without the emitting options
-        if skip:
-            skip = False
-        elif token in drop:
-            skip = True
-        elif token.split("=", 1)[0] not in drop and token != "--retry-failed":
-            kept.append(token)
-    if "--retry-failed" in own:
-        kept.append("--retry-failed")
+    kept = without(own, ("--emit-sbatch", "--sbatch"))     # the command as given, less the emitting options
     command = [sys.executable, os.path.abspath(sys.argv[0]), *kept, "--trial-index", "TASK", *rest]
     line = shlex.join(command).replace("TASK", '"$SLURM_ARRAY_TASK_ID"', 1)
     head = ["#SBATCH --job-name=biosig-sweep", f"#SBATCH --array={_ranges(indices)}",
