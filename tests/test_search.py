@@ -152,7 +152,8 @@ def test_prune_stops_a_clearly_worse_point_and_records_it_as_pruned(subj):
     assert all(trials[lr]["status"] == "completed" for lr in ("0.003", "0.004", "0.005"))
     epochs = (d / "sw" / "trials" / "lr=1e-07" / "run" / "metrics.jsonl").read_text().splitlines()
     assert 3 <= len(epochs) < 40
-    assert "pruned" in proc.stdout and "failed" not in proc.stderr
+    assert "- (pruned)" in proc.stdout and "failed" not in proc.stderr
+    assert {p["point"]: p["pruned"] for p in read_csv(d / "sw" / "summary.csv")}["lr=1e-07"] == "1"
 
 
 def test_a_job_array_runs_trials_independently_and_collect_merges_them(subj):

@@ -73,7 +73,8 @@ def summarize(trials, metric, mode):
     for point_id, group in points.items():
         values = [v for v in (objective(t.summary, metric) for t in group if t.status == "completed") if v is not None]
         row = {"point": point_id, "params": group[0].params, "n": len(values),
-               "failed": sum(t.status in FAILED for t in group), "trials": group,
+               "failed": sum(t.status in FAILED for t in group), "pruned": sum(t.status == "pruned" for t in group),
+               "trials": group,
                "mean": float(np.mean(values)) if values else None,
                "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
                "min": min(values) if values else None, "max": max(values) if values else None}
@@ -131,9 +132,9 @@ def write_results(out, trials, param_names, metric, mode, cv=None):
                   [[r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
                     *[_cell(table.get(r["point"], {}).get(k)) for k in keys]] for r in rows])
     write_csv(os.path.join(out, "summary.csv"),
-              ["rank", "point", *param_names, "n", "failed", "mean", "std", "min", "max"],
+              ["rank", "point", *param_names, "n", "failed", "pruned", "mean", "std", "min", "max"],
               [[rank, r["point"], *[render(r["params"][p]) if p in r["params"] else "" for p in param_names],
-                r["n"], r["failed"], *[_cell(r[k]) for k in ("mean", "std", "min", "max")]]
+                r["n"], r["failed"], r["pruned"], *[_cell(r[k]) for k in ("mean", "std", "min", "max")]]
                for rank, r in enumerate(rows, 1)])
     if rows and rows[0]["n"]:
         top = rows[0]
@@ -225,7 +226,7 @@ def ranked_table(rows, name, mode, limit=10):
     lines = [f"{'rank':>4}  {'point':<{width}}  {'n':>3}  {title:<24}  failed"]
     for rank, r in enumerate(rows[:limit], 1):
         if r["mean"] is None:
-            value = "-"
+            value = "- (pruned)" if r["pruned"] else "-"
         elif r["std"] is None:
             value = f"{r['mean']:.4f}"
         else:
