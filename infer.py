@@ -129,7 +129,8 @@ def check_groups(args, ckpt, groups, n):
         return None
     result = ledger.check(ckpt["ledger"], groups)
     if args.strict_groups and result["leaky"]:
-        raise UserError(f"{where}: {ledger.describe(result, args.ckpt)[len('groups: '):]} (--strict-groups)")
+        raise UserError(f"{where}: refused (--strict-groups): {ledger.describe(result, args.ckpt)[len('groups: LEAKY: '):]}"
+                        .replace("; scores on them are optimistic", ""))
     return result
 
 

@@ -59,6 +59,8 @@ def prepare_data(args):
 
     if args.groups:
         groups = load_groups(args.groups, n)
+    if args.folds is None and args.fold_seed:
+        raise UserError("--fold-seed seeds the --folds assignment; give --folds K")
     if args.folds is None and (args.fold is not None or args.test_fold is not None):
         raise UserError(f"{'--fold' if args.fold is not None else '--test-fold'} needs --folds K (the number of folds)")
     for flag, name in (("--x-val", "val"), ("--x-test", "test")):

@@ -79,7 +79,8 @@ def test_test_fold_ledger_and_infer_group_check(subj):
 
     refused = run("infer.py", "--ckpt", d / "m.pt", "--x", d / "X.npy", "--groups", d / "groups.npy",
                   "--strict-groups", "--out", d / "q.csv")
-    assert_user_error(refused, "groups.npy", "120 from 4 group(s) it trained on", "--strict-groups")
+    assert_user_error(refused, "groups.npy: refused (--strict-groups): of the 180 scored windows, 120 from 4 group(s) "
+                      "it trained on")
     assert not (d / "q.csv").exists()
 
 
@@ -90,6 +91,8 @@ def test_test_fold_ledger_and_infer_group_check(subj):
     (["--folds", "5", "--fold", "2", "--test-fold", "2"], "the validation and test folds must differ"),
     (["--folds", "9", "--fold", "0", "--split", "group"], "6 group(s) cannot make 9 cross-validation folds"),
     (["--folds", "1", "--fold", "0"], "--folds: 1 is out of range"),
+    (["--folds", "100", "--fold", "0"], "--folds 100 on 180 windows leaves fewer than 2 windows in a fold"),
+    (["--fold-seed", "3"], "--fold-seed seeds the --folds assignment"),
 ])
 def test_bad_fold_options(subj, flags, needle):
     d = subj

@@ -137,6 +137,9 @@ def test_a_search_resumes_after_sigterm_without_running_a_finished_trial_again(s
         study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{d / 'sw' / 'optuna.db'}")
         states = [t.state.name for t in study.trials]
         assert states.count("COMPLETE") == 3 and states.count("RUNNING") == 0
+        # the study minimizes val_loss: resuming it for val_acc (maximized) would mix the two
+        other = run("sweep.py", *args[:args.index("--")], "--metric", "val_acc", *args[args.index("--"):])
+        assert_user_error(other, "this study optimizes val_loss (min); the command asks for val_acc (max)")
 
 
 def test_prune_stops_a_clearly_worse_point_and_records_it_as_pruned(subj):
@@ -205,6 +208,11 @@ BAD = [
     ('{"lr": [0.1]}', ["--search", "optuna", "--trials", "2", "--emit-sbatch", "a.sbatch"], "a fixed list of trials"),
     ('{"lr": [0.1]}', ["--collect"], "no sweep here"),
     ('{"lr": [0.1]}', ["--cv", "3", "X-VAL"], "--x-val and --cv"),
+    ('{"lr": [0.1]}', ["--cv", "9", "GROUP"], "has 6 group(s); whole groups cannot make 9 folds"),
+    ('{"lr": [0.1]}', ["--cv", "500"], "has 360 windows, fewer than 2 per fold"),
+    ('{"drop": {"uniform": [0, 1.1]}}', ["--search", "random", "--trials", "1"], "trial drop=1.1: argument --drop"),
+    ('{"lr": [0.1]}', ["--sbatch=--time=1:00:00"], "--sbatch gives #SBATCH options"),
+    ('{"lr": [0.1]}', ["--emit-sbatch", "nodir/a.sbatch"], "directory"),
     ('{"lr": [0.1]}', ["--cv", "3", "--nested", "X-TEST"], "--x-test and --nested"),
 ]
 
@@ -213,7 +221,7 @@ BAD = [
 def test_a_bad_search_is_one_line_and_nothing_is_written(subj, space, own, needle):
     d = subj
     grid = write(d / "space.json", space)
-    extra = {"X-VAL": ["--x-val", d / "X_test.npy", "--y-val", d / "y_test.npy"],
+    extra = {"X-VAL": ["--x-val", d / "X_test.npy", "--y-val", d / "y_test.npy"], "GROUP": ["--split", "group"],
              "X-TEST": ["--x-test", d / "X_test.npy", "--y-test", d / "y_test.npy"]}
     after = [a for flag in own if flag in extra for a in extra[flag]]
     own = [flag for flag in own if flag not in extra]
@@ -228,3 +236,12 @@ def test_cv_loso_needs_groups(subj):
     proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--cv", "loso", "--", "--x", d / "X.npy", "--y",
                d / "y.npy", "--epochs", "2")
     assert_user_error(proc, "--cv loso needs the windows' groups after --")
+
+
+def test_a_metric_no_trial_has_stops_the_sweep_at_its_first_trial(subj):
+    d = subj
+    grid = write(d / "grid.json", {"lr": [0.003, 0.002, 0.001]})
+    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--metric", "val_accuracy", "--jobs", "1",
+               *data_flags(d, "--epochs", "2"))
+    assert_user_error(proc, "--metric val_accuracy: not in the trials' summary.json", "val_acc")
+    assert len(os.listdir(d / "sw" / "trials")) == 1         # the other two never started

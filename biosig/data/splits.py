@@ -95,6 +95,9 @@ def fold_split(strata, n, folds, fold, test_fold, fold_seed, groups=None, method
                         "one group id, e.g. subject, per window")
     if method == "stratified" and strata is None:
         method = "random"
+    if method != "group" and folds > n // 2:
+        raise UserError(f"{where}: --folds {folds} on {n} windows leaves fewer than 2 windows in a fold; "
+                        f"use at most {max(2, n // 2)}")
     by_class = strata if method == "stratified" else None
     parts = kfold_indices(by_class, folds, fold_seed, groups if method == "group" else None, where=where, n=n)
     held = [f for f in (fold, test_fold) if f is not None]

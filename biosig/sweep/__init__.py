@@ -35,7 +35,7 @@ from .cv import setup as cv_setup
 from .results import (best_lines, check_metric, objective, objective_name_and_mode, planned_objective, ranked_table,
                       write_results)
 from .space import check_space, corner_points, random_points, representative
-from .study import StudySource, open_study
+from .study import StudySource, import_optuna, open_study
 from . import refit, slurm
 from .trials import FAILED, build_trials, load_state, move_aside
 
@@ -134,6 +134,14 @@ def run_sweep(args, train_flags, train_parser, train_script):
     if args.search != "grid" and args.sample:
         raise UserError(f"--sample draws grid points; with --search {args.search}, --trials N says how many")
     check_grid_flags(representative(grids), options, args.grid)
+    if args.search == "optuna" or args.prune:
+        import_optuna()             # before anything is written
+    if args.sbatch and not args.emit_sbatch:
+        raise UserError("--sbatch gives #SBATCH options to the script --emit-sbatch FILE writes; give --emit-sbatch")
+    if args.emit_sbatch:
+        folder = os.path.dirname(os.path.abspath(args.emit_sbatch))
+        if not os.path.isdir(folder):
+            raise UserError(f"--emit-sbatch {args.emit_sbatch}: directory {folder} does not exist")
     given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("-") and not is_number(t)}
     for grid in grids:
         for flag in grid:
@@ -157,11 +165,12 @@ def run_sweep(args, train_flags, train_parser, train_script):
     if args.search == "random":
         drawn = random_points(grids[0], args.trials, args.sample_seed)
         points = expand([{k: [v] for k, v in p.items()} for p in drawn], options=options)
-    elif args.search == "optuna":       # asked as the sweep goes; their bounds are checked now
+    if args.search != "grid":          # every bound, not only the values drawn
         build_trials(expand([{k: [v] for k, v in p.items()} for p in corner_points(grids)], options=options),
                      args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
+    if args.search == "optuna":         # asked as the sweep goes
         points = []
-    else:
+    elif args.search == "grid":
         points = expand(grids, args.sample, args.sample_seed, args.grid, options)
     trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
     param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
@@ -238,7 +247,8 @@ def _array_task(args, out, trials, param_names, gpus, cv):
             return 0
         print(f"sweep {out}: trial {args.trial_index} of {len(trials)}: {trial.id}", flush=True)
         stopped = run_trials(Queue([trial]), trial_envs(1, gpus), out, args.timeout, args.grace,
-                             lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)", flush=True))
+                             lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)"
+                                             + (f": {t.error.split(' | ')[-1]}" if t.error else ""), flush=True))
         if stopped:
             print(f"stopped by {signal.Signals(stopped).name}: the array task can be requeued to resume",
                   file=sys.stderr)
@@ -279,7 +289,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
     source, n_todo, to_run = Queue(todo), len(todo), f"{len(todo)} to run"
     if args.search == "optuna" or args.prune:
         name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
-        study = open_study(out, mode, args.sample_seed)
+        study = open_study(out, name, mode, args.sample_seed)
         if args.search == "optuna":
             source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
                                  prune=args.prune, retry=args.retry_failed)
@@ -292,6 +302,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
                                  points=[[t for t in trials if t.point_id == p] for p in order])
     print(f"sweep {out}: {len(trials)} trials, {n_done} done, {to_run}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
+          + (f", {pruned} pruned" if (pruned := sum(t.status == "pruned" for t in trials)) else "")
           + f" | jobs {jobs}, " + (f"GPUs {gpus}, " if gpus else "") + f"{envs[0]['OMP_NUM_THREADS']} thread"
           + ("s" if envs[0]["OMP_NUM_THREADS"] != "1" else "") + " each",
           flush=True)
@@ -303,6 +314,8 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
     finished = [0]
 
     def on_finish(trial):
+        if trial.status == "completed":     # a --metric no trial has stops the sweep at its first trial
+            check_metric(trials, args.metric)
         finished[0] += 1
         bar.update(1)
         value = objective(trial.summary, args.metric) if trial.status == "completed" else None

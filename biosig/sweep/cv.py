@@ -15,19 +15,32 @@ from .flags import strict_parser
 OWN = ("folds", "fold", "test_fold")        # train.py options the sweep sets with --cv
 
 
+def n_windows(parsed):
+    """How many windows a .npy --x holds (from its header), or None (parquet, or --x in the grid)."""
+    from ..data import parquet, read_npy_header
+    if not parsed.x or parquet.is_parquet(parsed.x):
+        return None
+    shape = read_npy_header(parsed.x, "X")[0]
+    return shape[0] if shape else None
+
+
 def count_groups(parsed):
-    """The number of distinct groups in --groups groups.npy, or in a parquet --x's --group-col."""
+    """The number of distinct groups in --groups groups.npy (one per window of a .npy --x), or
+    in a parquet --x's --group-col."""
     from ..data import load_groups, parquet, read_npy_header
     if parsed.groups:
-        shape = read_npy_header(parsed.groups, "groups")[0]
-        return len(np.unique(load_groups(parsed.groups, shape[0] if shape else 1)))
+        n = n_windows(parsed)
+        if n is None:
+            shape = read_npy_header(parsed.groups, "groups")[0]
+            n = shape[0] if shape else 1
+        return len(np.unique(load_groups(parsed.groups, n)))
     if parsed.group_col and parsed.x and parquet.is_parquet(parsed.x):
         pq = parquet._import_pyarrow(parsed.x)[2]
-        try:
-            column = pq.read_table(parsed.x, columns=[parsed.group_col]).column(parsed.group_col)
-        except (OSError, KeyError, ValueError) as e:
-            raise UserError(f"{parsed.x}: cannot read group column '{parsed.group_col}' ({e})") from None
-        return len(column.unique())
+        first = parquet._parquet_files(parsed.x)[0]
+        names = pq.read_schema(first).names
+        if parsed.group_col not in names:
+            raise UserError(f"{first}: no column '{parsed.group_col}' (columns: {', '.join(names)})")
+        return len(pq.read_table(parsed.x, columns=[parsed.group_col]).column(parsed.group_col).unique())
     return None
 
 
@@ -66,6 +79,16 @@ def setup(args, shared, grids, options, train_parser):
             extra += ["--split", "group"]
     else:
         k = args.cv
+        if parsed.split == "group":         # every trial would fail the same way: say it now
+            groups = count_groups(parsed)
+            if groups is None:
+                raise UserError("train.py flags after --: --split group needs --groups groups.npy (or --group-col "
+                                "with a parquet --x)")
+            if groups < k:
+                raise UserError(f"--cv {k}: {parsed.groups or parsed.x} has {groups} group(s); whole groups cannot "
+                                f"make {k} folds (--cv loso: one fold per group)")
+        elif n_windows(parsed) is not None and k > n_windows(parsed) // 2:
+            raise UserError(f"--cv {k}: {parsed.x} has {n_windows(parsed)} windows, fewer than 2 per fold")
     if args.nested and k < 3:
         raise UserError(f"--nested needs 3 or more folds (one test, one validation, the rest to train); --cv has {k}")
     extra = ["--folds", str(k)] + extra

@@ -34,13 +34,24 @@ def import_optuna():
     return optuna
 
 
-def open_study(out, mode, seed):
-    """OUT/optuna.db's study (created, or loaded to resume): TPE seeded by --sample-seed, median pruner."""
+def open_study(out, name, mode, seed):
+    """OUT/optuna.db's study (created, or loaded to resume): TPE seeded by --sample-seed, median pruner.
+    A study keeps its objective: resuming it for another metric or direction is refused."""
     optuna = import_optuna()
+    path = os.path.join(out, "optuna.db")
+    if os.path.exists(path):
+        try:
+            kept = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{path}").user_attrs.get("objective")
+        except KeyError:
+            kept = None
+        if kept is not None and kept != [name, mode]:
+            raise UserError(f"{path}: this study optimizes {kept[0]} ({kept[1]}); the command asks for {name} ({mode}); "
+                            f"give the same --metric/--mode, or use another --out")
     study = optuna.create_study(
         storage=f"sqlite:///{os.path.join(out, 'optuna.db')}", study_name=STUDY, load_if_exists=True,
         direction="minimize" if mode == "min" else "maximize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP, n_warmup_steps=WARMUP))
+    study.set_user_attr("objective", [name, mode])
     # seeded by how far the study has got: a resumed study must not draw its first points again
     study.sampler = optuna.samplers.TPESampler(seed=seed * 100_003 + len(study.get_trials(deepcopy=False)))
     return study
