@@ -273,3 +273,25 @@ def test_non_checkpoints_are_named_for_what_they_are(ckpt, tmp_path):
 def test_save_where_no_file_can_be_created(files):
     """Even root cannot create files in /proc: the check must try, not ask os.access."""
     train_fails(files, save=None, needles=["/proc/biosig.pt", "not writable"], extra_save="/proc/biosig.pt")
+
+
+def test_a_pipe_given_as_a_npy_file_is_one_line(files):
+    """`--groups <(cat groups.npy)`: a pipe cannot be read in place (was a traceback)."""
+    import io
+    import threading
+    fifo = files / "groups.fifo"
+    os.mkfifo(fifo)
+    payload = io.BytesIO()
+    np.save(payload, np.repeat(np.arange(6), 10))
+
+    def feed():
+        try:
+            with open(fifo, "wb") as f:
+                f.write(payload.getvalue())
+        except BrokenPipeError:
+            pass
+    threading.Thread(target=feed, daemon=True).start()
+    proc = run("train.py", "--x", files / "X.npy", "--y", files / "y.npy", "--groups", fifo, "--split", "group",
+               "--save", files / "o.pt", "--run-dir", files / "r", "--epochs", "1", *FAST)
+    assert_user_error(proc, "groups.fifo", "a pipe or stream, not a file")
+    assert not (files / "r").exists() and not (files / "o.pt").exists()

@@ -29,6 +29,8 @@ def read_npy_header(path, what):
     except OSError as e:
         raise UserError(f"{path}: cannot read {what} file ({e.strerror})") from None
     with f:
+        if not f.seekable():        # a pipe or process substitution (<(cat X.npy)): .npy files are read in place
+            raise UserError(f"{path}: {what} is a pipe or stream, not a file; .npy data must be a regular file")
         if f.read(6) != NPY_MAGIC:
             raise UserError(f"{path}: not a .npy file")
         f.seek(0)
