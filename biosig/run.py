@@ -54,7 +54,7 @@ def prepare_data(args):
             Xe, ye, _, where_e = _read(xp, yp, args, task_cls)
             if Xe.shape[1:3] != (c, f):
                 raise UserError(f"{xp}: windows are (C, F) = {tuple(Xe.shape[1:3])}, the training data's are {(c, f)}")
-            extra[name] = (Xe, ye, where_e)
+            extra[name] = (Xe, ye, where_e, np.arange(len(Xe)))     # windows, targets, source, indices
     task = task_cls.from_targets(options.task_values(args), [(y, where)] + [(e[1], e[2]) for e in extra.values()])
 
     if args.groups:
@@ -78,14 +78,14 @@ def prepare_data(args):
                                                   where=args.x)
         validate = val_idx is not None or "val" in extra
         if "val" in extra:
-            val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+            val = (extra["val"][0], extra["val"][1], extra["val"][3])
         else:
             val = (X, y, val_idx) if val_idx is not None else None
         if test_idx is not None:
             extra["test"] = (X, y, args.x, test_idx)
     elif "val" in extra:
         train_idx = np.arange(n)
-        val = (extra["val"][0], extra["val"][1], np.arange(len(extra["val"][0])))
+        val = (extra["val"][0], extra["val"][1], extra["val"][3])
     elif not validate:                  # --val-split 0: every window trains
         train_idx, val = np.arange(n), None
     else:
@@ -115,8 +115,7 @@ def prepare_data(args):
         split["val_source"] = args.x_val
     test = None
     if "test" in extra:
-        Xt, yt = extra["test"][0], extra["test"][1]
-        test_idx = extra["test"][3] if len(extra["test"]) > 3 else np.arange(len(yt))
+        Xt, yt, _, test_idx = extra["test"]
         split["test"] = describe(yt, test_idx, groups if Xt is X else None, list_groups=True)
         test = (Xt, yt, test_idx)
     channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None

@@ -57,6 +57,11 @@ def acquire_lock(out, shared=False):
     return fd
 
 
+def one_point_grids(points):
+    """[{flag: value}] -> grids of one point each, for expand() (which makes file values absolute)."""
+    return [{flag: [value] for flag, value in point.items()} for point in points]
+
+
 def trial_dirs(out):
     """Ids of the trial directories in OUT/trials."""
     trials_dir = os.path.join(out, "trials")
@@ -163,10 +168,9 @@ def run_sweep(args, train_flags, train_parser, train_script):
                         f"is not a program on PATH")
     prefix = launcher + [os.path.abspath(train_script)]
     if args.search == "random":
-        drawn = random_points(grids[0], args.trials, args.sample_seed)
-        points = expand([{k: [v] for k, v in p.items()} for p in drawn], options=options)
+        points = expand(one_point_grids(random_points(grids[0], args.trials, args.sample_seed)), options=options)
     if args.search != "grid":          # every bound, not only the values drawn
-        build_trials(expand([{k: [v] for k, v in p.items()} for p in corner_points(grids)], options=options),
+        build_trials(expand(one_point_grids(corner_points(grids)), options=options),
                      args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
     if args.search == "optuna":         # asked as the sweep goes
         points = []
@@ -183,7 +187,8 @@ def run_sweep(args, train_flags, train_parser, train_script):
             load_state(m)
         return members
 
-    array = args.emit_sbatch or args.trial_index is not None or args.collect
+    one_task = args.trial_index is not None or args.collect       # an array task, or the collector
+    array = args.emit_sbatch or one_task
     if array and args.refit_seeds:
         raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
                         "--emit-sbatch, --trial-index or --collect")
@@ -207,22 +212,22 @@ def run_sweep(args, train_flags, train_parser, train_script):
             print(shlex.join(trial.argv))
         if args.search == "optuna":
             print(f"# --search optuna: up to {args.trials} points proposed by TPE from {args.grid} as the sweep "
-                  f"goes, each run as {len(folds or [0]) * len(args.seeds or [0])} trial(s) like")
+                  f"goes, each run as {len(folds or [None]) * len(args.seeds or [None])} trial(s) like")
             print(shlex.join(build(corner_points(grids)[0])[0].argv))
         return 0
 
-    if (args.trial_index is not None or args.collect) and not os.path.exists(os.path.join(out, "sweep.json")):
+    if one_task and not os.path.exists(os.path.join(out, "sweep.json")):
         raise UserError(f"--out {out}: no sweep here (no sweep.json); --emit-sbatch, or a sweep, starts one")
-    if (args.trial_index is not None or args.collect) and replaced is not None:
+    if one_task and replaced is not None:
         raise UserError(f"--out {out}: was swept with other train.py flags ('{shlex.join(replaced)}'); "
                         f"give the command the array was emitted with")
     try:
         os.makedirs(out, exist_ok=True)
-        lock = acquire_lock(out, shared=args.trial_index is not None or args.collect)
+        lock = acquire_lock(out, shared=one_task)
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
-        if args.trial_index is not None or args.collect:
+        if one_task:
             return _array_task(args, out, trials, param_names, gpus, cv)
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
         status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build)

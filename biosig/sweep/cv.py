@@ -87,8 +87,8 @@ def setup(args, shared, grids, options, train_parser):
             if groups < k:
                 raise UserError(f"--cv {k}: {parsed.groups or parsed.x} has {groups} group(s); whole groups cannot "
                                 f"make {k} folds (--cv loso: one fold per group)")
-        elif n_windows(parsed) is not None and k > n_windows(parsed) // 2:
-            raise UserError(f"--cv {k}: {parsed.x} has {n_windows(parsed)} windows, fewer than 2 per fold")
+        elif (n := n_windows(parsed)) is not None and k > n // 2:
+            raise UserError(f"--cv {k}: {parsed.x} has {n} windows, fewer than 2 per fold")
     if args.nested and k < 3:
         raise UserError(f"--nested needs 3 or more folds (one test, one validation, the rest to train); --cv has {k}")
     extra = ["--folds", str(k)] + extra

@@ -20,7 +20,8 @@ from .results import without
 
 def script_text(trials, todo, argv, cwd, out, sbatch_options):
     """The job-array script: one array task per trial index in `todo`."""
-    indices = [trials.index(t) for t in todo]
+    position = {t.id: i for i, t in enumerate(trials)}
+    indices = [position[t.id] for t in todo]
     own = argv[:argv.index("--")] if "--" in argv else argv
     rest = argv[argv.index("--"):] if "--" in argv else []
     kept = without(own, ("--emit-sbatch", "--sbatch"))     # the command as given, less the emitting options

@@ -10,6 +10,7 @@ up to N finished points. optuna is imported only here.
 """
 import json
 import os
+import time
 
 import numpy as np
 
@@ -145,7 +146,6 @@ class StudySource:
     def to_stop(self, running):
         """With --prune: report the running members' new epochs; a point the median rule prunes
         has its running members stopped and its waiting ones skipped, all recorded as pruned."""
-        import time
         if not self.prune or time.monotonic() - self.last_poll < POLL_S:
             return {}
         self.last_poll = time.monotonic()
