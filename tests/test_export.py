@@ -1,0 +1,118 @@
+"""python -m biosig.export: the exported file, run by onnxruntime or torch.export, gives what
+infer.py --out preds.npy gives (preprocessing baked in), at any batch size; bad input is one line."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ENV, ROOT, assert_user_error, make_windows, run
+
+MODELS = {   # small and fast; tcn also gets the per-window z-score, eegnet is built for one T
+    "tcn": ["--model", "tcn", "--standardize", "--normalize", "--model-kwargs", "channels=8", "levels=2"],
+    "eegnet": ["--model", "eegnet", "--standardize", "--model-kwargs", "kernel=16"],
+}
+TRAINED = {}
+
+
+def export(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "biosig.export", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env=env or ENV)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Windows in raw units far from 0 mean / unit std (what --standardize must undo), F=2 bands."""
+    d = tmp_path_factory.mktemp("export")
+    X, y = make_windows(n=96, c=3, f=2, t=64)
+    X = X * 40 + np.arange(1, 7, dtype=np.float32).reshape(1, 3, 2, 1) * 10
+    np.save(d / "X.npy", X)
+    np.save(d / "y.npy", y)
+    np.save(d / "X_few.npy", X[:9])
+    return {"dir": d, "X": X}
+
+
+def trained(data, model):
+    """(checkpoint path, infer.py --out preds.npy on X_few.npy) for a classification `model`, trained once."""
+    if model not in TRAINED:
+        d = data["dir"]
+        proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", *MODELS[model], "--epochs", "1",
+                   "--batch", "32", "--save", d / f"{model}.pt", "--run-dir", d / f"run_{model}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        inf = run("infer.py", "--ckpt", d / f"{model}.pt", "--x", d / "X_few.npy", "--out", d / f"{model}.npy",
+                  "--quiet")
+        assert inf.returncode == 0, inf.stderr[-3000:]
+        TRAINED[model] = (d / f"{model}.pt", np.load(d / f"{model}.npy"))
+    return TRAINED[model]
+
+
+def test_onnx_gives_infer_py_predictions_at_any_batch_size(data):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    ckpt, preds = trained(data, "tcn")
+    out = data["dir"] / "tcn.onnx"
+    proc = export("--ckpt", ckpt, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "checked against PyTorch on 2 random batches: max |diff|" in proc.stdout and "onnxruntime" in proc.stdout
+    assert "train-split standardization + per-window z-score" in proc.stdout, proc.stdout
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (x,), (values,) = session.get_inputs(), session.get_outputs()
+    assert x.name == "x" and values.name == "values"
+    assert isinstance(x.shape[0], str) and x.shape[1:] == [3, 2, 64]        # batch dynamic, the rest fixed
+    X = data["X"][:9]
+    for part in (slice(0, 7), slice(7, 8)):                                  # batches of 7 and 1
+        got = session.run(["values"], {"x": X[part]})[0]
+        assert got.shape == preds[part].shape == (len(X[part]), 3)
+        np.testing.assert_allclose(got, preds[part], atol=1e-4, rtol=0)
+    assert not np.allclose(preds[0], preds[1], atol=1e-3)                   # the check compares something
+
+
+@pytest.mark.parametrize("model", ["tcn", "eegnet"])
+def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
+    ckpt, preds = trained(data, model)
+    out = data["dir"] / f"{model}.pt2"
+    proc = export("--ckpt", ckpt, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "max |diff|" in proc.stdout and "(torch.export" in proc.stdout and not proc.stderr.strip(), proc.stderr
+    program = torch.export.load(str(out)).module()
+    X = torch.from_numpy(data["X"][:9])
+    for part in (slice(0, 5), slice(5, 6)):                                  # batches of 5 and 1
+        got = program(X[part]).detach().numpy()
+        np.testing.assert_allclose(got, preds[part], atol=1e-4, rtol=0)
+
+
+def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):
+    from biosig import export as exporter
+    ckpt, _ = trained(data, "tcn")
+    right = exporter.outputs
+    monkeypatch.setattr(exporter, "outputs", lambda task, out, n: right(task, out, n) + 1e-3)
+    out = data["dir"] / "wrong.pt2"
+    with pytest.raises(AssertionError, match=r"max \|diff\| 0.001 to PyTorch on a batch of 3"):
+        exporter.main(["--ckpt", str(ckpt), "--out", str(out)])
+    assert not out.exists() and not [p for p in os.listdir(data["dir"]) if p.startswith(".wrong")]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path):
+    from biosig import checkpoint, preprocess
+    from biosig.models import build_model
+    from biosig.tasks import TASKS, network_state
+    ckpt, _ = trained(data, "tcn")
+    assert_user_error(export("--ckpt", ckpt, "--out", tmp_path / "model.txt"), "model.txt", ".onnx", ".pt2")
+    # a pretraining checkpoint (a tcn and its decoder, as train.py --task pretrain saves them)
+    model = build_model({"name": "tcn", "n_elec": 3, "n_bands": 2, "n_outputs": 64, "drop": 0.1, "channels": 8,
+                         "levels": 2, "kernel": 7})
+    task = TASKS["pretrain"]()
+    net = task.network(model, (1, 3, 2, 64))
+    checkpoint.atomic_save(checkpoint.model_payload(model, task, (1, 3, 2, 64), preprocess.make_spec(), 1, {},
+                                                    task_state=network_state(net, model)), tmp_path / "pre.pt")
+    assert_user_error(export("--ckpt", tmp_path / "pre.pt", "--out", tmp_path / "pre.onnx"), "pre.pt",
+                      "pretraining", "nothing to deploy")
+    # onnx/onnxscript missing: the pip command, before anything is read
+    (tmp_path / "blocked" / "onnxscript").mkdir(parents=True)
+    (tmp_path / "blocked" / "onnxscript" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "blocked"), ROOT]))
+    assert_user_error(export("--ckpt", ckpt, "--out", tmp_path / "m.onnx", env=env), "pip install onnx onnxscript")
+    assert sorted(os.listdir(tmp_path)) == ["blocked", "pre.pt"]
