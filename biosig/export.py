@@ -34,7 +34,6 @@ from .atomic import atomic_path
 from .errors import ArgumentParser, HelpFormatter, UserError
 from .inference import Predictor
 from .models.minirocket import LENGTH, MiniRocket, ppv
-from .tasks.base import at_input_frames
 
 TOLERANCE = 1e-4
 
@@ -46,22 +45,6 @@ def get_args_parser():
     p.add_argument("--out", required=True, help="model.onnx (needs onnx and onnxscript) or model.pt2 (torch.export)")
     p.add_argument("--no-check", action="store_true", help="do not compare the written file with PyTorch")
     return p
-
-
-def outputs(task, out, n_frames):
-    """The network's raw outputs -> the task's predict(...)["values"], in torch ops."""
-    if task.name == "classification":            # (B, K) -> probabilities (B, K)
-        return torch.softmax(out.float(), -1)
-    if task.name == "regression":                # (B, D) standardized -> (B, D) (or (B,)) in units
-        values = task._units(out)
-        return values if task.vector else values[:, 0]
-    if task.name == "segmentation":              # (B, T', K) -> (B, T, K) at the input frames
-        return at_input_frames(torch.softmax(out.float(), -1), n_frames)
-    raise AssertionError(task.name)
-
-
-VALUES = {"classification": "softmax probabilities", "regression": "in the targets' units",
-          "segmentation": "probabilities at each input frame"}      # the tasks outputs() knows
 
 
 class Deployed(nn.Module):
@@ -84,7 +67,7 @@ class Deployed(nn.Module):
             x = (x - self.input_mean) / (self.input_std + preprocess.EPS)
         if self.zscore:
             x = preprocess.apply(x, {"normalize": "sample_zscore"})
-        return outputs(self.task, self.net(x), self.n_frames)
+        return self.task.values(self.net(x), self.n_frames)
 
 
 class MiniRocketExport(nn.Module):
@@ -183,13 +166,10 @@ def main(argv=None):
             raise UserError("exporting .onnx needs onnx and onnxscript: pip install onnx onnxscript") from None
     checkpoint.check_writable(args.out, "--out", inputs=[("--ckpt", args.ckpt)])
     ckpt = checkpoint.load(args.ckpt)
-    task_name = ckpt["task"]["name"]
-    if task_name == "pretrain":
-        raise UserError(f"{args.ckpt}: a pretraining checkpoint (--task pretrain): nothing to deploy; "
-                        f"export the model fine-tuned from it (train.py --init {args.ckpt})")
-    if task_name not in VALUES:
-        raise UserError(f"{args.ckpt}: --task {task_name} has no export (biosig/export.py knows {', '.join(VALUES)})")
     predictor = Predictor(ckpt, device="cpu", path=args.ckpt)
+    if not hasattr(predictor.task, "values"):       # pretraining: its output is a reconstruction error
+        raise UserError(f"{args.ckpt}: a pretraining checkpoint (--task {predictor.task.name}) has nothing to deploy; "
+                        f"export the model fine-tuned from it (train.py --init {args.ckpt})")
     shape = tuple(ckpt["example_input_shape"][1:])                           # (C, F, T)
     module = Deployed(predictor, shape[-1]).eval()
     example = torch.zeros(2, *shape)
@@ -206,7 +186,7 @@ def main(argv=None):
           f"{'ONNX' if ext == '.onnx' else 'torch.export program'}; model {ckpt['config']['name']}, {predictor.task}\n"
           f"  input  x      (batch, {', '.join(map(str, shape))}) float32: batch dynamic; C, F and T={shape[-1]} "
           f"(the training T) static\n"
-          f"  output values (batch{''.join(f', {n}' for n in out_shape)}) float32: {VALUES[task_name]}, "
+          f"  output values (batch{''.join(f', {n}' for n in out_shape)}) float32, "
           f"as infer.py --out preds.npy writes them\n"
           f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
 

@@ -87,8 +87,8 @@ def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
 def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):
     from biosig import export as exporter
     ckpt, _ = trained(data, "tcn")
-    right = exporter.outputs
-    monkeypatch.setattr(exporter, "outputs", lambda task, out, n: right(task, out, n) + 1e-3)
+    right = exporter.Deployed.forward
+    monkeypatch.setattr(exporter.Deployed, "forward", lambda module, x: right(module, x) + 1e-3)
     out = data["dir"] / "wrong.pt2"
     with pytest.raises(AssertionError, match=r"max \|diff\| 0.001 to PyTorch on a batch of 3"):
         exporter.main(["--ckpt", str(ckpt), "--out", str(out)])

@@ -31,6 +31,8 @@ and an instance has
   row(prefix, metrics)       flat numbers for metrics.jsonl ({"val_acc": ...})
   brief(metrics, full)       "acc=0.9000 f1=0.8990" for the epoch (and test) line
   predict(outputs, targets, n_frames, softmax)   -> {name: (B, ...) numpy}; "values" is preds.npy
+  values(outputs, n_frames, softmax)   optional: that "values" in torch ops, so biosig.export can
+                             bake it into the exported model (a task without it has nothing to deploy)
   prediction_line(i, row) / records(pred, softmax, flat) / report_lines(pred, y)   infer.py's
                              lines, .csv (flat) and .jsonl rows, and report (y may be None)
 and example_data(n, c, f, t, seed) -> (X, y or None) with real signal, so that the contract test

@@ -138,10 +138,14 @@ class Classification(Task):
 
     # --------------------------------------------------------------------- inference
 
+    def values(self, outputs, n_frames=None, softmax=True):
+        """outputs (B, K) -> "values" (B, K), probabilities (or logits), in torch ops (export bakes them in)."""
+        return torch.softmax(outputs.float(), -1) if softmax else outputs.float()
+
     def predict(self, outputs, targets=None, n_frames=None, softmax=True):
         """outputs (B, K) (or (B, T', K)) -> {"pred" (B,), "score" (B,): argmax and its value,
         "values" (B, K): probabilities or logits} numpy; "values" is what preds.npy holds."""
-        values = torch.softmax(outputs.float(), -1) if softmax else outputs.float()
+        values = self.values(outputs, n_frames, softmax)
         score, pred = values.max(-1)
         return {"pred": pred.numpy(), "score": score.numpy(), "values": values.numpy()}
 

@@ -140,11 +140,16 @@ class Regression(Task):
 
     # --------------------------------------------------------------------- inference
 
+    def values(self, outputs, n_frames=None, softmax=True):
+        """outputs (B, D) standardized -> "values" in the targets' units, (B, D) or (B,) for
+        targets given as (N,), in torch ops (export bakes them in)."""
+        values = self._units(outputs)
+        return values if self.vector else values[:, 0]
+
     def predict(self, outputs, targets=None, n_frames=None, softmax=True):
         """outputs (B, D) -> {"pred", "values"}: (B, D), or (B,) for targets given as (N,), in
         the targets' units."""
-        values = self._units(outputs).numpy()
-        values = values if self.vector else values[:, 0]
+        values = self.values(outputs).numpy()
         return {"pred": values, "values": values}
 
     def prediction_line(self, i, p, softmax=True):

@@ -135,11 +135,15 @@ class Segmentation(Task):
 
     # --------------------------------------------------------------------- inference
 
+    def values(self, outputs, n_frames=None, softmax=True):
+        """outputs (B, T', K) -> "values" (B, T, K) at the input's frames, in torch ops."""
+        values = torch.softmax(outputs.float(), -1) if softmax else outputs.float()
+        return at_input_frames(values, n_frames or outputs.shape[1])
+
     def predict(self, outputs, targets=None, n_frames=None, softmax=True):
         """outputs (B, T', K) -> at the input's T frames: {"pred" (B, T), "score" (B, T),
         "values" (B, T, K) probabilities (or logits)}."""
-        values = torch.softmax(outputs.float(), -1) if softmax else outputs.float()
-        values = at_input_frames(values, n_frames or outputs.shape[1])
+        values = self.values(outputs, n_frames, softmax)
         score, pred = values.max(-1)
         return {"pred": pred.numpy(), "score": score.numpy(), "values": values.numpy()}
 
