@@ -2,6 +2,8 @@
 
     python infer.py --ckpt ckpt.pt --x X_infer.npy            # (B, C, F, T) or one (C, F, T)
     python infer.py --ckpt ckpt.pt --x X.npy --y y.npy --out preds.csv
+    python infer.py --ckpt ckpt.pt --stream --x recording.npy --hysteresis 3 --out frames.csv   # (C, F, T_long)
+    python infer.py --ckpt ckpt.pt --lsl EEG --lsl-out decisions                                  # live (pylsl)
 """
 import os
 
@@ -10,9 +12,11 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_int
 
 def get_args_parser():
     from biosig.options import add_source_flags
+    from biosig.streaming import add_stream_flags
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
-    p.add_argument("--x", required=True, help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet")
+    p.add_argument("--x", help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet "
+                   "(with --stream: recordings)")
     p.add_argument("--y", help="targets .npy, or with parquet the label column: also print the task's report "
                    "(accuracy, macro-F1, confusion matrix; regression MAE, RMSE, R2; segmentation per-frame and "
                    "onset scores...; parquet: used by itself when --label-col is present)")
@@ -30,15 +34,26 @@ def get_args_parser():
     p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print one line per window")
+    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch)")
+    add_stream_flags(p)
     return p
 
 
 def main(argv=None):
+    from biosig.errors import UserError
     args = get_args_parser().parse_args(argv)
+    if args.stream or args.lsl:
+        from biosig.streaming import run
+        return run(args)
+    for flag, used in (("--chunk", args.chunk != 1), ("--context", args.context), ("--hysteresis", args.hysteresis != 1),
+                       ("--threshold", args.threshold), ("--lsl-out", args.lsl_out), ("--max-frames", args.max_frames)):
+        if used:
+            raise UserError(f"{flag} is for decoding frame by frame: add --stream (or --lsl NAME)")
+    if not args.x:
+        raise UserError("--x is required (or --lsl NAME for a live stream)")
     from biosig import checkpoint, ledger
     from biosig.data import parquet, read_source
-    from biosig.errors import UserError, warn
+    from biosig.errors import warn
     from biosig.inference import Predictor
     from biosig.runtime import resolve_device
 

@@ -9,14 +9,16 @@ Output forward      -> (B, K) logits of the last frame.
 `levels` residual blocks; block i has two dilated causal convolutions (dilation 2**i, kernel
 `kernel`), each with weight normalization, ReLU and dropout, and a 1x1 convolution on the
 residual path where the width changes. The receptive field is 1 + 2 (kernel - 1)(2**levels - 1)
-frames (91 for the defaults). Suits continuous decoding: per-frame outputs, any window length.
+frames (181 for the defaults). Suits continuous decoding: per-frame outputs, any window length.
 """
+import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..errors import positive_int
 from ..options import Option
 from .common import shape_problem
+from .incremental import CausalConv1d
 
 
 class TemporalBlock(nn.Module):
@@ -66,3 +68,52 @@ class TCN(nn.Module):
     def forward(self, x):
         """x (B, C, F, T) -> logits of the last frame (B, K)."""
         return self.forward_seq(x)[:, -1]
+
+    @property
+    def receptive_field(self):
+        """Input frames an output frame depends on: 1 + 2 (kernel - 1)(2**levels - 1)."""
+        c = self.config
+        return 1 + 2 * (c["kernel"] - 1) * (2 ** c["levels"] - 1)
+
+    def stepper(self, rows=1, context=None):
+        """forward_seq stepped through time for `rows` rows (biosig.models.incremental); its state
+        is each convolution's last (kernel - 1) * dilation input frames, whatever `context`."""
+        return Stepper(self.eval(), rows)
+
+
+class Stepper:
+    """TCN's forward_seq (eval mode) one chunk of frames at a time: step(x), x (R, C, F, n)
+    -> (R, n, K) logits of the same n frames."""
+
+    pool = 1
+
+    def __init__(self, model, rows):
+        def conv(layer, dilation=1):
+            bias = None if layer.bias is None else layer.bias.detach()
+            return CausalConv1d(layer.weight.detach(), bias, dilation)   # weight_norm's weight, computed once
+        self.blocks = []
+        for i, block in enumerate(model.blocks):
+            shortcut = None if isinstance(block.shortcut, nn.Identity) else conv(block.shortcut)
+            self.blocks.append((conv(block.body[1], 2 ** i), conv(block.body[5], 2 ** i), shortcut))
+        self.head = conv(model.head)
+        self.start = torch.zeros(rows, dtype=torch.long)
+        self.frames_out = 0
+
+    def restart(self, rows):
+        """rows (R,) bool: from the next frame on, these rows compute as if their input began there."""
+        for a, b, _ in self.blocks:
+            a.restart(rows)
+            b.restart(rows)
+        self.start[rows] = self.frames_out
+
+    def activate(self, rows):
+        """Every row computes at every step (there is nothing to defer)."""
+
+    @torch.inference_mode()
+    def step(self, x):
+        h = x.flatten(1, 2)                                      # (R, C*F, n)
+        for a, b, shortcut in self.blocks:
+            y = b(a(h).relu()).relu()
+            h = (y + (h if shortcut is None else shortcut(h))).relu()
+        self.frames_out += x.shape[-1]
+        return self.head(h).transpose(1, 2)
