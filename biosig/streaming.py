@@ -1,7 +1,8 @@
 """Real-time decoding: a checkpoint's class at every output frame, as the input arrives.
 
     from biosig.streaming import Hysteresis, Streamer
-    streamer = Streamer(load_model_from_checkpoint("ckpt.pt"), context=64)
+    predictor = load_model_from_checkpoint("ckpt.pt")       # biosig.inference
+    streamer = Streamer(predictor.model, context=64, preprocess=predictor.preprocess)
     smooth = Hysteresis(consecutive=3, threshold=0.6)
     for chunk in source:                      # (C, F, n) new input frames, any n >= 1
         out = streamer.push(chunk)            # the m output frames they complete
@@ -44,65 +45,68 @@ def stream_problem(predictor):
 
 
 class Streamer:
-    """A Predictor's per-frame classes, one chunk of new input frames at a time (one stream)."""
+    """A per-frame model's classes, one chunk of new input frames at a time (one stream).
+    preprocess: the checkpoint's spec (biosig.preprocess), applied frame by frame (check a
+    checkpoint with stream_problem() first: a per-window z-score cannot be)."""
 
-    def __init__(self, predictor, context=None):
-        problem = stream_problem(predictor)
-        if problem:
-            raise UserError(f"{predictor.path}: cannot stream: {problem}")
-        model = predictor.model.cpu().eval()
-        self.predictor = predictor
-        probe = model.stepper(1, None)
-        self.pool = probe.pool
-        field = getattr(model, "receptive_field", None)
+    def __init__(self, model, context=None, preprocess=None):
+        self.model = model.cpu().eval()
+        self.preprocess = preprocess or {}
+        self.pool = self.model.stepper().pool
+        field = getattr(self.model, "receptive_field", None)
         if context is not None and context < 2 * self.pool:
             raise UserError(f"--context {context}: needs at least {2 * self.pool} input frames "
                             f"(two output frames of {self.pool})")
-        self.lanes = context is not None and (field is None or context < field)
         self.context = context
-        if self.lanes:
-            self.hop = (context // self.pool) // 2                   # output frames between lane restarts
-            self.stepper = model.stepper(2, 2 * self.hop)
-            self.stepper.restart(torch.tensor([False, True]))   # the second lane waits for its first start
-        else:
-            self.stepper = probe
+        self.lanes = context is not None and (field is None or context < field)
+        # lanes: lane j starts at output frame j * hop, waits (its input kept) until (j + 1) * hop,
+        # catches up in one pass, then gives the outputs until (j + 2) * hop, when it is dropped
+        self.hop = (context // self.pool) // 2 if self.lanes else None
+        self.current = self.model.stepper(2 * self.hop if self.lanes else None)
+        self.waiting, self.kept = None, []
         self.frames_in = 0
+        self.frames_out = 0
 
     def push(self, x):
         """x (C, F, n) new input frames, numpy or tensor -> {"frame": (m,) output frame index,
         "input_frame": (m,) the last input frame it covers, "context": (m,) input frames it saw,
         "logits", "probs": (m, K)} for the m output frames they complete (m may be 0)."""
         x = x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))   # a copy: memmaps are read-only
-        x = preprocess.apply(x[None], self.predictor.preprocess)
-        parts, at = [], 0
+        x = preprocess.apply(x[None], self.preprocess)
+        if not self.lanes:
+            self.frames_in += x.shape[-1]
+            return self._emit(self.current.step(x), 0)
+        parts, at, block = [], 0, self.hop * self.pool
         while at < x.shape[-1]:
-            piece = x.shape[-1] - at
-            if self.lanes:                    # stop at the next restart, a multiple of hop output frames
-                block = self.hop * self.pool
-                piece = min(piece, block - self.frames_in % block)
-            parts.append(self._step(x[..., at:at + piece]))
-            at += piece
-            self.frames_in += piece
-            if self.lanes and self.frames_in % (self.hop * self.pool) == 0:
-                k = self.frames_in // (self.hop * self.pool)
-                self.stepper.activate(torch.arange(2) == (k + 1) % 2)     # the lane that now gives the outputs
-                self.stepper.restart(torch.arange(2) == k % 2)
-        return {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros((0,)) for key in
-                ("frame", "input_frame", "context", "logits", "probs")}
+            piece = x[..., at:at + block - self.frames_in % block]          # up to the next lane boundary
+            parts.append(self._emit(self.current.step(piece), self.start))
+            if self.waiting is not None:
+                self.kept.append(piece)
+            at += piece.shape[-1]
+            self.frames_in += piece.shape[-1]
+            if self.frames_in % block == 0:
+                self._next_lane()
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else self._emit(x[..., :0], 0)
 
-    def _step(self, x):
-        first = self.stepper.frames_out
-        logits = self.stepper.step(x.expand(len(self.stepper.start), *x.shape[1:]))     # (R, m, K)
-        frames = first + torch.arange(logits.shape[1])
-        if self.lanes:                        # the older lane: started hop..2 hop output frames ago
-            k = frames // self.hop
-            row = torch.where(k == 0, 0, (k + 1) % 2)
-        else:
-            row = torch.zeros_like(frames)
-        logits = logits[row, torch.arange(len(frames))]
-        start = self.stepper.start[row]
-        return {"frame": frames.numpy(), "input_frame": ((frames + 1) * self.pool - 1).numpy(),
-                "context": ((frames + 1 - start) * self.pool).numpy(),
+    @property
+    def start(self):
+        """The output frame the current lane started at."""
+        j = self.frames_in // (self.hop * self.pool)
+        return max(0, j - 1) * self.hop
+
+    def _next_lane(self):
+        """At a lane boundary: the waiting lane catches up and gives the outputs from now on; a new one waits."""
+        if self.waiting is not None:
+            self.waiting.step(torch.cat(self.kept, -1))
+            self.current = self.waiting
+        self.waiting, self.kept = self.model.stepper(2 * self.hop), []
+
+    def _emit(self, logits, start):
+        """logits (1, m, K) of the next m output frames, from a lane started at output frame `start`."""
+        logits = logits[0]
+        frames = np.arange(self.frames_out, self.frames_out + len(logits))
+        self.frames_out += len(logits)
+        return {"frame": frames, "input_frame": (frames + 1) * self.pool - 1, "context": (frames + 1 - start) * self.pool,
                 "logits": logits.numpy(), "probs": torch.softmax(logits, -1).numpy()}
 
 
@@ -242,7 +246,7 @@ def decode(predictor, context, args, source, recording, rows, latency, outlet=No
     frame; the time of each step (push and hysteresis) appended to `latency`. several: the
     stream is one of several recordings (its number goes into the printed lines)."""
     import time
-    streamer = Streamer(predictor, context)
+    streamer = Streamer(predictor.model, context, predictor.preprocess)
     smooth = Hysteresis(args.hysteresis, args.threshold)
     names = predictor.task.class_names
     try:

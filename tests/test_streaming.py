@@ -43,23 +43,14 @@ def random_model(name, bands):
     return model.eval()
 
 
-class FakePredictor:
-    """What Streamer takes from a Predictor, around a bare model (no checkpoint needed)."""
-
-    def __init__(self, model, preprocess=None):
-        self.model, self.path = model, "model"
-        self.preprocess = preprocess or {"normalize": "none"}
-        self.task = type("Task", (), {"n_classes": 4, "name": "classification"})()
-
-
 @pytest.mark.parametrize("name,bands", [("eeg2arm", 4), ("eeg2arm", 1), ("tcn", 2)])
 @pytest.mark.parametrize("chunking", list(CHUNKINGS))
 def test_stepper_equals_forward_seq_for_any_chunking(name, bands, chunking):
     model = random_model(name, bands)
-    x = torch.randn(2, 3, bands, 75)
+    x = torch.randn(2, 3, bands, 151)          # > 64 output frames: the cache grows
     with torch.no_grad():
         full = model.forward_seq(x)
-    stepper = model.stepper(rows=2)
+    stepper = model.stepper()
     out = torch.cat(stepped(x, CHUNKINGS[chunking], stepper.step), 1)
     assert out.shape == full.shape
     assert (out - full).abs().max() < 1e-5
@@ -71,7 +62,7 @@ def test_bounded_context_equals_forward_seq_over_the_frames_it_saw(name, context
     W/2..W of them (lanes); tcn with W >= its receptive field (15 frames here): exactly the last W."""
     model = random_model(name, 1)
     x = torch.randn(3, 1, 140)
-    streamer = Streamer(FakePredictor(model), context=context)
+    streamer = Streamer(model, context=context)
     parts = stepped(x, [1, 4, 3], streamer.push)
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     pool = streamer.pool
@@ -90,20 +81,19 @@ def test_bounded_context_equals_forward_seq_over_the_frames_it_saw(name, context
 
 def test_bounded_context_runs_in_constant_memory():
     model = random_model("eeg2arm", 1)
-    streamer = Streamer(FakePredictor(model), context=16)
+    streamer = Streamer(model, context=16)
     rng = np.random.default_rng(0)
     sizes = []
     for n in range(3000):
         streamer.push(rng.normal(size=(3, 1, 1)).astype(np.float32))
         if n in (500, 2999):
-            stepper = streamer.stepper
-            sizes.append(stepper.cache.k[0].shape)
-            assert sum(h.shape[1] for _, h in stepper.backlog) <= 16       # frames kept for the waiting lane
+            sizes.append(streamer.current.cache.k[0].shape)
+            assert sum(p.shape[-1] for p in streamer.kept) <= 16 // 2       # input kept for the waiting lane
     assert sizes[0] == sizes[1]
-    unbounded = Streamer(FakePredictor(model), context=None)
+    unbounded = Streamer(model, context=None)
     for n in range(300):
         unbounded.push(rng.normal(size=(3, 1, 1)).astype(np.float32))
-    assert unbounded.stepper.cache.k[0].shape[2] >= 150        # full history: every frame is kept
+    assert unbounded.current.cache.k[0].shape[2] >= 150        # full history: every frame is kept
 
 
 def decisions(probs, k, p=0.0):
@@ -172,7 +162,8 @@ def test_infer_stream_writes_a_row_per_output_frame_as_the_model_decodes(streame
     probs = np.array([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
     # the same as the library's streamer, at the default context (the training window, 32 frames)
     from biosig.inference import load_model_from_checkpoint
-    streamer = Streamer(load_model_from_checkpoint(str(streamed["ckpt"])), context=32)
+    predictor = load_model_from_checkpoint(str(streamed["ckpt"]))
+    streamer = Streamer(predictor.model, context=32, preprocess=predictor.preprocess)
     assert np.abs(streamer.push(streamed["rec"])["probs"] - probs).max() < 1e-5
     # the hysteresis column is Hysteresis over those probabilities; switches are marked
     again = decisions(probs, 3, 0.4)

@@ -148,22 +148,21 @@ class EEG2Arm(nn.Module):
         frame only (nothing else reaches the output)."""
         return self.head(self.norm(self.transformer(self._frames(x), last_only=True)))[:, -1]
 
-    def stepper(self, rows=1, context=None):
-        """forward_seq stepped through time for `rows` rows (biosig.models.incremental): the
-        Transformer attends to at most `context` output frames (None: all since the row's start)."""
-        return Stepper(self, rows, context)
+    def stepper(self, frames=None):
+        """forward_seq stepped through time (biosig.models.incremental); `frames`: how many
+        output frames to make room for in the key/value cache (it grows past that)."""
+        return Stepper(self, frames)
 
 
 class Stepper:
     """EEG2Arm's forward_seq (eval mode) one chunk of frames at a time.
 
-    step(x): x (R, C, F, n) new input frames, any n >= 0 -> (R, m, K) logits of the m output
-    frames they complete (one per `pool` input frames; NaN for rows waiting, see restart).
-    Input frames wait until they fill a pool (the stem then runs once per output frame), the
-    stem's convolutions keep their last input frames, the Transformer its keys and values;
-    positions count from each row's start."""
+    step(x): x (B, C, F, n) new input frames, any n >= 0 -> (B, m, K) logits of the m output
+    frames they complete (one per `pool` input frames). Input frames wait until they fill a
+    pool (the stem then runs once per output frame), the stem's convolutions keep their last
+    input frames, the Transformer its keys and values."""
 
-    def __init__(self, model, rows, context):
+    def __init__(self, model, frames=None):
         m = model.eval()
         pad1, conv1, bn1, _, pool, _, conv2, bn2, _, conv3, bn3 = list(m.stem)[:11]
         self.pool, self.band_pool, self.bands_out = m.time_pool, m.band_pool, m.bands_out
@@ -177,97 +176,54 @@ class Stepper:
         self.w3, self.b3 = (t.reshape(t.shape[0], -1) for t in folded(conv3.weight.detach(), bn3))
         self.proj_w, self.proj_b = m.frame_proj.weight.detach()[..., 0].t(), m.frame_proj.bias.detach()
         self.buf1, self.buf2 = FrameBuffer(kt - 1), FrameBuffer(self.w2.shape[-1] - 1)
-        self.model, self.context = m, context
-        self.cache = KeyValueCache(len(m.transformer.layers), rows, context)
-        self.pending = None                                  # input frames short of a whole pool
-        self.start = torch.zeros(rows, dtype=torch.long)     # each row's first output frame
-        self.active = torch.ones(rows, dtype=torch.bool)     # rows whose Transformer runs every step
-        self.backlog = []                                    # (first frame, (R, m, D)) that waiting rows have not attended
-        self.frames_out = 0
-        self._pe = None
         self.layers = [(layer.norm1.weight.detach(), layer.self_attn.in_proj_weight.detach().t(),
                         layer.self_attn.out_proj.weight.detach().t(), layer.norm2.weight.detach(),
                         layer.linear1.weight.detach().t(), layer.linear2.weight.detach().t(), layer.heads)
                        for layer in m.transformer.layers]
-        self.head_w = m.head.weight.detach().t()
-
-    def restart(self, rows):
-        """rows (R,) bool: from the next output frame on, these rows compute as if their input
-        began there. Their Transformer waits (their frame vectors are kept) until activate()."""
-        assert self.pending is None or self.pending.shape[-1] == 0, "restart between output frames only"
-        self.buf1.restart(rows)
-        self.buf2.restart(rows)
-        self.start[rows] = self.frames_out
-        self.active &= ~rows
-
-    @torch.inference_mode()
-    def activate(self, rows):
-        """rows (R,) bool: waiting rows catch up, their Transformer running over all their kept
-        frames in one pass (far cheaper than one pass per frame), and from then on every step."""
-        for row in (rows & ~self.active).nonzero()[:, 0].tolist():
-            s = int(self.start[row])
-            kept = [h[row:row + 1, max(0, s - first):] for first, h in self.backlog if first + h.shape[1] > s]
-            if kept:
-                kept = torch.cat(kept, 1)[0]
-                limit = self.context or len(kept)
-                for i in range(0, len(kept), limit):
-                    self._transform(kept[i:i + limit], s + i, row)
-            self.active[row] = True
-        oldest = int(self.start[~self.active].min()) if not self.active.all() else self.frames_out
-        self.backlog = [(first, h) for first, h in self.backlog if first + h.shape[1] > oldest]
+        self.norm, self.head_w, self.head_b = m.norm, m.head.weight.detach().t(), m.head.bias.detach()
+        self.cache = KeyValueCache(len(self.layers), frames)
+        self.positions = m._positions
+        self.pending = None                                  # input frames short of a whole pool
+        self.frames_out = 0
+        self._pe = None
 
     @torch.inference_mode()
     def step(self, x):
-        # input frames wait until they fill a pool: the stem then runs once per output frame
         if self.pending is not None:
             x = torch.cat([self.pending, x], -1)
-        r, c, f, n = x.shape
+        b, c, f, n = x.shape
         n = n // self.pool * self.pool
         x, self.pending = x[..., :n], x[..., n:]
         if n == 0:
-            return x.new_zeros(r, 0, self.model.head.out_features)
+            return x.new_zeros(b, 0, self.head_w.shape[1])
         x = F.pad(x, (0, 0, self.band_pad, self.band_pad))
-        frames = self.buf1.extend(x).unfold(2, self.kb, 1).unfold(3, self.kt, 1)   # (R, C, F, n, kb, kt)
-        h = torch.einsum("rcfnk,cmk->rcmfn", frames.flatten(-2), self.w1).reshape(r, -1, f, n)
+        frames = self.buf1.extend(x).unfold(2, self.kb, 1).unfold(3, self.kt, 1)   # (B, C, F, n, kb, kt)
+        h = torch.einsum("bcfnk,cmk->bcmfn", frames.flatten(-2), self.w1).reshape(b, -1, f, n)
         h = F.gelu(h + self.b1[:, None, None])
         if self.band_pool > 1:
             h = h[:, :, :self.bands_out * self.band_pool].unflatten(2, (self.bands_out, self.band_pool)).mean(3)
-        h = h.unflatten(-1, (-1, self.pool)).mean(-1)                               # (R, W, F', m)
-        m = h.shape[-1]
+        h = h.unflatten(-1, (-1, self.pool)).mean(-1)                               # (B, W, F', m)
         h = (conv_frames(self.buf2.extend(h), self.w2.shape[-1]) * self.w2[:, None]).sum(-1)
         h = F.gelu(h + self.b2[:, None, None])
-        h = F.gelu(torch.einsum("rwfm,sw->rmsf", h, self.w3) + self.b3)   # (R, m, S, F')
-        h = h.flatten(2) @ self.proj_w + self.proj_b                                # (R, m, D)
-        first = self.frames_out
-        self.frames_out += m
-        if not self.active.all():
-            self.backlog.append((first, h))
-        out = h.new_full((r, m, self.head_w.shape[1]), float("nan"))
-        limit = self.context or m
-        for row in self.active.nonzero()[:, 0].tolist():
-            for i in range(0, m, limit):
-                out[row, i:i + limit] = self._transform(h[row, i:i + limit], first + i, row)
-        return out
+        h = F.gelu(torch.einsum("bwfm,sw->bmsf", h, self.w3) + self.b3)           # (B, m, S, F')
+        return self._transform(h.flatten(2) @ self.proj_w + self.proj_b)         # (B, m, D) -> (B, m, K)
 
-    def _transform(self, h, first, row):
-        """h (m, D) frame vectors of output frames first..first+m-1 of `row` -> their logits
-        (m, K); their keys and values join the cache. The layers' arithmetic of CausalLayer,
-        on 2-D tensors with transposed weights (fewer, larger operations a frame)."""
-        m, d = h.shape
-        start = int(self.start[row])
-        if self._pe is None or self._pe.shape[0] < first + m - start:
-            self._pe = self.model._positions(max(2 * (first + m - start), 64), d, h.device, h.dtype)
-        h = h + self._pe[first - start:first + m - start]
+    def _transform(self, h):
+        """h (B, m, D) frame vectors of the next m output frames -> their logits (B, m, K); their
+        keys and values join the cache. CausalLayer's arithmetic, with transposed weights."""
+        b, m, d = h.shape
+        first = self.frames_out
+        if self._pe is None or self._pe.shape[0] < first + m:
+            self._pe = self.positions(max(2 * (first + m), 64), d, h.device, h.dtype)
+        h = h + self._pe[first:first + m]
         for i, (norm1, qkv, out, norm2, up, down, heads) in enumerate(self.layers):
-            q, k, v = (F.layer_norm(h, (d,), norm1) @ qkv).view(m, 3, heads, -1).permute(1, 2, 0, 3)
-            if i == 0:
-                self.cache.prepare(first, m, self.start, k)
-            att = self.cache.attend(i, row, q, k, v, first, start)            # (H, m, Dh)
-            h = torch.addmm(h, att.transpose(0, 1).reshape(m, d), out)
-            h = torch.addmm(h, F.gelu(F.layer_norm(h, (d,), norm2) @ up), down)
-        norm = self.model.norm
-        return torch.addmm(self.model.head.bias, F.layer_norm(h, (d,), norm.weight, norm.bias, norm.eps),
-                           self.head_w)
+            q, k, v = (F.layer_norm(h, (d,), norm1) @ qkv).view(b, m, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            att = self.cache.attend(i, q, k, v, first)                            # (B, H, m, Dh)
+            h = h + att.transpose(1, 2).reshape(b, m, d) @ out
+            h = h + F.gelu(F.layer_norm(h, (d,), norm2) @ up) @ down
+        self.frames_out += m
+        norm = self.norm
+        return F.layer_norm(h, (d,), norm.weight, norm.bias, norm.eps) @ self.head_w + self.head_b
 
 
 def dropout(x, p, training):

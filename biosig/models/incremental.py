@@ -5,10 +5,9 @@ complete, keeping between calls what the past contributes (a causal convolution'
 frames, input frames that do not yet fill a pooled frame, the Transformer's keys and values), so its outputs
 equal forward_seq on the concatenated input without recomputing the past.
 
-Everything works on R independent rows at once (R streams, or biosig.streaming's lanes of one
-stream), with time as the last axis. A row can be restarted: from then on it computes as if its
-input began there (zero padding on the left, positions from 0), which is what a bounded
-context needs. The weights are taken once from the eval-mode model, with each BatchNorm folded
+Everything works on a batch of B streams stepped together, with time as the last axis; a
+stepper starts as forward_seq does (zero padding on the left, positions from 0), so a fresh
+one is a restart (biosig.streaming's bounded context runs lanes of fresh steppers). The weights are taken once from the eval-mode model, with each BatchNorm folded
 into the convolution before it (eval BatchNorm is a per-channel affine map), and convolutions
 are written as products of unfolded frames: at one frame a step, CPU convolution kernels spend
 more time starting than computing.
@@ -27,9 +26,9 @@ def folded(conv_weight, bn, conv_bias=None):
 
 
 class FrameBuffer:
-    """The last `keep` input frames of each row: a causal convolution's left context.
+    """The last `keep` input frames: a causal convolution's left context.
 
-    x (R, ..., n) new frames -> (R, ..., keep + n): the kept frames, then x; zeros before the
+    x (B, ..., n) new frames -> (B, ..., keep + n): the kept frames, then x; zeros before the
     first frame (the left padding of forward_seq)."""
 
     def __init__(self, keep):
@@ -42,14 +41,9 @@ class FrameBuffer:
         self.frames = full[..., full.shape[-1] - self.keep:]
         return full
 
-    def restart(self, rows):
-        """rows: (R,) bool -> their kept frames become zeros."""
-        if self.frames is not None:
-            self.frames = self.frames.masked_fill(rows.reshape(-1, *[1] * (self.frames.dim() - 1)), 0.0)
-
 
 def conv_frames(full, kernel, dilation=1):
-    """(R, ..., p + n) frames, p = (kernel - 1) * dilation -> (R, ..., n, kernel): the frames
+    """(B, ..., p + n) frames, p = (kernel - 1) * dilation -> (B, ..., n, kernel): the frames
     each of the n new outputs of a causal convolution reads."""
     span = (kernel - 1) * dilation + 1
     return full.unfold(-1, span, 1)[..., ::dilation]
@@ -57,7 +51,7 @@ def conv_frames(full, kernel, dilation=1):
 
 class CausalConv1d:
     """A causal (left-padded) Conv1d, stepped. weight (O, I, k) dense, bias (O,) or None.
-    x (R, I, n) -> (R, O, n)."""
+    x (B, I, n) -> (B, O, n)."""
 
     def __init__(self, weight, bias, dilation=1):
         self.o, self.k, self.dilation = weight.shape[0], weight.shape[-1], dilation
@@ -66,69 +60,41 @@ class CausalConv1d:
         self.buffer = FrameBuffer((self.k - 1) * dilation)
 
     def __call__(self, x):
-        r, i, n = x.shape
+        b, i, n = x.shape
         if self.k == 1:
-            frames = x.transpose(1, 2)                                        # (R, n, I)
+            frames = x.transpose(1, 2)                                        # (B, n, I)
         else:
-            frames = conv_frames(self.buffer.extend(x), self.k, self.dilation)   # (R, I, n, k)
-            frames = frames.transpose(1, 2).reshape(r, n, i * self.k)
-        y = frames @ self.weight
-        if self.bias is not None:
-            y = y + self.bias
+            frames = conv_frames(self.buffer.extend(x), self.k, self.dilation)   # (B, I, n, k)
+            frames = frames.transpose(1, 2).reshape(b, n, i * self.k)
+        y = frames @ self.weight if self.bias is None else torch.addmm(self.bias, frames.reshape(b * n, -1), self.weight).view(b, n, -1)
         return y.transpose(1, 2)
-
-    def restart(self, rows):
-        self.buffer.restart(rows)
 
 
 class KeyValueCache:
-    """The keys and values of every attention layer, for each of R rows, in frame order:
-    buffer position j holds frame `base + j`. A query at frame q of a row attends to frames
-    [max(its start, q - context + 1), q]. With `context` the frames nobody can attend to any
-    more are dropped (shifted out) as new ones come, so memory stays bounded (at most
-    2 context + 16 frames); with None the buffer grows, keeping every frame."""
+    """The keys and values of every attention layer for every frame so far, in frame order.
+    `frames`: how many to make room for at first (it grows, doubling, past that)."""
 
-    def __init__(self, layers, rows, context):
-        self.layers, self.rows, self.context = layers, rows, context
-        self.k = self.v = None          # per layer: (R, H, capacity, Dh)
-        self.base = 0
+    def __init__(self, layers, frames=None):
+        self.layers, self.room = layers, max(frames or 64, 1)
+        self.k = self.v = None          # per layer: (B, H, capacity, Dh)
 
-    def prepare(self, first, m, start, like):
-        """Room for frames first..first+m-1 (m <= context); start (R,) the rows' starts; like
-        (H, m, Dh) a key tensor, for shapes."""
+    def attend(self, layer, q, k, v, first):
+        """q, k, v (B, H, m, Dh) of frames first..first+m-1 at attention layer `layer` ->
+        attention output (B, H, m, Dh), causal, over every earlier frame and the new ones."""
+        m = k.shape[2]
+        end = first + m
         if self.k is None:
-            h, _, dh = like.shape
-            capacity = 64 if self.context is None else 2 * self.context + 16
-            self.k = [like.new_zeros(self.rows, h, capacity, dh) for _ in range(self.layers)]
-            self.v = [like.new_zeros(self.rows, h, capacity, dh) for _ in range(self.layers)]
-        capacity = self.k[0].shape[2]
-        if first + m - self.base <= capacity:
-            return
-        if self.context is None:        # grow: keep everything
+            self.k = [k.new_zeros(*k.shape[:2], max(self.room, end), k.shape[3]) for _ in range(self.layers)]
+            self.v = [k.new_zeros(*k.shape[:2], max(self.room, end), k.shape[3]) for _ in range(self.layers)]
+        elif end > self.k[layer].shape[2]:
             for buffers in (self.k, self.v):
-                for i, b in enumerate(buffers):
-                    buffers[i] = torch.cat([b, torch.zeros_like(b)], 2)
-            return
-        keep = max(int(start.min()), first - self.context + 1)      # the oldest frame still attended to
-        drop = keep - self.base
-        for b in self.k + self.v:
-            b[:, :, :first - keep] = b[:, :, drop:first - self.base].clone()
-        self.base = keep
-
-    def attend(self, layer, row, q, k, v, first, start):
-        """q, k, v (H, m, Dh) of frames first..first+m-1 of `row` (its start `start`) at layer
-        `layer` -> attention output (H, m, Dh), causal, over its cached frames and the new ones."""
-        m = k.shape[1]
-        at = first - self.base
-        assert 0 <= at and at + m <= self.k[layer].shape[2], "frames outside the cache: a row's history exceeds its context"
-        self.k[layer][row, :, at:at + m], self.v[layer][row, :, at:at + m] = k, v
-        lo = start if self.context is None else max(start, first - self.context + 1)
-        keys, values = self.k[layer][row, :, lo - self.base:at + m], self.v[layer][row, :, lo - self.base:at + m]
-        mask = None
-        if m > 1:                       # frame lo + j is visible to query first + i when lo + j <= first + i
-            frames = torch.arange(lo, first + m)
-            queries = torch.arange(first, first + m)[:, None]
-            mask = (frames <= queries)
-            if self.context is not None:
-                mask &= frames > queries - self.context
+                old = buffers[layer]
+                more = old.new_zeros(*old.shape[:2], max(old.shape[2], end - old.shape[2]), old.shape[3])
+                buffers[layer] = torch.cat([old, more], 2)
+        self.k[layer][:, :, first:end], self.v[layer][:, :, first:end] = k, v
+        keys, values = self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if m == 1:                      # one query sees every key: plain softmax(q k^T / sqrt(d)) v, no
+            scores = (q * q.shape[-1] ** -0.5) @ keys.transpose(2, 3)      # fused kernel's start-up cost
+            return scores.softmax(-1) @ values
+        mask = torch.arange(end) <= torch.arange(first, end)[:, None]      # frame j visible to query first + i: j <= first + i
         return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)

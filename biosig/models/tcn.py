@@ -75,19 +75,19 @@ class TCN(nn.Module):
         c = self.config
         return 1 + 2 * (c["kernel"] - 1) * (2 ** c["levels"] - 1)
 
-    def stepper(self, rows=1, context=None):
-        """forward_seq stepped through time for `rows` rows (biosig.models.incremental); its state
-        is each convolution's last (kernel - 1) * dilation input frames, whatever `context`."""
-        return Stepper(self.eval(), rows)
+    def stepper(self, frames=None):
+        """forward_seq stepped through time (biosig.models.incremental); its state is each
+        convolution's last (kernel - 1) * dilation input frames, whatever the length."""
+        return Stepper(self.eval())
 
 
 class Stepper:
-    """TCN's forward_seq (eval mode) one chunk of frames at a time: step(x), x (R, C, F, n)
-    -> (R, n, K) logits of the same n frames."""
+    """TCN's forward_seq (eval mode) one chunk of frames at a time: step(x), x (B, C, F, n)
+    -> (B, n, K) logits of the same n frames."""
 
     pool = 1
 
-    def __init__(self, model, rows):
+    def __init__(self, model):
         def conv(layer, dilation=1):
             bias = None if layer.bias is None else layer.bias.detach()
             return CausalConv1d(layer.weight.detach(), bias, dilation)   # weight_norm's weight, computed once
@@ -96,24 +96,11 @@ class Stepper:
             shortcut = None if isinstance(block.shortcut, nn.Identity) else conv(block.shortcut)
             self.blocks.append((conv(block.body[1], 2 ** i), conv(block.body[5], 2 ** i), shortcut))
         self.head = conv(model.head)
-        self.start = torch.zeros(rows, dtype=torch.long)
-        self.frames_out = 0
-
-    def restart(self, rows):
-        """rows (R,) bool: from the next frame on, these rows compute as if their input began there."""
-        for a, b, _ in self.blocks:
-            a.restart(rows)
-            b.restart(rows)
-        self.start[rows] = self.frames_out
-
-    def activate(self, rows):
-        """Every row computes at every step (there is nothing to defer)."""
 
     @torch.inference_mode()
     def step(self, x):
-        h = x.flatten(1, 2)                                      # (R, C*F, n)
+        h = x.flatten(1, 2)                                      # (B, C*F, n)
         for a, b, shortcut in self.blocks:
             y = b(a(h).relu()).relu()
             h = (y + (h if shortcut is None else shortcut(h))).relu()
-        self.frames_out += x.shape[-1]
         return self.head(h).transpose(1, 2)
