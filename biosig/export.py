@@ -33,7 +33,6 @@ from . import checkpoint, preprocess
 from .atomic import atomic_path
 from .errors import ArgumentParser, HelpFormatter, UserError
 from .inference import Predictor
-from .models.minirocket import LENGTH, MiniRocket, ppv
 
 TOLERANCE = 1e-4
 
@@ -43,6 +42,9 @@ def get_args_parser():
                        description="Export a checkpoint with its preprocessing and output transform baked in.")
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--out", required=True, help="model.onnx (needs onnx and onnxscript) or model.pt2 (torch.export)")
+    p.add_argument("--step", action="store_true", help="export the per-frame step instead: (x (B, C, F, 1), "
+                   "state_0...) -> (class probabilities (B, K), next_state_0...), for models with a fixed-size "
+                   "state (tcn); state starts as zeros")
     p.add_argument("--no-check", action="store_true", help="do not compare the written file with PyTorch")
     return p
 
@@ -54,7 +56,8 @@ class Deployed(nn.Module):
         super().__init__()
         self.task, self.n_frames = predictor.task, n_frames
         model = predictor.model
-        self.net = MiniRocketExport(model) if isinstance(model, MiniRocket) else predictor.net
+        # a model whose forward does not trace (minirocket's data-dependent indexing) gives an equivalent one
+        self.net = model.export_module() if hasattr(model, "export_module") else predictor.net
         spec = predictor.preprocess
         self.zscore = spec.get("normalize") == "sample_zscore"
         self.standardize = spec.get("mean") is not None
@@ -70,41 +73,34 @@ class Deployed(nn.Module):
         return self.task.values(self.net(x), self.n_frames)
 
 
-class MiniRocketExport(nn.Module):
-    """MiniRocket's eval forward, x (B, C, F, T) -> logits (B, K), without its data-dependent steps
-    (the same numbers): the padded and unpadded kernels of each dilation as constant indices (the
-    model finds them with torch.nonzero), PPV by one comparison per bias (torch's ONNX exporter has
-    no translation for the model's searchsorted), and no `fitted` check (a buffer read as a bool)."""
+class Step(nn.Module):
+    """(x (B, C, F, 1) one raw frame, *state) -> (class probabilities (B, K), *next state): the
+    model's step_module() with --standardize baked in, as infer.py --stream decodes."""
 
-    def __init__(self, model):
+    def __init__(self, predictor):
         super().__init__()
-        self.model = model
-        self.groups = []                         # per dilation: ([(kernel indices, frames trimmed)], order)
-        n_times = model.config["n_times"]
-        for i, d, _, _ in model._blocks():
-            _, padded = model._conv(torch.zeros(1, model.weight.shape[0], n_times), i)   # the model's rule
-            kept = padded.nonzero().flatten().tolist()
-            trimmed = (~padded).nonzero().flatten().tolist()
-            groups = [(idx, trim) for idx, trim in ((kept, 0), (trimmed, (LENGTH - 1) * d // 2)) if idx]
-            order = torch.tensor(sum((idx for idx, _ in groups), [])).argsort().tolist()
-            self.groups.append((groups, order))
+        self.step = predictor.model.step_module()
+        spec, config = predictor.preprocess, predictor.model.config
+        standardized = spec.get("mean") is not None                   # else (x - 0) / (1 - EPS + EPS) = x
+        shape = (config["n_elec"], config["n_bands"])
+        mean = torch.tensor(spec["mean"]) if standardized else torch.zeros(shape)
+        std = torch.tensor(spec["std"]) if standardized else torch.ones(shape) - preprocess.EPS
+        self.register_buffer("input_mean", mean.float()[None, :, :, None])
+        self.register_buffer("input_std", std.float()[None, :, :, None])
 
-    def forward(self, x):
-        m, x = self.model, x.flatten(1, 2)                                   # (B, rows, T)
-        feats = []
-        for (i, d, _, bias), (groups, order) in zip(m._blocks(), self.groups):
-            out = m._convolve(x, i)[0]                                       # (B, 84, T)
-            parts = [ppv(out[:, idx, trim:out.shape[-1] - trim], bias[idx], compare_upto=bias.shape[1])
-                     for idx, trim in groups]                                # (B, k, count) each
-            feats.append(torch.cat(parts, 1)[:, order].flatten(1))
-        return m.head((torch.cat(feats, 1) - m.mean) / m.std)
+    def forward(self, x, *state):
+        logits, *after = self.step((x - self.input_mean) / (self.input_std + preprocess.EPS), *state)
+        return (torch.softmax(logits, -1), *after)
 
 
 def export(module, example, path, ext):
-    """Trace `module` on example (2, C, F, T), batch dynamic, and write it to path as .onnx or .pt2."""
+    """Trace `module` on the example inputs (a tuple; batch first and dynamic in each) and write it
+    to path as .onnx or .pt2: inputs x, state_0...; outputs values, next_state_0..."""
     batch = torch.export.Dim("batch")
+    names = ["x"] + [f"state_{i}" for i in range(len(example) - 1)]
     with torch.no_grad():
-        program = torch.export.export(module, (example,), dynamic_shapes={"x": {0: batch}})
+        shapes = [{0: batch}] + ([({0: batch},) * (len(example) - 1)] if len(example) > 1 else [])   # x, *state
+        program = torch.export.export(module, example, dynamic_shapes=shapes)
     if ext == ".pt2":
         with open(path, "wb") as f:              # a file object: torch warns about paths not ending in .pt2
             torch.export.save(program, f)
@@ -115,35 +111,73 @@ def export(module, example, path, ext):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(program, f=path, input_names=["x"], output_names=["values"], external_data=False,
-                              verbose=False)
+            torch.onnx.export(program, f=path, input_names=names, external_data=False, verbose=False,
+                              output_names=["values"] + [f"next_{n}" for n in names[1:]])
     finally:
         logger.setLevel(level)
 
 
-def check(path, ext, predictor, shape):
-    """Run the written file on seeded random batches of 3 and 1 windows (C, F, T) = shape, around the
-    standardization's mean/std when it has them -> "max |diff| ... (runtime)" to Predictor.predict, or
-    None when onnxruntime is missing. Raises (a bug) above the tolerance."""
+def runner(path, ext):
+    """The written file as (run: list of numpy inputs -> list of numpy outputs, runtime's name),
+    or None for .onnx without onnxruntime."""
     if ext == ".onnx":
         try:
             import onnxruntime
         except ImportError:
             return None
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        run, runtime = (lambda x: session.run(["values"], {"x": x})[0]), f"onnxruntime {onnxruntime.__version__}"
-    else:
-        with open(path, "rb") as f:
-            loaded = torch.export.load(f).module()
-        run, runtime = (lambda x: loaded(torch.from_numpy(x)).detach().numpy()), f"torch.export {torch.__version__}"
-    gen = np.random.default_rng(0)
+        names = [i.name for i in session.get_inputs()]
+        return (lambda xs: session.run(None, dict(zip(names, xs)))), f"onnxruntime {onnxruntime.__version__}"
+    with open(path, "rb") as f:
+        loaded = torch.export.load(f).module()
+
+    def run(xs):
+        out = loaded(*map(torch.from_numpy, xs))
+        return [t.detach().numpy() for t in (out if isinstance(out, (tuple, list)) else [out])]
+    return run, f"torch.export {torch.__version__}"
+
+
+def random_windows(predictor, gen, shape):
+    """Seeded random windows of `shape` (B, C, F, T), around the standardization's mean/std when it has them."""
     spec = predictor.preprocess
-    standardized = spec.get("mean") is not None
-    mean, std = (np.array(spec["mean"])[:, :, None], np.array(spec["std"])[:, :, None]) if standardized else (0, 1)
+    if spec.get("mean") is None:
+        return gen.standard_normal(shape).astype(np.float32)
+    mean, std = np.array(spec["mean"])[:, :, None], np.array(spec["std"])[:, :, None]
+    return (mean + std * gen.standard_normal(shape)).astype(np.float32)
+
+
+def check_step(path, ext, predictor, shape, module):
+    """The written step, run frame by frame from zero state over 2 seeded random recordings of 40
+    frames -> "max |diff| ... (runtime)" to Predictor.predict_frames, or None. Raises above the tolerance."""
+    found = runner(path, ext)
+    if found is None:
+        return None
+    run, runtime = found
+    x = random_windows(predictor, np.random.default_rng(0), (2, *shape[:2], 40))
+    state = [s.numpy() for s in module.step.initial_state(2)]
+    got = []
+    for t in range(x.shape[-1]):
+        values, *state = run([np.ascontiguousarray(x[..., t:t + 1]), *state])
+        got.append(values)
+    worst = float(np.abs(np.stack(got, 1) - predictor.predict_frames(x)["values"]).max())
+    if not worst <= TOLERANCE:
+        raise AssertionError(f"the exported step {ext}: max |diff| {worst:.3g} to forward_seq ({runtime})")
+    return f"max |diff| {worst:.2g} over 40 frames of 2 recordings ({runtime})"
+
+
+def check(path, ext, predictor, shape):
+    """Run the written file on seeded random batches of 3 and 1 windows (C, F, T) = shape, around the
+    standardization's mean/std when it has them -> "max |diff| ... (runtime)" to Predictor.predict, or
+    None when onnxruntime is missing. Raises (a bug) above the tolerance."""
+    found = runner(path, ext)
+    if found is None:
+        return None
+    run, runtime = found
+    gen = np.random.default_rng(0)
     worst, scale = 0.0, 1.0
     for b in (3, 1):
-        x = (mean + std * gen.standard_normal((b, *shape))).astype(np.float32)
-        want, got = predictor.predict(x)["values"], run(x)
+        x = random_windows(predictor, gen, (b, *shape))
+        want, got = predictor.predict(x)["values"], run([x])[0]
         if got.shape != want.shape:
             raise AssertionError(f"the exported {ext}: output {got.shape}, PyTorch gives {want.shape}")
         worst, scale = max(worst, float(np.abs(got - want).max())), max(scale, float(np.abs(want).max()))
@@ -159,9 +193,10 @@ def main(argv=None):
     if ext not in (".onnx", ".pt2"):
         raise UserError(f"{args.out}: --out must end in .onnx (ONNX) or .pt2 (torch.export program)")
     if ext == ".onnx":
+        import importlib
         try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401
+            for name in ("onnx", "onnxscript"):
+                importlib.import_module(name)
         except ImportError:
             raise UserError("exporting .onnx needs onnx and onnxscript: pip install onnx onnxscript") from None
     checkpoint.check_writable(args.out, "--out", inputs=[("--ckpt", args.ckpt)])
@@ -171,17 +206,16 @@ def main(argv=None):
         raise UserError(f"{args.ckpt}: a pretraining checkpoint (--task {predictor.task.name}) has nothing to deploy; "
                         f"export the model fine-tuned from it (train.py --init {args.ckpt})")
     shape = tuple(ckpt["example_input_shape"][1:])                           # (C, F, T)
+    if args.step:
+        return main_step(args, ext, predictor, shape)
     module = Deployed(predictor, shape[-1]).eval()
     example = torch.zeros(2, *shape)
     with torch.no_grad():
         out_shape = tuple(module(example).shape[1:])
     with atomic_path(args.out) as tmp:
-        export(module, example, tmp, ext)
+        export(module, (example,), tmp, ext)
         checked = None if args.no_check else check(tmp, ext, predictor, shape)
-    if checked:
-        print(f"checked against PyTorch on 2 random batches: {checked}")
-    elif not args.no_check:
-        print("check skipped: onnxruntime is not installed (pip install onnxruntime)")
+    report_check(checked, args, "on 2 random batches")
     print(f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, "
           f"{'ONNX' if ext == '.onnx' else 'torch.export program'}; model {ckpt['config']['name']}, {predictor.task}\n"
           f"  input  x      (batch, {', '.join(map(str, shape))}) float32: batch dynamic; C, F and T={shape[-1]} "
@@ -189,6 +223,37 @@ def main(argv=None):
           f"  output values (batch{''.join(f', {n}' for n in out_shape)}) float32, "
           f"as infer.py --out preds.npy writes them\n"
           f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
+
+
+def main_step(args, ext, predictor, shape):
+    """--step: the model's per-frame step with its state as inputs and outputs."""
+    from .streaming import stream_problem
+    name = predictor.model.config["name"]
+    problem = stream_problem(predictor)
+    if problem:
+        raise UserError(f"{args.ckpt}: no per-frame step to export: {problem}")
+    if not hasattr(predictor.model, "step_module"):
+        raise UserError(f"{args.ckpt}: model {name}'s step has no fixed-size state to export (eeg2arm's key/value "
+                        f"cache grows with every frame); export the whole window, or decode with infer.py --stream")
+    module = Step(predictor).eval()
+    state = module.step.initial_state(2)
+    with atomic_path(args.out) as tmp:
+        export(module, (torch.zeros(2, *shape[:2], 1), *state), tmp, ext)
+        checked = None if args.no_check else check_step(tmp, ext, predictor, shape, module)
+    report_check(checked, args, "frame by frame")
+    print(f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, the per-frame step of model {name}\n"
+          f"  inputs  x (batch, {shape[0]}, {shape[1]}, 1) one raw frame; state_0..{len(state) - 1}: "
+          + ", ".join(f"(batch, {s.shape[1]}, {s.shape[2]})" for s in state) + ", zeros at the start\n"
+          f"  outputs values (batch, {predictor.task.n_classes}) class probabilities of this frame; "
+          f"next_state_0..{len(state) - 1}, the state for the next frame\n"
+          f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
+
+
+def report_check(checked, args, how):
+    if checked:
+        print(f"checked against PyTorch {how}: {checked}")
+    elif not args.no_check:
+        print("check skipped: onnxruntime is not installed (pip install onnxruntime)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from conftest import ENV, ROOT, assert_user_error, make_windows, run
 MODELS = {   # small and fast; tcn also gets the per-window z-score, eegnet is built for one T
     "tcn": ["--model", "tcn", "--standardize", "--normalize", "--model-kwargs", "channels=8", "levels=2"],
     "eegnet": ["--model", "eegnet", "--standardize", "--model-kwargs", "kernel=16"],
+    "tcn-stream": ["--model", "tcn", "--standardize", "--model-kwargs", "channels=8", "levels=2"],
 }
 TRAINED = {}
 
@@ -82,6 +83,37 @@ def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
     for part in (slice(0, 5), slice(5, 6)):                                  # batches of 5 and 1
         got = program(X[part]).detach().numpy()
         np.testing.assert_allclose(got, preds[part], atol=1e-4, rtol=0)
+
+
+def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data):
+    """--step: the exported per-frame step, run from zero state one frame at a time by onnxruntime,
+    gives infer.py --stream's probabilities; eeg2arm (a growing key/value cache) is refused."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    ckpt, _ = trained(data, "tcn-stream")
+    d = data["dir"]
+    recording = np.concatenate(list(data["X"][:3]), -1)                  # (3, 2, 192)
+    np.save(d / "recording.npy", recording)
+    proc = export("--ckpt", ckpt, "--out", d / "step.onnx", "--step")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "checked against PyTorch frame by frame: max |diff|" in proc.stdout
+    stream = run("infer.py", "--ckpt", ckpt, "--stream", "--x", d / "recording.npy", "--context", "all",
+                 "--out", d / "stream.npy", "--quiet")
+    assert stream.returncode == 0, stream.stderr[-2000:]
+    session = ort.InferenceSession(str(d / "step.onnx"), providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    state = [np.zeros((1, *i.shape[1:]), np.float32) for i in inputs[1:]]
+    got = []
+    for t in range(recording.shape[-1]):
+        values, *state = session.run(None, {"x": recording[None, ..., t:t + 1], **dict(zip([i.name for i in inputs[1:]], state))})
+        got.append(values[0])
+    assert np.abs(np.array(got) - np.load(d / "stream.npy")[0]).max() < 1e-4
+    model = d / "eeg2arm.pt"
+    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", "--frame-embed", "16",
+               "--layers", "1", "--epochs", "1", "--save", model, "--run-dir", d / "run_eeg2arm")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_user_error(export("--ckpt", model, "--out", d / "e.onnx", "--step"), "eeg2arm", "key/value cache")
+    assert not (d / "e.onnx").exists()
 
 
 def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):

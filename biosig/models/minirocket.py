@@ -238,3 +238,37 @@ class MiniRocket(nn.Module):
         if not bool(self.fitted):
             raise RuntimeError("MiniRocket.fit_data() was not called: its biases are not fitted")
         return self.head((self.transform(x) - self.mean) / self.std)
+
+    def export_module(self):
+        """An eval forward that torch.export and ONNX can trace, with the same numbers (biosig.export)."""
+        return ExportForward(self)
+
+
+class ExportForward(nn.Module):
+    """MiniRocket's eval forward, x (B, C, F, T) -> logits (B, K), without its data-dependent steps
+    (the same numbers): the padded and unpadded kernels of each dilation as constant indices (the
+    model finds them with torch.nonzero), PPV by one comparison per bias (torch's ONNX exporter has
+    no translation for the model's searchsorted), and no `fitted` check (a buffer read as a bool)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.groups = []                         # per dilation: ([(kernel indices, frames trimmed)], order)
+        n_times = model.config["n_times"]
+        for i, d, _, _ in model._blocks():
+            _, padded = model._conv(torch.zeros(1, model.weight.shape[0], n_times), i)   # the model's rule
+            kept = padded.nonzero().flatten().tolist()
+            trimmed = (~padded).nonzero().flatten().tolist()
+            groups = [(idx, trim) for idx, trim in ((kept, 0), (trimmed, (LENGTH - 1) * d // 2)) if idx]
+            order = torch.tensor(sum((idx for idx, _ in groups), [])).argsort().tolist()
+            self.groups.append((groups, order))
+
+    def forward(self, x):
+        m, x = self.model, x.flatten(1, 2)                                   # (B, rows, T)
+        feats = []
+        for (i, d, _, bias), (groups, order) in zip(m._blocks(), self.groups):
+            out = m._convolve(x, i)[0]                                       # (B, 84, T)
+            parts = [ppv(out[:, idx, trim:out.shape[-1] - trim], bias[idx], compare_upto=bias.shape[1])
+                     for idx, trim in groups]                                # (B, k, count) each
+            feats.append(torch.cat(parts, 1)[:, order].flatten(1))
+        return m.head((torch.cat(feats, 1) - m.mean) / m.std)

@@ -13,6 +13,7 @@ frames (181 for the defaults). Suits continuous decoding: per-frame outputs, any
 """
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..errors import positive_int
@@ -79,6 +80,35 @@ class TCN(nn.Module):
         """forward_seq stepped through time (biosig.models.incremental); its state is each
         convolution's last (kernel - 1) * dilation input frames, whatever the length."""
         return Stepper(self.eval())
+
+    def step_module(self):
+        """The stepper as an nn.Module of one frame and explicit state, for export (torch.export,
+        ONNX): (x (B, C, F, 1), *state) -> (logits (B, K), *next state); initial_state(B) are zeros."""
+        return StepModule(self.eval())
+
+
+class StepModule(nn.Module):
+    """forward_seq one frame at a time with its state as tensors: each dilated convolution's
+    last (kernel - 1) * dilation input frames, (B, width, (kernel - 1) * dilation)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def initial_state(self, batch):
+        return [torch.zeros(batch, conv.in_channels, (conv.kernel_size[0] - 1) * conv.dilation[0])
+                for block in self.model.blocks for conv in (block.body[1], block.body[5])]
+
+    def forward(self, x, *state):
+        h, state, after = x.flatten(1, 2), list(state), []         # (B, C*F, 1)
+        for block in self.model.blocks:
+            y = h
+            for conv in (block.body[1], block.body[5]):
+                full = torch.cat([state.pop(0), y], -1)             # (B, width, (kernel - 1) * dilation + 1)
+                after.append(full[..., 1:])
+                y = F.relu(F.conv1d(full, conv.weight, conv.bias, dilation=conv.dilation))
+            h = F.relu(y + block.shortcut(h))
+        return (self.model.head(h)[..., 0], *after)
 
 
 class Stepper:
