@@ -17,6 +17,15 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
                           training window length T (EEG2Arm's --cnn-time-pool auto); returns config
   model.fit_data(x, seed) optional: fits fixed statistics (buffers, so they are checkpointed)
                           from training windows x (N, C, F, T), once, before the first epoch
+  model.stepper(frames)   optional, per-frame models: forward_seq stepped through time (a
+                          .step(x) that takes new frames and keeps the past as state; see
+                          incremental.py): what infer.py --stream decodes with
+  model.receptive_field   optional: input frames an output depends on (a bounded context that
+                          covers it needs no restarts)
+  model.step_module()     optional: the step as an nn.Module with explicit fixed-size state, for
+                          python -m biosig.export --step
+  model.export_module()   optional: an equivalent forward that torch.export can trace, when the
+                          model's own cannot
 
 Adding a model: one file here with its class, and one line in MODELS.
 """
