@@ -32,6 +32,17 @@ def apply(x, spec):
     return x
 
 
+def per_frame(spec):
+    """A spec without the per-window z-score -> a function x (B, C, F, n) -> preprocessed, its
+    statistics made tensors once (streaming calls it for every new frame)."""
+    assert spec.get("normalize") != "sample_zscore", "the per-window z-score needs whole windows"
+    if spec.get("mean") is None:
+        return lambda x: x
+    mean = torch.tensor(spec["mean"], dtype=torch.float32)[None, :, :, None]
+    scale = torch.tensor(spec["std"], dtype=torch.float32)[None, :, :, None] + EPS
+    return lambda x: (x - mean) / scale
+
+
 def fitted_spec(X, train_idx, normalize=False, standardize=False):
     """The spec of a run (or of one cross-validation fold) whose training windows are X[train_idx]:
     --standardize statistics from those windows only, so nothing of validation leaks in."""

@@ -25,16 +25,18 @@ W covers it: its state is bounded anyway and its outputs equal the full-history 
 import numpy as np
 import torch
 
-from . import preprocess
+from . import preprocess as preprocess_module
 from .errors import UserError
 
 
 def stream_problem(predictor):
     """Why a checkpoint cannot be decoded frame by frame, or None."""
+    from .models import MODELS
     model, task = predictor.model, predictor.task
     name = model.config["name"]
     if not hasattr(model, "stepper"):
-        return (f"model {name} has no per-frame output to stream (per-frame models: eeg2arm, tcn); "
+        streamable = ", ".join(m.name for m in MODELS.values() if hasattr(m, "stepper"))
+        return (f"model {name} has no per-frame output to stream (models that have: {streamable}); "
                 f"score whole windows without --stream")
     if getattr(task, "n_classes", None) is None:
         return f"streaming decodes classes, and the checkpoint's task is {task.name}"
@@ -51,7 +53,7 @@ class Streamer:
 
     def __init__(self, model, context=None, preprocess=None):
         self.model = model.cpu().eval()
-        self.preprocess = preprocess or {}
+        self.preprocess = preprocess_module.per_frame(preprocess or {})
         self.pool = self.model.stepper().pool
         field = getattr(self.model, "receptive_field", None)
         if context is not None and context < 2 * self.pool:
@@ -72,7 +74,7 @@ class Streamer:
         "input_frame": (m,) the last input frame it covers, "context": (m,) input frames it saw,
         "logits", "probs": (m, K)} for the m output frames they complete (m may be 0)."""
         x = x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))   # a copy: memmaps are read-only
-        x = preprocess.apply(x[None], self.preprocess)
+        x = self.preprocess(x[None])
         if not self.lanes:
             self.frames_in += x.shape[-1]
             return self._emit(self.current.step(x), 0)
