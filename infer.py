@@ -12,7 +12,7 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_int
 
 def get_args_parser():
     from biosig.options import add_source_flags
-    from biosig.streaming import add_stream_flags
+    from biosig.decode import add_stream_flags
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet "
@@ -42,13 +42,11 @@ def get_args_parser():
 def main(argv=None):
     from biosig.errors import UserError
     args = get_args_parser().parse_args(argv)
+    from biosig.decode import check_flags
+    check_flags(args)
     if args.stream or args.lsl:
-        from biosig.streaming import run
+        from biosig.decode import run
         return run(args)
-    for flag, used in (("--chunk", args.chunk != 1), ("--context", args.context), ("--hysteresis", args.hysteresis != 1),
-                       ("--threshold", args.threshold), ("--lsl-out", args.lsl_out), ("--max-frames", args.max_frames)):
-        if used:
-            raise UserError(f"{flag} is for decoding frame by frame: add --stream (or --lsl NAME)")
     if not args.x:
         raise UserError("--x is required (or --lsl NAME for a live stream)")
     from biosig import checkpoint, ledger

@@ -120,6 +120,19 @@ def describe_range(low, high, low_open, high_open):
     return f"must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
+def positive_int_or(word):
+    """An argparse type: a positive integer, or `word` (returned as is)."""
+    def parse(text):
+        if text == word:
+            return text
+        try:
+            return positive_int(text)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} (or {word})") from None
+    parse.__name__ = "int"
+    return parse
+
+
 # The ranges every script shares
 positive_int = number(int, 1)
 nonnegative_int = number(int, 0)

@@ -6,6 +6,7 @@ for raw signals), e.g. an amplifier's. Output: an irregular-rate float32 stream 
 channels per output frame: the decision (-1 before the first), the frame's class, and its
 K probabilities, stamped with the LSL time of the input sample that completed the frame.
 """
+import os
 import time
 
 import numpy as np
@@ -14,6 +15,10 @@ from .errors import UserError, warn
 
 
 def _pylsl(flag):
+    own = [os.environ.get("LSLAPICFG"), "lsl_api.cfg", os.path.expanduser("~/lsl_api/lsl_api.cfg"),
+           "/etc/lsl_api/lsl_api.cfg"]
+    if not any(path and os.path.exists(path) for path in own):      # liblsl reads it when first loaded
+        os.environ["LSLAPICFG"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsl_api.cfg")
     try:
         import pylsl
     except ImportError:
@@ -26,7 +31,9 @@ class Inlet:
 
     def __init__(self, name, channels, timeout):
         pylsl = _pylsl("--lsl")
-        found = pylsl.resolve_byprop("name", name, timeout=timeout)
+        found, deadline = [], time.monotonic() + timeout
+        while not found and time.monotonic() < deadline:     # short calls: Ctrl-C is handled between them
+            found = pylsl.resolve_byprop("name", name, timeout=min(0.5, max(0.01, deadline - time.monotonic())))
         if not found:
             raise UserError(f"--lsl {name}: no LSL stream of that name found within {timeout:g} s (--lsl-timeout)")
         info = found[0]

@@ -96,6 +96,33 @@ def test_bounded_context_runs_in_constant_memory():
     assert unbounded.current.cache.k[0].shape[2] >= 150        # full history: every frame is kept
 
 
+def test_an_empty_chunk_gives_no_frames_and_changes_nothing():
+    for name, context in (("eeg2arm", 16), ("tcn", None), ("eeg2arm", None)):
+        model = random_model(name, 1)
+        x = torch.randn(3, 1, 40)
+        streamer = Streamer(model, context=context)
+        first = streamer.push(x[..., :5])
+        empty = streamer.push(x[..., :0])
+        assert empty["frame"].shape == (0,) and empty["probs"].shape == (0, 4)
+        rest = streamer.push(x[..., 5:])
+        assert list(np.concatenate([first["frame"], rest["frame"]])) == list(range(40 // streamer.pool))
+
+
+def test_rows_of_a_segmentation_stream_and_an_empty_one(tmp_path):
+    from biosig.decode import Rows
+    from biosig.tasks.segmentation import Segmentation
+    task = Segmentation(3, class_names=["rest", "left", "right"])
+    frame = {"frame": 0, "input_frame": 1, "context": 2, "probs": np.array([0.2, 0.5, 0.3]), "time": 12345.678901}
+    with Rows(str(tmp_path / "f.csv"), task) as rows:
+        rows.add(0, frame, 1, True)
+    (row,) = csv.DictReader(open(tmp_path / "f.csv"))
+    assert row["pred"] == "1" and row["pred_name"] == "left" and row["prob_right"] == "0.3"
+    assert row["time"] == "12345.678901" and row["decision"] == "1" and row["switch"] == "1"
+    with Rows(str(tmp_path / "empty.csv"), task):
+        pass
+    assert open(tmp_path / "empty.csv").read().startswith("recording,frame,input_frame,context,pred,score,prob_rest")
+
+
 def decisions(probs, k, p=0.0):
     smooth = Hysteresis(k, p)
     return [smooth.update(np.asarray(row, dtype=float)) for row in probs]
@@ -200,11 +227,14 @@ def test_streaming_refusals_are_one_line_and_write_nothing(streamed, tmp_path):
                "--normalize", "--save", tmp_path / "z.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_user_error(run("infer.py", "--ckpt", tmp_path / "z.pt", "--stream", "--x", d / "rec.npy", "--out", out),
-                      "z.pt", "cannot stream", "--normalize", "--standardize")
+                      "z.pt", "cannot decode frame by frame", "--normalize", "--standardize")
     assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--x", d / "X.npy", "--hysteresis", "3"),
                       "--hysteresis", "--stream")
     assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--threshold", "1.5"),
                       "--threshold")
+    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--out", out), "--stream", "--x")
+    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--no-softmax"),
+                      "--no-softmax", "whole windows")
     np.save(tmp_path / "wrong.npy", np.zeros((5, 1, 100), np.float32))
     assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", tmp_path / "wrong.npy", "--out", out),
                       "wrong.npy", "C=5", "C=3")
@@ -265,3 +295,29 @@ def test_lsl_live_stream_decodes_like_the_recording_and_publishes_decisions(stre
     assert received.shape == (len(rows), 5)                          # decision, class, 3 probabilities
     assert [("" if v < 0 else str(int(v))) for v in received[:, 0]] == [r["decision"] for r in rows]
     assert np.abs(received[:, 2] - [float(r["prob_0"]) for r in rows]).max() < 1e-5
+
+
+def test_lsl_sigterm_keeps_what_was_decoded(streamed, tmp_path):
+    """A supervisor's SIGTERM ends a live decode as Ctrl-C does: --out written, one line, exit 143."""
+    pylsl = pytest.importorskip("pylsl")
+    rec = streamed["rec"]
+    name = f"biosig-term-{time.time_ns()}"
+    source = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 3, 250, "float32", name))
+    out = tmp_path / "live.csv"
+    proc = subprocess.Popen([sys.executable, f"{ROOT}/infer.py", "--ckpt", str(streamed["ckpt"]), "--lsl", name,
+                             "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    try:
+        assert source.wait_for_consumers(60)
+        time.sleep(0.5)
+        source.push_chunk(np.ascontiguousarray(rec[:, 0, :200].T))
+        time.sleep(2)
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("stopped by SIGTERM: the 100 output frames decoded are in"), stderr
+    assert len(list(csv.DictReader(open(out)))) == 100

@@ -12,7 +12,6 @@ Time is pooled by `cnn_time_pool`, so T must be at least that long; `input_probl
 so before training starts. T may differ between training and inference (sinusoidal
 positions, no fixed length); C and F may not.
 """
-import argparse
 import copy
 import math
 
@@ -20,21 +19,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import positive_int
+from ..errors import positive_int, positive_int_or
 from ..options import Option
 from .incremental import FrameBuffer, KeyValueCache, conv_frames, folded
 
 MAX_FRAMES = 128        # --cnn-time-pool auto: the most frames the Transformer sees in training
-
-
-def pool_or_auto(text):
-    """--cnn-time-pool: a positive integer, or auto."""
-    if text == "auto":
-        return text
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError as e:
-        raise argparse.ArgumentTypeError(f"{e} (or auto)") from None
 
 
 class EEG2Arm(nn.Module):
@@ -45,7 +34,7 @@ class EEG2Arm(nn.Module):
     recipe = ()
     # the guide's flags (--cnn-time-pool --frame-embed --layers --heads) stay train.py flags
     options = (
-        Option("cnn_time_pool", pool_or_auto, "auto",
+        Option("cnn_time_pool", positive_int_or("auto"), "auto",
                f"time pooling factor of the CNN stem; auto: 2, or T/{MAX_FRAMES} rounded up for windows of "
                f"T > {2 * MAX_FRAMES} frames, so attention stays cheap", flag="--cnn-time-pool"),
         Option("frame_embed", positive_int, 256, "Transformer embedding size per frame", flag="--frame-embed"),

@@ -1,0 +1,270 @@
+"""infer.py --stream / --lsl: decode recordings or a live Lab Streaming Layer stream frame by
+frame (biosig.streaming), with the hysteresis, a row per output frame, and the latency.
+
+Recordings end by themselves; a live stream ends with --max-frames, --lsl-timeout seconds
+without data, Ctrl-C or SIGTERM: what was decoded is kept (--out written), then one line, and
+exit status 130 (Ctrl-C) or 143 (SIGTERM) as for train.py.
+"""
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+
+from .errors import Interrupted, UserError, number, positive_int, positive_int_or, warn
+from .streaming import Hysteresis, Streamer, stream_problem
+
+
+def add_stream_flags(p):
+    """infer.py's streaming flags."""
+    g = p.add_argument_group("streaming (per-frame models: eeg2arm, tcn)")
+    g.add_argument("--stream", action="store_true", help="decode --x as a recording frame by frame, as it would "
+                   "arrive: (C, F, T) one recording, (N, C, F, T) N recordings, or a parquet table of them")
+    g.add_argument("--chunk", type=positive_int, default=1, help="input frames handed to the model per step")
+    g.add_argument("--context", type=positive_int_or("all"), help="input frames an output may see: W keeps memory and time "
+                   "per frame constant (outputs see the last W/2..W frames); all: everything since the start, "
+                   "exactly forward_seq (default: the training window T)")
+    g.add_argument("--hysteresis", type=positive_int, default=1, metavar="K",
+                   help="the decision switches only after a new class wins K frames in a row")
+    g.add_argument("--threshold", type=number(float, 0, 1), default=0.0, metavar="P",
+                   help="... each with probability >= P")
+    g.add_argument("--lsl", metavar="NAME", help="decode a live Lab Streaming Layer stream of that name instead of "
+                   "--x (needs pylsl); stop with Ctrl-C, --max-frames or --lsl-timeout")
+    g.add_argument("--lsl-out", metavar="NAME", help="push each output frame's decision, class and probabilities "
+                   "to an LSL outlet of that name (needs pylsl); it does not wait for listeners")
+    g.add_argument("--max-frames", type=positive_int, help="--lsl: stop after this many input frames")
+    g.add_argument("--lsl-timeout", type=number(float, 0, low_open=True), default=None, metavar="S",
+                   help="--lsl: seconds to wait for the stream to appear, and for data before stopping (10)")
+
+
+def check_flags(args):
+    """Streaming flags without --stream/--lsl, and window flags with them: one line each."""
+    streaming = args.stream or args.lsl
+    for flag, used in (("--chunk", args.chunk != 1), ("--context", args.context), ("--hysteresis", args.hysteresis != 1),
+                       ("--threshold", args.threshold), ("--lsl-out", args.lsl_out), ("--max-frames", args.max_frames),
+                       ("--lsl-timeout", args.lsl_timeout)):
+        if used and not streaming:
+            raise UserError(f"{flag} is for decoding frame by frame: add --stream (or --lsl NAME)")
+    if not streaming:
+        return
+    for flag, used in (("--y", args.y), ("--groups", args.groups), ("--group-col", args.group_col),
+                       ("--report", args.report), ("--strict-groups", args.strict_groups),
+                       ("--no-softmax", args.no_softmax), ("--normalize", args.normalize), ("--batch", args.batch != 256)):
+        if used:
+            raise UserError(f"{flag} is for scoring whole windows; it is not used with --stream/--lsl")
+    if args.lsl and args.x:
+        raise UserError("--lsl and --x: decode a live stream or a recording, not both")
+    if not args.lsl and not args.x:
+        raise UserError("--stream needs the recording: --x recording.npy (or --lsl NAME for a live stream)")
+    if args.max_frames and not args.lsl:
+        raise UserError("--max-frames is for --lsl (a recording ends by itself)")
+    if args.lsl_timeout and not args.lsl:
+        raise UserError("--lsl-timeout is for --lsl")
+
+
+def run(args):
+    """Decode recordings or a live stream frame by frame, with hysteresis. Prints the decision
+    switches (unless --quiet) and the latency per step at the end."""
+    from . import checkpoint
+    from .inference import Predictor
+    check_flags(args)
+    if args.out and os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
+        raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
+    if args.out:
+        checkpoint.check_writable(args.out, "--out", inputs=[("--x", args.x), ("--ckpt", args.ckpt)])
+    predictor = Predictor(checkpoint.load(args.ckpt), device="cpu", path=args.ckpt)
+    problem = stream_problem(predictor)
+    if problem:
+        raise UserError(f"{args.ckpt}: cannot decode frame by frame: {problem}")
+    context = None if args.context == "all" else (args.context or predictor.train_frames)
+    # one thread: a step is many small operations, and a second thread only adds waiting (with
+    # another process on the other core, a step that waits for it took 300 ms instead of 2)
+    torch.set_num_threads(1)
+    rows, latency = Rows(args.out, predictor.task), []
+    c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
+    outlet = stopped = None
+    if args.lsl:
+        from . import lsl
+        outlet = lsl.Outlet(args.lsl_out, predictor.task) if args.lsl_out else None
+        inlet = lsl.Inlet(args.lsl, c * f, args.lsl_timeout or 10.0)
+        sources = [((x.reshape(c, f, -1), stamps) for x, stamps in inlet.chunks(args.chunk, args.max_frames))]
+    else:
+        recordings = read_recordings(args, predictor)
+        sources = [((x[..., i:i + args.chunk], None) for i in range(0, x.shape[-1], args.chunk)) for x in recordings]
+    with rows, sigterm_as_interrupt(args.lsl):
+        for n, source in enumerate(sources):
+            stopped = decode(predictor, context, args, source, n, rows, latency, outlet, several=len(sources) > 1)
+    if outlet is not None:
+        outlet.close()
+    summary(latency, rows, args)
+    if stopped is not None:
+        words, code = Interrupted.stopped_by(stopped)
+        kept = f"the {rows.count} output frames decoded are in {args.out}" if args.out else "nothing to keep (no --out)"
+        raise Interrupted(f"{words}: {kept}", code)
+
+
+class sigterm_as_interrupt:
+    """While decoding a live stream, SIGTERM (a supervisor's stop) ends it as Ctrl-C does, so
+    what was decoded is kept."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def __enter__(self):
+        if self.live:
+            def terminated(signum, frame):
+                raise KeyboardInterrupt("SIGTERM")
+            self.before = signal.signal(signal.SIGTERM, terminated)
+
+    def __exit__(self, *exc):
+        if self.live:
+            signal.signal(signal.SIGTERM, self.before)
+
+
+def read_recordings(args, predictor):
+    """--x: (C, F, T), (N, C, F, T) or a parquet table -> (N, C, F, T) float32, checked against the model."""
+    from .data import read_source
+    X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
+                             load="mmap", ndims=(3, 4), need_labels=False)
+    c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
+    if X.shape[1:3] != (c, f):
+        raise UserError(f"{args.x}: recordings of C={X.shape[1]} channels and F={X.shape[2]} bands, "
+                        f"the checkpoint {args.ckpt} takes C={c}, F={f}")
+    return X
+
+
+def decode(predictor, context, args, source, recording, rows, latency, outlet=None, several=False):
+    """One stream: (chunk (C, F, n), LSL timestamps (n,) or None) pairs -> rows, one per output
+    frame; the time of each step (push and hysteresis) appended to `latency`. several: the
+    stream is one of several recordings (its number goes into the printed lines). Returns the
+    KeyboardInterrupt that stopped a live stream, or None."""
+    streamer = Streamer(predictor.model, context, predictor.preprocess)
+    smooth = Hysteresis(args.hysteresis, args.threshold)
+    names = predictor.task.class_names
+    where = f"recording {recording}, " if several else ""
+    try:
+        for chunk, stamps in source:
+            t0 = time.perf_counter()
+            out = streamer.push(chunk)
+            decisions = [smooth.update(p) for p in out["probs"]]
+            latency.append((time.perf_counter() - t0, chunk.shape[-1]))
+            for j, (decision, switched) in enumerate(decisions):
+                frame = {k: v[j] for k, v in out.items()}
+                if stamps is not None:
+                    frame["time"] = float(stamps[frame["input_frame"] - streamer.frames_in + len(stamps)])
+                rows.add(recording, frame, decision, switched)
+                if outlet is not None:
+                    outlet.push(decision, frame)
+                if switched and not args.quiet:
+                    name = f" ({names[decision]})" if names else ""
+                    print(f"[{where}frame {frame['frame']}, input frame {frame['input_frame']}] decision -> {decision}{name}")
+    except KeyboardInterrupt as stop:
+        if not args.lsl:
+            raise
+        return stop                       # a live stream ends this way: what was decoded is kept
+    if streamer.frames_out == 0 and streamer.frames_in > 0:
+        warn(f"{args.x or args.lsl}: {where}{streamer.frames_in} input frames, fewer than the {streamer.pool} "
+             f"one output frame takes: nothing decoded")
+    return None
+
+
+def plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def summary(latency, rows, args):
+    """The closing lines: frames decoded, switches, the latency per step and throughput."""
+    if not latency:
+        print("no input frames decoded")
+        return
+    ms = np.array([s for s, _ in latency]) * 1e3
+    frames = sum(n for _, n in latency)
+    print(f"decoded {plural(frames, 'input frame')} -> {plural(rows.count, 'output frame')}, "
+          f"{rows.switches} decision switch{'' if rows.switches == 1 else 'es'}")
+    print(f"latency per step of {plural(args.chunk, 'input frame')}: p50 {np.median(ms):.3f} ms, "
+          f"p99 {np.percentile(ms, 99):.3f} ms, max {ms.max():.3f} ms; {frames / (ms.sum() / 1e3):.0f} input frames/s")
+
+
+class Rows:
+    """--out for a stream, written atomically at the end: .csv / .jsonl one row per output frame
+    (recording, frame, input_frame, [time], context, pred, [pred_name], score, prob_<class>...
+    (.jsonl: prob, a list), decision, switch), .npy the probabilities (N, T', K) (N recordings;
+    a live stream is one). The header is written even when no frame is."""
+
+    def __init__(self, path, task):
+        self.path, self.task = path, task
+        self.count = self.switches = 0
+        self.probs = []
+
+    def __enter__(self):
+        import contextlib
+
+        from .atomic import atomic_path
+        self.stack = contextlib.ExitStack()
+        if self.path:
+            self.tmp = self.stack.enter_context(atomic_path(self.path))
+            self.ext = os.path.splitext(self.path)[1]
+            if self.ext != ".npy":
+                self.file = self.stack.enter_context(open(self.tmp, "w", newline=""))
+                self.writer = None
+        return self
+
+    def add(self, recording, frame, decision, switched):
+        self.count += 1
+        self.switches += bool(switched)
+        if not self.path:
+            return
+        if self.ext == ".npy":
+            while len(self.probs) <= recording:
+                self.probs.append([])
+            self.probs[recording].append(frame["probs"])
+            return
+        self._write(self._row(recording, frame, decision, switched))
+
+    def _row(self, recording, frame, decision, switched):
+        names = self.task.class_names
+        pred = int(frame["probs"].argmax())
+        row = {"recording": recording, "frame": int(frame["frame"]), "input_frame": int(frame["input_frame"])}
+        if "time" in frame:
+            row["time"] = frame["time"]
+        row.update({"context": int(frame["context"]), "pred": pred})
+        if names:
+            row["pred_name"] = names[pred]
+        row["score"] = float(frame["probs"].max())
+        if self.ext == ".csv":
+            row.update({f"prob_{c}": float(p) for c, p in zip(names or range(len(frame["probs"])), frame["probs"])})
+            row.update({"decision": "" if decision is None else decision, "switch": int(switched)})
+        else:
+            row.update({"prob": [float(p) for p in frame["probs"]], "decision": decision, "switch": bool(switched)})
+        return row
+
+    def _write(self, row):
+        if self.ext == ".jsonl":
+            import json
+            self.file.write(json.dumps(row) + "\n")
+            return
+        import csv
+        if self.writer is None:
+            self.writer = csv.writer(self.file, lineterminator="\n")
+            self.writer.writerow(row)
+        # 6 significant digits, but LSL timestamps (seconds since boot) in full: 1e-6 s
+        self.writer.writerow([f"{v:.6f}" if k == "time" else f"{v:.6g}" if isinstance(v, float) else v
+                              for k, v in row.items()])
+
+    def __exit__(self, *exc):
+        if self.path and exc[0] is None:
+            if self.ext == ".npy":
+                k = self.task.n_classes
+                longest = max((len(p) for p in self.probs), default=0)
+                out = np.full((max(len(self.probs), 1), longest, k), np.nan, dtype=np.float32)
+                for i, p in enumerate(self.probs):
+                    if p:
+                        out[i, :len(p)] = np.stack(p)
+                with open(self.tmp, "wb") as f:
+                    np.save(f, out)
+            elif self.ext == ".csv" and self.writer is None:
+                names = self.task.class_names or range(self.task.n_classes)
+                self.file.write(",".join(["recording", "frame", "input_frame", "context", "pred", "score",
+                                          *[f"prob_{c}" for c in names], "decision", "switch"]) + "\n")
+        return self.stack.__exit__(*exc)
