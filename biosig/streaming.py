@@ -55,7 +55,8 @@ class Streamer:
         default is the training window)."""
         self.model = model.cpu().eval()
         self.preprocess = preprocess_module.per_frame(preprocess or {})
-        self.pool = self.model.stepper().pool
+        self.current = self.model.stepper()          # lane 0 (its cache grows as needed)
+        self.pool = self.current.pool
         field = getattr(self.model, "receptive_field", None)
         if context is not None and context < 2 * self.pool:
             raise UserError(f"--context {context}: needs at least {2 * self.pool} input frames "
@@ -65,7 +66,6 @@ class Streamer:
         # lanes: lane j starts at output frame j * hop, waits (its input kept) until (j + 1) * hop,
         # catches up in one pass, then gives the outputs until (j + 2) * hop, when it is dropped
         self.hop = (context // self.pool) // 2 if self.lanes else None
-        self.current = self.model.stepper(2 * self.hop if self.lanes else None)
         self.waiting, self.kept = None, []
         self.frames_in = 0
         self.frames_out = 0

@@ -153,7 +153,7 @@ class Stepper:
 
     def __init__(self, model, frames=None):
         m = model.eval()
-        pad1, conv1, bn1, _, pool, _, conv2, bn2, _, conv3, bn3 = list(m.stem)[:11]
+        pad1, conv1, bn1, _, _, _, conv2, bn2, _, conv3, bn3 = list(m.stem)[:11]
         self.pool, self.band_pool, self.bands_out = m.time_pool, m.band_pool, m.bands_out
         self.band_pad = pad1.padding[2]
         kb, kt = conv1.kernel_size
