@@ -7,42 +7,9 @@
 The options come from biosig/options.py (with each registered model's and task's own);
 see README.md for every option, the run directory and the checkpoint format.
 """
-import os
-import signal
-import sys
+from biosig.cli.train import get_args_parser, main     # the code: biosig/cli/train.py
 
-from biosig.errors import Interrupted
-
-
-def get_args_parser():
-    from biosig.options import train_parser
-    return train_parser()
-
-
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if "RANK" not in os.environ:
-        # kill, scancel, a preempted job: stop like Ctrl-C, with the resume command (exit 143).
-        # Not under torchrun, whose SIGTERM must end a rank at once even inside a collective.
-        signal.signal(signal.SIGTERM, _terminated)
-    try:
-        from biosig.options import explicit_options
-        parser = get_args_parser()
-        args = parser.parse_args(argv)
-        if args.model == "help":
-            from biosig.options import describe_models
-            print(describe_models())
-            return
-        from biosig.run import run
-    except KeyboardInterrupt as e:
-        stopped, code = Interrupted.stopped_by(e)
-        raise Interrupted(f"{stopped} before training started; nothing was written", code=code) from None
-    run(args, explicit_options(parser, argv))
-
+__all__ = ["get_args_parser", "main"]
 
 if __name__ == "__main__":
     from biosig.errors import run_cli

@@ -2,6 +2,7 @@
 user who pressed Ctrl-C (where the run stopped, and the exact command that resumes it)."""
 import os
 import shlex
+import shutil
 import sys
 
 from . import checkpoint, options
@@ -52,9 +53,12 @@ def finished_message(args, state, mode):
 
 def resume_command(last):
     """The command that resumes from `last`: `python train.py --resume last` as the user typed
-    the script, or under torchrun the launcher's own command line (read from the parent
+    the script (`biosig-train --resume last` for the installed command), or under torchrun the launcher's own command line (read from the parent
     process) up to the script, so that the same processes resume."""
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+    command = sys.argv and os.path.basename(sys.argv[0]) == "biosig-train"   # the installed command
+    if command:
+        script = "biosig-train" if shutil.which("biosig-train") == os.path.abspath(sys.argv[0]) else sys.argv[0]
     if "TORCHELASTIC_RUN_ID" in os.environ:
         try:
             with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
@@ -63,7 +67,7 @@ def resume_command(last):
             return launcher[:end + 1] + ["--resume", last]
         except (OSError, StopIteration, UnicodeDecodeError):
             return ["torchrun", "...", script, "--resume", last]
-    return ["python", script, "--resume", last]
+    return ([] if command else ["python"]) + [script, "--resume", last]
 
 
 def interrupted_message(where, stopped="interrupted"):

@@ -1,50 +1,80 @@
-"""pyproject.toml: the biosig package builds into a wheel, installs, and its Python API and
-`python -m biosig.*` tools run from a directory that is not the checkout."""
+"""pyproject.toml: `pip install .` into a fresh venv gives the biosig package and its commands,
+which work from a directory that is not the checkout, as the checkout's scripts do."""
+import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
-import numpy as np
-
-from conftest import ENV, ROOT, make_windows, run
+from conftest import ENV, ROOT, assert_user_error
 
 
-def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
-    src = tmp_path / "src"                  # a copy: building writes build/ and *.egg-info beside the sources
+def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
+    src = tmp_path / "src"        # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(os.path.join(ROOT, "biosig"), src / "biosig", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(os.path.join(ROOT, name), src / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(src)],
-                           capture_output=True, text=True, env=ENV, timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = (tmp_path / "wheel").iterdir()
-    assert wheel.name.startswith("biosig-0.")
-    site = tmp_path / "site"
-    installed = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                               capture_output=True, text=True, env=ENV, timeout=300)
+    venv = tmp_path / "venv"
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    py = str(venv / "bin" / "python")
+    # torch, numpy, tqdm (and setuptools, to build) from this interpreter's site-packages: no network;
+    # this interpreter's pip installs into the venv (--python)
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "_outer.pth"), "w") as f:
+        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", py, "--disable-pip-version-check", "-q",
+                                "install", "--no-deps", "--no-build-isolation", str(src)],
+                               capture_output=True, text=True, env=ENV, timeout=600)
     assert installed.returncode == 0, installed.stderr[-3000:]
 
-    X, y = make_windows(n=96, t=32)
-    np.save(tmp_path / "X.npy", X)
-    np.save(tmp_path / "y.npy", y)
-    trained = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--epochs", "6",
-                  "--save", tmp_path / "ckpt.pt", "--run-dir", tmp_path / "run")
-    assert trained.returncode == 0, trained.stderr[-2000:]
     away = tmp_path / "elsewhere"
     away.mkdir()
-    env = dict(ENV, PYTHONPATH=str(site))
+    env = dict(ENV, PATH=f"{venv / 'bin'}{os.pathsep}{ENV.get('PATH', '')}")
+    env.pop("PYTHONPATH", None)
+
+    def command(*argv):
+        return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=away, env=env, timeout=600)
+
+    made = command("biosig-examples", "classification", "ex")
+    assert made.returncode == 0 and (away / "ex" / "X_train.npy").exists(), made.stderr[-2000:]
+    data = ["--x", "ex/X_train.npy", "--y", "ex/y_train.npy", "--model", "tcn"]
+    trained = command("biosig-train", *data, "--epochs", "4", "--save", "ckpt.pt", "--run-dir", "run", "--no-report")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    scored = command("biosig-infer", "--ckpt", "ckpt.pt", "--x", "ex/X_test.npy", "--y", "ex/y_test.npy", "--quiet")
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert float(scored.stdout.split("accuracy=")[1].split()[0]) > 0.6      # real signal, 3 classes
+
     api = ("import biosig, numpy as np\n"
            "from biosig.inference import load_model_from_checkpoint\n"
-           f"assert biosig.__file__.startswith({str(site)!r}), biosig.__file__\n"
-           f"p = load_model_from_checkpoint({str(tmp_path / 'ckpt.pt')!r})\n"
-           f"out = p.predict(np.load({str(tmp_path / 'X.npy')!r}))\n"
-           f"print('acc', (out['pred'] == np.load({str(tmp_path / 'y.npy')!r})).mean())\n")
-    proc = subprocess.run([sys.executable, "-c", api], capture_output=True, text=True, cwd=away, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert float(proc.stdout.split()[-1]) > 0.5                 # real signal, 3 classes
-    tool = subprocess.run([sys.executable, "-m", "biosig.examples", "classification", "ex"], capture_output=True,
-                          text=True, cwd=away, env=env, timeout=300)
-    assert tool.returncode == 0 and (away / "ex" / "X_train.npy").exists(), tool.stderr[-2000:]
-    assert (site / "biosig" / "lsl_api.cfg").exists()           # package data travels
+           f"assert biosig.__file__.startswith({site!r}), biosig.__file__\n"
+           "p = load_model_from_checkpoint('ckpt.pt')\n"
+           "print((p.predict(np.load('ex/X_test.npy'))['pred'] == np.load('ex/y_test.npy')).mean())\n")
+    proc = command(py, "-c", api)
+    assert proc.returncode == 0 and float(proc.stdout.split()[-1]) > 0.6, proc.stderr[-3000:]
+
+    # a sweep's trials run the installed biosig-train (warm-started, as from the checkout)
+    (away / "grid.json").write_text(json.dumps({"lr": [0.003]}))
+    swept = command("biosig-sweep", "--grid", "grid.json", "--out", "sw", "--no-report", "--", *data, "--epochs", "2")
+    assert swept.returncode == 0, swept.stdout[-2000:] + swept.stderr[-2000:]
+    best = json.loads((away / "sw" / "best.json").read_text())
+    assert best["argv"][1] == str(venv / "bin" / "biosig-train") and os.path.exists(best["checkpoint"])
+
+    # one-line errors (exit 2) from an installed command, and the module tools with python -m
+    assert_user_error(command("biosig-train", "--x", "missing.npy", "--y", "ex/y_train.npy", "--save", "a.pt"),
+                      "missing.npy")
+    converted = command(py, "-m", "biosig.convert", "--help")
+    assert converted.returncode == 0 and "parquet" in converted.stdout
+    assert os.path.exists(os.path.join(site, "biosig", "lsl_api.cfg"))      # package data travels
+
+
+def test_the_installed_command_says_how_to_resume_with_itself(monkeypatch):
+    from biosig.resume import resume_command
+    monkeypatch.setattr(sys, "argv", ["/opt/v/bin/biosig-train", "--x", "X.npy"])
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert resume_command("runs/a/last.pt") == ["/opt/v/bin/biosig-train", "--resume", "runs/a/last.pt"]
+    monkeypatch.setattr(sys, "argv", ["train.py", "--x", "X.npy"])
+    assert resume_command("runs/a/last.pt") == ["python", "train.py", "--resume", "runs/a/last.pt"]

@@ -1,0 +1,33 @@
+"""The command-line programs. Each module has get_args_parser() and main(argv); the checkout's
+train.py, infer.py and sweep.py run them, and `pip install .` installs them as commands:
+
+    biosig-train    biosig.cli.train      (train.py)
+    biosig-infer    biosig.cli.infer      (infer.py)
+    biosig-sweep    biosig.cli.sweep      (sweep.py)
+    biosig-convert  biosig.convert        (python -m biosig.convert)
+    biosig-export   biosig.export         (python -m biosig.export)
+    biosig-report   biosig.report         (python -m biosig.report)
+    biosig-examples biosig.examples       (python -m biosig.examples)
+
+The functions below are those commands' entry points (pyproject.toml [project.scripts]).
+"""
+import importlib
+import sys
+
+
+def _command(module):
+    def entry():
+        from biosig.errors import run_cli
+        sys.exit(run_cli(importlib.import_module(module).main))
+    entry.__name__ = module.rsplit(".", 1)[-1]
+    entry.__doc__ = f"The {module} command: main() with one-line errors (exit 2) and Ctrl-C handling."
+    return entry
+
+
+train = _command("biosig.cli.train")
+infer = _command("biosig.cli.infer")
+sweep = _command("biosig.cli.sweep")
+convert = _command("biosig.convert")
+export = _command("biosig.export")
+report = _command("biosig.report")
+examples = _command("biosig.examples")

@@ -1,0 +1,183 @@
+"""Predict with a biosig checkpoint; nothing else needed (preprocessing comes from the checkpoint).
+
+    python infer.py --ckpt ckpt.pt --x X_infer.npy            # (B, C, F, T) or one (C, F, T)
+    python infer.py --ckpt ckpt.pt --x X.npy --y y.npy --out preds.csv
+    python infer.py --ckpt ckpt.pt --stream --x recording.npy --hysteresis 3 --out frames.csv   # (C, F, T_long)
+    python infer.py --ckpt ckpt.pt --lsl EEG --lsl-out decisions                                  # live (pylsl)
+"""
+import os
+
+from biosig.errors import ArgumentParser, HelpFormatter, positive_int
+
+
+def get_args_parser():
+    from biosig.options import add_source_flags
+    from biosig.decode import add_stream_flags
+    p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
+    p.add_argument("--x", help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet "
+                   "(with --stream: recordings)")
+    p.add_argument("--y", help="targets .npy, or with parquet the label column: also print the task's report "
+                   "(accuracy, macro-F1, confusion matrix; regression MAE, RMSE, R2; segmentation per-frame and "
+                   "onset scores...; parquet: used by itself when --label-col is present)")
+    add_source_flags(p, group_col=False)
+    p.add_argument("--groups", help="groups.npy (B,): the subject/recording id of each window, checked against the "
+                   "groups the checkpoint trained and validated on (windows of those score optimistically)")
+    p.add_argument("--group-col", help="parquet: the group column, as --groups")
+    p.add_argument("--strict-groups", action="store_true",
+                   help="refuse (exit 2) to score windows of groups the checkpoint trained or validated on")
+    p.add_argument("--report", help="also write the report as JSON: the scores' lines, and with --groups which "
+                   "windows come from groups seen in training ('leaky')")
+    p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
+    p.add_argument("--normalize", action="store_true",
+                   help="per-window z-score; only a check: the checkpoint already says whether training used it")
+    p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
+    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch)")
+    add_stream_flags(p)
+    return p
+
+
+def main(argv=None):
+    from biosig.errors import UserError
+    args = get_args_parser().parse_args(argv)
+    from biosig.decode import check_flags
+    check_flags(args)
+    if args.stream or args.lsl:
+        from biosig.decode import run
+        return run(args)
+    if not args.x:
+        raise UserError("--x is required (or --lsl NAME for a live stream)")
+    from biosig import checkpoint, ledger
+    from biosig.data import parquet, read_source
+    from biosig.errors import warn
+    from biosig.inference import Predictor
+    from biosig.runtime import resolve_device
+
+    inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
+    if args.out:
+        if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
+            raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
+        checkpoint.check_writable(args.out, "--out", inputs=inputs)
+    if args.report:
+        if os.path.splitext(args.report)[1] != ".json":
+            raise UserError(f"{args.report}: --report must end in .json")
+        checkpoint.check_writable(args.report, "--report", inputs=inputs + [("--out", args.out)])
+    if args.strict_groups and not (args.groups or args.group_col):
+        raise UserError("--strict-groups needs the windows' groups: --groups groups.npy (or --group-col with parquet)")
+    device = resolve_device(args.device)
+    ckpt = checkpoint.load(args.ckpt)
+    predictor = Predictor(ckpt, device=device, path=args.ckpt)
+    task = predictor.task
+    trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
+    if args.normalize and not trained_zscore:
+        warn(f"--normalize ignored: {args.ckpt} was trained without it; applying the checkpoint's preprocessing")
+
+    # the channels the model was trained on, by name: a parquet input is read by them, and a
+    # different selection is refused (same count, other channels would run without complaint)
+    signal_cols = args.signal_cols
+    if predictor.channels and parquet.is_parquet(args.x):
+        given = parquet.parse_columns(signal_cols)
+        if given is None:
+            signal_cols = ",".join(predictor.channels)
+        elif given != predictor.channels:
+            raise UserError(f"{args.x}: --signal-cols {','.join(given)} are not the channels {args.ckpt} was trained "
+                            f"on ({','.join(predictor.channels)}, in this order)")
+    # parquet: the label column is scored when present; .npy: only with --y
+    X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
+                                      label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
+                                      need_labels=bool(args.y), target_kind=task.target_kind)
+    leak = check_groups(args, ckpt, groups, len(X))
+    problem = predictor.input_problem(X.shape)
+    if problem:
+        raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
+    if predictor.train_frames and X.shape[-1] != predictor.train_frames:
+        warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
+             f"predictions on other window lengths may be off")
+    if task.target_kind is None and args.y:
+        warn(f"--y ignored: {args.ckpt} was pretrained on windows alone (its report needs no targets)")
+    if y is not None:
+        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
+
+    softmax = not args.no_softmax
+    pred = predictor.predict(X, batch=args.batch, softmax=softmax)     # batch by batch: X may be a memmap
+
+    if not args.quiet:
+        for i in range(len(pred["values"])):
+            print(task.prediction_line(i, {k: v[i] for k, v in pred.items()}, softmax))
+    lines = task.report_lines(pred, y, softmax)
+    if leak is not None:
+        lines.append(ledger.describe(leak, args.ckpt))
+    if lines:
+        print("\n".join(lines))
+    if args.out:
+        write_predictions(args.out, task, pred, softmax, leak)
+    if args.report:
+        from biosig.runs import write_json
+        groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
+        write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
+                                 "windows": int(len(X)), "scored": y is not None, "report": lines,
+                                 "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
+
+
+def check_groups(args, ckpt, groups, n):
+    """--groups / --group-col: the scored windows' groups against the checkpoint's ledger ->
+    ledger.check()'s dict, or None when no groups were given. --strict-groups refuses a leak."""
+    from biosig import ledger
+    from biosig.data import load_groups
+    from biosig.errors import UserError, warn
+    if args.groups:
+        if args.group_col:
+            raise UserError("--groups and --group-col: give the windows' groups one way")
+        groups = load_groups(args.groups, n)
+    if groups is None:
+        return None
+    where = args.groups or f"{args.x} column '{args.group_col}'"
+    if not (ckpt.get("ledger") or {}).get("train"):
+        if args.strict_groups:
+            raise UserError(f"{args.ckpt}: records no training groups (trained without --groups), so "
+                            f"--strict-groups cannot check {where}")
+        warn(f"{args.ckpt} records no training groups (trained without --groups): {where} not checked")
+        return None
+    result = ledger.check(ckpt["ledger"], groups)
+    if args.strict_groups and result["leaky"]:
+        raise UserError(f"{where}: refused (--strict-groups): {ledger.describe(result, args.ckpt)[len('groups: LEAKY: '):]}"
+                        .replace("; scores on them are optimistic", ""))
+    return result
+
+
+def write_predictions(path, task, pred, softmax, leak=None):
+    """Atomically write predictions: .npy the task's (B, ...) "values"; .csv or .jsonl its
+    records (task.records: a row per window, or per window and frame), numbers in .csv to 6
+    significant digits. With a group check (`leak`), each record says whether its window's
+    group was seen in training: "seen" is train, val or empty."""
+    import csv
+    import json
+
+    import numpy as np
+
+    from biosig.atomic import atomic_path
+    ext = os.path.splitext(path)[1]
+    with atomic_path(path) as tmp:
+        with (open(tmp, "wb") if ext == ".npy" else open(tmp, "w", newline="")) as f:
+            if ext == ".npy":
+                np.save(f, pred["values"].astype(np.float32))
+            elif ext == ".csv":
+                writer = csv.writer(f, lineterminator="\n")
+                for i, row in enumerate(task.records(pred, softmax, flat=True)):
+                    if leak is not None:
+                        row["seen"] = str(leak["seen"][row["sample"]])
+                    if i == 0:
+                        writer.writerow(row)
+                    writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
+            else:
+                for row in task.records(pred, softmax, flat=False):
+                    if leak is not None:
+                        row["seen"] = str(leak["seen"][row["sample"]])
+                    f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    from biosig.errors import run_cli
+    run_cli(main)
