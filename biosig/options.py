@@ -12,6 +12,7 @@ of Option), so registering a model or a task adds its flags.
 """
 import argparse
 import copy
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -99,7 +100,8 @@ def train_parser():
     """train.py's ArgumentParser, with the registered models' and tasks' options."""
     from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
     from .tasks import TASKS
-    p = ArgumentParser(prog="train.py", description="Train a biosig model on (N, C, F, T) windows.",
+    prog = "biosig-train" if os.path.basename(sys.argv[0] or "") == "biosig-train" else "train.py"
+    p = ArgumentParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
                        formatter_class=HelpFormatter)
     P, R = (PATH, RUN), (RUN,)
     d = p.add_argument_group("data")
@@ -207,6 +209,12 @@ def train_parser():
     _add(r, "--compile-backend", kinds=(), default="inductor",
          help="torch.compile backend (aot_eager compiles fast on CPU; inductor is fastest on CUDA)")
     _add(r, "--sync-bn", action="store_true", kinds=R, help="BatchNorm statistics over all processes under torchrun")
+    _add(r, "--no-report", kinds=(), action="store_true",
+         help="do not write RUN_DIR/report.png and report.html at the end (learning curves, confusion matrix, ...; "
+         "needs matplotlib); python -m biosig.report RUN_DIR writes them later")
+    _add(r, "--tracker", kinds=(), action="append", choices=["mlflow", "tensorboard", "wandb"],
+         help="also log the config, every epoch's metrics, the summary, the best checkpoint and the report to "
+         "this experiment tracker (repeatable; offline by default, see README)")
     return p
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, ledger, options, preprocess, pretrained, runs
+from . import __version__, checkpoint, distributed, ledger, options, preprocess, pretrained, report, runs, trackers
 from .data import Windows, fold_split, load_groups, on_device, read_source, split_indices
 from .data import parquet
 from .errors import Interrupted, UserError, warn
-from .loop import EarlyStopping, evaluate, fit
+from .loop import EarlyStopping, evaluate, fit, predict_outputs
 from .models import MODELS, build_model
 from .resume import apply_resume, finished_message, interrupted_message
 from .schedule import make_scheduler
@@ -174,10 +174,14 @@ def run(args, explicit=frozenset()):
     """Train as `args` say. Returns the summary dict (also written to RUN_DIR/summary.json), or
     None when a resumed run had nothing left to train. Ctrl-C raises errors.Interrupted with
     the one line that says where the run stopped and how to resume it."""
-    where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None}
+    where = {"run_dir": None, "started": False, "made_dir": False, "epoch": None, "saved": None, "trackers": None}
     try:
         return _run(args, explicit, where)
-    except (KeyboardInterrupt, UserError) as e:
+    except BaseException as e:
+        if where["trackers"] is not None:
+            where["trackers"].close("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        if not isinstance(e, (KeyboardInterrupt, UserError)):
+            raise
         # stopped, or a user error found during training (a diverging loss): a run that saved no
         # epoch is undone, so that the same command simply runs again
         if where["started"] and where["saved"] is None:
@@ -232,6 +236,7 @@ def _run(args, explicit, where):
                 raise UserError(f"{flag} needs validation windows, and --val-split 0 leaves none (give --x-val, "
                                 f"or a --val-split above 0)")
         monitor, mode = "train_loss", "min"
+    trackers.check_installed(args.tracker)
     if args.warmup and args.schedule != "cosine":
         raise UserError(f"--warmup {args.warmup} goes with --schedule cosine (this run's schedule is {args.schedule})")
     if resume_state is not None:
@@ -376,6 +381,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             how = "every epoch" if args.freeze_encoder is True else f"the first {args.freeze_encoder} epochs"
             log(data["init"]["line"] + (f" | held fixed for {how} (--freeze-encoder)" if args.freeze_encoder else ""))
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
+    tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir)
+    tracked.start(_plain(config))
 
     example_shape = [1, c, f, t]
     totals = dict(prior)
@@ -389,6 +396,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         if not main:
             return
         runs.append_jsonl(metrics_path, row)
+        tracked.epoch(row)
         payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
                                            data["channels"], network_state(raw_net, raw_model), data["ledger"])
         if is_best:
@@ -414,10 +422,19 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
                         frozen_until=None if args.freeze_encoder is True else args.freeze_encoder)
 
     test = None
-    if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
+    # the report's examples (regression: predicted vs true; segmentation: frames), of the best checkpoint
+    shown = data["val"] if data["val"] is not None else data["test"]
+    shown = shown if hasattr(task, "examples") and not args.no_report else None
+    if data["test"] is not None or shown is not None:
         distributed.barrier(ctx)     # rank 0 has written --save
         best = checkpoint.load(args.save)
         load_network_state(raw_net, raw_model, best["model_state"], best.get("task_state"))
+    if shown is not None:
+        outputs, targets = predict_outputs(raw_net, task, Windows(*shown), args.batch, device=device, amp=amp,
+                                           preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
+        if main:
+            runs.write_npz(os.path.join(args.run_dir, report.EXAMPLES), task.examples(outputs, targets))
+    if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
         test = _plain(evaluate(raw_net, task, Windows(*data["test"]), args.batch, device=device,
                                amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
         which = "best" if data["val"] is not None else "last"
@@ -444,7 +461,21 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
                 f"last epoch {stopper.best_epoch} (train_loss={stopper.best:.4f}; no validation)")
         log(f"{kept} -> {args.save} | {summary['train_samples_per_s']:.0f} train samples/s | "
             f"{summary['wall_s']:.1f}s")
+        files = [] if args.no_report else write_report(args.run_dir, log)
+        tracked.finish(summary, [args.save, *files])
+    tracked.close("completed")
     return summary
+
+
+def write_report(run_dir, log):
+    """report.png and report.html in the run directory (or one line saying why not) -> their paths."""
+    missing = report.matplotlib_missing()
+    if missing:
+        log(missing)
+        return []
+    files = report.run_report(run_dir)
+    log(f"report: {files[1]} ({os.path.basename(files[0])} beside it)")
+    return files
 
 
 def _plain(obj):

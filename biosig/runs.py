@@ -12,7 +12,8 @@ from .errors import UserError
 
 
 # What a run writes in its directory (--save must not be one of them)
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.pt")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.pt", "examples.npz", "report.png", "report.html",
+             "trackers.json")
 
 
 def default_run_dir(root="runs"):
@@ -63,6 +64,14 @@ def write_json(path, obj):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False)
             f.write("\n")
+
+
+def write_npz(path, arrays):
+    """Write {name: array} as .npz atomically (read back with allow_pickle=False)."""
+    import numpy as np
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
 
 def append_jsonl(path, obj):

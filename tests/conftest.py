@@ -32,9 +32,18 @@ def dataset(tmp_path):
 FAST = ["--frame-embed", "16", "--layers", "1", "--heads", "2", "--batch", "32", "--lr", "3e-3"]
 
 
-def run(script, *args, cwd=None, timeout=300, env=None):
+def quiet(script, args, report=False):
+    """The scripts' arguments without the run report (--no-report: matplotlib's ~1 s a run, paid by
+    hundreds of test runs); tests/test_report.py asks for it (report=True)."""
+    args = [str(a) for a in args]
+    if report or "--no-report" in args:
+        return args
+    return {"train.py": args + ["--no-report"], "sweep.py": ["--no-report"] + args}.get(script, args)
+
+
+def run(script, *args, cwd=None, timeout=300, env=None, report=False):
     """Run a top-level script with this interpreter, as a user would; returns CompletedProcess."""
-    cmd = [sys.executable, os.path.join(ROOT, script), *map(str, args)]
+    cmd = [sys.executable, os.path.join(ROOT, script), *quiet(script, args, report)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
                           env=env or ENV)
 
@@ -42,7 +51,7 @@ def run(script, *args, cwd=None, timeout=300, env=None):
 def torchrun(nproc, *args, cwd=None, timeout=300, env=None):
     """Launch train.py under torchrun (gloo on CPU) with nproc processes."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           os.path.join(ROOT, "train.py"), *map(str, args)]
+           os.path.join(ROOT, "train.py"), *quiet("train.py", args)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
                           env=env or ENV)
 

@@ -356,6 +356,10 @@ def _report(args, out, trials, param_names, cv):
     if os.path.exists(os.path.join(out, "best.json")):
         with open(os.path.join(out, "best.json")) as f:
             print("\n".join(best_lines(json.load(f))))
+    if not args.no_report and any(t.status == "completed" for t in trials):
+        from .. import report
+        missing = report.matplotlib_missing()
+        print(missing or f"report: {report.sweep_report(out)[1]}")
     failed = [t for t in trials if t.status in FAILED]
     if failed:
         print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",

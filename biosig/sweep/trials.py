@@ -70,7 +70,9 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
                 [] if test_fold is None else ["--test-fold", str(test_fold)])
             tid = trial_id(point, seed, fold, test_fold)
             directory = os.path.join(out, "trials", tid)
-            per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt")]
+            # no report per trial: the sweep writes its own (python -m biosig.report TRIAL/run makes one)
+            per_trial = ["--run-dir", os.path.join(directory, "run"), "--save", os.path.join(directory, "best.pt"),
+                         "--no-report"]
             flags = train_flags + given + fold_flags + seed_flags
             parsed = strict_parser(train_parser, f"{grid_path}: trial {tid}").parse_args(flags + per_trial)
             if not (parsed.x and (parsed.y or is_parquet(parsed.x))):

@@ -130,6 +130,13 @@ class Regression(Task):
         pred = self._units(torch.as_tensor(outputs)).numpy()
         return regression_report(pred, self._2d(targets))
 
+    def examples(self, outputs, targets, n=2000):
+        """The run report's predicted-vs-true scatter: up to n windows, evenly spaced ->
+        {"scatter_true", "scatter_pred"} (n, D) in the targets' units."""
+        pred, true = self._units(torch.as_tensor(outputs)).numpy(), self._2d(np.asarray(targets))
+        keep = np.unique(np.linspace(0, len(pred) - 1, min(n, len(pred))).astype(int))
+        return {"scatter_true": true[keep], "scatter_pred": pred[keep]}
+
     def row(self, prefix, metrics):
         keys = ("mae",) if prefix == "train" else ("mae", "rmse", "r2", "r")
         return {f"{prefix}_{k}": metrics[k] for k in keys}

@@ -125,6 +125,15 @@ class Segmentation(Task):
         rep.update(event_report(targets, pred, range(1, self.n_classes), self.tolerance))
         return rep
 
+    def examples(self, outputs, targets, n=3):
+        """The run report's frames: the n windows whose labels change most, in window order ->
+        {"frames_true", "frames_pred"} (n, T) labels at the input's frames."""
+        true = np.asarray(targets)
+        pred = self._frame_labels(outputs, true.shape[1])
+        changes = (np.diff(true, axis=1) != 0).sum(1)
+        pick = np.sort(np.argsort(-changes, kind="stable")[:n])
+        return {"frames_true": true[pick], "frames_pred": pred[pick]}
+
     def row(self, prefix, metrics):
         keys = ("acc",) if prefix == "train" else ("acc", "f1", "balanced_acc", "event_f1")
         return {f"{prefix}_{k}": metrics[k] for k in keys}

@@ -1,0 +1,408 @@
+"""Reports with plots: report.png and a self-contained report.html for a run or a sweep.
+
+    python -m biosig.report RUN_DIR        # runs/<run>: what train.py writes at the end of a run
+    python -m biosig.report SWEEP_OUT      # a sweep's --out: objective against each swept flag, ranked table
+
+A run's report is read from its directory alone (config.json, metrics.jsonl, summary.json and,
+for tasks with examples, examples.npz): learning curves (train/val loss with the learning rate
+on a second axis; the validation metrics with the best epoch marked), and at the best epoch the
+confusion matrix with class names and per-class precision/recall/F1 (classification,
+segmentation), predicted against true (regression), true and predicted frames of a few windows
+(segmentation). The panels follow from what the run recorded, never from the task's name.
+
+matplotlib is optional (pip install matplotlib): without it the report is skipped with one line.
+"""
+import base64
+import csv
+import html
+import importlib.util
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import ArgumentParser, UserError
+
+FILES = ("report.png", "report.html")
+EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
+
+
+def matplotlib_missing():
+    """None when matplotlib imports, else the one line that says the report is skipped."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "report: skipped (matplotlib is not installed: pip install matplotlib)"
+    return None
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_run(run_dir):
+    """A run directory -> dict: config, rows (metrics.jsonl, one per epoch), summary (or None
+    for a run still going or stopped), examples ({name: array}, maybe empty)."""
+    config_path, metrics_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(config_path) or not os.path.isfile(metrics_path):
+        raise UserError(f"{run_dir}: not a run directory (no config.json and metrics.jsonl) or a sweep's "
+                        f"--out (no trials.csv)")
+    try:
+        config = _json(config_path)
+        with open(metrics_path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        summary_path = os.path.join(run_dir, "summary.json")
+        summary = _json(summary_path) if os.path.isfile(summary_path) else None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{run_dir}: cannot read the run's files ({e})") from None
+    examples = {}
+    if os.path.isfile(os.path.join(run_dir, EXAMPLES)):
+        with np.load(os.path.join(run_dir, EXAMPLES), allow_pickle=False) as z:
+            examples = {k: z[k] for k in z.files}
+    return {"config": config, "rows": rows, "summary": summary, "examples": examples}
+
+
+def scored(run):
+    """(metrics dict of the task's report, words saying which) for the confusion and example
+    panels: validation at the best epoch, else the test set, else (None, None)."""
+    s = run["summary"] or {}
+    if s.get("best_metrics"):
+        return s["best_metrics"], f"validation, best epoch {s.get('best_epoch')}"
+    if s.get("test"):
+        return s["test"], f"test, epoch {s.get('best_epoch')}"
+    return None, None
+
+
+# ------------------------------------------------------------------------------------ panels
+
+def _epochs(rows, key):
+    pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def panel_loss(ax, run):
+    rows = run["rows"]
+    for key, style in (("train_loss", "-"), ("val_loss", "-")):
+        x, y = _epochs(rows, key)
+        if x:
+            ax.plot(x, y, style, marker="o", ms=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("loss and learning rate")
+    x, lr = _epochs(rows, "lr")
+    lines, labels = ax.get_legend_handles_labels()
+    if x:
+        ax2 = ax.twinx()
+        lines += ax2.plot(x, lr, "--", color="0.4", label="lr")
+        labels.append("lr")
+        ax2.set_ylabel("learning rate")
+        if min(lr) > 0 and max(lr) / min(lr) > 10:
+            ax2.set_yscale("log")
+        else:
+            ax2.set_ylim(0, max(lr) * 1.1 or 1)
+            ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    best = (run["summary"] or {}).get("best_epoch")
+    if best:
+        lines.append(ax.axvline(best, color="0.5", ls=":"))
+        labels.append(f"best epoch {best}")
+    ax.legend(lines, labels, loc="best", fontsize=8)
+
+
+def panel_metric(ax, run):
+    rows, s = run["rows"], run["summary"] or {}
+    monitor = s.get("monitor") or run["config"].get("resolved", {}).get("monitor")
+    keys = [k for k in rows[-1] if k.startswith("val_") and k != "val_loss"] if rows else []
+    if not keys:                                # no validation: the training metrics
+        keys = [k for k in (rows[-1] if rows else {}) if k.startswith("train_") and k not in ("train_loss",
+                                                                                          "train_windows")]
+    for key in keys:
+        x, y = _epochs(rows, key)
+        if x:
+            ax.plot(x, y, marker="o", ms=3, lw=2.5 if key == monitor else 1.2,
+                    label=key + (" (monitored)" if key == monitor else ""))
+    if s.get("best_epoch"):
+        ax.axvline(s["best_epoch"], color="0.5", ls=":", label=f"best epoch {s['best_epoch']}")
+    ax.set_xlabel("epoch")
+    ax.set_title("metrics per epoch")
+    ax.legend(fontsize=8)
+
+
+def class_names(run, k):
+    names = (run["config"].get("resolved", {}).get("task") or {}).get("class_names")
+    return list(names) if names and len(names) == k else [str(i) for i in range(k)]
+
+
+def panel_confusion(ax, run):
+    metrics, which = scored(run)
+    cm = np.asarray(metrics["confusion"], dtype=np.float64)
+    names = class_names(run, len(cm))
+    rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if rate[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(cm)), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_yticks(range(len(cm)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion ({which}; colour: row share)")
+
+
+def panel_per_class(ax, run):
+    metrics, which = scored(run)
+    per = metrics["per_class"]
+    names = class_names(run, len(per["f1"]))
+    x = np.arange(len(names))
+    for i, key in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (i - 1) * 0.27, per[key], width=0.27, label=key)
+    ax.set_xticks(x, names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"per class ({which})")
+    ax.legend(fontsize=8)
+
+
+def panel_scatter(ax, run):
+    true, pred = run["examples"]["scatter_true"], run["examples"]["scatter_pred"]
+    true, pred = true.reshape(len(true), -1), pred.reshape(len(pred), -1)
+    for d in range(true.shape[1]):
+        ax.scatter(true[:, d], pred[:, d], s=6, alpha=0.5, label=f"target {d}" if true.shape[1] > 1 else None)
+    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    metrics, which = scored(run)
+    r2 = (metrics or {}).get("r2")
+    ax.set_title(f"predicted vs true ({which}" + (f"; R2 {r2:.3f}" if isinstance(r2, float) else "") + ")")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    if true.shape[1] > 1:
+        ax.legend(fontsize=8)
+
+
+def panel_frames(ax, run):
+    from matplotlib.patches import Patch
+    true, pred = run["examples"]["frames_true"], run["examples"]["frames_pred"]
+    k = int(max(true.max(), pred.max())) + 1
+    strips, labels = [], []
+    for i in range(len(true)):
+        strips += [true[i], pred[i]]
+        labels += [f"window {i + 1} true", f"window {i + 1} predicted"]
+    cmap, n = ("tab10", 10) if k <= 10 else ("tab20", 20)
+    image = ax.imshow(np.stack(strips), aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=n - 0.5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("frame")
+    _, which = scored(run)
+    handles = [Patch(color=image.cmap(image.norm(c)), label=name) for c, name in enumerate(class_names(run, k))]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="class")
+    ax.set_title(f"true and predicted frames of {len(true)} windows ({which.split(',')[0]})")
+
+
+def run_panels(run):
+    """[(title, function, wide)] for what this run recorded."""
+    metrics, _ = scored(run)
+    panels = [("loss", panel_loss, False), ("metrics", panel_metric, False)]
+    if metrics and "confusion" in metrics:
+        panels.append(("confusion", panel_confusion, False))
+    if metrics and "per_class" in metrics:
+        panels.append(("per class", panel_per_class, False))
+    if "scatter_true" in run["examples"]:
+        panels.append(("predicted vs true", panel_scatter, False))
+    if "frames_true" in run["examples"]:
+        panels.append(("frames", panel_frames, True))
+    return panels
+
+
+def draw(panels, data, title):
+    """The panels, two to a row (a wide one takes a row), as PNG bytes."""
+    from matplotlib.figure import Figure
+    row, col, places = 0, 0, []
+    for _, _, wide in panels:
+        if wide and col:                        # a wide panel starts a row of its own
+            row, col = row + 1, 0
+        places.append((row, slice(0, 2) if wide else col))
+        row, col = (row + 1, 0) if wide or col else (row, 1)
+    n_rows = row + (1 if col else 0)
+    fig = Figure(figsize=(12, 4 * n_rows), layout="constrained")
+    grid = fig.add_gridspec(n_rows, 2)
+    for (name, fn, wide), (r, c) in zip(panels, places):
+        fn(fig.add_subplot(grid[r, c]), data)
+    fig.suptitle(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+# -------------------------------------------------------------------------------- the files
+
+STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f3f3f3}"
+         "td.l,th.l{text-align:left}img{max-width:100%}")
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def html_table(header, rows, left=1):
+    """An HTML table; the first `left` columns are left-aligned (names)."""
+    def cells(tag, values):
+        return "".join(f"<{tag}{' class=l' if i < left else ''}>{html.escape(_cell(v))}</{tag}>"
+                       for i, v in enumerate(values))
+    return ("<table>" + (f"<tr>{cells('th', header)}</tr>" if header else "")
+            + "".join("<tr>" + cells("td", r) + "</tr>" for r in rows) + "</table>")
+
+
+def write_files(directory, png, title, sections):
+    """report.png and report.html (the PNG inside, base64), each written atomically."""
+    with atomic_path(os.path.join(directory, "report.png")) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(png)
+    body = "".join(f"<h2>{html.escape(head)}</h2>{part}" for head, part in sections)
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<img id=\"report\" alt=\"{html.escape(title)}: plots\" "
+            f"src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">{body}</body></html>\n")
+    with atomic_path(os.path.join(directory, "report.html")) as tmp:
+        with open(tmp, "w") as f:
+            f.write(page)
+    return [os.path.join(directory, name) for name in FILES]
+
+
+def run_report(run_dir):
+    """Write RUN_DIR/report.png and report.html; returns their paths."""
+    run = read_run(run_dir)
+    if not run["rows"]:
+        raise UserError(f"{run_dir}: the run has no finished epoch yet (metrics.jsonl is empty); nothing to plot")
+    c, s = run["config"], run["summary"] or {}
+    resolved = c.get("resolved", {})
+    title = f"biosig run {os.path.basename(os.path.abspath(run_dir))}"
+    facts = [("data", f"{c.get('x')} {tuple(resolved.get('data_shape') or ())} (N, C, F, T)"),
+             ("task", (resolved.get("task") or {}).get("name", c.get("task"))),
+             ("model", f"{c.get('model')} ({resolved.get('n_params', 0):,} parameters)"),
+             ("status", s.get("status", "not finished (no summary.json)")),
+             ("best", f"{s.get('monitor')} = {_cell(s.get('best'))} at epoch {s.get('best_epoch')}" if s else ""),
+             ("epochs", s.get("epochs_run", len(run["rows"]))), ("wall", f"{_cell(s.get('wall_s'))} s" if s else ""),
+             ("device", f"{resolved.get('device')} (amp {resolved.get('amp')}, world size "
+                        f"{resolved.get('world_size')})"),
+             ("checkpoint", s.get("checkpoint", c.get("save")))]
+    sections = [("Run", html_table(None, facts, left=2))]
+    metrics, which = scored(run)
+    if metrics:
+        flat = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        sections.append((f"Scores ({which})", html_table(["metric", "value"], flat)))
+    if s.get("test") and which and not which.startswith("test"):
+        flat = [(k, v) for k, v in s["test"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        sections.append(("Scores (test)", html_table(["metric", "value"], flat)))
+    keys = list(dict.fromkeys(k for r in run["rows"] for k in r))
+    sections.append(("Per epoch (metrics.jsonl)", html_table(keys, [[r.get(k) for k in keys] for r in run["rows"]],
+                                                             left=0)))
+    png = draw(run_panels(run), run, title + (f" ({s['status']})" if s.get("status") else ""))
+    return write_files(run_dir, png, title, sections)
+
+
+def read_sweep(out):
+    """A sweep's --out -> (param names, trials rows, summary rows, best.json or {})."""
+    try:
+        with open(os.path.join(out, "trials.csv"), newline="") as f:
+            trials = list(csv.DictReader(f))
+        with open(os.path.join(out, "summary.csv"), newline="") as f:
+            summary = list(csv.DictReader(f))
+        best = _json(os.path.join(out, "best.json")) if os.path.isfile(os.path.join(out, "best.json")) else {}
+    except (OSError, ValueError) as e:
+        raise UserError(f"{out}: cannot read the sweep's results ({e})") from None
+    header = list(trials[0]) if trials else []
+    params = header[1:header.index("seed")] if "seed" in header else []
+    return params, trials, summary, best
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def panel_param(ax, trials, param, metric):
+    """The objective of each completed trial against one swept flag (numbers on a log axis when
+    they span more than a decade; anything else as categories)."""
+    done = [t for t in trials if _number(t["objective"]) is not None]
+    values = [t[param] for t in done]
+    y = [_number(t["objective"]) for t in done]
+    numbers = [_number(v) for v in values]
+    if values and all(v is not None for v in numbers):
+        ax.scatter(numbers, y, s=18, alpha=0.7)
+        if min(numbers) > 0 and max(numbers) / min(numbers) > 10:
+            ax.set_xscale("log")
+    else:
+        cats = list(dict.fromkeys(values))
+        ax.scatter([cats.index(v) for v in values], y, s=18, alpha=0.7)
+        ax.set_xticks(range(len(cats)), [c if len(c) < 20 else c[:17] + "..." for c in cats],
+                      rotation=30 if len(cats) > 3 else 0, ha="right")
+    ax.set_xlabel(param)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against {param}")
+
+
+def sweep_report(out):
+    """Write OUT/report.png and report.html for a sweep; returns their paths."""
+    params, trials, summary, best = read_sweep(out)
+    if not any(_number(t["objective"]) is not None for t in trials):
+        raise UserError(f"{out}: no trial has completed yet; nothing to plot")
+    metric = f"{best.get('metric', 'objective')}" + (f" ({best['mode']})" if best.get("mode") else "")
+    swept = [p for p in params if len({t[p] for t in trials}) > 1] or params[:1]
+    if not swept:
+        swept = ["seed"]
+    panels = [(p, (lambda p: lambda ax, data: panel_param(ax, data, p, metric))(p), False) for p in swept]
+    title = f"biosig sweep {os.path.basename(os.path.abspath(out))}"
+    png = draw(panels, trials, title + f" ({len(trials)} trials)")
+    sections = []
+    if best:
+        sections.append(("Best point", html_table(None, [
+            ("point", best.get("point")), (best.get("metric", "objective"),
+                                           f"{_cell(best.get('mean'))} ± {_cell(best.get('std'))} (n={best.get('n')})"),
+            ("command", best.get("command"))], left=2)))
+    if summary:
+        sections.append(("Ranked points (summary.csv)", html_table(list(summary[0]), [list(r.values()) for r in summary],
+                                                                   left=2 + len(params))))
+    sections.append(("Trials (trials.csv)", html_table(list(trials[0]), [list(t.values()) for t in trials],
+                                                       left=1 + len(params))))
+    return write_files(out, png, title, sections)
+
+
+def write_report(directory):
+    """A run's or a sweep's report, by what the directory holds -> the paths written."""
+    if os.path.isfile(os.path.join(directory, "trials.csv")):
+        return sweep_report(directory)
+    return run_report(directory)
+
+
+def get_args_parser():
+    p = ArgumentParser(prog="python -m biosig.report",
+                       description="Write report.png and a self-contained report.html for a run directory "
+                       "(learning curves, confusion matrix, per-class F1, ...) or a sweep's --out (the objective "
+                       "against each swept flag, the ranked points). Needs matplotlib.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (runs/<run>) or sweep --out directories")
+    return p
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    for d in args.dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"{d}: no such directory")
+    if matplotlib_missing():
+        raise UserError("the report needs matplotlib: pip install matplotlib")
+    for d in args.dirs:
+        for path in write_report(d):
+            print(path)
+
+
+if __name__ == "__main__":
+    from .errors import run_cli
+    run_cli(main)
