@@ -1,9 +1,7 @@
 """Predict with a biosig checkpoint; nothing else needed (preprocessing comes from the checkpoint).
 
-    python infer.py --ckpt ckpt.pt --x X_infer.npy            # (B, C, F, T) or one (C, F, T)
-    python infer.py --ckpt ckpt.pt --x X.npy --y y.npy --out preds.csv
-    python infer.py --ckpt ckpt.pt --stream --x recording.npy --hysteresis 3 --out frames.csv   # (C, F, T_long)
-    python infer.py --ckpt ckpt.pt --lsl EEG --lsl-out decisions                                  # live (pylsl)
+The command's code and its examples are in biosig/cli/infer.py (`python infer.py --help`);
+`pip install .` installs the same command as biosig-infer.
 """
 from biosig.cli.infer import get_args_parser, main     # the code: biosig/cli/infer.py
 

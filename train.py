@@ -1,11 +1,7 @@
 """Train a model on biosignal windows X (N, C, F, T) with targets y (N,).
 
-    python train.py --x X.npy --y y.npy --save ckpt.pt
-    torchrun --nproc_per_node=2 train.py --x X.npy --y y.npy --save ckpt.pt   # DDP
-    python train.py --resume runs/<run>/last.pt                               # continue
-
-The options come from biosig/options.py (with each registered model's and task's own);
-see README.md for every option, the run directory and the checkpoint format.
+The command's code and its examples are in biosig/cli/train.py (`python train.py --help`);
+`pip install .` installs the same command as biosig-train.
 """
 from biosig.cli.train import get_args_parser, main     # the code: biosig/cli/train.py
 

@@ -335,15 +335,18 @@ def panel_param(ax, trials, param, metric):
     values = [t[param] for t in done]
     y = [_number(t["objective"]) for t in done]
     numbers = [_number(v) for v in values]
-    if values and all(v is not None for v in numbers):
-        ax.scatter(numbers, y, s=18, alpha=0.7)
-        if min(numbers) > 0 and max(numbers) / min(numbers) > 10:
-            ax.set_xscale("log")
-    else:
-        cats = list(dict.fromkeys(values))
-        ax.scatter([cats.index(v) for v in values], y, s=18, alpha=0.7)
+    numeric = bool(values) and all(v is not None for v in numbers)
+    cats = list(dict.fromkeys(values))
+    x = numbers if numeric else [cats.index(v) for v in values]
+    ax.scatter(x, y, s=18, alpha=0.6, label="trials")
+    means = sorted({xi: np.mean([yi for xj, yi in zip(x, y) if xj == xi]) for xi in x}.items())
+    ax.plot([m[0] for m in means], [m[1] for m in means], "k_-" if numeric else "k_", ms=14, lw=0.8, label="mean")
+    if numeric and min(numbers) > 0 and max(numbers) / min(numbers) > 10:
+        ax.set_xscale("log")
+    if not numeric:
         ax.set_xticks(range(len(cats)), [c if len(c) < 20 else c[:17] + "..." for c in cats],
                       rotation=30 if len(cats) > 3 else 0, ha="right")
+    ax.legend(fontsize=8)
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} against {param}")

@@ -170,7 +170,12 @@ class Trackers:
             with open(path) as f:
                 saved = json.load(f)
         for name in dict.fromkeys(names or ()):
-            self.live.append((name, KINDS[name](run_dir, saved.get(name, {}))))
+            try:
+                self.live.append((name, KINDS[name](run_dir, saved.get(name, {}))))
+            except Exception as e:         # a tracking URI that does not answer, W&B online without a key
+                self.close("failed")
+                first = (str(e).strip().splitlines() or [""])[0][:300]
+                raise UserError(f"--tracker {name}: cannot start its run ({type(e).__name__}: {first})") from None
         if self.live:
             write_json(path, {**saved, **{name: t.state for name, t in self.live}})
 
