@@ -33,7 +33,7 @@ EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, w
 def matplotlib_missing():
     """None when matplotlib imports, else the one line that says the report is skipped."""
     if importlib.util.find_spec("matplotlib") is None:
-        return "report: skipped (matplotlib is not installed: pip install matplotlib)"
+        return "plots: skipped (matplotlib is not installed: pip install matplotlib)"
     return None
 
 
@@ -344,6 +344,7 @@ def panel_param(ax, trials, param, metric):
     if numeric and min(numbers) > 0 and max(numbers) / min(numbers) > 10:
         ax.set_xscale("log")
     if not numeric:
+        ax.set_xlim(-0.5, len(cats) - 0.5)
         ax.set_xticks(range(len(cats)), [c if len(c) < 20 else c[:17] + "..." for c in cats],
                       rotation=30 if len(cats) > 3 else 0, ha="right")
     ax.legend(fontsize=8)

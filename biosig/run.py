@@ -377,7 +377,7 @@ def write_report(run_dir, log):
         log(missing)
         return []
     files = report.run_report(run_dir)
-    log(f"report: {files[1]} ({os.path.basename(files[0])} beside it)")
+    log(f"plots: {files[1]} (and report.png)")
     return files
 
 

@@ -38,7 +38,7 @@ def test_a_run_writes_a_report_and_a_browser_renders_it(tmp_path):
                report=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = tmp_path / "run"
-    assert f"report: {run_dir / 'report.html'}" in proc.stdout
+    assert f"plots: {run_dir / 'report.html'} (and report.png)" in proc.stdout
     png = (run_dir / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") > 800     # IHDR width
     page = (run_dir / "report.html").read_text()
@@ -89,7 +89,7 @@ def test_sweep_report_and_python_m_biosig_report(tmp_path, dataset):
     proc = run("sweep.py", "--grid", tmp_path / "grid.json", "--out", out, "--", "--x", dataset["x"], "--y",
                dataset["y"], *TCN[:2], "--epochs", "1", report=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"report: {out / 'report.html'}" in proc.stdout
+    assert f"plots: {out / 'report.html'} (and report.png)" in proc.stdout
     page = (out / "report.html").read_text()
     assert "Ranked points" in page and "0.003" in page and "data:image/png;base64," in page
     assert not list(out.glob("trials/*/run/report.png"))         # trials write none: the sweep writes one
@@ -115,8 +115,8 @@ def test_without_matplotlib_the_run_says_so_in_one_line_and_keeps_everything_els
                            "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, env=ENV,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("report")]
-    assert lines == ["report: skipped (matplotlib is not installed: pip install matplotlib)"]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("plots")]
+    assert lines == ["plots: skipped (matplotlib is not installed: pip install matplotlib)"]
     assert (tmp_path / "run" / "summary.json").exists() and not (tmp_path / "run" / "report.png").exists()
     blocked = ("import sys, runpy; sys.modules['matplotlib'] = None; sys.argv = sys.argv[1:]; "
                "runpy.run_module('biosig.report', run_name='__main__')")

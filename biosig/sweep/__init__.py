@@ -359,7 +359,7 @@ def _report(args, out, trials, param_names, cv):
     if not args.no_report and any(t.status == "completed" for t in trials):
         from .. import report
         missing = report.matplotlib_missing()
-        print(missing or f"report: {report.sweep_report(out)[1]}")
+        print(missing or f"plots: {report.sweep_report(out)[1]} (and report.png)")
     failed = [t for t in trials if t.status in FAILED]
     if failed:
         print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",
