@@ -1,0 +1,176 @@
+"""Band-power frames: raw windows (N, C, 1, T) sampled at fs -> (N, C, F, T'), the power of each
+of F frequency bands in each of T' frames (the EEG2Arm guide's input: its F axis is
+delta/theta/alpha/beta/gamma per frame).
+
+    python -m biosig.bandpower --x raw.npy --fs 128 --out bands.npy [--frame 0.5 --hop 0.25 --log]
+
+Frame j covers samples [j*hop, j*hop + frame) of the window; T' = 1 + (T - frame) // hop. Each
+frame's spectrum is a periodogram with a Hann taper (stft), or the mean of periodograms of
+half-frame segments overlapping by half (welch: smoother, coarser in frequency). A band's power
+is the one-sided power spectral density integrated over [low, high) Hz (units^2; log10 of it with
+--log). The same computation runs on a stream (BandPower.stream(): frames out as samples come in),
+frame for frame equal to the windows'.
+"""
+import os
+
+import numpy as np
+
+from .errors import ArgumentParser, UserError, positive_float, positive_int
+
+# name: (low, high) Hz, in the order of the F axis
+BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
+
+
+class BandPower:
+    """fs: sampling rate (Hz); bands: {name: (low, high)} in F-axis order; frame, hop: seconds;
+    method: "stft" or "welch"; log: log10 of the power."""
+
+    def __init__(self, fs, bands=None, frame=0.5, hop=0.25, method="stft", log=False):
+        self.fs, self.bands = float(fs), dict(bands or BANDS)
+        self.frame, self.hop = int(round(frame * fs)), int(round(hop * fs))
+        self.method, self.log = method, log
+        if self.frame < 2 or self.hop < 1:
+            raise UserError(f"--frame {frame} s and --hop {hop} s at --fs {fs} Hz are {self.frame} and {self.hop} "
+                            f"samples: a frame needs 2 or more, a hop 1 or more")
+        seg = self.frame if method == "stft" else max(2, self.frame // 2)
+        self.seg, self.step = seg, max(1, seg // 2)
+        freqs = np.fft.rfftfreq(seg, 1.0 / self.fs)
+        nyquist = self.fs / 2
+        for name, (low, high) in self.bands.items():
+            if not 0 <= low < high:
+                raise UserError(f"band {name}: {low}-{high} Hz is not a range (low < high, low >= 0)")
+            if high > nyquist:
+                raise UserError(f"band {name}: {low}-{high} Hz reaches above the Nyquist frequency of --fs {fs} "
+                                f"({nyquist:g} Hz)")
+            if not ((freqs >= low) & (freqs < high)).any():
+                raise UserError(f"band {name}: {low}-{high} Hz holds no frequency bin of a {seg}-sample segment "
+                                f"({self.fs / seg:g} Hz apart); use a longer --frame")
+        taper = np.hanning(seg + 2)[1:-1]       # a Hann window with no zero end points
+        # one-sided PSD of a tapered segment: |rfft|^2 / (fs * sum(taper^2)), doubled but at 0 and Nyquist
+        scale = np.full(len(freqs), 2.0 / (self.fs * (taper ** 2).sum()))
+        scale[0] /= 2
+        if seg % 2 == 0:
+            scale[-1] /= 2
+        df = self.fs / seg
+        # (F, bins): a band's power is its PSD bins summed times the bin width
+        self.weights = np.stack([((freqs >= lo) & (freqs < hi)) * scale * df for lo, hi in self.bands.values()])
+        self.taper = taper
+
+    def n_frames(self, t):
+        """Frames of a window of t samples (0 when it is shorter than one frame)."""
+        return 0 if t < self.frame else 1 + (t - self.frame) // self.hop
+
+    def __call__(self, x):
+        """x (..., T) raw samples -> (..., F, T') band power, float32. A window (N, C, 1, T) gives
+        (N, C, F, T')."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 4 and x.shape[2] == 1:
+            x = x[:, :, 0]
+        n = self.n_frames(x.shape[-1])
+        starts = np.arange(n) * self.hop
+        frames = x[..., starts[:, None] + np.arange(self.frame)]            # (..., T', frame)
+        segs = 1 + (self.frame - self.seg) // self.step
+        power = 0.0
+        for k in range(segs):                                              # welch: average the segments
+            seg = frames[..., k * self.step:k * self.step + self.seg]
+            seg = (seg - seg.mean(-1, keepdims=True)) * self.taper
+            power = power + np.abs(np.fft.rfft(seg, axis=-1)) ** 2
+        bands = (power / segs) @ self.weights.T                            # (..., T', F)
+        if self.log:
+            bands = np.log10(bands + 1e-12)
+        return np.moveaxis(bands, -1, -2).astype(np.float32)               # (..., F, T')
+
+    def stream(self):
+        """A stateful frame maker for a live stream: push(chunk (C, n) samples) -> (C, F, k) band
+        power of the k frames completed by this chunk, the same numbers as __call__ gives for the
+        whole recording."""
+        return _Stream(self)
+
+    @property
+    def config(self):
+        """What a checkpoint records of it (and what the CLI prints)."""
+        return {"fs": self.fs, "bands": {k: list(v) for k, v in self.bands.items()}, "frame": self.frame,
+                "hop": self.hop, "method": self.method, "log": self.log}
+
+
+class _Stream:
+    def __init__(self, bp):
+        self.bp, self.buffer = bp, None
+
+    def push(self, chunk):
+        chunk = np.asarray(chunk, dtype=np.float64)
+        self.buffer = chunk if self.buffer is None else np.concatenate([self.buffer, chunk], axis=-1)
+        k = self.bp.n_frames(self.buffer.shape[-1])
+        out = self.bp(self.buffer[..., :self.bp.frame + (k - 1) * self.bp.hop]) if k else None
+        self.buffer = self.buffer[..., k * self.bp.hop:]
+        if out is None:
+            return np.zeros(chunk.shape[:-1] + (len(self.bp.bands), 0), np.float32)
+        return out
+
+
+def parse_bands(text):
+    """--bands 'delta:1-4,theta:4-8,...' -> {name: (low, high)}."""
+    bands = {}
+    for part in text.split(","):
+        try:
+            name, span = part.split(":")
+            low, high = (float(v) for v in span.split("-"))
+        except ValueError:
+            raise UserError(f"--bands {text!r}: expected name:low-high,... e.g. alpha:8-13,beta:13-30") from None
+        if name.strip() in bands:
+            raise UserError(f"--bands {text!r}: {name.strip()} is given twice")
+        bands[name.strip()] = (low, high)
+    return bands
+
+
+def get_args_parser():
+    p = ArgumentParser(prog="python -m biosig.bandpower",
+                       description="Raw windows (N, C, 1, T) -> band-power frames (N, C, F, T') for train.py.")
+    p.add_argument("--x", required=True, help="raw windows .npy, (N, C, 1, T) or (N, C, T)")
+    p.add_argument("--fs", type=positive_float, required=True, help="sampling rate of --x in Hz")
+    p.add_argument("--out", required=True, help="band-power frames .npy (N, C, F, T'), written atomically")
+    p.add_argument("--bands", help="name:low-high,... in Hz, in F-axis order (default "
+                   + ",".join(f"{k}:{lo:g}-{hi:g}" for k, (lo, hi) in BANDS.items()) + ")")
+    p.add_argument("--frame", type=positive_float, default=0.5, help="frame length in seconds (default 0.5)")
+    p.add_argument("--hop", type=positive_float, default=0.25, help="seconds between frame starts (default 0.25)")
+    p.add_argument("--method", choices=["stft", "welch"], default="stft",
+                   help="one Hann-tapered periodogram per frame (stft), or the mean of half-frame ones (welch)")
+    p.add_argument("--log", action="store_true", help="log10 of the band power")
+    p.add_argument("--batch", type=positive_int, default=256, help="windows computed at a time (memory)")
+    return p
+
+
+def main(argv=None):
+    from .atomic import atomic_path
+    from .checkpoint import check_writable
+    from .data import open_npy
+    args = get_args_parser().parse_args(argv)
+    if os.path.splitext(args.out)[1] != ".npy":
+        raise UserError(f"{args.out}: --out must end in .npy")
+    check_writable(args.out, "--out", inputs=[("--x", args.x)])
+    bp = BandPower(args.fs, parse_bands(args.bands) if args.bands else None, args.frame, args.hop, args.method,
+                   args.log)
+    X = open_npy(args.x, "raw windows")
+    if X.ndim == 3:
+        X = X[:, :, None]
+    if X.ndim != 4 or X.shape[2] != 1:
+        raise UserError(f"{args.x}: raw windows are (N, C, 1, T) or (N, C, T), got shape {tuple(X.shape)}")
+    t_out = bp.n_frames(X.shape[-1])
+    if t_out == 0:
+        raise UserError(f"{args.x}: windows of {X.shape[-1]} samples are shorter than one frame ({bp.frame} samples "
+                        f"= --frame {args.frame} s at {args.fs:g} Hz)")
+    with atomic_path(args.out) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(len(X), X.shape[1], len(bp.bands), t_out))
+        for start in range(0, len(X), args.batch):
+            out[start:start + args.batch] = bp(X[start:start + args.batch])
+        out.flush()
+        del out
+    print(f"{args.out}: {len(X)} windows (N, C, F, T') = ({len(X)}, {X.shape[1]}, {len(bp.bands)}, {t_out}); bands "
+          + ", ".join(f"{k} {lo:g}-{hi:g} Hz" for k, (lo, hi) in bp.bands.items())
+          + f"; frames of {bp.frame} samples every {bp.hop}" + ("; log10" if bp.log else ""))
+
+
+if __name__ == "__main__":
+    from .errors import run_cli
+    run_cli(main)

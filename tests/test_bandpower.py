@@ -1,0 +1,61 @@
+"""Band-power frames: a pure sine's power lands in its band, in the right amount; a stream gives
+the windows' numbers frame by frame; the CLI writes (N, C, F, T') and refuses bad input in one line."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ENV, ROOT, assert_user_error
+
+
+def bandpower(*args):
+    return subprocess.run([sys.executable, "-m", "biosig.bandpower", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV, timeout=300)
+
+
+@pytest.mark.parametrize("method,frame", [("stft", 0.5), ("welch", 1.0)])
+def test_a_10_hz_sine_is_alpha_power_of_half_its_squared_amplitude(method, frame):
+    from biosig.bandpower import BandPower
+    fs, amplitude = 128, 3.0
+    t = np.arange(4 * fs) / fs
+    x = (amplitude * np.sin(2 * np.pi * 10 * t))[None, None, None]                # (1, 1, 1, T)
+    bp = BandPower(fs, frame=frame, hop=0.25, method=method)
+    power = bp(x)
+    assert power.shape == (1, 1, 5, bp.n_frames(len(t)))
+    per_band = power[0, 0].mean(-1)                                               # delta theta alpha beta gamma
+    assert per_band.argmax() == 2
+    assert per_band[2] == pytest.approx(amplitude ** 2 / 2, rel=0.02)             # Parseval: mean square of a sine
+    assert per_band[[0, 1, 3, 4]].max() < 0.01 * per_band[2]
+
+
+def test_a_stream_gives_the_windows_frames_one_chunk_at_a_time():
+    from biosig.bandpower import BandPower
+    bp = BandPower(256, frame=0.5, hop=0.125, log=True)
+    recording = np.random.default_rng(0).normal(size=(4, 3000))
+    whole = bp(recording)                                                          # (C, F, T')
+    stream, outs, i = bp.stream(), [], 0
+    for n in (1, 31, 64, 0, 500, 7, 1200, 1197):
+        outs.append(stream.push(recording[:, i:i + n]))
+        i += n
+    assert i == 3000
+    np.testing.assert_allclose(np.concatenate(outs, -1), whole, atol=1e-6)
+
+
+def test_the_command_writes_frames_and_refuses_bad_input(tmp_path):
+    from biosig.bandpower import BandPower
+    raw = np.random.default_rng(1).normal(size=(6, 2, 1, 256)).astype(np.float32)
+    np.save(tmp_path / "raw.npy", raw)
+    proc = bandpower("--x", tmp_path / "raw.npy", "--fs", "128", "--out", tmp_path / "bands.npy")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bands = np.load(tmp_path / "bands.npy")
+    assert bands.shape == (6, 2, 5, 7)                                             # 1 + (256 - 64) // 32 frames
+    np.testing.assert_allclose(bands, BandPower(128)(raw), rtol=1e-6)
+
+    for args, needle in ((["--fs", "64"], "Nyquist"),                              # gamma 30-45 Hz above 32 Hz
+                         (["--fs", "128", "--frame", "4"], "shorter than one frame"),
+                         (["--fs", "128", "--bands", "alpha:13-8"], "not a range"),
+                         (["--fs", "0"], "--fs")):
+        proc = bandpower("--x", tmp_path / "raw.npy", *args, "--out", tmp_path / "bad.npy")
+        assert_user_error(proc, needle)
+        assert not (tmp_path / "bad.npy").exists()
