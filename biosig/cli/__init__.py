@@ -8,6 +8,7 @@ train.py, infer.py and sweep.py run them, and `pip install .` installs them as c
     biosig-export   biosig.export         (python -m biosig.export)
     biosig-report   biosig.report         (python -m biosig.report)
     biosig-examples biosig.examples       (python -m biosig.examples)
+    biosig-bandpower biosig.bandpower     (python -m biosig.bandpower)
 
 The functions below are those commands' entry points (pyproject.toml [project.scripts]).
 """
@@ -31,3 +32,4 @@ convert = _command("biosig.convert")
 export = _command("biosig.export")
 report = _command("biosig.report")
 examples = _command("biosig.examples")
+bandpower = _command("biosig.bandpower")
