@@ -4,6 +4,9 @@ delta/theta/alpha/beta/gamma per frame).
 
     python -m biosig.bandpower --x raw.npy --fs 128 --out bands.npy [--frame 0.5 --hop 0.25 --log]
 
+bands.signal.json beside the output records how the frames were made (and raw.signal.json's
+channels): train.py stores it in the checkpoint, and infer.py then takes raw windows too.
+
 Frame j covers samples [j*hop, j*hop + frame) of the window; T' = 1 + (T - frame) // hop. Each
 frame's spectrum is a periodogram with a Hann taper (stft), or the mean of periodograms of
 half-frame segments overlapping by half (welch: smoother, coarser in frequency). A band's power
@@ -15,6 +18,7 @@ import os
 
 import numpy as np
 
+from . import signalspec
 from .errors import ArgumentParser, UserError, positive_float, positive_int
 
 # name: (low, high) Hz, in the order of the F axis
@@ -159,6 +163,12 @@ def main(argv=None):
     if t_out == 0:
         raise UserError(f"{args.x}: windows of {X.shape[-1]} samples are shorter than one frame ({bp.frame} samples "
                         f"= --frame {args.frame} s at {args.fs:g} Hz)")
+    spec = signalspec.read(args.x)          # the raw windows' description, if they have one
+    if spec.get("bandpower"):
+        raise UserError(f"{args.x}: holds band-power frames already ({signalspec.sidecar(args.x)})")
+    if spec.get("fs") and abs(spec["fs"] - args.fs) > 1e-6:
+        raise UserError(f"{args.x}: sampled at {spec['fs']:g} Hz ({signalspec.sidecar(args.x)}), not --fs {args.fs:g}")
+    signalspec.check_shape(spec, X.shape, args.x)
     with atomic_path(args.out) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                         shape=(len(X), X.shape[1], len(bp.bands), t_out))
@@ -166,6 +176,7 @@ def main(argv=None):
             out[start:start + args.batch] = bp(X[start:start + args.batch])
         out.flush()
         del out
+    signalspec.write(args.out, {**spec, "fs": args.fs, "bandpower": bp.config})
     print(f"{args.out}: {len(X)} windows (N, C, F, T') = ({len(X)}, {X.shape[1]}, {len(bp.bands)}, {t_out}); bands "
           + ", ".join(f"{k} {lo:g}-{hi:g} Hz" for k, (lo, hi) in bp.bands.items())
           + f"; frames of {bp.frame} samples every {bp.hop}" + ("; log10" if bp.log else ""))

@@ -9,7 +9,8 @@ Keys of a model checkpoint (what --save gets):
   example_input_shape  [1, C, F, T] seen in training
   preprocess        see biosig.preprocess (normalization mode and statistics)
   epoch, metrics    when it was saved and its validation metrics
-  channels          optional list of C channel names (parquet --signal-cols), checked by infer.py
+  channels          optional list of C channel names (parquet --signal-cols, --channel-names, X.signal.json)
+  signal            the input's contract (biosig.signalspec): fs, channels, units, bandpower; {} if unknown
   task_state        the task network's own tensors beside the model's (pretraining's decoder), or {}
   ledger            the groups (subjects, recordings) it trained and validated on, or None (biosig.ledger)
 A resume checkpoint (last.pt) adds optimizer/scheduler/scaler/early-stopping state, totals and options.
@@ -134,7 +135,7 @@ def _pickle_globals(path):
 
 
 def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, channels=None, task_state=None,
-                  ledger=None):
+                  ledger=None, signal=None):
     return {
         "format": CHECKPOINT_FORMAT,
         "version": f"biosig {__version__}",
@@ -148,4 +149,5 @@ def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, 
         "channels": channels,
         "task_state": task_state or {},
         "ledger": ledger,
+        "signal": signal or {},
     }

@@ -87,8 +87,8 @@ def run(args):
     if args.lsl:
         from . import lsl
         outlet = lsl.Outlet(args.lsl_out, predictor.task) if args.lsl_out else None
-        inlet = lsl.Inlet(args.lsl, c * f, args.lsl_timeout or 10.0)
-        sources = [((x.reshape(c, f, -1), stamps) for x, stamps in inlet.chunks(args.chunk, args.max_frames))]
+        inlet = lsl.Inlet(args.lsl, args.lsl_timeout or 10.0)
+        sources = [live_frames(inlet, predictor, args, c, f)]
     else:
         recordings = read_recordings(args, predictor)
         sources = [((x[..., i:i + args.chunk], None) for i in range(0, x.shape[-1], args.chunk)) for x in recordings]
@@ -122,11 +122,60 @@ class sigterm_as_interrupt:
             signal.signal(signal.SIGTERM, self.before)
 
 
+def live_frames(inlet, predictor, args, c, f):
+    """(chunk (C, F, n), LSL timestamps (n,)) from a live stream, as the checkpoint's signal
+    contract says: channels reordered by their labels, raw samples made into its band-power
+    frames (each frame stamped with its last sample's time). The stream carries C x F channels
+    (channel c, band f at c * F + f), or C raw ones for a band-power model."""
+    from .signalspec import from_config
+    trained, where = predictor.signal, f"--lsl {args.lsl}"
+    bp = from_config(trained["bandpower"]) if trained.get("bandpower") else None
+    raw = bp is not None and inlet.count == c
+    if inlet.count != (c if raw else c * f):
+        raise UserError(f"{where}: the stream has {inlet.count} channels, the checkpoint {args.ckpt} takes C x F = "
+                        f"{c * f}" + (f" (or C = {c} raw channels, made into its band-power frames)" if bp else ""))
+    rate = trained.get("fs") if bp is None or raw else trained["fs"] / bp.hop
+    fs = args.fs or inlet.fs
+    if rate and fs and abs(rate - fs) > 1e-6:
+        raise UserError(f"{where}: the stream runs at {fs:g} Hz, the checkpoint {args.ckpt} takes {rate:g} Hz")
+    labels = [s.strip() for s in args.channel_names.split(",")] if args.channel_names else inlet.labels
+    order = None
+    if trained.get("channels") and labels and (raw or f == 1) and labels != trained["channels"]:
+        missing = [name for name in trained["channels"] if name not in labels]
+        if missing:
+            raise UserError(f"{where}: has no channel {', '.join(missing)} of those {args.ckpt} was trained on "
+                            f"({', '.join(trained['channels'])})")
+        order = [labels.index(name) for name in trained["channels"]]
+    frames, held = (bp.stream(), np.zeros(0)) if raw else (None, None)
+    for x, stamps in inlet.chunks(args.chunk, args.max_frames):
+        x = x[order] if order is not None else x
+        if not raw:
+            yield x.reshape(c, f, -1), stamps
+            continue
+        held = np.concatenate([held, stamps])
+        out = frames.push(x)                                   # (C, F, k)
+        k = out.shape[-1]
+        ends = np.arange(k) * bp.hop + bp.frame - 1            # each frame's last sample, in `held`
+        yield out, held[ends]
+        held = held[k * bp.hop:]
+
+
 def read_recordings(args, predictor):
-    """--x: (C, F, T), (N, C, F, T) or a parquet table -> (N, C, F, T) float32, checked against the model."""
-    from .data import read_source
-    X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
-                             load="mmap", ndims=(3, 4), need_labels=False)
+    """--x: (C, F, T), (N, C, F, T), a parquet table, or a file MNE reads (EDF, BDF, .fif, ...) ->
+    (N, C, F, T) float32, conformed to the checkpoint's signal contract and checked against the model."""
+    from .data import parquet, read_source
+    from .signalspec import Conformed, conform, conform_input, given
+    if args.x.endswith(".npy") or parquet.is_parquet(args.x):
+        X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
+                                 load="mmap", ndims=(3, 4), need_labels=False)
+        X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)   # by name; raw -> frames
+    else:                                   # a continuous recording file, through MNE
+        from .windows import Recording
+        rec = Recording(args.x, args.fs)
+        spec = given(None, rec.fs, args.channel_names or rec.channels)
+        spec["units"] = rec.units
+        X = conform(rec.read(0, rec.n_samples)[None, :, None], spec, predictor.signal, args.x, args.ckpt)
+    X = X[:] if isinstance(X, Conformed) else X
     c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
     if X.shape[1:3] != (c, f):
         raise UserError(f"{args.x}: recordings of C={X.shape[1]} channels and F={X.shape[2]} bands, "

@@ -28,6 +28,7 @@ class Predictor:
         self.task = build_task(ckpt["task"])
         self.preprocess = ckpt["preprocess"]
         self.channels = ckpt.get("channels")                   # names, when training knew them
+        self.signal = ckpt.get("signal") or {}                 # biosig.signalspec: fs, channels, units, bandpower
         shape = ckpt.get("example_input_shape")
         self.train_frames = int(shape[-1]) if shape else None  # T seen in training
         try:

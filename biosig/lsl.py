@@ -27,9 +27,10 @@ def _pylsl(flag):
 
 
 class Inlet:
-    """The first stream named `name` on the network, which must carry `channels` channels."""
+    """The first stream named `name` on the network; count, fs (its nominal rate, None if
+    irregular) and labels (its channel labels, None unless every channel has one) describe it."""
 
-    def __init__(self, name, channels, timeout):
+    def __init__(self, name, timeout):
         pylsl = _pylsl("--lsl")
         found, deadline = [], time.monotonic() + timeout
         while not found and time.monotonic() < deadline:     # short calls: Ctrl-C is handled between them
@@ -37,9 +38,7 @@ class Inlet:
         if not found:
             raise UserError(f"--lsl {name}: no LSL stream of that name found within {timeout:g} s (--lsl-timeout)")
         info = found[0]
-        if info.channel_count() != channels:
-            raise UserError(f"--lsl {name}: the stream has {info.channel_count()} channels, the checkpoint takes "
-                            f"C x F = {channels}")
+        self.count, self.fs = info.channel_count(), info.nominal_srate() or None
         try:
             from pylsl.util import LostError          # pylsl >= 1.16; older ones export it at the top
         except ImportError:
@@ -47,6 +46,11 @@ class Inlet:
         self.name, self.timeout, self.lost = name, timeout, LostError
         self.inlet = pylsl.StreamInlet(info, max_buflen=60, recover=False)
         self.inlet.open_stream(timeout=timeout)
+        labels, channel = [], self.inlet.info(timeout).desc().child("channels").child("channel")   # the full info
+        while not channel.empty():
+            labels.append(channel.child_value("label"))
+            channel = channel.next_sibling()
+        self.labels = labels if len(labels) == self.count and all(labels) else None
 
     def chunks(self, chunk, max_frames=None):
         """Yield (x (C*F, n) float32, LSL timestamps (n,)) as samples arrive, `chunk` at a time

@@ -2,7 +2,7 @@
 and the split into training, validation and test windows (prepare_data)."""
 import numpy as np
 
-from . import ledger, options
+from . import ledger, options, signalspec
 from .data import fold_split, load_groups, read_source, split_indices
 from .data import parquet
 from .errors import UserError, warn
@@ -19,7 +19,8 @@ def prepare_data(args):
     """Open and check the training data (and explicit validation/test data), build the task, split.
 
     Returns a dict: X, y, task, train_idx, val (X, y, idx), test (X, y) or None,
-    shape (N, C, F, T), channels (names or None), split (for summary.json)."""
+    shape (N, C, F, T), channels (names or None), signal (biosig.signalspec: the input's
+    sampling rate, channels, units, band-power frames, as far as known), split (for summary.json)."""
     task_cls = TASKS[args.task]
     if task_cls.target_kind is None and (args.y or args.y_val or args.y_test):
         warn(f"--task {args.task} learns from the windows alone: --y, --y-val and --y-test are not read")
@@ -101,7 +102,14 @@ def prepare_data(args):
         Xt, yt, _, test_idx = extra["test"]
         split["test"] = describe(yt, test_idx, groups if Xt is X else None, list_groups=True)
         test = (Xt, yt, test_idx)
-    channels = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
+    columns = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
+    signal = signalspec.given(args.x, args.fs, args.channel_names, columns)
+    signalspec.check_shape(signal, X.shape, args.x)
+    for flag, path in (("--x-val", args.x_val), ("--x-test", args.x_test)):
+        other = signalspec.read(path)
+        if other and {k: other.get(k) for k in signalspec.KEYS} != {k: signal.get(k) for k in signalspec.KEYS}:
+            raise UserError(f"{path}: {flag}'s signal ({signalspec.describe(other)}) is not the training windows' "
+                            f"({signalspec.describe(signal)})")
     return {"X": X, "y": y, "groups": groups, "task": task, "shape": (n, c, f, t), "train_idx": train_idx,
-            "channels": channels, "val": val, "test": test, "split": split,
+            "channels": signal.get("channels"), "signal": signal, "val": val, "test": test, "split": split,
             "ledger": ledger.make(groups, train_idx, val_idx)}

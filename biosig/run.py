@@ -301,7 +301,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         runs.append_jsonl(metrics_path, row)
         tracked.epoch(row)
         payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
-                                           data["channels"], network_state(raw_net, raw_model), data["ledger"])
+                                           data["channels"], network_state(raw_net, raw_model), data["ledger"],
+                                           data["signal"])
         if is_best:
             checkpoint.atomic_save(payload, args.save)
         totals["wall_s"] = prior["wall_s"] + (time.time() - wall_start)

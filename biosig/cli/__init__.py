@@ -9,6 +9,7 @@ train.py, infer.py and sweep.py run them, and `pip install .` installs them as c
     biosig-report   biosig.report         (python -m biosig.report)
     biosig-examples biosig.examples       (python -m biosig.examples)
     biosig-bandpower biosig.bandpower     (python -m biosig.bandpower)
+    biosig-windows  biosig.windows        (python -m biosig.windows)
 
 The functions below are those commands' entry points (pyproject.toml [project.scripts]).
 """
@@ -33,3 +34,4 @@ export = _command("biosig.export")
 report = _command("biosig.report")
 examples = _command("biosig.examples")
 bandpower = _command("biosig.bandpower")
+windows = _command("biosig.windows")

@@ -7,7 +7,7 @@
 """
 import os
 
-from biosig.errors import ArgumentParser, HelpFormatter, positive_int
+from biosig.errors import ArgumentParser, HelpFormatter, positive_float, positive_int
 
 
 def get_args_parser():
@@ -31,6 +31,10 @@ def get_args_parser():
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
+    p.add_argument("--fs", type=positive_float, help="sampling rate of --x in Hz (default: X.signal.json beside it), "
+                   "checked against the checkpoint's")
+    p.add_argument("--channel-names", help="--x's channels, comma-separated (default: X.signal.json beside it): "
+                   "reordered to the checkpoint's by name; one missing is refused")
     p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
@@ -89,6 +93,8 @@ def main(argv=None):
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
                                       need_labels=bool(args.y), target_kind=task.target_kind)
     leak = check_groups(args, ckpt, groups, len(X))
+    from biosig.signalspec import conform_input
+    X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
     if problem:
         raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")

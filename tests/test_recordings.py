@@ -1,0 +1,183 @@
+"""From recordings to windows (python -m biosig.windows: arrays, EDF through MNE, MNE epochs) and
+the signal contract in the checkpoint: channels reordered by name, another sampling rate or a
+missing channel refused in one line, raw windows made into the band-power frames a model takes."""
+import csv
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ENV, ROOT, assert_user_error, run
+
+
+def module(name, *args, cwd=None):
+    return subprocess.run([sys.executable, "-m", name, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=ENV, timeout=300)
+
+
+def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
+    fs = 100
+    recs = [np.arange(2 * 1000, dtype=np.float32).reshape(2, 1000) + 10000 * k for k in range(2)]
+    for k, rec in enumerate(recs):
+        np.save(tmp_path / f"r{k}.npy", rec)
+    # r0: "go" over 1.0-3.0 s, "stop" over 6.0-7.5 s; r1: "stop" over 0-2 s. Windows of 1 s every 0.5 s.
+    (tmp_path / "e0.csv").write_text("onset,duration,label\n1.0,2.0,go\n6.0,1.5,stop\n")
+    (tmp_path / "e1.csv").write_text("onset,duration,label\n0,2,stop\n")
+    proc = module("biosig.windows", "--recording", tmp_path / "r0.npy", tmp_path / "r1.npy", "--fs", fs,
+                  "--channel-names", "C3,C4", "--length", 1, "--stride", 0.5, "--events", tmp_path / "e0.csv",
+                  tmp_path / "e1.csv", "--out", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    X, y, groups = (np.load(tmp_path / "w" / f"{n}.npy") for n in ("X", "y", "groups"))
+    # majority: a window is labelled when more than half of it lies in one event
+    starts = {0: [1.0, 1.5, 2.0, 6.0, 6.5], 1: [0.0, 0.5, 1.0]}
+    labels = {0: [0, 0, 0, 1, 1], 1: [1, 1, 1]}                        # classes sorted: go=0, stop=1
+    assert y.tolist() == labels[0] + labels[1] and groups.tolist() == [0] * 5 + [1] * 3
+    for i, (k, s) in enumerate([(k, s) for k in (0, 1) for s in starts[k]]):
+        a = int(s * fs)
+        np.testing.assert_array_equal(X[i, :, 0], recs[k][:, a:a + fs])
+    assert X.shape == (8, 2, 1, 100) and X.dtype == np.float32
+    assert json.loads((tmp_path / "w" / "classes.json").read_text()) == ["go", "stop"]
+    assert json.loads((tmp_path / "w" / "X.signal.json").read_text())["channels"] == ["C3", "C4"]
+
+    # a new recording with only "stop" keeps the training windows' class numbers (classes.json)
+    proc = module("biosig.windows", "--recording", tmp_path / "r1.npy", "--fs", fs, "--length", 1, "--events",
+                  tmp_path / "e1.csv", "--classes", tmp_path / "w" / "classes.json", "--out", tmp_path / "new")
+    assert proc.returncode == 0 and np.load(tmp_path / "new" / "y.npy").tolist() == [1, 1], proc.stderr
+
+    # per-sample labels and the center rule
+    lab = np.zeros(1000, np.int64)
+    lab[450:1000] = 2
+    np.save(tmp_path / "lab.npy", lab)
+    proc = module("biosig.windows", "--recording", tmp_path / "r0.npy", "--fs", fs, "--length", 2, "--labels",
+                  tmp_path / "lab.npy", "--label-rule", "center", "--out", tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.load(tmp_path / "c" / "y.npy").tolist() == [0, 0, 2, 2, 2]     # centers at 1, 3, 5, 7, 9 s
+
+    for args, needle in ((["--length", 20], "no window"), (["--length", 1, "--labels", tmp_path / "lab.npy",
+                                                              tmp_path / "lab.npy"], "one per recording"),
+                         (["--length", 1, "--fs", 0], "--fs")):
+        extra = [] if "--fs" in args else ["--fs", fs]
+        assert_user_error(module("biosig.windows", "--recording", tmp_path / "r0.npy", *extra, *args, "--out",
+                                 tmp_path / "bad"), needle)
+        assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
+    assert_user_error(module("biosig.windows", "--recording", tmp_path / "r0.npy", "--length", 1, "--out",
+                             tmp_path / "bad"), "--fs")
+
+
+def test_an_edf_is_cut_by_its_annotations_and_mne_epochs_become_x_and_y(tmp_path):
+    mne = pytest.importorskip("mne")
+    pytest.importorskip("edfio")                  # MNE's EDF export
+    mne.set_log_level("ERROR")
+    fs = 128
+    data = np.random.default_rng(0).normal(size=(3, 20 * fs)) * 1e-5
+    raw = mne.io.RawArray(data, mne.create_info(["Fz", "Cz", "Pz"], fs, "eeg"))
+    raw.set_annotations(mne.Annotations([2.0, 10.0], [4.0, 4.0], ["rest", "move"]))
+    mne.export.export_raw(str(tmp_path / "rec.edf"), raw)
+    proc = module("biosig.windows", "--recording", tmp_path / "rec.edf", "--length", 2, "--out", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    X, y = np.load(tmp_path / "w" / "X.npy"), np.load(tmp_path / "w" / "y.npy")
+    assert y.tolist() == [1, 1, 0, 0]                               # move=0, rest=1; windows at 2, 4, 10, 12 s
+    back = mne.io.read_raw(str(tmp_path / "rec.edf")).get_data()
+    np.testing.assert_allclose(X[2, :, 0], back[:, 10 * fs:12 * fs], rtol=1e-6)
+    assert json.loads((tmp_path / "w" / "X.signal.json").read_text()) == {
+        "fs": 128.0, "channels": ["Fz", "Cz", "Pz"], "units": "V", "bandpower": None}
+
+    events = np.array([[i * 2 * fs, 0, 1 + i % 2] for i in range(6)])
+    epochs = mne.EpochsArray(np.random.default_rng(1).normal(size=(6, 3, 64)), raw.info, events,
+                             event_id={"left": 1, "right": 2})
+    epochs.save(str(tmp_path / "s-epo.fif"))
+    proc = module("biosig.windows", "--epochs", tmp_path / "s-epo.fif", "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "e" / "X.npy")[:, :, 0], epochs.get_data(), rtol=1e-6)
+    assert np.load(tmp_path / "e" / "y.npy").tolist() == [0, 1, 0, 1, 0, 1]
+    assert json.loads((tmp_path / "e" / "classes.json").read_text()) == ["left", "right"]
+
+
+def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band_frames(tmp_path):
+    from biosig.bandpower import BandPower
+    fs, rng = 128, np.random.default_rng(0)
+    n, t = 160, 2 * fs
+    y = rng.integers(0, 2, n)
+    raw = rng.normal(size=(n, 3, 1, t)).astype(np.float32)
+    tt = np.arange(t) / fs
+    raw[y == 0, 0, 0] += 2 * np.sin(2 * np.pi * 10 * tt)               # class 0: alpha on Fz; 1: beta on Pz
+    raw[y == 1, 2, 0] += 2 * np.sin(2 * np.pi * 20 * tt)
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"]}))
+    proc = module("biosig.bandpower", "--x", tmp_path / "raw.npy", "--fs", fs, "--out", tmp_path / "bands.npy", "--log")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
+               "--lr", "3e-3", "--epochs", "4", "--save", tmp_path / "bp.pt", "--run-dir", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import torch
+    signal = torch.load(tmp_path / "bp.pt", weights_only=True)["signal"]
+    assert signal["fs"] == fs and signal["channels"] == ["Fz", "Cz", "Pz"] and signal["bandpower"]["log"] is True
+
+    def infer(x, *extra):
+        return run("infer.py", "--ckpt", tmp_path / "bp.pt", "--x", x, "--y", tmp_path / "y.npy", "--quiet",
+                   "--out", tmp_path / "p.npy", *extra)
+    frames = infer(tmp_path / "bands.npy")
+    assert frames.returncode == 0 and float(frames.stdout.split("accuracy=")[1].split()[0]) > 0.9, frames.stdout
+    expected = np.load(tmp_path / "p.npy")
+    # raw windows, their channels in another order: reordered by name, made into band frames
+    np.save(tmp_path / "shuffled.npy", raw[:, [2, 0, 1]])
+    proc = infer(tmp_path / "shuffled.npy", "--fs", fs, "--channel-names", "Pz,Fz,Cz")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-5)
+    np.testing.assert_allclose(BandPower(fs, log=True)(raw), np.load(tmp_path / "bands.npy"), atol=1e-5)
+
+    assert_user_error(infer(tmp_path / "shuffled.npy", "--fs", 256, "--channel-names", "Pz,Fz,Cz"),
+                      "sampled at 256 Hz", "128 Hz")
+    assert_user_error(infer(tmp_path / "shuffled.npy", "--fs", fs, "--channel-names", "Pz,Fz,T7"), "no channel Cz")
+    proc = infer(tmp_path / "raw.npy")                                  # its sidecar says what it is
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    np.save(tmp_path / "bare.npy", np.load(tmp_path / "bands.npy"))    # no description: warned, not checked
+    proc = infer(tmp_path / "bare.npy")
+    assert proc.returncode == 0 and "carries no signal description" in proc.stderr
+
+    # a raw recording (C, 1, T) streams through the same band-power frames
+    recording = np.concatenate(list(raw[:4, [2, 0, 1]]), axis=-1)       # (3, 1, 4 * t), Pz, Fz, Cz
+    np.save(tmp_path / "rec.npy", recording)
+    (tmp_path / "rec.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Pz", "Fz", "Cz"]}))
+    proc = run("infer.py", "--ckpt", tmp_path / "bp.pt", "--stream", "--x", tmp_path / "rec.npy", "--context", "all",
+               "--out", tmp_path / "frames.csv", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((tmp_path / "frames.csv").read_text().splitlines()) - 1 == BandPower(fs).n_frames(4 * t)
+
+    # the same recording live over LSL: the stream's channel labels and rate are checked, then the
+    # same band frames, frame for frame
+    pylsl = pytest.importorskip("pylsl")
+    for rate, ok in ((256, False), (fs, True)):
+        name = f"biosig-raw-{rate}-{time.time_ns()}"
+        info = pylsl.StreamInfo(name, "EEG", 3, rate, "float32", name)
+        labels = info.desc().append_child("channels")
+        for label in ("Pz", "Fz", "Cz"):
+            labels.append_child("channel").append_child_value("label", label)
+        source = pylsl.StreamOutlet(info)
+        proc = subprocess.Popen([sys.executable, f"{ROOT}/infer.py", "--ckpt", str(tmp_path / "bp.pt"), "--lsl", name,
+                                 "--max-frames", str(recording.shape[-1]), "--context", "all", "--chunk", "16",
+                                 "--out", str(tmp_path / "live.csv"), "--quiet"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=ENV)
+        try:
+            if ok:
+                assert source.wait_for_consumers(60)
+                for at in range(0, recording.shape[-1], 64):
+                    source.push_chunk(np.ascontiguousarray(recording[:, 0, at:at + 64].T))
+                    time.sleep(0.005)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if not ok:
+            assert_user_error(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr),
+                              "runs at 256 Hz", "takes 128 Hz")
+            continue
+        assert proc.returncode == 0, stderr[-2000:]
+        live = list(csv.DictReader(open(tmp_path / "live.csv")))
+        offline = list(csv.DictReader(open(tmp_path / "frames.csv")))
+        assert len(live) == len(offline)
+        assert max(abs(float(a["prob_0"]) - float(b["prob_0"])) for a, b in zip(live, offline)) < 1e-5
