@@ -9,7 +9,9 @@ carry one burst event each, labelled frame by frame; pretrain writes 2,000 unlab
 windows (X_unlabelled.npy), 12 labelled ones (X_few.npy, y_few.npy) and 500 test windows of
 the classification example, for pretraining then fine-tuning (README, "Tasks"). `subjects` is
 a classification set of 8 subjects whose windows carry a pattern of their own subject's beside
-the class's shared one, for cross-validation by subject (docs/sweep.md).
+the class's shared one, for cross-validation by subject (docs/sweep.md). `recordings` writes
+continuous EDF recordings with annotated events (needs mne and edfio), for biosig.windows
+(README, "From recordings to windows").
 """
 import argparse
 import os
@@ -47,6 +49,42 @@ def subjects(n_subjects=8, per_subject=60, seed=0, k=3, shared=0.4, own=1.2, noi
     return {"X": np.concatenate(Xs), "y": np.concatenate(ys).astype(np.int64), "groups": groups}
 
 
+def recordings(out, minutes=2, fs=128):
+    """EDF files in `out`: s01-s03.edf (Fz, Cz, Pz) and new.edf (a fourth session, its channels in
+    the order Pz, Fz, Cz), each `minutes` long at `fs` Hz with an event every 5 s annotated "left"
+    (4 s of 10 Hz on Fz) or "right" (4 s of 20 Hz on Pz) over noise. Returns the paths."""
+    from .errors import UserError
+    import importlib.util
+    try:
+        import mne
+        if importlib.util.find_spec("edfio") is None:          # MNE's EDF writer
+            raise ImportError("edfio")
+    except ImportError:
+        raise UserError("python -m biosig.examples recordings writes EDF files through MNE: pip install mne "
+                        "edfio") from None
+    mne.set_log_level("ERROR")
+    paths = []
+    for k, (name, order) in enumerate([("s01", "FCP"), ("s02", "FCP"), ("s03", "FCP"), ("new", "PFC")]):
+        rng = np.random.default_rng(k + 1)
+        n = int(minutes * 60 * fs)
+        t = np.arange(n) / fs
+        data = {c: rng.normal(0, 1, n) for c in "FCP"}
+        onsets = np.arange(2, minutes * 60 - 6, 5.0)
+        labels = rng.choice(["left", "right"], len(onsets))
+        for start, label in zip(onsets, labels):
+            at = slice(int(start * fs), int((start + 4) * fs))
+            chan, freq = ("F", 10) if label == "left" else ("P", 20)
+            data[chan][at] += 2 * np.sin(2 * np.pi * freq * t[at])
+        names = {"F": "Fz", "C": "Cz", "P": "Pz"}
+        raw = mne.io.RawArray(np.stack([data[c] for c in order]) * 1e-5,
+                              mne.create_info([names[c] for c in order], fs, "eeg"))
+        raw.set_annotations(mne.Annotations(onsets, 4.0, labels))
+        path = os.path.join(out, f"{name}.edf")
+        mne.export.export_raw(path, raw, overwrite=True)
+        paths.append(path)
+    return paths
+
+
 def arrays(task, seed=0):
     """{file name: array} for `task` (or "subjects")."""
     if task == "subjects":
@@ -63,10 +101,14 @@ def arrays(task, seed=0):
 def main(argv=None):
     p = ArgumentParser(prog="python -m biosig.examples", description=__doc__.splitlines()[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=sorted(TASKS) + ["subjects"])
+    p.add_argument("task", choices=sorted(TASKS) + ["subjects", "recordings"])
     p.add_argument("out", help="directory to write the .npy files to (created)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    if args.task == "recordings":
+        for path in recordings(args.out):
+            print(path)
+        return
     for name, array in arrays(args.task).items():
         path = os.path.join(args.out, f"{name}.npy")
         with atomic_path(path) as tmp:
