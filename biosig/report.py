@@ -84,55 +84,93 @@ def _epochs(rows, key):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _chosen(run):
+    """(epoch, words) of the kept checkpoint: the best epoch, or the last without validation."""
+    s = run["summary"] or {}
+    if not s.get("best_epoch"):
+        return None, None
+    last = s.get("monitor") == "train_loss"            # --val-split 0: the last epoch is the model
+    return s["best_epoch"], f"{'last' if last else 'best'} epoch {s['best_epoch']}"
+
+
+def _epoch_axis(ax):
+    from matplotlib.ticker import MaxNLocator
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def panel_loss(ax, run):
     rows = run["rows"]
-    for key, style in (("train_loss", "-"), ("val_loss", "-")):
+    for key in ("train_loss", "val_loss"):
         x, y = _epochs(rows, key)
         if x:
-            ax.plot(x, y, style, marker="o", ms=3, label=key)
-    ax.set_xlabel("epoch")
+            ax.plot(x, y, marker="o", ms=3, label=key)
+    _epoch_axis(ax)
     ax.set_ylabel("loss")
-    ax.set_title("loss and learning rate")
+    ax.set_title("loss (learning rate: dashed, right axis)")
     x, lr = _epochs(rows, "lr")
     lines, labels = ax.get_legend_handles_labels()
     if x:
         ax2 = ax.twinx()
         lines += ax2.plot(x, lr, "--", color="0.4", label="lr")
         labels.append("lr")
-        ax2.set_ylabel("learning rate")
         if min(lr) > 0 and max(lr) / min(lr) > 10:
             ax2.set_yscale("log")
         else:
             ax2.set_ylim(0, max(lr) * 1.1 or 1)
             ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    best = (run["summary"] or {}).get("best_epoch")
-    if best:
-        lines.append(ax.axvline(best, color="0.5", ls=":"))
-        labels.append(f"best epoch {best}")
-    ax.legend(lines, labels, loc="best", fontsize=8)
+        ax2.tick_params(axis="y", labelsize=7, colors="0.4")
+    epoch, words = _chosen(run)
+    if epoch:
+        lines.append(ax.axvline(epoch, color="0.5", ls=":"))
+        labels.append(words)
+    _legend_below(ax, lines, labels)
+
+
+STYLES = ("-", "--", "-.", ":")
+
+
+def _legend_below(ax, handles, labels):
+    """A legend under the panel's x axis: it never covers a curve (nor is covered by a twin axis)."""
+    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
 
 def panel_metric(ax, run):
+    """The validation metrics per epoch (without validation, the training ones); metrics on
+    another scale than [-1, 1] (MAE, RMSE: the targets' units) on a second axis."""
     rows, s = run["rows"], run["summary"] or {}
     monitor = s.get("monitor") or run["config"].get("resolved", {}).get("monitor")
     keys = [k for k in rows[-1] if k.startswith("val_") and k != "val_loss"] if rows else []
     if not keys:                                # no validation: the training metrics
         keys = [k for k in (rows[-1] if rows else {}) if k.startswith("train_") and k not in ("train_loss",
                                                                                           "train_windows")]
-    for key in keys:
-        x, y = _epochs(rows, key)
-        if x:
-            ax.plot(x, y, marker="o", ms=3, lw=2.5 if key == monitor else 1.2,
-                    label=key + (" (monitored)" if key == monitor else ""))
-    if s.get("best_epoch"):
-        ax.axvline(s["best_epoch"], color="0.5", ls=":", label=f"best epoch {s['best_epoch']}")
-    ax.set_xlabel("epoch")
+    series = [(k, *_epochs(rows, k)) for k in keys]
+    series = [(k, x, y) for k, x, y in series if x]
+    unit = [(k, x, y) for k, x, y in series if max(abs(v) for v in y) <= 1.0]
+    other = [(k, x, y) for k, x, y in series if max(abs(v) for v in y) > 1.0]
+    import matplotlib
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines, n = [], 0
+    for axis, group in ((ax, unit), (ax.twinx() if unit and other else ax, other)):
+        for key, x, y in group:
+            lines += axis.plot(x, y, STYLES[n % len(STYLES)], color=colors[n % len(colors)], marker="o", ms=3,
+                               lw=2.5 if key == monitor else 1.2, label=key + (" (monitored)" if key == monitor else "")
+                               + (" (right axis)" if axis is not ax else ""))
+            n += 1
+    epoch, words = _chosen(run)
+    if epoch:
+        lines.append(ax.axvline(epoch, color="0.5", ls=":", label=words))
+    _epoch_axis(ax)
+    ax.set_ylabel("score" if unit else "value")
     ax.set_title("metrics per epoch")
-    ax.legend(fontsize=8)
+    _legend_below(ax, lines, [line.get_label() for line in lines])
 
 
 def class_names(run, k):
-    names = (run["config"].get("resolved", {}).get("task") or {}).get("class_names")
+    """The task's class names (k of them, or as many as the task has), else their numbers."""
+    task = run["config"].get("resolved", {}).get("task") or {}
+    k = max(k, task.get("n_classes") or 0)
+    names = task.get("class_names")
     return list(names) if names and len(names) == k else [str(i) for i in range(k)]
 
 
@@ -161,9 +199,10 @@ def panel_per_class(ax, run):
     for i, key in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (i - 1) * 0.27, per[key], width=0.27, label=key)
     ax.set_xticks(x, names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.25)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_title(f"per class ({which})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="upper center")
 
 
 def panel_scatter(ax, run):
@@ -301,7 +340,7 @@ def run_report(run_dir):
     keys = list(dict.fromkeys(k for r in run["rows"] for k in r))
     sections.append(("Per epoch (metrics.jsonl)", html_table(keys, [[r.get(k) for k in keys] for r in run["rows"]],
                                                              left=0)))
-    png = draw(run_panels(run), run, title + (f" ({s['status']})" if s.get("status") else ""))
+    png = draw(run_panels(run), run, title + f" ({s.get('status', 'not finished')})")
     return write_files(run_dir, png, title, sections)
 
 
@@ -364,7 +403,9 @@ def sweep_report(out):
         swept = ["seed"]
     panels = [(p, (lambda p: lambda ax, data: panel_param(ax, data, p, metric))(p), False) for p in swept]
     title = f"biosig sweep {os.path.basename(os.path.abspath(out))}"
-    png = draw(panels, trials, title + f" ({len(trials)} trials)")
+    done = sum(_number(t["objective"]) is not None for t in trials)
+    png = draw(panels, trials, title + f" ({done} of {len(trials)} trials completed; the others are not shown)"
+               if done < len(trials) else title + f" ({len(trials)} trials)")
     sections = []
     if best:
         sections.append(("Best point", html_table(None, [
@@ -399,7 +440,8 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     for d in args.dirs:
         if not os.path.isdir(d):
-            raise UserError(f"{d}: no such directory")
+            raise UserError(f"{d}: not a directory (a run directory or a sweep's --out)" if os.path.exists(d)
+                            else f"{d}: no such directory")
     if matplotlib_missing():
         raise UserError("the report needs matplotlib: pip install matplotlib")
     for d in args.dirs:

@@ -81,13 +81,15 @@ def run(args, explicit=frozenset()):
     try:
         return _run(args, explicit, where)
     except BaseException as e:
-        if where["trackers"] is not None:
-            where["trackers"].close("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
-        if not isinstance(e, (KeyboardInterrupt, UserError)):
-            raise
         # stopped, or a user error found during training (a diverging loss): a run that saved no
         # epoch is undone, so that the same command simply runs again
-        if where["started"] and where["saved"] is None:
+        undone = isinstance(e, (KeyboardInterrupt, UserError)) and where["started"] and where["saved"] is None
+        if where["trackers"] is not None:
+            where["trackers"].close("discarded" if undone else "interrupted" if isinstance(e, KeyboardInterrupt)
+                                    else "failed")
+        if not isinstance(e, (KeyboardInterrupt, UserError)):
+            raise
+        if undone:
             runs.remove_unstarted_run(where["run_dir"], where["made_dir"])
         if isinstance(e, UserError):
             raise
@@ -284,8 +286,9 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             how = "every epoch" if args.freeze_encoder is True else f"the first {args.freeze_encoder} epochs"
             log(data["init"]["line"] + (f" | held fixed for {how} (--freeze-encoder)" if args.freeze_encoder else ""))
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
-    tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir)
-    tracked.start(_plain(config))
+    tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir,
+                                                    resume=resume_state is not None)
+    tracked.start(_plain(config), start_epoch - 1)
 
     example_shape = [1, c, f, t]
     totals = dict(prior)
@@ -299,7 +302,6 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         if not main:
             return
         runs.append_jsonl(metrics_path, row)
-        tracked.epoch(row)
         payload = checkpoint.model_payload(raw_model, task, example_shape, preprocess_spec, epoch, _plain(val),
                                            data["channels"], network_state(raw_net, raw_model), data["ledger"],
                                            data["signal"])
@@ -314,6 +316,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             "init_loaded": data.get("init", {}).get("loaded", [])}
         checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
         where["saved"], where["epoch"] = epoch, epoch + 1
+        tracked.epoch(row)          # once saved: a resume never logs an epoch twice
         # printed once the epoch is saved: a run killed after this line resumes after this epoch
         log(" ".join([f"[epoch {epoch:03d}] train: loss={stats['train_loss']:.4f}", task.brief(stats["metrics"])]).rstrip()
             + " | " + (" ".join([f"val: loss={val['loss']:.4f}", task.brief(val)]).rstrip() + " | " if val else "")

@@ -5,6 +5,7 @@ one line per epoch, appended and flushed.
 """
 import json
 import os
+import shutil
 import time
 
 from .atomic import atomic_path, can_create_files
@@ -44,11 +45,13 @@ def check_new_run_dir(path):
 def remove_unstarted_run(path, made_dir):
     """Undo a run stopped before its first epoch was saved: the files a run writes at its
     start and, if the run made the directory, its empty subdirectories and itself."""
-    for name in ("config.json", "metrics.jsonl"):
+    for name in ("config.json", "metrics.jsonl", "trackers.json"):
         try:
             os.unlink(os.path.join(path, name))
         except FileNotFoundError:
             pass
+    for name in ("tensorboard", "wandb"):       # --tracker's local logs of this attempt
+        shutil.rmtree(os.path.join(path, name), ignore_errors=True)
     if not made_dir:
         return
     for root, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):

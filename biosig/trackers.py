@@ -9,28 +9,56 @@ unless the user points it elsewhere:
                experiment MLFLOW_EXPERIMENT_NAME, else "biosig"
   tensorboard  event files in RUN_DIR/tensorboard (tensorboard --logdir runs/)
   wandb        offline (WANDB_MODE=offline unless set), files in RUN_DIR/wandb; `wandb sync` uploads
-A resumed run goes on logging to the same tracker run (its id is kept in RUN_DIR/trackers.json).
+A resumed run goes on logging to the same MLflow and TensorBoard run (the ids are kept in
+RUN_DIR/trackers.json); W&B cannot resume an offline run, so each session of a resumed run is a
+W&B run of its own, grouped under the run directory's name. A run stopped before its first
+saved epoch leaves nothing: its MLflow run is deleted, its local tracker files removed. A
+tracker that fails while the run trains (a server gone) is warned about once and dropped; the
+training goes on.
 """
+import contextlib
+import fcntl
+import hashlib
 import importlib.util
 import json
+import logging
 import os
+import tempfile
 import time
 
-from .errors import UserError
+from .errors import UserError, warn
 from .runs import write_json
 
 NAMES = ("mlflow", "tensorboard", "wandb")
-PACKAGES = {"mlflow": ("mlflow", "mlflow"), "tensorboard": ("tensorboard", "tensorboard"),
-            "wandb": ("wandb", "wandb")}           # name -> (module to import, pip package)
+# name -> (modules it needs, what to pip install); MLflow's local default store is sqlite
+PACKAGES = {"mlflow": (("mlflow", "sqlalchemy", "alembic"), "mlflow-skinny sqlalchemy alembic"),
+            "tensorboard": (("tensorboard",), "tensorboard"), "wandb": (("wandb",), "wandb")}
 STATE = "trackers.json"
 
 
 def check_installed(names):
-    """Before anything is written: each asked tracker's package must import (one-line error)."""
+    """Before anything is written: each asked tracker's packages must import (one-line error)."""
     for name in names or ():
-        module, package = PACKAGES[name]
-        if importlib.util.find_spec(module) is None:
-            raise UserError(f"--tracker {name} needs {package}: pip install {package}")
+        modules, package = PACKAGES[name]
+        if name == "mlflow" and not os.environ.get("MLFLOW_TRACKING_URI", "sqlite").startswith("sqlite"):
+            modules = modules[:1]                # a server or a file store needs no database package
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UserError(f"--tracker {name} needs {', '.join(missing)}: pip install {package} "
+                            f"(or pip install 'biosig[{name}]')")
+
+
+@contextlib.contextmanager
+def _one_at_a_time(key):
+    """A lock across processes on this machine (sweep trials starting MLflow on one new database
+    would both migrate it)."""
+    path = os.path.join(tempfile.gettempdir(), f"biosig-{hashlib.sha1(key.encode()).hexdigest()[:16]}.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def flatten(config, prefix=""):
@@ -55,22 +83,35 @@ def numbers(row):
 
 class MLflow:
     def __init__(self, run_dir, state):
+        import mlflow
         from mlflow.tracking import MlflowClient
-        self.client = MlflowClient(tracking_uri=state.get("tracking_uri"))     # None: MLFLOW_TRACKING_URI or local
-        self.resumed = "run_id" in state
-        if self.resumed:
-            self.run_id = state["run_id"]
-            self.client.update_run(self.run_id, status="RUNNING")
-        else:
-            name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "biosig")
-            experiment = self.client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-            run = self.client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(run_dir)),
-                                         tags={"biosig.run_dir": os.path.abspath(run_dir)})
-            self.run_id = run.info.run_id
-        self.state = {"run_id": self.run_id, "tracking_uri": self.client.tracking_uri}
+        logging.getLogger("mlflow").setLevel(logging.WARNING)      # its INFO lines would break one-line errors
+        uri = state.get("tracking_uri") or mlflow.get_tracking_uri()  # MLFLOW_TRACKING_URI, else the local default
+        # at the start, a server that does not answer fails in seconds (MLflow retries for minutes)
+        quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+        before = {k: os.environ.get(k) for k in quick}
+        os.environ.update({k: v for k, v in quick.items() if before[k] is None})
+        try:
+            with _one_at_a_time(uri):
+                self.client = MlflowClient(tracking_uri=uri)
+                self.resumed = "run_id" in state
+                if self.resumed:
+                    self.run_id = state["run_id"]
+                    self.client.update_run(self.run_id, status="RUNNING")
+                else:
+                    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "biosig")
+                    experiment = self.client.get_experiment_by_name(name)
+                    experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+                    run = self.client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(run_dir)),
+                                                 tags={"biosig.run_dir": os.path.abspath(run_dir)})
+                    self.run_id = run.info.run_id
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+        self.state = {"run_id": self.run_id, "tracking_uri": uri}
 
-    def params(self, config):
+    def params(self, config, step):
         if self.resumed:        # MLflow keeps a parameter's first value; a resume may change --epochs
             return
         from mlflow.entities import Param
@@ -90,8 +131,10 @@ class MLflow:
         self.client.log_artifact(self.run_id, path)
 
     def close(self, status):
-        self.client.set_terminated(self.run_id, {"completed": "FINISHED", "interrupted": "KILLED"}.get(status,
-                                                                                                       "FAILED"))
+        self.client.set_terminated(self.run_id, {"completed": "FINISHED", "interrupted": "KILLED",
+                                                 "discarded": "KILLED"}.get(status, "FAILED"))
+        if status == "discarded":             # stopped before any epoch was saved: as if it never ran
+            self.client.delete_run(self.run_id)
 
 
 class TensorBoard:
@@ -100,8 +143,8 @@ class TensorBoard:
         self.writer = SummaryWriter(log_dir=os.path.join(run_dir, "tensorboard"))
         self.state = {"log_dir": self.writer.log_dir}
 
-    def params(self, config):
-        self.writer.add_text("config", "```\n" + json.dumps(config, indent=1, default=str) + "\n```", 0)
+    def params(self, config, step):
+        self.writer.add_text("config", "```\n" + json.dumps(config, indent=1, default=str) + "\n```", step)
 
     def metrics(self, values, step):
         for k, v in values.items():
@@ -130,11 +173,14 @@ class WandB:
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
         self.wandb = wandb
+        name, session = os.path.basename(os.path.abspath(run_dir)), state.get("sessions", 0) + 1
+        same = os.environ["WANDB_MODE"] != "offline" and state.get("id")     # offline runs cannot be resumed
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "biosig"), dir=os.path.abspath(run_dir),
-                              name=os.path.basename(os.path.abspath(run_dir)), id=state.get("id"), resume="allow")
-        self.state = {"id": self.run.id, "dir": self.run.dir}
+                              group=name, name=name if session == 1 or same else f"{name} (session {session})",
+                              id=state["id"] if same else None, resume="allow" if same else None)
+        self.state = {"id": self.run.id, "sessions": session, "ids": state.get("ids", []) + [self.run.id]}
 
-    def params(self, config):
+    def params(self, config, step):
         self.run.config.update(flatten(config), allow_val_change=True)
 
     def metrics(self, values, step):
@@ -159,43 +205,55 @@ KINDS = {"mlflow": MLflow, "tensorboard": TensorBoard, "wandb": WandB}
 class Trackers:
     """The asked trackers of one run, driven by the run on rank 0 (an empty list does nothing).
 
-    start(config) once; epoch(row) after each epoch; finish(summary, files) at the end;
-    close(status) always ("completed", "interrupted" or "failed")."""
+    start(config) once; epoch(row) after each saved epoch; finish(summary, files) at the end;
+    close(status) always: "completed", "interrupted", "failed", or "discarded" (stopped before
+    any epoch was saved). resume: the run goes on from last.pt, so are its tracker runs
+    (trackers.json); a new run never takes a stale trackers.json."""
 
-    def __init__(self, names, run_dir):
+    def __init__(self, names, run_dir, resume=False):
         self.run_dir, self.live = run_dir, []
         path = os.path.join(run_dir, STATE)
         saved = {}
-        if os.path.exists(path):            # a resumed run: the same tracker runs
+        if resume and os.path.exists(path):
             with open(path) as f:
                 saved = json.load(f)
         for name in dict.fromkeys(names or ()):
             try:
                 self.live.append((name, KINDS[name](run_dir, saved.get(name, {}))))
             except Exception as e:         # a tracking URI that does not answer, W&B online without a key
-                self.close("failed")
+                self.close("discarded")
                 first = (str(e).strip().splitlines() or [""])[0][:300]
                 raise UserError(f"--tracker {name}: cannot start its run ({type(e).__name__}: {first})") from None
         if self.live:
             write_json(path, {**saved, **{name: t.state for name, t in self.live}})
 
-    def start(self, config):
-        for _, t in self.live:
-            t.params(config)
+    def _each(self, call):
+        """call(tracker) for every live tracker; one that fails is warned about once and dropped."""
+        for name, t in list(self.live):
+            try:
+                call(t)
+            except Exception as e:
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                warn(f"--tracker {name}: logging failed ({type(e).__name__}: {first}); the run goes on without it")
+                self.live.remove((name, t))
+
+    def start(self, config, epochs_done=0):
+        """The resolved config (at step epochs_done: a resumed run's may differ)."""
+        self._each(lambda t: t.params(config, epochs_done))
 
     def epoch(self, row):
         values = numbers(row)
-        for _, t in self.live:
-            t.metrics(values, int(row["epoch"]))
+        self._each(lambda t: t.metrics(values, int(row["epoch"])))
 
     def finish(self, summary, files):
         values = numbers({k: v for k, v in summary.items() if k not in ("split",)})
-        for _, t in self.live:
-            t.summary(values)
-            for path in files:
-                if path and os.path.isfile(path):
-                    t.artifact(path)
+        for path in [None] + [p for p in files if p and os.path.isfile(p)]:
+            self._each(lambda t: t.summary(values) if path is None else t.artifact(path))
 
     def close(self, status):
         while self.live:
-            self.live.pop()[1].close(status)
+            name, t = self.live.pop()
+            try:
+                t.close(status)
+            except Exception as e:
+                warn(f"--tracker {name}: could not close its run ({type(e).__name__})")

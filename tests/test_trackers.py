@@ -77,6 +77,32 @@ def test_only_rank_0_logs(tmp_path, dataset):
     assert [e.step for e in acc.Scalars("train_loss")] == [1, 2]
 
 
+def test_parallel_sweep_trials_share_one_new_mlflow_store(tmp_path, dataset):
+    """Two trials starting at once on a new local MLflow database (its creation is locked)."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+    (tmp_path / "grid.json").write_text(json.dumps({"lr": [0.003, 0.001]}))
+    proc = run("sweep.py", "--grid", tmp_path / "grid.json", "--out", tmp_path / "sw", "--jobs", "2", "--",
+               "--x", dataset["x"], "--y", dataset["y"], *TCN[:2], "--epochs", "1", "--tracker", "mlflow",
+               cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("biosig").experiment_id])
+    assert sorted(r.data.params["lr"] for r in found) == ["0.001", "0.003"]
+    assert all(r.info.status == "FINISHED" for r in found)
+
+
+def test_a_tracker_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path, dataset):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
+    env = dict(ENV, MLFLOW_TRACKING_URI="http://127.0.0.1:9")        # nothing answers there
+    proc = run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--epochs", "1", "--save", tmp_path / "c.pt",
+               "--run-dir", tmp_path / "run", "--tracker", "tensorboard", "--tracker", "mlflow", env=env)
+    assert_user_error(proc, "--tracker mlflow", "cannot start its run")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "c.pt").exists()    # tensorboard's files too
+
+
 def test_a_tracker_whose_package_is_missing_is_one_line_and_nothing_is_written(tmp_path, dataset):
     blocked = ("import sys, runpy; sys.modules['wandb'] = None; sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')")
