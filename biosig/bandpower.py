@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float, positive_int
+from .errors import ArgumentParser, UserError, positive_float, positive_int, prog
 
 # name: (low, high) Hz, in the order of the F axis
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
@@ -128,7 +128,7 @@ def parse_bands(text):
 
 
 def get_args_parser():
-    p = ArgumentParser(prog="python -m biosig.bandpower",
+    p = ArgumentParser(prog=prog("biosig.bandpower"),
                        description="Raw windows (N, C, 1, T) -> band-power frames (N, C, F, T') for train.py.")
     p.add_argument("--x", required=True, help="raw windows .npy, (N, C, 1, T) or (N, C, T)")
     p.add_argument("--fs", type=positive_float, required=True, help="sampling rate of --x in Hz")

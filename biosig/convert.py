@@ -14,12 +14,12 @@ import numpy as np
 from .atomic import atomic_path
 from .data import load_windows, open_npy, read_npy_header
 from .data.parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
-from .errors import ArgumentParser, HelpFormatter, UserError, run_cli
+from .errors import ArgumentParser, HelpFormatter, UserError, prog, run_cli
 from .options import add_source_flags
 
 
 def get_args_parser():
-    p = ArgumentParser(prog="python -m biosig.convert",
+    p = ArgumentParser(prog=prog("biosig.convert"),
                        description="Convert windows between X.npy/y.npy and a parquet table.",
                        formatter_class=HelpFormatter)
     p.add_argument("--x", required=True, help="X.npy (N, C, F, T), or a .parquet file / directory of them")

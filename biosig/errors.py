@@ -11,6 +11,13 @@ import os
 import sys
 
 
+def prog(module):
+    """A module tool's name in its usage line: biosig-NAME when run as the installed command,
+    else python -m biosig.NAME."""
+    command = "biosig-" + module.rsplit(".", 1)[-1]
+    return command if os.path.basename(sys.argv[0] or "") == command else f"python -m {module}"
+
+
 class UserError(Exception):
     """A problem with the user's input: message is one line that names the file or flag."""
 

@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import ArgumentParser, run_cli
+from .errors import ArgumentParser, prog, run_cli
 from .tasks import TASKS
 
 SHAPE = (3, 1, 64)          # C, F, T
@@ -99,7 +99,7 @@ def arrays(task, seed=0):
 
 
 def main(argv=None):
-    p = ArgumentParser(prog="python -m biosig.examples", description=__doc__.splitlines()[0],
+    p = ArgumentParser(prog=prog("biosig.examples"), description=__doc__.splitlines()[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=sorted(TASKS) + ["subjects", "recordings"])
     p.add_argument("out", help="directory to write the .npy files to (created)")

@@ -31,14 +31,14 @@ from torch import nn
 
 from . import checkpoint, preprocess
 from .atomic import atomic_path
-from .errors import ArgumentParser, HelpFormatter, UserError
+from .errors import ArgumentParser, HelpFormatter, UserError, prog
 from .inference import Predictor
 
 TOLERANCE = 1e-4
 
 
 def get_args_parser():
-    p = ArgumentParser(prog="python -m biosig.export", formatter_class=HelpFormatter,
+    p = ArgumentParser(prog=prog("biosig.export"), formatter_class=HelpFormatter,
                        description="Export a checkpoint with its preprocessing and output transform baked in.")
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--out", required=True, help="model.onnx (needs onnx and onnxscript) or model.pt2 (torch.export)")

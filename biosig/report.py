@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import ArgumentParser, UserError
+from .errors import ArgumentParser, UserError, prog
 
 FILES = ("report.png", "report.html")
 EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
@@ -428,7 +428,7 @@ def write_report(directory):
 
 
 def get_args_parser():
-    p = ArgumentParser(prog="python -m biosig.report",
+    p = ArgumentParser(prog=prog("biosig.report"),
                        description="Write report.png and a self-contained report.html for a run directory "
                        "(learning curves, confusion matrix, per-class F1, ...) or a sweep's --out (the objective "
                        "against each swept flag, the ranked points). Needs matplotlib.")

@@ -32,7 +32,7 @@ import shutil
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float
+from .errors import ArgumentParser, UserError, positive_float, prog
 
 MNE_HINT = "reading {} needs MNE: pip install mne"
 BLOCK_BYTES = 16 << 20      # recording read at a time (float64, as MNE gives it): bounds the memory
@@ -179,7 +179,7 @@ def from_epochs(epochs):
 
 
 def get_args_parser():
-    p = ArgumentParser(prog="python -m biosig.windows",
+    p = ArgumentParser(prog=prog("biosig.windows"),
                        description="Cut continuous recordings (.npy (C, T_total), or EDF/BDF/BrainVision/FIF/... "
                        "through MNE) into windows X (N, C, 1, T) with labels and groups, for train.py.")
     p.add_argument("--recording", nargs="+", metavar="PATH", help="recordings: .npy (C, T_total) with --fs, or files "
