@@ -29,7 +29,8 @@ class BandPower:
     """fs: sampling rate (Hz); bands: {name: (low, high)} in F-axis order; frame, hop: seconds;
     method: "stft" or "welch"; log: log10 of the power."""
 
-    def __init__(self, fs, bands=None, frame=0.5, hop=0.25, method="stft", log=False):
+    def __init__(self, fs, bands=None, frame=None, hop=0.25, method="stft", log=False):
+        frame = frame or (0.5 if method == "stft" else 1.0)     # welch's half-frame segments need 1 s for delta
         self.fs, self.bands = float(fs), dict(bands or BANDS)
         self.frame, self.hop = int(round(frame * fs)), int(round(hop * fs))
         self.method, self.log = method, log
@@ -66,23 +67,33 @@ class BandPower:
 
     def __call__(self, x):
         """x (..., T) raw samples -> (..., F, T') band power, float32. A window (N, C, 1, T) gives
-        (N, C, F, T')."""
-        x = np.asarray(x, dtype=np.float64)
+        (N, C, F, T'). Computed a block of frames at a time (x may be a long memory-mapped
+        recording: only a block is ever in memory as float64)."""
         if x.ndim == 4 and x.shape[2] == 1:
             x = x[:, :, 0]
         n = self.n_frames(x.shape[-1])
-        starts = np.arange(n) * self.hop
-        frames = x[..., starts[:, None] + np.arange(self.frame)]            # (..., T', frame)
+        lead = x.shape[:-1]
+        out = np.empty(lead + (len(self.bands), n), np.float32)
+        per_block = max(1, (1 << 22) // (max(1, int(np.prod(lead))) * self.frame))
+        for j0 in range(0, n, per_block):
+            j1 = min(n, j0 + per_block)
+            block = np.asarray(x[..., j0 * self.hop:(j1 - 1) * self.hop + self.frame], dtype=np.float64)
+            out[..., j0:j1] = self._frames(block, j1 - j0)
+        return out
+
+    def _frames(self, x, n):
+        """x (..., samples of n frames) float64 -> (..., F, n) band power."""
+        frames = x[..., (np.arange(n) * self.hop)[:, None] + np.arange(self.frame)]   # (..., n, frame)
         segs = 1 + (self.frame - self.seg) // self.step
         power = 0.0
         for k in range(segs):                                              # welch: average the segments
             seg = frames[..., k * self.step:k * self.step + self.seg]
             seg = (seg - seg.mean(-1, keepdims=True)) * self.taper
             power = power + np.abs(np.fft.rfft(seg, axis=-1)) ** 2
-        bands = (power / segs) @ self.weights.T                            # (..., T', F)
-        if self.log:
-            bands = np.log10(bands + 1e-12)
-        return np.moveaxis(bands, -1, -2).astype(np.float32)               # (..., F, T')
+        bands = (power / segs) @ self.weights.T                            # (..., n, F)
+        if self.log:                # a floor far below any real signal's power (EEG in V^2 is ~1e-12)
+            bands = np.log10(np.maximum(bands, 1e-30))
+        return np.moveaxis(bands, -1, -2)
 
     def stream(self):
         """A stateful frame maker for a live stream: push(chunk (C, n) samples) -> (C, F, k) band
@@ -121,9 +132,13 @@ def parse_bands(text):
             low, high = (float(v) for v in span.split("-"))
         except ValueError:
             raise UserError(f"--bands {text!r}: expected name:low-high,... e.g. alpha:8-13,beta:13-30") from None
+        if not name.strip():
+            raise UserError(f"--bands {text!r}: a band needs a name (name:low-high)")
         if name.strip() in bands:
             raise UserError(f"--bands {text!r}: {name.strip()} is given twice")
         bands[name.strip()] = (low, high)
+    if not bands:
+        raise UserError("--bands: give at least one band, name:low-high")
     return bands
 
 
@@ -135,7 +150,8 @@ def get_args_parser():
     p.add_argument("--out", required=True, help="band-power frames .npy (N, C, F, T'), written atomically")
     p.add_argument("--bands", help="name:low-high,... in Hz, in F-axis order (default "
                    + ",".join(f"{k}:{lo:g}-{hi:g}" for k, (lo, hi) in BANDS.items()) + ")")
-    p.add_argument("--frame", type=positive_float, default=0.5, help="frame length in seconds (default 0.5)")
+    p.add_argument("--frame", type=positive_float, help="frame length in seconds (default 0.5; 1 with --method welch, "
+                   "whose half-frame segments must resolve delta's 1-4 Hz)")
     p.add_argument("--hop", type=positive_float, default=0.25, help="seconds between frame starts (default 0.25)")
     p.add_argument("--method", choices=["stft", "welch"], default="stft",
                    help="one Hann-tapered periodogram per frame (stft), or the mean of half-frame ones (welch)")
@@ -144,17 +160,25 @@ def get_args_parser():
     return p
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv=None):
+    import signal
     from .atomic import atomic_path
     from .checkpoint import check_writable
-    from .data import open_npy
+    from .windows import mapped
+    signal.signal(signal.SIGTERM, _terminated)       # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
     if os.path.splitext(args.out)[1] != ".npy":
         raise UserError(f"{args.out}: --out must end in .npy")
     check_writable(args.out, "--out", inputs=[("--x", args.x)])
-    bp = BandPower(args.fs, parse_bands(args.bands) if args.bands else None, args.frame, args.hop, args.method,
-                   args.log)
-    X = open_npy(args.x, "raw windows")
+    bp = BandPower(args.fs, parse_bands(args.bands) if args.bands is not None else None, args.frame, args.hop,
+                   args.method, args.log)
+    X = mapped(args.x, "raw windows")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise UserError(f"{args.x}: raw windows must be numbers, got dtype {X.dtype}")
     if X.ndim == 3:
         X = X[:, :, None]
     if X.ndim != 4 or X.shape[2] != 1:

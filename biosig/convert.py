@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from . import signalspec
 from .atomic import atomic_path
 from .data import load_windows, open_npy, read_npy_header
 from .data.parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
@@ -86,13 +87,21 @@ def npy_to_parquet(args):
     n, c = X.shape[:2]
     y = load_ids(args.y, "labels", n, args.x) if args.y else None
     groups = load_ids(args.groups, "groups", n, args.x) if args.groups else None
+    spec = signalspec.read(args.x)            # X.signal.json: the channels' names go to the columns, the rest beside
     signal_cols = parse_columns(args.signal_cols)
+    if spec.get("channels") and args.layout == "channels":
+        if signal_cols and signal_cols != spec["channels"]:
+            raise UserError(f"--signal-cols {args.signal_cols} contradicts {signalspec.sidecar(args.x)} "
+                            f"({','.join(spec['channels'])})")
+        signal_cols = spec["channels"]
     if signal_cols and args.layout != "channels":
         raise UserError("--signal-cols names the channel columns of --layout channels")
     if signal_cols and len(signal_cols) != c:
         raise UserError(f"--signal-cols names {len(signal_cols)} columns but {args.x} has {c} channels")
     write_windows_table(args.out, X, y, groups, x_col=args.x_col, label_col=args.label_col,
                         group_col=args.group_col or "group", layout=args.layout, signal_cols=signal_cols)
+    if spec:
+        signalspec.write(args.out, spec)      # windows.signal.json beside windows.parquet, which train.py reads
     print(f"wrote {args.out}: {n} windows of (C, F, T) = {tuple(X.shape[1:])}"
           + (", labels" if y is not None else "") + (", groups" if groups is not None else ""))
 

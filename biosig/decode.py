@@ -33,7 +33,8 @@ def add_stream_flags(p):
                    "--x (needs pylsl); stop with Ctrl-C, --max-frames or --lsl-timeout")
     g.add_argument("--lsl-out", metavar="NAME", help="push each output frame's decision, class and probabilities "
                    "to an LSL outlet of that name (needs pylsl); it does not wait for listeners")
-    g.add_argument("--max-frames", type=positive_int, help="--lsl: stop after this many input frames")
+    g.add_argument("--max-frames", type=positive_int, help="--lsl: stop after this many input frames (the stream's "
+                   "samples: a band-power model's raw samples)")
     g.add_argument("--lsl-timeout", type=number(float, 0, low_open=True), default=None, metavar="S",
                    help="--lsl: seconds to wait for the stream to appear, and for data before stopping (10)")
 
@@ -127,7 +128,7 @@ def live_frames(inlet, predictor, args, c, f):
     contract says: channels reordered by their labels, raw samples made into its band-power
     frames (each frame stamped with its last sample's time). The stream carries C x F channels
     (channel c, band f at c * F + f), or C raw ones for a band-power model."""
-    from .signalspec import from_config
+    from .signalspec import from_config, names
     trained, where = predictor.signal, f"--lsl {args.lsl}"
     bp = from_config(trained["bandpower"]) if trained.get("bandpower") else None
     raw = bp is not None and inlet.count == c
@@ -138,7 +139,12 @@ def live_frames(inlet, predictor, args, c, f):
     fs = args.fs or inlet.fs
     if rate and fs and abs(rate - fs) > 1e-6:
         raise UserError(f"{where}: the stream runs at {fs:g} Hz, the checkpoint {args.ckpt} takes {rate:g} Hz")
-    labels = [s.strip() for s in args.channel_names.split(",")] if args.channel_names else inlet.labels
+    labels = names(args.channel_names) if args.channel_names else inlet.labels
+    if args.channel_names and inlet.labels and labels != inlet.labels:
+        raise UserError(f"{where}: the stream labels its channels {','.join(inlet.labels)}; --channel-names "
+                        f"contradicts them")
+    if labels and len(labels) != inlet.count:
+        raise UserError(f"{where}: {len(labels)} channel names for the stream's {inlet.count} channels")
     order = None
     if trained.get("channels") and labels and (raw or f == 1) and labels != trained["channels"]:
         missing = [name for name in trained["channels"] if name not in labels]
@@ -164,17 +170,24 @@ def read_recordings(args, predictor):
     """--x: (C, F, T), (N, C, F, T), a parquet table, or a file MNE reads (EDF, BDF, .fif, ...) ->
     (N, C, F, T) float32, conformed to the checkpoint's signal contract and checked against the model."""
     from .data import parquet, read_source
-    from .signalspec import Conformed, conform, conform_input, given
+    from .signalspec import Conformed, conform, conform_input
     if args.x.endswith(".npy") or parquet.is_parquet(args.x):
         X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
                                  load="mmap", ndims=(3, 4), need_labels=False)
         X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)   # by name; raw -> frames
     else:                                   # a continuous recording file, through MNE
+        from .signalspec import from_config, names
         from .windows import Recording
-        rec = Recording(args.x, args.fs)
-        spec = given(None, rec.fs, args.channel_names or rec.channels)
-        spec["units"] = rec.units
-        X = conform(rec.read(0, rec.n_samples)[None, :, None], spec, predictor.signal, args.x, args.ckpt)
+        rec = Recording(args.x, args.fs, names(args.channel_names))
+        spec = {"fs": rec.fs, "channels": rec.channels, "units": rec.units}
+        made = predictor.signal.get("bandpower")
+        frames = from_config(made).stream() if made else None
+        blocks = []                         # read a block at a time; a band-power model keeps only its frames
+        for start in range(0, rec.n_samples, 1 << 18):
+            raw = rec.read(start, min(rec.n_samples, start + (1 << 18)))             # (C, n) float32
+            blocks.append(frames.push(raw) if frames else raw[:, None])
+        spec["bandpower"] = made
+        X = conform(np.concatenate(blocks, -1)[None], spec, predictor.signal, args.x, args.ckpt)
     X = X[:] if isinstance(X, Conformed) else X
     c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
     if X.shape[1:3] != (c, f):

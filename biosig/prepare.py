@@ -22,6 +22,8 @@ def prepare_data(args):
     shape (N, C, F, T), channels (names or None), signal (biosig.signalspec: the input's
     sampling rate, channels, units, band-power frames, as far as known), split (for summary.json)."""
     task_cls = TASKS[args.task]
+    if parquet.is_parquet(args.x) and not args.signal_cols:     # a table of one column per named channel
+        args.signal_cols = ",".join(signalspec.read(args.x).get("channels") or []) or None
     if task_cls.target_kind is None and (args.y or args.y_val or args.y_test):
         warn(f"--task {args.task} learns from the windows alone: --y, --y-val and --y-test are not read")
     X, y, groups, where = _read(args.x, args.y, args, task_cls)
@@ -104,6 +106,11 @@ def prepare_data(args):
         test = (Xt, yt, test_idx)
     columns = parquet.parse_columns(args.signal_cols) if args.signal_cols and parquet.is_parquet(args.x) else None
     signal = signalspec.given(args.x, args.fs, args.channel_names, columns)
+    if not (args.standardize or args.normalize):       # volts straight from MNE train at chance, silently
+        scale = float(np.asarray(X[:min(n, 64)], dtype=np.float64).std())
+        if 0 < scale < 1e-3:
+            warn(f"{args.x}: its values are tiny (std {scale:.1e}{'; volts?' if signal.get('units') == 'V' else ''}): "
+                 f"add --standardize (or scale X) or the model may not learn")
     signalspec.check_shape(signal, X.shape, args.x)
     for flag, path in (("--x-val", args.x_val), ("--x-test", args.x_test)):
         other = signalspec.read(path)

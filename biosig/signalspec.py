@@ -36,7 +36,11 @@ def read(path):
         raise UserError(f"{sidecar(path)}: cannot read the signal description ({e})") from None
     if not isinstance(spec, dict) or not set(spec) <= set(KEYS):
         raise UserError(f"{sidecar(path)}: a signal description is a JSON object with keys {', '.join(KEYS)}")
-    return {k: v for k, v in spec.items() if v is not None}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    channels = spec.get("channels")
+    if channels is not None and (not isinstance(channels, list) or len(set(channels)) != len(channels)):
+        raise UserError(f"{sidecar(path)}: channels must be a list of distinct names")
+    return spec
 
 
 def write(path, spec):
@@ -66,7 +70,7 @@ def given(path, fs=None, channel_names=None, parquet_channels=None):
         if value is None:
             continue
         if key in spec and spec[key] != value:
-            flag = {"fs": "--fs", "channels": "--channel-names"}[key]
+            flag = {"fs": "--fs", "channels": "--channel-names" if channel_names else "the signal columns"}[key]
             show = (lambda v: ",".join(v) if isinstance(v, list) else f"{v:g}")      # noqa: E731
             raise UserError(f"{path}: {flag} {show(value)} contradicts {sidecar(path)} ({show(spec[key])})")
         spec[key] = value
@@ -99,13 +103,17 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1):
     spec: the input's; trained: the checkpoint's. One line (UserError) when they cannot match."""
     if not trained:
         return x
-    if not spec:
-        warn(f"{where} carries no signal description ({os.path.basename(sidecar(where))}, --fs, --channel-names): "
-             f"not checked against {ckpt_path}'s {describe(trained)}")
-        return x
+    unchecked = [k for k in ("fs", "channels") if trained.get(k) and not spec.get(k)]
+    if unchecked:
+        what = " and ".join({"fs": "sampling rate", "channels": "channel names and order"}[k] for k in unchecked)
+        warn(f"{where}: its {what} unknown ({os.path.basename(sidecar(where))}, "
+             f"{', '.join({'fs': '--fs', 'channels': '--channel-names'}[k] for k in unchecked)}): not checked against "
+             f"{ckpt_path}'s {describe(trained)}")
     if trained.get("fs") and spec.get("fs") and abs(trained["fs"] - spec["fs"]) > 1e-6:
         raise UserError(f"{where}: sampled at {spec['fs']:g} Hz, {ckpt_path} was trained on {trained['fs']:g} Hz "
                         f"(resample it first)")
+    if trained.get("units") and spec.get("units") and trained["units"] != spec["units"]:
+        raise UserError(f"{where}: in {spec['units']}, {ckpt_path} was trained on {trained['units']} (scale it first)")
     if trained.get("channels") and spec.get("channels") and trained["channels"] != spec["channels"]:
         missing = [c for c in trained["channels"] if c not in spec["channels"]]
         if missing:
@@ -118,8 +126,11 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1):
     if bp_given and bp_given != bp_trained:
         raise UserError(f"{where}: band-power frames ({describe(spec)}) computed unlike {ckpt_path}'s input "
                         f"({describe(trained) if bp_trained else 'raw samples'})")
+    if bp_trained and not bp_given and x.shape[channel_axis + 1] == len(bp_trained["bands"]):
+        warn(f"{where}: taken as band-power frames like {ckpt_path}'s (F={len(bp_trained['bands'])}); no description "
+             f"says how they were computed")
     bp = None
-    if bp_trained and not bp_given:
+    if bp_trained and not bp_given and x.shape[channel_axis + 1] != len(bp_trained["bands"]):
         if x.shape[channel_axis + 1] != 1:
             raise UserError(f"{where}: {ckpt_path} takes band-power frames; give raw samples (F=1), or frames "
                             f"described by their {os.path.basename(sidecar(where))}")
@@ -127,9 +138,9 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1):
     if order is None and bp is None:
         return x
 
-    def fix(a):
-        a = np.take(a, order, axis=channel_axis) if order is not None else a
-        return bp(np.take(a, 0, axis=channel_axis + 1)) if bp is not None else a     # (.., C, T) -> (.., C, F, T')
+    def fix(a):         # band power first (a block at a time, from disk), then the smaller frames reordered
+        a = bp(a[(slice(None),) * (channel_axis + 1) + (0,)]) if bp is not None else a       # a view: F=1 dropped
+        return np.take(a, order, axis=channel_axis) if order is not None else a
     if channel_axis == 1 and isinstance(x, np.memmap):
         return Conformed(x, fix)                 # batch by batch: the file stays on disk
     return fix(x)

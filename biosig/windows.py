@@ -28,18 +28,33 @@ import json
 import mmap
 import os
 import shutil
+import signal as signals
 
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float, prog
+from .errors import ArgumentParser, UserError, positive_float, prog, warn
 
 MNE_HINT = "reading {} needs MNE: pip install mne"
+VOLTS = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio"}     # MNE channel types given in volts
+BAD = ("bad", "edge")          # annotations MNE marks as bad spans (BAD_muscle, EDGE boundary): not classes
+
+
+def signal_channels(inst):
+    """An MNE Raw's or Epochs' channels but its trigger (stim) ones: EEG, MEG, ECG, EMG, EOG, ... stay."""
+    return [i for i, kind in enumerate(inst.get_channel_types()) if kind != "stim"]
+
+
+def first_line(e):
+    """An exception as a short line: its type and the first line of its message, if any."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
 BLOCK_BYTES = 16 << 20      # recording read at a time (float64, as MNE gives it): bounds the memory
 
 
-def _npy(path, what):
-    """A .npy opened memory-mapped, never unpickled (biosig.data would import torch: ~300 MB resident)."""
+def mapped(path, what):
+    """A .npy opened memory-mapped, never unpickled (biosig.data would import torch: ~300 MB resident
+    for a tool that needs none)."""
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -59,17 +74,19 @@ class Recording:
     """One recording: fs, channels (names or None), units, n_samples, read(start, stop) -> (C, n)
     float32, and annotations() -> [(onset s, duration s, label)]."""
 
-    def __init__(self, path, fs=None, channel_names=None, pick=None):
+    def __init__(self, path, fs=None, channel_names=None, pick=None, units=None):
         self.path = path
+        if os.path.isdir(path):
+            raise UserError(f"{path}: is a directory, not a recording file")
         if not os.path.isfile(path):
             raise UserError(f"{path}: recording not found")
         if path.endswith(".npy"):
-            self.data = _npy(path, "recording")
+            self.data = mapped(path, "recording")
             if self.data.ndim != 2:
                 raise UserError(f"{path}: a recording .npy is (C, T_total), got shape {tuple(self.data.shape)}")
             if fs is None:
                 raise UserError(f"{path}: give its sampling rate, --fs HZ")
-            self.fs, self.units, self.raw = float(fs), None, None
+            self.fs, self.units, self.raw = float(fs), units, None
             self.channels = channel_names
             if channel_names is not None and len(channel_names) != self.data.shape[0]:
                 raise UserError(f"{path}: --channel-names names {len(channel_names)} channels, the recording has "
@@ -79,13 +96,19 @@ class Recording:
             if mne is None:
                 raise UserError(MNE_HINT.format(path))
             try:
-                self.raw = mne.io.read_raw(path, preload=False, verbose="error")
+                raw = mne.io.read_raw(path, preload=False, verbose="error")
+                self.raw = raw.pick(signal_channels(raw))    # no trigger (stim/status) channels
             except Exception as e:       # MNE's many reader errors: a file it cannot read is the user's
-                raise UserError(f"{path}: MNE cannot read it ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
-                    from None
-            self.fs, self.channels, self.units = float(self.raw.info["sfreq"]), list(self.raw.ch_names), "V"
+                raise UserError(f"{path}: MNE cannot read it as a recording ({first_line(e)})") from None
+            self.fs, self.channels = float(self.raw.info["sfreq"]), list(self.raw.ch_names)
+            self.units = "V" if set(self.raw.get_channel_types()) <= VOLTS else None
             if fs is not None and abs(fs - self.fs) > 1e-6:
                 raise UserError(f"{path}: is sampled at {self.fs:g} Hz, not --fs {fs:g}")
+            if channel_names is not None and channel_names != self.channels:
+                raise UserError(f"{path}: its header names its channels {','.join(self.channels)}; --channel-names "
+                                f"is for .npy recordings")
+            if units is not None:
+                raise UserError(f"{path}: MNE gives its samples in SI units (V); --units is for .npy recordings")
             self.data = None
         self.index = list(range(self.n_channels))
         if pick:
@@ -128,54 +151,76 @@ class Recording:
 def read_events(path):
     """events CSV (onset,duration,label; seconds) -> [(onset, duration, label)]."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise UserError(f"{path}: cannot read events ({e.strerror})") from None
+        with open(path, newline="", encoding="utf-8-sig") as f:          # a spreadsheet's BOM is no column name
+            rows = list(csv.DictReader(f, skipinitialspace=True))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read events ({first_line(e)})") from None
+    rows = [{(k or "").strip(): v for k, v in r.items()} for r in rows]
     if not rows or not {"onset", "duration", "label"} <= set(rows[0]):
         raise UserError(f"{path}: an events file is a CSV with the columns onset,duration,label (seconds)")
     events = []
     for i, r in enumerate(rows, 2):
+        if any(r[k] is None or not r[k].strip() for k in ("onset", "duration", "label")):
+            raise UserError(f"{path}: line {i}: needs an onset, a duration and a label")
         try:
             onset, duration = float(r["onset"]), float(r["duration"])
         except ValueError:
             raise UserError(f"{path}: line {i}: onset and duration must be numbers (seconds)") from None
-        if onset < 0 or duration < 0:
-            raise UserError(f"{path}: line {i}: onset and duration must be 0 or more")
+        if not (np.isfinite(onset) and np.isfinite(duration)) or onset < 0 or duration < 0:
+            raise UserError(f"{path}: line {i}: onset and duration must be finite and 0 or more")
         events.append((onset, duration, r["label"].strip()))
     return events
 
 
+def is_bad(name):
+    return name.lower().startswith(BAD)
+
+
 def sample_labels(events, n, fs, classes):
-    """[(onset, duration, name)] -> (n,) class index per sample, -1 where no event is."""
+    """[(onset, duration, name)] -> (n,) class index per sample: -1 where no class's event is,
+    -2 in a bad span (a window touching one is left out, as MNE rejects by annotation)."""
     labels = np.full(n, -1, np.int64)
-    for onset, duration, name in events:
+    for onset, duration, name in sorted(events, key=lambda e: is_bad(e[2])):      # bad spans win
+        if name not in classes and not is_bad(name):
+            continue
         a = int(round(onset * fs))
         b = max(a + 1, int(round((onset + duration) * fs)))     # an instant event labels its sample
-        labels[max(a, 0):min(b, n)] = classes.index(name)
+        labels[max(a, 0):min(b, n)] = -2 if is_bad(name) else classes.index(name)
     return labels
 
 
-def window_label(labels, rule):
-    """(n_windows, T) labels -> (n_windows,) by majority (ties: the lowest) or the center sample; -1: none."""
-    if rule == "center":
-        return labels[:, labels.shape[1] // 2]
-    out = np.empty(len(labels), np.int64)
-    for i, row in enumerate(labels):
-        values, counts = np.unique(row, return_counts=True)
-        out[i] = values[counts.argmax()]
+def window_labels(labels, starts, length, rule):
+    """Per-sample labels, window starts -> (n_windows,) labels by majority (ties: the lowest) or the
+    center sample; -1: none; -2: the window touches a bad span. A block of windows at a time."""
+    out = np.empty(len(starts), np.int64)
+    per_block = max(1, (1 << 21) // length)
+    for b in range(0, len(starts), per_block):
+        s = starts[b:b + per_block]
+        rows = labels[s[:, None] + np.arange(length)]
+        if rule == "center":
+            got = rows[:, length // 2]
+        else:
+            got = np.empty(len(rows), np.int64)
+            for i, r in enumerate(rows):
+                values, counts = np.unique(r, return_counts=True)
+                got[i] = values[counts.argmax()]
+        out[b:b + len(s)] = np.where((rows == -2).any(1), -2, got)
     return out
 
 
 def from_epochs(epochs):
-    """MNE Epochs -> (X (N, C, 1, T) float32, y (N,) classes 0..K-1 in event-code order, class
-    names, signal {"fs", "channels", "units"})."""
-    codes = sorted(epochs.event_id.items(), key=lambda kv: kv[1])        # [(name, code)] by code
+    """MNE Epochs -> (X (N, C, 1, T) float32 of the data channels (no stim), y (N,) classes 0..K-1
+    in event-code order (the events that have epochs), class names, signal {"fs", "channels", "units"})."""
+    picks = signal_channels(epochs)
+    present = set(epochs.events[:, 2].tolist())
+    codes = sorted(((n, c) for n, c in epochs.event_id.items() if c in present), key=lambda kv: kv[1])
     index = {code: i for i, (_, code) in enumerate(codes)}
-    X = epochs.get_data(copy=True).astype(np.float32)[:, :, None]
+    X = epochs.get_data(picks=picks, copy=True).astype(np.float32)[:, :, None]
     y = np.array([index[c] for c in epochs.events[:, 2]], np.int64)
-    return X, y, [name for name, _ in codes], {"fs": float(epochs.info["sfreq"]), "channels": list(epochs.ch_names),
-                                               "units": "V"}
+    types = [epochs.get_channel_types()[i] for i in picks]
+    units = "V" if set(types) <= VOLTS else None
+    return X, y, [name for name, _ in codes], {"fs": float(epochs.info["sfreq"]),
+                                               "channels": [epochs.ch_names[i] for i in picks], "units": units}
 
 
 def get_args_parser():
@@ -202,10 +247,20 @@ def get_args_parser():
     return p
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv=None):
+    signals.signal(signals.SIGTERM, _terminated)       # kill, scancel: cleaned up as Ctrl-C is
     args = get_args_parser().parse_args(argv)
     if bool(args.recording) == bool(args.epochs):
         raise UserError("give --recording PATH... (continuous recordings) or --epochs EPO.FIF, one of them")
+    if args.epochs:
+        for flag in ("channels", "channel_names", "length", "stride", "labels", "events", "classes", "units", "fs"):
+            if getattr(args, flag) is not None:
+                raise UserError(f"--{flag.replace('_', '-')} is for cutting recordings; --epochs takes MNE's epochs "
+                                f"as they are")
     if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
         raise UserError(f"{args.out}: --out exists and is not an empty directory")
     if args.epochs:
@@ -217,8 +272,7 @@ def main(argv=None):
         try:
             epochs = mne.read_epochs(args.epochs, preload=False, verbose="error")
         except Exception as e:
-            raise UserError(f"{args.epochs}: MNE cannot read epochs from it ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200]})") from None
+            raise UserError(f"{args.epochs}: MNE cannot read epochs from it ({first_line(e)})") from None
         X, y, names, signal = from_epochs(epochs)
     try:
         if args.epochs:
@@ -243,8 +297,14 @@ def _class_names(text):
     return _split(text)
 
 
-def _split(text):
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+def _split(text, flag=None):
+    """'a,b,c' -> ['a', 'b', 'c'] (None stays None); names must be distinct."""
+    if not text:
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if len(set(names)) != len(names):
+        raise UserError(f"{flag or '--classes'} {text!r}: a name is given twice")
+    return names
 
 
 def _cut(args):
@@ -255,7 +315,10 @@ def _cut(args):
             raise UserError(f"{flag}: give one per recording ({len(args.recording)}), got {len(given)}")
     if args.labels and args.events:
         raise UserError("--labels and --events: give the labels one way")
-    recs = [Recording(p, args.fs, _split(args.channel_names), _split(args.channels)) for p in args.recording]
+    if len(set(map(os.path.realpath, args.recording))) != len(args.recording):
+        raise UserError("--recording: a file is given twice (each recording is a group of its own)")
+    recs = [Recording(p, args.fs, _split(args.channel_names, "--channel-names"), _split(args.channels, "--channels"),
+                      args.units) for p in args.recording]
     first = recs[0]
     for r in recs[1:]:
         if r.fs != first.fs or r.channels != first.channels or len(r.index) != len(first.index):
@@ -268,21 +331,33 @@ def _cut(args):
         raise UserError(f"--length {args.length} s or --stride at {fs:g} Hz is under one sample")
     events = [read_events(p) for p in args.events] if args.events else [r.annotations() for r in recs]
     named = not args.labels and any(events)
-    classes = _class_names(args.classes) or sorted({e[2] for ev in events for e in ev}) if named else None
+    if args.classes and not named:
+        raise UserError("--classes picks event names: give --events, or recordings with annotations")
+    found = sorted({e[2] for ev in events for e in ev if not is_bad(e[2])})
+    classes = (_class_names(args.classes) or found) if named else None
+    if named and args.classes and not set(classes) & set(found):
+        raise UserError(f"--classes {args.classes}: no event has any of these names (the events: {', '.join(found)})")
+    if named and args.classes and not args.classes.endswith(".json") and set(classes) - set(found):
+        raise UserError(f"--classes: no event is named {', '.join(sorted(set(classes) - set(found)))} "
+                        f"(the events: {', '.join(found)})")
+    if named:
+        for r, ev in zip(recs, events):
+            if not any(e[2] in classes for e in ev):
+                warn(f"{r.path}: no event of the classes ({', '.join(classes)}): none of its windows is kept")
 
     plans = []                                   # per recording: window starts kept and their labels
     for k, r in enumerate(recs):
         starts = np.arange(0, r.n_samples - length + 1, stride)
         if args.labels:
-            lab = np.asarray(_npy(args.labels[k], "labels"))
+            lab = np.asarray(mapped(args.labels[k], "labels"))
             if lab.shape != (r.n_samples,) or not np.issubdtype(lab.dtype, np.integer):
                 raise UserError(f"{args.labels[k]}: per-sample labels are integers of shape ({r.n_samples},), got "
                                 f"{lab.dtype} {tuple(lab.shape)}")
         elif named:
-            lab = sample_labels([e for e in events[k] if e[2] in classes], r.n_samples, fs, classes)
+            lab = sample_labels(events[k], r.n_samples, fs, classes)
         else:
             lab = None
-        y = None if lab is None else window_label(lab[starts[:, None] + np.arange(length)], args.label_rule)
+        y = None if lab is None else window_labels(lab, starts, length, args.label_rule)
         keep = np.ones(len(starts), bool) if y is None else y >= 0
         plans.append((starts[keep], None if y is None else y[keep]))
     n = sum(len(s) for s, _ in plans)
@@ -300,6 +375,8 @@ def _cut(args):
             for b in range(0, len(starts), per_block):
                 s = starts[b:b + per_block]
                 block = r.read(int(s[0]), int(s[-1]) + length)                 # (C, span)
+                if not np.isfinite(block).all():
+                    raise UserError(f"{r.path}: holds NaN or Inf (around {s[0] / fs:.1f} s)")
                 view = np.lib.stride_tricks.sliding_window_view(block, length, axis=1)[:, s - s[0]]   # (C, k, T)
                 np.ascontiguousarray(view.transpose(1, 0, 2), dtype="<f4").tofile(f)
                 r.release()

@@ -29,6 +29,15 @@ def test_a_10_hz_sine_is_alpha_power_of_half_its_squared_amplitude(method, frame
     assert per_band[[0, 1, 3, 4]].max() < 0.01 * per_band[2]
 
 
+def test_log_power_of_a_signal_in_volts_is_not_floored():
+    from biosig.bandpower import BandPower
+    fs = 128
+    t = np.arange(4 * fs) / fs
+    x = (1e-6 * np.sin(2 * np.pi * 10 * t))[None, None, None]                    # 1 uV of alpha, in volts
+    alpha = BandPower(fs, log=True)(x)[0, 0, 2]
+    np.testing.assert_allclose(alpha, np.log10(1e-12 / 2), atol=0.01)             # log10(A^2 / 2) = -12.3
+
+
 def test_a_stream_gives_the_windows_frames_one_chunk_at_a_time():
     from biosig.bandpower import BandPower
     bp = BandPower(256, frame=0.5, hop=0.125, log=True)

@@ -25,7 +25,7 @@ def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
         np.save(tmp_path / f"r{k}.npy", rec)
     # r0: "go" over 1.0-3.0 s, "stop" over 6.0-7.5 s; r1: "stop" over 0-2 s. Windows of 1 s every 0.5 s.
     (tmp_path / "e0.csv").write_text("onset,duration,label\n1.0,2.0,go\n6.0,1.5,stop\n")
-    (tmp_path / "e1.csv").write_text("onset,duration,label\n0,2,stop\n")
+    (tmp_path / "e1.csv").write_text("\ufeffonset, duration, label\n0, 2, stop\n")    # as a spreadsheet saves it
     proc = module("biosig.windows", "--recording", tmp_path / "r0.npy", tmp_path / "r1.npy", "--fs", fs,
                   "--channel-names", "C3,C4", "--length", 1, "--stride", 0.5, "--events", tmp_path / "e0.csv",
                   tmp_path / "e1.csv", "--out", tmp_path / "w")
@@ -46,6 +46,10 @@ def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
     proc = module("biosig.windows", "--recording", tmp_path / "r1.npy", "--fs", fs, "--length", 1, "--events",
                   tmp_path / "e1.csv", "--classes", tmp_path / "w" / "classes.json", "--out", tmp_path / "new")
     assert proc.returncode == 0 and np.load(tmp_path / "new" / "y.npy").tolist() == [1, 1], proc.stderr
+
+    assert_user_error(module("biosig.windows", "--recording", tmp_path / "r1.npy", "--fs", fs, "--length", 1,
+                             "--events", tmp_path / "e1.csv", "--classes", "stop,sotp", "--out", tmp_path / "bad"),
+                      "no event is named sotp")
 
     # per-sample labels and the center rule
     lab = np.zeros(1000, np.int64)
@@ -74,16 +78,20 @@ def test_an_edf_is_cut_by_its_annotations_and_mne_epochs_become_x_and_y(tmp_path
     fs = 128
     data = np.random.default_rng(0).normal(size=(3, 20 * fs)) * 1e-5
     raw = mne.io.RawArray(data, mne.create_info(["Fz", "Cz", "Pz"], fs, "eeg"))
-    raw.set_annotations(mne.Annotations([2.0, 10.0], [4.0, 4.0], ["rest", "move"]))
+    # a bad span (MNE's BAD_ annotations) is no class, and the windows it touches are left out
+    raw.set_annotations(mne.Annotations([2.0, 10.0, 12.5], [4.0, 4.0, 0.5], ["rest", "move", "BAD_muscle"]))
     mne.export.export_raw(str(tmp_path / "rec.edf"), raw)
     proc = module("biosig.windows", "--recording", tmp_path / "rec.edf", "--length", 2, "--out", tmp_path / "w")
     assert proc.returncode == 0, proc.stderr[-2000:]
     X, y = np.load(tmp_path / "w" / "X.npy"), np.load(tmp_path / "w" / "y.npy")
-    assert y.tolist() == [1, 1, 0, 0]                               # move=0, rest=1; windows at 2, 4, 10, 12 s
+    assert y.tolist() == [1, 1, 0]                  # move=0, rest=1; windows at 2, 4, 10 s (12-14 s has the bad span)
     back = mne.io.read_raw(str(tmp_path / "rec.edf")).get_data()
     np.testing.assert_allclose(X[2, :, 0], back[:, 10 * fs:12 * fs], rtol=1e-6)
     assert json.loads((tmp_path / "w" / "X.signal.json").read_text()) == {
         "fs": 128.0, "channels": ["Fz", "Cz", "Pz"], "units": "V", "bandpower": None}
+    assert json.loads((tmp_path / "w" / "classes.json").read_text()) == ["move", "rest"]
+    assert_user_error(module("biosig.windows", "--recording", tmp_path / "rec.edf", "--channel-names", "A,B,C",
+                             "--length", 2, "--out", tmp_path / "bad"), "its header names its channels Fz,Cz,Pz")
 
     events = np.array([[i * 2 * fs, 0, 1 + i % 2] for i in range(6)])
     epochs = mne.EpochsArray(np.random.default_rng(1).normal(size=(6, 3, 64)), raw.info, events,
@@ -107,7 +115,7 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
     raw[y == 1, 2, 0] += 2 * np.sin(2 * np.pi * 20 * tt)
     np.save(tmp_path / "raw.npy", raw)
     np.save(tmp_path / "y.npy", y)
-    (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"]}))
+    (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"], "units": "V"}))
     proc = module("biosig.bandpower", "--x", tmp_path / "raw.npy", "--fs", fs, "--out", tmp_path / "bands.npy", "--log")
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = run("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
@@ -133,11 +141,16 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
     assert_user_error(infer(tmp_path / "shuffled.npy", "--fs", 256, "--channel-names", "Pz,Fz,Cz"),
                       "sampled at 256 Hz", "128 Hz")
     assert_user_error(infer(tmp_path / "shuffled.npy", "--fs", fs, "--channel-names", "Pz,Fz,T7"), "no channel Cz")
+    (tmp_path / "raw_uV.npy").write_bytes((tmp_path / "raw.npy").read_bytes())
+    (tmp_path / "raw_uV.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"], "units": "uV"}))
+    assert_user_error(infer(tmp_path / "raw_uV.npy"), "in uV", "trained on V")
     proc = infer(tmp_path / "raw.npy")                                  # its sidecar says what it is
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     np.save(tmp_path / "bare.npy", np.load(tmp_path / "bands.npy"))    # no description: warned, not checked
     proc = infer(tmp_path / "bare.npy")
-    assert proc.returncode == 0 and "carries no signal description" in proc.stderr
+    assert proc.returncode == 0 and "sampling rate and channel names and order unknown" in proc.stderr
+    proc = infer(tmp_path / "bare.npy", "--fs", fs)                    # the rate alone: the order still unchecked
+    assert proc.returncode == 0 and "channel names and order unknown" in proc.stderr
 
     # a raw recording (C, 1, T) streams through the same band-power frames
     recording = np.concatenate(list(raw[:4, [2, 0, 1]]), axis=-1)       # (3, 1, 4 * t), Pz, Fz, Cz

@@ -59,6 +59,9 @@ def main(argv=None):
     from biosig.inference import Predictor
     from biosig.runtime import resolve_device
 
+    if not args.x.endswith(".npy") and not parquet.is_parquet(args.x) and os.path.isfile(args.x):
+        raise UserError(f"{args.x}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
+                        f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
     inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
     if args.out:
         if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
