@@ -84,6 +84,9 @@ class Recording:
             self.data = mapped(path, "recording")
             if self.data.ndim != 2:
                 raise UserError(f"{path}: a recording .npy is (C, T_total), got shape {tuple(self.data.shape)}")
+            spec = signalspec.given(path, fs, channel_names)       # its .signal.json, if any, with the flags
+            fs, channel_names = spec.get("fs"), spec.get("channels")
+            units = units or spec.get("units")
             if fs is None:
                 raise UserError(f"{path}: give its sampling rate, --fs HZ")
             self.fs, self.units, self.raw = float(fs), units, None

@@ -42,10 +42,13 @@ def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
     assert json.loads((tmp_path / "w" / "classes.json").read_text()) == ["go", "stop"]
     assert json.loads((tmp_path / "w" / "X.signal.json").read_text())["channels"] == ["C3", "C4"]
 
-    # a new recording with only "stop" keeps the training windows' class numbers (classes.json)
-    proc = module("biosig.windows", "--recording", tmp_path / "r1.npy", "--fs", fs, "--length", 1, "--events",
+    # a new recording with only "stop" keeps the training windows' class numbers (classes.json); its
+    # r1.signal.json gives its rate and channels
+    (tmp_path / "r1.signal.json").write_text(json.dumps({"fs": fs, "channels": ["C3", "C4"]}))
+    proc = module("biosig.windows", "--recording", tmp_path / "r1.npy", "--length", 1, "--events",
                   tmp_path / "e1.csv", "--classes", tmp_path / "w" / "classes.json", "--out", tmp_path / "new")
     assert proc.returncode == 0 and np.load(tmp_path / "new" / "y.npy").tolist() == [1, 1], proc.stderr
+    assert json.loads((tmp_path / "new" / "X.signal.json").read_text())["channels"] == ["C3", "C4"]
 
     assert_user_error(module("biosig.windows", "--recording", tmp_path / "r1.npy", "--fs", fs, "--length", 1,
                              "--events", tmp_path / "e1.csv", "--classes", "stop,sotp", "--out", tmp_path / "bad"),
