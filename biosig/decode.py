@@ -167,11 +167,16 @@ def live_frames(inlet, predictor, args, c, f):
 
 
 def read_recordings(args, predictor):
-    """--x: (C, F, T), (N, C, F, T), a parquet table, or a file MNE reads (EDF, BDF, .fif, ...) ->
-    (N, C, F, T) float32, conformed to the checkpoint's signal contract and checked against the model."""
+    """--x: (C, F, T), (N, C, F, T), a raw (C, T_total) .npy, a parquet table, or a file MNE reads
+    (EDF, BDF, .fif, ...) -> (N, C, F, T) float32, conformed to the checkpoint's signal contract
+    and checked against the model."""
     from .data import parquet, read_source
     from .signalspec import Conformed, conform, conform_input
-    if args.x.endswith(".npy") or parquet.is_parquet(args.x):
+    if args.x.endswith(".npy") and os.path.isfile(args.x) and np.load(args.x, mmap_mode="r").ndim == 2:
+        from .windows import mapped             # a raw recording (C, T_total), as biosig.windows takes one
+        X = conform_input(mapped(args.x, "recording")[None, :, None], args.x, args.fs, args.channel_names,
+                          predictor, args.ckpt)
+    elif args.x.endswith(".npy") or parquet.is_parquet(args.x):
         X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
                                  load="mmap", ndims=(3, 4), need_labels=False)
         X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)   # by name; raw -> frames
