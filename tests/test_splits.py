@@ -111,8 +111,12 @@ def test_the_checkpoint_remembers_its_channels_and_window_length(subjects):
     np.save(d / "short.npy", X[:, :, :, :24])
     inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--quiet")
     warnings = [line for line in inf.stderr.splitlines() if line.strip()]
-    assert inf.returncode == 0 and len(warnings) == 1, inf.stderr
-    assert warnings[0].startswith("warning:") and "T=24" in warnings[0] and "T=32" in warnings[0]
+    assert inf.returncode == 0 and len(warnings) == 2, inf.stderr
+    # .npy windows name no channels: their order cannot be checked against the checkpoint's (signal contract)
+    assert warnings[0].startswith("warning:") and "channel names and order unknown" in warnings[0]
+    assert warnings[1].startswith("warning:") and "T=24" in warnings[1] and "T=32" in warnings[1]
+    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--channel-names", "fz,cz,pz", "--quiet")
+    assert [line for line in inf.stderr.splitlines() if line.strip()] == warnings[1:], inf.stderr
 
 
 def test_explicit_validation_and_test_files(subjects):
