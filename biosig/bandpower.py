@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float, positive_int, prog
+from .errors import ArgumentParser, UserError, positive_float, positive_int, prog, stop_on_sigterm
 
 # name: (low, high) Hz, in the order of the F axis
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
@@ -160,16 +160,11 @@ def get_args_parser():
     return p
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def main(argv=None):
-    import signal
     from .atomic import atomic_path
     from .checkpoint import check_writable
     from .windows import mapped
-    signal.signal(signal.SIGTERM, _terminated)       # kill, scancel: the partial output is removed as on Ctrl-C
+    stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
     if os.path.splitext(args.out)[1] != ".npy":
         raise UserError(f"{args.out}: --out must end in .npy")

@@ -172,10 +172,10 @@ def read_recordings(args, predictor):
     and checked against the model."""
     from .data import parquet, read_source
     from .signalspec import Conformed, conform, conform_input
-    if args.x.endswith(".npy") and os.path.isfile(args.x) and np.load(args.x, mmap_mode="r").ndim == 2:
-        from .windows import mapped             # a raw recording (C, T_total), as biosig.windows takes one
-        X = conform_input(mapped(args.x, "recording")[None, :, None], args.x, args.fs, args.channel_names,
-                          predictor, args.ckpt)
+    from .windows import mapped
+    raw = mapped(args.x, "recording") if args.x.endswith(".npy") and os.path.isfile(args.x) else None
+    if raw is not None and raw.ndim == 2:       # a raw recording (C, T_total), as biosig.windows takes one
+        X = conform_input(raw[None, :, None], args.x, args.fs, args.channel_names, predictor, args.ckpt)
     elif args.x.endswith(".npy") or parquet.is_parquet(args.x):
         X, _, _, _ = read_source(args.x, None, x_col=args.x_col, signal_cols=args.signal_cols, label_col=None,
                                  load="mmap", ndims=(3, 4), need_labels=False)

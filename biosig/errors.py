@@ -11,6 +11,16 @@ import os
 import sys
 
 
+def stop_on_sigterm():
+    """Make SIGTERM (kill, scancel, a preempted job) stop the program as Ctrl-C does: it raises
+    KeyboardInterrupt("SIGTERM"), so cleanup runs and Interrupted.stopped_by() says 143."""
+    import signal
+
+    def terminated(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, terminated)
+
+
 def prog(module):
     """A module tool's name in its usage line: biosig-NAME when run as the installed command,
     else python -m biosig.NAME."""

@@ -28,12 +28,11 @@ import json
 import mmap
 import os
 import shutil
-import signal as signals
 
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float, prog, warn
+from .errors import ArgumentParser, UserError, positive_float, prog, stop_on_sigterm, warn
 
 MNE_HINT = "reading {} needs MNE: pip install mne"
 VOLTS = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio"}     # MNE channel types given in volts
@@ -250,12 +249,8 @@ def get_args_parser():
     return p
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def main(argv=None):
-    signals.signal(signals.SIGTERM, _terminated)       # kill, scancel: cleaned up as Ctrl-C is
+    stop_on_sigterm()                                  # kill, scancel: cleaned up as Ctrl-C is
     args = get_args_parser().parse_args(argv)
     if bool(args.recording) == bool(args.epochs):
         raise UserError("give --recording PATH... (continuous recordings) or --epochs EPO.FIF, one of them")

@@ -8,10 +8,9 @@ The options come from biosig/options.py (with each registered model's and task's
 see README.md for every option, the run directory and the checkpoint format.
 """
 import os
-import signal
 import sys
 
-from biosig.errors import Interrupted
+from biosig.errors import Interrupted, stop_on_sigterm
 
 
 def get_args_parser():
@@ -19,16 +18,12 @@ def get_args_parser():
     return train_parser()
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if "RANK" not in os.environ:
         # kill, scancel, a preempted job: stop like Ctrl-C, with the resume command (exit 143).
         # Not under torchrun, whose SIGTERM must end a rank at once even inside a collective.
-        signal.signal(signal.SIGTERM, _terminated)
+        stop_on_sigterm()
     try:
         from biosig.options import explicit_options
         parser = get_args_parser()
