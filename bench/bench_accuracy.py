@@ -260,7 +260,7 @@ def print_table(results):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", choices=list(SETS), help="data sets (default: all; --quick: BasicMotions)")
     p.add_argument("--models", nargs="+", help="rows to run: default, the biosig model names, and the peers "
                    f"{' '.join(PEERS)} (default: all)")

@@ -115,7 +115,7 @@ def memory_case(workdir, limit, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--limit", default="1G", help="memory limit for the bigger-than-memory case")
     args = ap.parse_args()

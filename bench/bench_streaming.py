@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from biosig.models import build_model  # noqa: E402
 from biosig.streaming import Streamer  # noqa: E402
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--quick", action="store_true", help="fewer frames")
 ap.add_argument("--frames", type=int, default=None, help="timed frames per method (default 1200; 200 with --quick)")
 ap.add_argument("--block", type=int, default=50, help="frames of one method before switching to the other")

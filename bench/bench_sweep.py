@@ -76,7 +76,7 @@ def time_sweep(data, work, grid, epochs, jobs, name, warm=True):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--windows", type=int, default=480, help="windows in the synthetic data set")
     p.add_argument("--points", type=int, default=4, help="grid points (lr x drop), 2 or 4")
     p.add_argument("--epochs", type=int, default=4)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--quick", action="store_true", help="fewer steps and rounds")
 ap.add_argument("--rounds", type=int, default=None, help="alternated runs per measure (default 3; 1 with --quick)")
 ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])

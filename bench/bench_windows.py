@@ -35,7 +35,7 @@ def cut(args, out):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--hours", type=float, default=2.0)
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--fs", type=float, default=256.0)

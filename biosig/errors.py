@@ -60,6 +60,13 @@ def warn(message):
         print(f"warning: {message}", file=sys.stderr)
 
 
+def needs(what, *packages):
+    """The one form of a missing optional package: `<what> needs <packages>: pip install <packages>`.
+    It names PyPI's own packages, never `biosig[extra]`: PyPI's `biosig` is another project, so
+    that form would install the wrong thing (from a clone: pip install -e ".[extra]")."""
+    return UserError(f"{what} needs {', '.join(packages)}: pip install {' '.join(packages)}")
+
+
 def run_cli(main, argv=None):
     """Call main(argv); a UserError becomes `error: <message>` and exit status 2, Ctrl-C one
     line and exit status 130."""
@@ -81,13 +88,50 @@ def run_cli(main, argv=None):
         sys.exit(141)
 
 
+def closest_flag(name, flags):
+    """' (did you mean --epochs?)' for an unknown flag `name` among `flags` (an option it starts,
+    else the nearest by difflib), or '' when none is close."""
+    import difflib
+    flags = sorted(f for f in flags if f.startswith("--") or not name.startswith("--"))
+    started = [f for f in flags if f.startswith(name)] if len(name) > 2 else []
+    near = started if len(started) == 1 else difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (`error: --lr: ...`) and exit status 2, like every
-    other user error: no usage block in front of it (`--help` still shows it)."""
+    other user error: no usage block in front of it (`--help` still shows it). No prefix matching
+    (`--epoch` is not `--epochs`: a typo would silently become another option); an unknown flag
+    names the closest one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        argv = sys.argv[1:] if args is None else [str(a) for a in args]
+        # an unknown flag first: it is often why a required one looks missing (`--ou o` for --out)
+        for token in argv[:argv.index("--")] if "--" in argv else argv:
+            name = token.split("=", 1)[0]
+            if name.startswith("-") and len(name) > 1 and not _is_number(name) \
+                    and name not in self._option_string_actions:
+                self.error(f"unrecognized argument {name}{closest_flag(name, self._option_string_actions)}")
+        args, extras = self.parse_known_args(argv, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return args
 
     def error(self, message):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

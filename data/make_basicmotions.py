@@ -44,7 +44,7 @@ def parse_ts(text):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wheel", help="aeon wheel to read from (default: pip download aeon==1.6.0)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, assert_user_error, make_windows, run
+from conftest import FAST, assert_user_error, main_fails, make_windows, run
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -295,3 +295,25 @@ def test_a_pipe_given_as_a_npy_file_is_one_line(files):
                "--save", files / "o.pt", "--run-dir", files / "r", "--epochs", "1", *FAST)
     assert_user_error(proc, "groups.fifo", "a pipe or stream, not a file")
     assert not (files / "r").exists() and not (files / "o.pt").exists()
+
+
+def test_abbreviated_flags_are_refused_with_the_closest_one(files, capsys):
+    """`--epoch 1` was argparse's prefix for --epochs in train.py (a typo silently becoming another
+    option), while sweep.py refused it: every parser now refuses a prefix and names the closest flag."""
+    from biosig.bandpower import main as bandpower
+    from biosig.cli.infer import main as infer
+    from biosig.cli.sweep import main as sweep
+    from biosig.cli.train import main as train
+    (files / "g.json").write_text('{"lr": [0.001]}')
+    before = snapshot(files)
+    common = ["--x", files / "X.npy", "--y", files / "y.npy", "--save", files / "o.pt", "--run-dir", files / "r"]
+    main_fails(train, [*common, "--epoch", "1"], capsys, "--epoch", "did you mean --epochs?")
+    main_fails(train, [*common, "--lrr", "0.1"], capsys, "--lrr", "did you mean --lr?")
+    main_fails(sweep, ["--grid", files / "g.json", "--out", files / "o", "--", "--epoch", "1"], capsys,
+               "--epoch", "did you mean --epochs?")
+    main_fails(sweep, ["--grid", files / "g.json", "--ou", files / "o"], capsys, "--ou", "did you mean --out?")
+    main_fails(infer, ["--ckpt", files / "m.pt", "--x", files / "X.npy", "--bat", "2"], capsys,
+               "--bat", "did you mean --batch?")
+    main_fails(bandpower, ["--x", files / "X.npy", "--fs", "64", "--out", files / "bp", "--fram", "1"], capsys,
+               "--fram", "did you mean --frame?")
+    assert snapshot(files) == before

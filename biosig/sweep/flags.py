@@ -6,7 +6,7 @@ import os
 
 from .. import options as train_options_table
 from ..data.parquet import names_a_column
-from ..errors import UserError
+from ..errors import UserError, closest_flag
 
 # Set by the sweep for each trial; the grid and the flags after -- must not give them.
 PER_TRIAL = train_options_table.dests(train_options_table.TRIAL)
@@ -52,7 +52,7 @@ def check_train_flags(flags, options):
         name = token.split("=", 1)[0]
         option = options.get(name)
         if option is None:
-            raise UserError(f"train.py flags after --: train.py has no option {name}")
+            raise UserError(f"train.py flags after --: train.py has no option {name}{closest_flag(name, options)}")
         if option.dest in PER_TRIAL:
             raise UserError(f"train.py flags after --: {name} is set for each trial by the sweep "
                             f"(OUT/trials/<id>/run, OUT/trials/<id>/best.pt)")
