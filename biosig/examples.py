@@ -53,15 +53,14 @@ def recordings(out, minutes=2, fs=128):
     """EDF files in `out`: s01-s03.edf (Fz, Cz, Pz) and new.edf (a fourth session, its channels in
     the order Pz, Fz, Cz), each `minutes` long at `fs` Hz with an event every 5 s annotated "left"
     (4 s of 10 Hz on Fz) or "right" (4 s of 20 Hz on Pz) over noise. Returns the paths."""
-    from .errors import UserError
+    from .errors import needs
     import importlib.util
     try:
         import mne
         if importlib.util.find_spec("edfio") is None:          # MNE's EDF writer
             raise ImportError("edfio")
     except ImportError:
-        raise UserError("python -m biosig.examples recordings writes EDF files through MNE: pip install mne "
-                        "edfio") from None
+        raise needs("python -m biosig.examples recordings (EDF files through MNE)", "mne", "edfio") from None
     mne.set_log_level("ERROR")
     paths = []
     for k, (name, order) in enumerate([("s01", "FCP"), ("s02", "FCP"), ("s03", "FCP"), ("new", "PFC")]):

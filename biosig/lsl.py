@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .errors import UserError, warn
+from .errors import UserError, needs, warn
 
 
 def _pylsl(flag):
@@ -22,7 +22,7 @@ def _pylsl(flag):
     try:
         import pylsl
     except ImportError:
-        raise UserError(f"{flag} needs pylsl: pip install pylsl") from None
+        raise needs(flag, "pylsl") from None
     return pylsl
 
 

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import ArgumentParser, UserError, prog
+from .errors import ArgumentParser, UserError, needs, prog
 
 FILES = ("report.png", "report.html")
 EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
@@ -443,7 +443,7 @@ def main(argv=None):
             raise UserError(f"{d}: not a directory (a run directory or a sweep's --out)" if os.path.exists(d)
                             else f"{d}: no such directory")
     if matplotlib_missing():
-        raise UserError("the report needs matplotlib: pip install matplotlib")
+        raise needs("the report", "matplotlib")
     for d in args.dirs:
         for path in write_report(d):
             print(path)

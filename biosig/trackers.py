@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 
-from .errors import UserError, warn
+from .errors import UserError, needs, warn
 from .runs import write_json
 
 NAMES = ("mlflow", "tensorboard", "wandb")
@@ -44,8 +44,7 @@ def check_installed(names):
             modules = modules[:1]                # a server or a file store needs no database package
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
         if missing:
-            raise UserError(f"--tracker {name} needs {', '.join(missing)}: pip install {package} "
-                            f"(or pip install 'biosig[{name}]')")
+            raise needs(f"--tracker {name}", *package.split())
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from conftest import ENV, ROOT, assert_user_error
 def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
     src = tmp_path / "src"        # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(os.path.join(ROOT, "biosig"), src / "biosig", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), src / name)
     venv = tmp_path / "venv"
     made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True,
@@ -69,6 +69,10 @@ def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
     converted = command(py, "-m", "biosig.convert", "--help")
     assert converted.returncode == 0 and "parquet" in converted.stdout
     assert os.path.exists(os.path.join(site, "biosig", "lsl_api.cfg"))      # package data travels
+    # the license travels with the package: its metadata says BSD-3-Clause, the LICENSE file is installed
+    meta = command(py, "-c", "from importlib.metadata import metadata, files; m = metadata('biosig'); "
+                             "print(m['License-Expression']); print(any(f.name == 'LICENSE' for f in files('biosig')))")
+    assert meta.stdout.split() == ["BSD-3-Clause", "True"], meta.stdout + meta.stderr[-2000:]
 
 
 def test_the_installed_command_says_how_to_resume_with_itself(monkeypatch):

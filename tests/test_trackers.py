@@ -110,7 +110,8 @@ def test_a_tracker_whose_package_is_missing_is_one_line_and_nothing_is_written(t
                            "--y", dataset["y"], "--epochs", "1", "--save", str(tmp_path / "c.pt"),
                            "--run-dir", str(tmp_path / "run"), "--tracker", "wandb"], capture_output=True, text=True,
                           cwd=ROOT, env=ENV, timeout=300)
-    assert_user_error(proc, "--tracker wandb", "pip install wandb")
+    line = assert_user_error(proc, "--tracker wandb", "pip install wandb")
+    assert "biosig[" not in line          # PyPI's `biosig` is another project: never point pip at it
     assert not (tmp_path / "run").exists() and not (tmp_path / "c.pt").exists()
     assert_user_error(run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", tmp_path / "c.pt",
                           "--tracker", "comet"), "--tracker", "comet")

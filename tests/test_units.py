@@ -1,5 +1,6 @@
 """The package's pieces checked against brute force: metrics, splits, batching, accumulation."""
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -255,3 +256,18 @@ def test_device_windows_serve_exactly_the_batches_windows_serve(y_kind):
     for positions in (np.arange(37), rng.permutation(37)[:10], np.array([5])):
         for a, b in zip(host.read(positions), device.read(positions)):
             assert torch.equal(a, b)
+
+
+def test_a_missing_optional_package_is_named_in_one_form_that_installs_the_right_thing():
+    """Every 'needs X: pip install X' names PyPI's own packages: `biosig[extra]` would install PyPI's
+    `biosig`, another project."""
+    import re
+    from biosig.errors import needs
+    assert str(needs("--tracker mlflow", "mlflow-skinny", "sqlalchemy")) == \
+        "--tracker mlflow needs mlflow-skinny, sqlalchemy: pip install mlflow-skinny sqlalchemy"
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "biosig")
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                text = open(os.path.join(folder, name), encoding="utf-8").read()
+                assert not re.search(r"pip install ['\"]?biosig\[", text), name

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import UserError
+from ..errors import UserError, needs
 
 SUFFIXES = (".parquet", ".pq")
 
@@ -49,7 +49,7 @@ def _import_pyarrow(path, doing="reading"):
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
-        raise UserError(f"{path}: {doing} parquet needs pyarrow: pip install pyarrow") from None
+        raise needs(f"{path}: {doing} parquet", "pyarrow") from None
     return pa, pc, pq
 
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, needs
 from .results import objective
 from .space import suggest
 from .trials import save_state
@@ -30,7 +30,7 @@ def import_optuna():
     try:
         import optuna
     except ImportError:
-        raise UserError("--search optuna and --prune need optuna: pip install optuna") from None
+        raise needs("--search optuna (and --prune)", "optuna") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
