@@ -21,6 +21,10 @@ def apply_resume(args, explicit):
         if key in ("resume", "run_dir") or not hasattr(args, key):
             continue
         if key in explicit:
+            # the same --batch as the run's, which was more than its training windows (run.batch_for_data)
+            if key == "batch" and getattr(args, key) == state["resume"].get("batch_given"):
+                args.batch = value
+                continue
             if key in run_defining and getattr(args, key) != value:
                 def shown(v):
                     return "not given" if v is None else "given" if v is True else v

@@ -17,7 +17,7 @@ from . import __version__, checkpoint, distributed, options, preprocess, pretrai
 from .data import Windows, on_device
 from .data import parquet
 from .prepare import prepare_data
-from .errors import Interrupted, UserError
+from .errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, fit, predict_outputs
 from .models import MODELS, build_model
 from .resume import apply_resume, finished_message, interrupted_message
@@ -38,6 +38,17 @@ def model_config(args, shape, n_outputs):
         config["n_times"] = t
     resolve = getattr(cls, "resolve_options", None)
     return resolve(config, t) if resolve is not None else config
+
+
+def batch_for_data(batch, n_train, world):
+    """--batch, at most the training windows (a larger global batch trains one short step an epoch,
+    without a word) -> (batch, the warning to print or None). Under DDP each process then takes
+    its share of the training windows (n_train / world)."""
+    if batch <= n_train:
+        return batch, None
+    share = f" ({world} processes x ~{n_train / world:g})" if world > 1 else ""
+    return n_train, (f"--batch {batch} is more than the {n_train} training windows: using --batch {n_train}{share}, "
+                     f"one step per epoch")
 
 
 FIT_WINDOWS = 2048      # training windows a model's fit_data() sees at most
@@ -165,6 +176,13 @@ def _run(args, explicit, where):
             options.apply_recipe(args, explicit)
             why_model = f"chosen by --model auto from {', '.join(data['selection']['candidates'])}"
             seed_everything(args.seed, args.deterministic)
+        # recorded as the run's --batch (config.json, summary.json, last.pt); the given one as batch_given
+        given, (args.batch, too_large) = args.batch, batch_for_data(args.batch, len(data["train_idx"]), ctx.world)
+        if too_large:
+            warn(too_large)
+            data["batch_given"] = given
+        elif resume_state is not None and resume_state["resume"].get("batch_given"):
+            data["batch_given"] = resume_state["resume"]["batch_given"]
         config = model_config(args, data["shape"], task.n_outputs)
         model = build_model(config)
         n, c, f, t = data["shape"]
@@ -247,6 +265,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     config = {k: v for k, v in vars(args).items()}
     config.update({"resolved": {"device": str(device), "amp": amp, "monitor": monitor, "mode": mode,
                                 "world_size": ctx.world, "global_batch": args.batch,
+                                **({"batch_given": data["batch_given"]} if "batch_given" in data else {}),
                                 "data_shape": list(data["shape"]), "task": task.config,
                                 "model": dict(raw_model.config), "n_params": n_params, "split": data["split"],
                                 "preprocess": preprocess_spec},
@@ -313,7 +332,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
             "early_stopping": stopper.state_dict(), "totals": _plain(totals),
-            "init_loaded": data.get("init", {}).get("loaded", [])}
+            "init_loaded": data.get("init", {}).get("loaded", []), "batch_given": data.get("batch_given")}
         checkpoint.atomic_save(payload, os.path.join(args.run_dir, "last.pt"))
         where["saved"], where["epoch"] = epoch, epoch + 1
         tracked.epoch(row)          # once saved: a resume never logs an epoch twice

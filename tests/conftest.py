@@ -67,21 +67,29 @@ def assert_user_error(proc, *needles):
     return lines[0]
 
 
-def main_fails(main, argv, capsys, *needles):
-    """assert_user_error in-process: main(argv) as its script runs it (errors.run_cli) must exit 2
-    with exactly one line on stderr starting 'error:' and naming what it should; returns the line."""
+def run_main(main, argv, capsys):
+    """A command's main(argv) in-process, as its script runs it (errors.run_cli) -> (exit status,
+    stdout, stderr)."""
     import signal
     from biosig.errors import run_cli
     sigterm = signal.getsignal(signal.SIGTERM)         # train/windows main() take SIGTERM over
     capsys.readouterr()
     try:
-        with pytest.raises(SystemExit) as stop:
-            run_cli(main, [str(a) for a in argv])
+        code = run_cli(main, [str(a) for a in argv])
+    except SystemExit as stop:
+        code = stop.code
     finally:
         signal.signal(signal.SIGTERM, sigterm)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return code or 0, out, err
+
+
+def main_fails(main, argv, capsys, *needles):
+    """assert_user_error in-process: main(argv) must exit 2 with exactly one line on stderr
+    starting 'error:' and naming what it should; returns the line."""
+    code, _, err = run_main(main, argv, capsys)
     lines = [line for line in err.splitlines() if line.strip()]
-    assert stop.value.code == 2, (stop.value.code, err[-2000:])
+    assert code == 2, (code, err[-2000:])
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])

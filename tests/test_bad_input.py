@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, assert_user_error, main_fails, make_windows, run
+from conftest import FAST, assert_user_error, main_fails, make_windows, run, run_main
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -317,3 +317,32 @@ def test_abbreviated_flags_are_refused_with_the_closest_one(files, capsys):
     main_fails(bandpower, ["--x", files / "X.npy", "--fs", "64", "--out", files / "bp", "--fram", "1"], capsys,
                "--fram", "did you mean --frame?")
     assert snapshot(files) == before
+
+
+def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files, capsys):
+    """--batch 100000000 trained one step an epoch without a word. Now: one warning, the training
+    windows (48 of 60) as the batch, recorded as the run's --batch everywhere, and a resume given
+    the same --batch goes on with it."""
+    import json
+    from biosig.cli.train import main as train
+    d = files
+    argv = ["--x", d / "X.npy", "--y", d / "y.npy", "--save", d / "o.pt", "--run-dir", d / "r", "--no-report",
+            *FAST, "--batch", "100000000"]
+    code, _, err = run_main(train, argv + ["--epochs", "1"], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: --batch 100000000 is more than the 48 training windows: using --batch 48, "
+                        "one step per epoch"], err
+    config = json.loads((d / "r" / "config.json").read_text())
+    summary = json.loads((d / "r" / "summary.json").read_text())
+    last = torch.load(d / "r" / "last.pt", weights_only=True)["resume"]
+    assert (config["batch"], config["resolved"]["global_batch"], config["resolved"]["batch_given"]) == (48, 48, 100000000)
+    assert summary["global_batch"] == 48 and last["args"]["batch"] == 48
+    code, _, err = run_main(train, ["--resume", d / "r" / "last.pt", "--batch", "100000000", "--epochs", "2"], capsys)
+    assert code == 0 and "warning:" not in err, err
+    config = json.loads((d / "r" / "config.json").read_text())
+    assert (config["batch"], config["resolved"]["batch_given"]) == (48, 100000000)
+    assert torch.load(d / "r" / "last.pt", weights_only=True)["resume"]["epoch"] == 2
+    from biosig.run import batch_for_data                # under DDP: each process its share of them
+    assert batch_for_data(100000000, 48, 2)[0] == 48 and "(2 processes x ~24)" in batch_for_data(100000000, 48, 2)[1]
+    assert batch_for_data(48, 48, 2) == (48, None)
