@@ -23,6 +23,7 @@ from .errors import ArgumentParser, UserError, positive_float, positive_int, pro
 
 # name: (low, high) Hz, in the order of the F axis
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
+LOG_FLOOR = 1e-30       # --log: a floor far below any real signal's power (EEG in V^2 is ~1e-12)
 
 
 class BandPower:
@@ -91,8 +92,8 @@ class BandPower:
             seg = (seg - seg.mean(-1, keepdims=True)) * self.taper
             power = power + np.abs(np.fft.rfft(seg, axis=-1)) ** 2
         bands = (power / segs) @ self.weights.T                            # (..., n, F)
-        if self.log:                # a floor far below any real signal's power (EEG in V^2 is ~1e-12)
-            bands = np.log10(np.maximum(bands, 1e-30))
+        if self.log:
+            bands = np.log10(np.maximum(bands, LOG_FLOOR))
         return np.moveaxis(bands, -1, -2)
 
     def stream(self):
@@ -100,6 +101,13 @@ class BandPower:
         power of the k frames completed by this chunk, the same numbers as __call__ gives for the
         whole recording."""
         return _Stream(self)
+
+    def describe(self):
+        """One line of how the frames are made, e.g. 'delta 1-4 Hz, ..., gamma 30-45 Hz band power
+        (stft) in frames of 64 samples (0.5 s) every 32 (0.25 s) at 128 Hz, log10'."""
+        return (", ".join(f"{k} {lo:g}-{hi:g} Hz" for k, (lo, hi) in self.bands.items())
+                + f" band power ({self.method}) in frames of {self.frame} samples ({self.frame / self.fs:g} s) every "
+                f"{self.hop} ({self.hop / self.fs:g} s) at {self.fs:g} Hz" + (", log10" if self.log else ""))
 
     @property
     def config(self):
@@ -163,7 +171,7 @@ def get_args_parser():
 def main(argv=None):
     from .atomic import atomic_path
     from .checkpoint import check_writable
-    from .windows import mapped
+    from .recordings import mapped
     stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
     if os.path.splitext(args.out)[1] != ".npy":
@@ -181,7 +189,8 @@ def main(argv=None):
     t_out = bp.n_frames(X.shape[-1])
     if t_out == 0:
         raise UserError(f"{args.x}: windows of {X.shape[-1]} samples are shorter than one frame ({bp.frame} samples "
-                        f"= --frame {args.frame} s at {args.fs:g} Hz)")
+                        f"= --frame {bp.frame / bp.fs:g} s at {args.fs:g} Hz"
+                        + (f", the --method {args.method} default" if args.frame is None else "") + ")")
     spec = signalspec.read(args.x)          # the raw windows' description, if they have one
     if spec.get("bandpower"):
         raise UserError(f"{args.x}: holds band-power frames already ({signalspec.sidecar(args.x)})")

@@ -128,7 +128,7 @@ def live_frames(inlet, predictor, args, c, f):
     contract says: channels reordered by their labels, raw samples made into its band-power
     frames (each frame stamped with its last sample's time). The stream carries C x F channels
     (channel c, band f at c * F + f), or C raw ones for a band-power model."""
-    from .signalspec import from_config, names
+    from .signalspec import from_config, match_channels, names
     trained, where = predictor.signal, f"--lsl {args.lsl}"
     bp = from_config(trained["bandpower"]) if trained.get("bandpower") else None
     raw = bp is not None and inlet.count == c
@@ -147,11 +147,8 @@ def live_frames(inlet, predictor, args, c, f):
         raise UserError(f"{where}: {len(labels)} channel names for the stream's {inlet.count} channels")
     order = None
     if trained.get("channels") and labels and (raw or f == 1) and labels != trained["channels"]:
-        missing = [name for name in trained["channels"] if name not in labels]
-        if missing:
-            raise UserError(f"{where}: has no channel {', '.join(missing)} of those {args.ckpt} was trained on "
-                            f"({', '.join(trained['channels'])})")
-        order = [labels.index(name) for name in trained["channels"]]
+        order = match_channels(labels, trained["channels"], where, f" of those {args.ckpt} was trained on "
+                               f"({', '.join(trained['channels'])})")
     frames, held = (bp.stream(), np.zeros(0)) if raw else (None, None)
     for x, stamps in inlet.chunks(args.chunk, args.max_frames):
         x = x[order] if order is not None else x

@@ -59,6 +59,42 @@ def names(text):
     return out
 
 
+def match_channels(have, want, where, of=""):
+    """Channel names `want` found among an input's `have` -> their indices in `have`, in want's
+    order. A name not there exactly is matched ignoring case when that is unambiguous (one line
+    says so): amplifiers write FZ or Fz for the same electrode. Two names that differ only in case
+    (in have or in want) are matched exactly only, and the refusal says why. `of` ends the
+    refusal's first part ("of the 3 model.pt was trained on")."""
+    def fold(names):
+        folded = {}
+        for i, name in enumerate(names):
+            folded.setdefault(name.casefold(), []).append(i)
+        return folded
+    have_folded, want_folded = fold(have), fold(want)
+    order, missing, ambiguous, by_case = [], [], [], []
+    for name in want:
+        if name in have:
+            order.append(have.index(name))
+            continue
+        key = name.casefold()
+        candidates = have_folded.get(key, [])
+        if len(candidates) == 1 and len(want_folded[key]) == 1:
+            order.append(candidates[0])
+            by_case.append(f"{have[candidates[0]]} as {name}")
+        else:
+            missing.append(name)
+            if candidates:
+                ambiguous.append(name)
+    if missing:
+        alike = [", ".join(dict.fromkeys([want[i] for i in want_folded[n.casefold()]]
+                                         + [have[i] for i in have_folded[n.casefold()]])) for n in ambiguous]
+        why = "".join(f" ({names}: equal but for case, so matched exactly only)" for names in alike)
+        raise UserError(f"{where}: has no channel {', '.join(missing)}{of}{why}")
+    if by_case:
+        warn(f"{where}: channels matched ignoring case: {', '.join(by_case)}")
+    return order
+
+
 def given(path, fs=None, channel_names=None, parquet_channels=None):
     """The spec of an input: its sidecar, with --fs / --channel-names (which must agree with it)
     and a parquet input's signal columns."""
@@ -97,44 +133,50 @@ def describe(spec):
     return " ".join(parts) or "not described"
 
 
-def conform(x, spec, trained, where, ckpt_path, channel_axis=1):
+def conform(x, spec, trained, where, ckpt_path, channel_axis=1, source=None):
     """Input windows/recordings x (..., C, F, T) as the model was trained on them: channels
     picked and reordered by name, raw samples turned into the checkpoint's band-power frames.
-    spec: the input's; trained: the checkpoint's. One line (UserError) when they cannot match."""
+    spec: the input's; trained: the checkpoint's; source: where spec's rate came from (printed
+    when raw samples are made into frames). One line (UserError) when they cannot match."""
     if not trained:
         return x
-    unchecked = [k for k in ("fs", "channels") if trained.get(k) and not spec.get(k)]
-    if unchecked:
-        what = " and ".join({"fs": "sampling rate", "channels": "channel names and order"}[k] for k in unchecked)
-        warn(f"{where}: its {what} unknown ({os.path.basename(sidecar(where))}, "
-             f"{', '.join({'fs': '--fs', 'channels': '--channel-names'}[k] for k in unchecked)}): not checked against "
-             f"{ckpt_path}'s {describe(trained)}")
+    bp_trained, bp_given = trained.get("bandpower"), spec.get("bandpower")
+    n_bands = x.shape[channel_axis + 1]
+    raw = bp_trained and not bp_given and n_bands == 1 != len(bp_trained["bands"])
+    if raw and not spec.get("fs"):                          # the rate decides which bins make a band: never assumed
+        raise UserError(f"{where}: raw samples of unknown sampling rate; making {ckpt_path}'s band-power frames needs "
+                        f"it: give --fs (Hz), or a {os.path.basename(sidecar(where))} beside it")
     if trained.get("fs") and spec.get("fs") and abs(trained["fs"] - spec["fs"]) > 1e-6:
         raise UserError(f"{where}: sampled at {spec['fs']:g} Hz, {ckpt_path} was trained on {trained['fs']:g} Hz "
                         f"(resample it first)")
     if trained.get("units") and spec.get("units") and trained["units"] != spec["units"]:
         raise UserError(f"{where}: in {spec['units']}, {ckpt_path} was trained on {trained['units']} (scale it first)")
+    order = None
     if trained.get("channels") and spec.get("channels") and trained["channels"] != spec["channels"]:
-        missing = [c for c in trained["channels"] if c not in spec["channels"]]
-        if missing:
-            raise UserError(f"{where}: has no channel {', '.join(missing)} of the {len(trained['channels'])} "
-                            f"{ckpt_path} was trained on ({', '.join(trained['channels'])})")
-        order = [spec["channels"].index(c) for c in trained["channels"]]
-    else:
-        order = None
-    bp_trained, bp_given = trained.get("bandpower"), spec.get("bandpower")
+        order = match_channels(spec["channels"], trained["channels"], where, f" of the {len(trained['channels'])} "
+                               f"{ckpt_path} was trained on ({', '.join(trained['channels'])})")
+        order = None if order == list(range(len(spec["channels"]))) else order     # FZ for Fz: nothing to move
     if bp_given and bp_given != bp_trained:
         raise UserError(f"{where}: band-power frames ({describe(spec)}) computed unlike {ckpt_path}'s input "
                         f"({describe(trained) if bp_trained else 'raw samples'})")
-    if bp_trained and not bp_given and x.shape[channel_axis + 1] == len(bp_trained["bands"]):
+    if bp_trained and not bp_given and n_bands == len(bp_trained["bands"]):
         warn(f"{where}: taken as band-power frames like {ckpt_path}'s (F={len(bp_trained['bands'])}); no description "
              f"says how they were computed")
     bp = None
-    if bp_trained and not bp_given and x.shape[channel_axis + 1] != len(bp_trained["bands"]):
-        if x.shape[channel_axis + 1] != 1:
+    if bp_trained and not bp_given and n_bands != len(bp_trained["bands"]):
+        if n_bands != 1:
             raise UserError(f"{where}: {ckpt_path} takes band-power frames; give raw samples (F=1), or frames "
                             f"described by their {os.path.basename(sidecar(where))}")
         bp = from_config(bp_trained)
+        rate = f"{spec['fs']:g} Hz" + (f", {source}" if source else "")
+        print(f"{where}: raw samples (T={x.shape[-1]} at {rate}) made into {ckpt_path}'s band-power frames "
+              f"(F={len(bp.bands)}, T={bp.n_frames(x.shape[-1])}): {bp.describe()}")
+    unchecked = [k for k in ("fs", "channels") if trained.get(k) and not spec.get(k)]
+    if unchecked:                               # after the refusals: an error is the only line
+        what = " and ".join({"fs": "sampling rate", "channels": "channel names and order"}[k] for k in unchecked)
+        warn(f"{where}: its {what} unknown ({os.path.basename(sidecar(where))}, "
+             f"{', '.join({'fs': '--fs', 'channels': '--channel-names'}[k] for k in unchecked)}): not checked against "
+             f"{ckpt_path}'s {describe(trained)}")
     if order is None and bp is None:
         return x
 
@@ -170,7 +212,8 @@ def conform_input(X, path, fs, channel_names, predictor, ckpt_path):
     else:
         spec = given(path, fs, channel_names)
     check_shape(spec, X.shape, path)
-    return conform(X, spec, predictor.signal, path, ckpt_path)
+    source = "--fs" if fs else os.path.basename(sidecar(path)) if spec.get("fs") else None
+    return conform(X, spec, predictor.signal, path, ckpt_path, source=source)
 
 
 def from_config(config):

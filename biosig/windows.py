@@ -8,7 +8,10 @@
 A recording is a .npy array (C, T_total) with --fs (and --channel-names), or any file MNE reads
 (EDF, BDF, BrainVision .vhdr, .fif, EEGLAB .set, ...; pip install mne), which gives its own
 sampling rate and channel names. Window i of a recording covers samples [i*stride, i*stride +
-length). Labels, one source:
+length) (--length/--stride rounded to whole samples, said when that changes them). Channels are
+picked (--channels) and matched across recordings by name, ignoring case where unambiguous (FZ
+is Fz; said in a line). A truncated EDF/BDF is said to be so and cut as far as it could be read;
+events past a recording's end are counted in a warning. Labels, one source:
   --labels      a per-sample label array (T_total,) per recording (integers)
   --events      a CSV per recording with columns onset,duration,label (seconds; label a name or number)
   annotations   a file's own annotations (MNE), when neither is given
@@ -17,161 +20,25 @@ center sample (center); windows whose label is none (no event covers them) are l
 names become classes 0..K-1 in sorted order (classes.json, for train.py --class-names).
 Each recording is a group (groups.npy: its index; groups.json: the names), for --split group.
 
-Writes OUT/X.npy (N, C, 1, T) float32, y.npy, groups.npy, groups.json, classes.json (named
-labels), X.signal.json ({"fs", "channels", "units"}: what the windows are; train.py stores it in
+Writes OUT/X.npy (N, C, 1, T) float32, y.npy, groups.npy, groups.json, onsets.npy (N,) float64
+(each window's start in seconds in its recording; infer.py writes it beside the predictions),
+classes.json (named labels), X.signal.json ({"fs", "channels", "units"}: what the windows are; train.py stores it in
 the checkpoint, infer.py checks new recordings against it). Memory-bounded: the
 windows go straight to a memory-mapped X.npy, a block of recording at a time; OUT appears
 only once complete.
 """
-import csv
 import json
-import mmap
 import os
 import shutil
 
 import numpy as np
 
 from . import signalspec
-from .errors import ArgumentParser, UserError, positive_float, prog, stop_on_sigterm, warn
+from .errors import ArgumentParser, UserError, needs, positive_float, prog, stop_on_sigterm, warn
+from .recordings import VOLTS, Recording, _mne, first_line, mapped, read_events, signal_channels
 
-MNE_HINT = "reading {} needs MNE: pip install mne"
-VOLTS = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio"}     # MNE channel types given in volts
 BAD = ("bad", "edge")          # annotations MNE marks as bad spans (BAD_muscle, EDGE boundary): not classes
-
-
-def signal_channels(inst):
-    """An MNE Raw's or Epochs' channels but its trigger (stim) ones: EEG, MEG, ECG, EMG, EOG, ... stay."""
-    return [i for i, kind in enumerate(inst.get_channel_types()) if kind != "stim"]
-
-
-def first_line(e):
-    """An exception as a short line: its type and the first line of its message, if any."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
 BLOCK_BYTES = 16 << 20      # recording read at a time (float64, as MNE gives it): bounds the memory
-
-
-def mapped(path, what):
-    """A .npy opened memory-mapped, never unpickled (biosig.data would import torch: ~300 MB resident
-    for a tool that needs none)."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read the {what} ({e})") from None
-
-
-def _mne():
-    try:
-        import mne
-    except ImportError:
-        return None
-    mne.set_log_level("ERROR")
-    return mne
-
-
-class Recording:
-    """One recording: fs, channels (names or None), units, n_samples, read(start, stop) -> (C, n)
-    float32, and annotations() -> [(onset s, duration s, label)]."""
-
-    def __init__(self, path, fs=None, channel_names=None, pick=None, units=None):
-        self.path = path
-        if os.path.isdir(path):
-            raise UserError(f"{path}: is a directory, not a recording file")
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: recording not found")
-        if path.endswith(".npy"):
-            self.data = mapped(path, "recording")
-            if self.data.ndim != 2:
-                raise UserError(f"{path}: a recording .npy is (C, T_total), got shape {tuple(self.data.shape)}")
-            spec = signalspec.given(path, fs, channel_names)       # its .signal.json, if any, with the flags
-            fs, channel_names = spec.get("fs"), spec.get("channels")
-            units = units or spec.get("units")
-            if fs is None:
-                raise UserError(f"{path}: give its sampling rate, --fs HZ")
-            self.fs, self.units, self.raw = float(fs), units, None
-            self.channels = channel_names
-            if channel_names is not None and len(channel_names) != self.data.shape[0]:
-                raise UserError(f"{path}: --channel-names names {len(channel_names)} channels, the recording has "
-                                f"{self.data.shape[0]}")
-        else:
-            mne = _mne()
-            if mne is None:
-                raise UserError(MNE_HINT.format(path))
-            try:
-                raw = mne.io.read_raw(path, preload=False, verbose="error")
-                self.raw = raw.pick(signal_channels(raw))    # no trigger (stim/status) channels
-            except Exception as e:       # MNE's many reader errors: a file it cannot read is the user's
-                raise UserError(f"{path}: MNE cannot read it as a recording ({first_line(e)})") from None
-            self.fs, self.channels = float(self.raw.info["sfreq"]), list(self.raw.ch_names)
-            self.units = "V" if set(self.raw.get_channel_types()) <= VOLTS else None
-            if fs is not None and abs(fs - self.fs) > 1e-6:
-                raise UserError(f"{path}: is sampled at {self.fs:g} Hz, not --fs {fs:g}")
-            if channel_names is not None and channel_names != self.channels:
-                raise UserError(f"{path}: its header names its channels {','.join(self.channels)}; --channel-names "
-                                f"is for .npy recordings")
-            if units is not None:
-                raise UserError(f"{path}: MNE gives its samples in SI units (V); --units is for .npy recordings")
-            self.data = None
-        self.index = list(range(self.n_channels))
-        if pick:
-            if self.channels is None:
-                raise UserError(f"{path}: --channels picks by name; name the recording's channels with "
-                                f"--channel-names")
-            missing = [c for c in pick if c not in self.channels]
-            if missing:
-                raise UserError(f"{path}: has no channel {', '.join(missing)} (it has {', '.join(self.channels)})")
-            self.index = [self.channels.index(c) for c in pick]
-            self.channels = list(pick)
-
-    @property
-    def n_channels(self):
-        return self.data.shape[0] if self.data is not None else len(self.raw.ch_names)
-
-    @property
-    def n_samples(self):
-        return self.data.shape[1] if self.data is not None else self.raw.n_times
-
-    def read(self, start, stop):
-        if self.data is not None:
-            return np.asarray(self.data[self.index, start:stop], dtype=np.float32)
-        return self.raw.get_data(picks=self.index, start=start, stop=stop).astype(np.float32)
-
-    def release(self):
-        """Let go of the pages of a memory-mapped recording read so far (they would stay resident)."""
-        mapped = getattr(self.data, "_mmap", None)
-        if mapped is not None and hasattr(mapped, "madvise"):
-            mapped.madvise(mmap.MADV_DONTNEED)
-
-    def annotations(self):
-        if self.raw is None or not len(self.raw.annotations):
-            return []
-        a = self.raw.annotations
-        starts = self.raw.time_as_index(a.onset, origin=a.orig_time) / self.fs
-        return [(float(s), float(d), str(name)) for s, d, name in zip(starts, a.duration, a.description)]
-
-
-def read_events(path):
-    """events CSV (onset,duration,label; seconds) -> [(onset, duration, label)]."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:          # a spreadsheet's BOM is no column name
-            rows = list(csv.DictReader(f, skipinitialspace=True))
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read events ({first_line(e)})") from None
-    rows = [{(k or "").strip(): v for k, v in r.items()} for r in rows]
-    if not rows or not {"onset", "duration", "label"} <= set(rows[0]):
-        raise UserError(f"{path}: an events file is a CSV with the columns onset,duration,label (seconds)")
-    events = []
-    for i, r in enumerate(rows, 2):
-        if any(r[k] is None or not r[k].strip() for k in ("onset", "duration", "label")):
-            raise UserError(f"{path}: line {i}: needs an onset, a duration and a label")
-        try:
-            onset, duration = float(r["onset"]), float(r["duration"])
-        except ValueError:
-            raise UserError(f"{path}: line {i}: onset and duration must be numbers (seconds)") from None
-        if not (np.isfinite(onset) and np.isfinite(duration)) or onset < 0 or duration < 0:
-            raise UserError(f"{path}: line {i}: onset and duration must be finite and 0 or more")
-        events.append((onset, duration, r["label"].strip()))
-    return events
 
 
 def is_bad(name):
@@ -232,7 +99,10 @@ def get_args_parser():
     p.add_argument("--recording", nargs="+", metavar="PATH", help="recordings: .npy (C, T_total) with --fs, or files "
                    "MNE reads; each is a group")
     p.add_argument("--epochs", metavar="EPO.FIF", help="instead: MNE epochs (-epo.fif) to X/y as they are")
-    p.add_argument("--out", required=True, help="directory to write X.npy, y.npy, groups.npy, ... (must be new or empty)")
+    p.add_argument("--out", required=True, help="directory to write X.npy, y.npy, groups.npy, ... (must be new or empty, "
+                   "or --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out's windows (a directory this tool wrote); "
+                   "the new ones are written beside it and swapped in once complete")
     p.add_argument("--fs", type=positive_float, help="sampling rate in Hz (.npy recordings; checked for others)")
     p.add_argument("--channel-names", help="names of a .npy recording's channels, comma-separated")
     p.add_argument("--channels", help="use these channels, in this order (comma-separated names)")
@@ -259,12 +129,11 @@ def main(argv=None):
             if getattr(args, flag) is not None:
                 raise UserError(f"--{flag.replace('_', '-')} is for cutting recordings; --epochs takes MNE's epochs "
                                 f"as they are")
-    if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
-        raise UserError(f"{args.out}: --out exists and is not an empty directory")
+    _check_out(args)
     if args.epochs:
         mne = _mne()
         if mne is None:
-            raise UserError(MNE_HINT.format(args.epochs))
+            raise needs(f"reading {args.epochs}", "mne")
         if not os.path.isfile(args.epochs):
             raise UserError(f"{args.epochs}: not found")
         try:
@@ -274,11 +143,37 @@ def main(argv=None):
         X, y, names, signal = from_epochs(epochs)
     try:
         if args.epochs:
-            return _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)], signal)
+            onsets = epochs.events[:, 0] / signal["fs"] + epochs.tmin       # MNE's clock (from its first_samp)
+            return _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)], signal,
+                          onsets=onsets)
         return _cut(args)
     except BaseException:                      # Ctrl-C, a full disk: no OUT.partial left behind
         shutil.rmtree(args.out.rstrip("/") + ".partial", ignore_errors=True)
         raise
+
+
+def _check_out(args):
+    """--out must be new, an empty directory, or with --overwrite windows this tool wrote (X.npy,
+    X.signal.json and only files of WRITTEN) holding none of the inputs: nothing else is replaced."""
+    out = args.out
+    if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
+        return
+    if not os.path.isdir(out):
+        raise UserError(f"{out}: --out exists and is a file, not a directory; give another --out")
+    if not args.overwrite:
+        raise UserError(f"{out}: --out exists and is not an empty directory; give --overwrite to replace its "
+                        f"windows, or another --out")
+    names = os.listdir(out)
+    others = sorted(set(names) - set(WRITTEN))
+    if not {"X.npy", "X.signal.json"} <= set(names) or others:
+        raise UserError(f"{out}: --overwrite replaces only windows written by this tool (X.npy, X.signal.json, ...); "
+                        f"this directory holds " + (f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}"
+                                                    if others else "no X.npy and X.signal.json") + "; give another --out")
+    inputs = [*(args.recording or []), args.epochs, *(args.labels or []), *(args.events or []), args.classes]
+    root = os.path.realpath(out)
+    for path in inputs:
+        if path and os.path.exists(path) and os.path.realpath(path).startswith(root + os.sep):
+            raise UserError(f"{path}: an input inside --out {out}, which --overwrite would remove; give another --out")
 
 
 def _class_names(text):
@@ -319,6 +214,9 @@ def _cut(args):
                       args.units) for p in args.recording]
     first = recs[0]
     for r in recs[1:]:
+        if (r.channels and first.channels and len(r.channels) == len(first.channels)
+                and {c.casefold() for c in r.channels} == {c.casefold() for c in first.channels}):
+            r.take_order(first.channels)         # the same montage, named in another order or case
         if r.fs != first.fs or r.channels != first.channels or len(r.index) != len(first.index):
             raise UserError(f"{r.path}: its sampling rate or channels differ from {first.path}'s "
                             f"({r.fs:g} Hz {r.channels or len(r.index)} vs {first.fs:g} Hz "
@@ -327,6 +225,11 @@ def _cut(args):
     length, stride = int(round(args.length * fs)), int(round((args.stride or args.length) * fs))
     if length < 1 or stride < 1:
         raise UserError(f"--length {args.length} s or --stride at {fs:g} Hz is under one sample")
+    rounded = [f"{flag} {seconds:g} s to {n} samples ({n / fs:g} s)" for flag, seconds, n in
+               (("--length", args.length, length), ("--stride", args.stride, stride))
+               if seconds is not None and abs(n / fs - seconds) > 1e-9]
+    if rounded:
+        warn(f"rounded to whole samples at {fs:g} Hz: {'; '.join(rounded)}")
     events = [read_events(p) for p in args.events] if args.events else [r.annotations() for r in recs]
     named = not args.labels and any(events)
     if args.classes and not named:
@@ -353,6 +256,10 @@ def _cut(args):
                                 f"{lab.dtype} {tuple(lab.shape)}")
         elif named:
             lab = sample_labels(events[k], r.n_samples, fs, classes)
+            late = [e for e in events[k] if e[2] in classes and round(e[0] * fs) >= r.n_samples]
+            if late:
+                warn(f"{r.path}: {len(late)} event(s) start past its end ({r.n_samples / fs:g} s; the first at "
+                     f"{min(e[0] for e in late):g} s): dropped")
         else:
             lab = None
         y = None if lab is None else window_labels(lab, starts, length, args.label_rule)
@@ -381,11 +288,18 @@ def _cut(args):
     y = None if plans[0][1] is None else np.concatenate([yk for _, yk in plans])
     groups = np.concatenate([np.full(len(s), k, np.int64) for k, (s, _) in enumerate(plans)])
     signal = {"fs": fs, "channels": first.channels, "units": first.units or args.units}
-    return _write(args.out, None, y, groups, classes, [os.path.basename(r.path) for r in recs], signal, tmp)
+    onsets = np.concatenate([s / fs for s, _ in plans])          # float64 seconds from each recording's start
+    return _write(args.out, None, y, groups, classes, [os.path.basename(r.path) for r in recs], signal, tmp,
+                  onsets=onsets)
 
 
-def _write(out, X, y, groups, classes, group_names, signal, tmp=None):
-    """Write the files into OUT.partial, then rename it to OUT: OUT appears complete or not at all."""
+# every file _write may write (what --overwrite may replace)
+WRITTEN = ("X.npy", "y.npy", "groups.npy", "onsets.npy", "groups.json", "X.signal.json", "classes.json")
+
+
+def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=None):
+    """Write the files into OUT.partial, then rename it to OUT: OUT appears complete or not at all.
+    onsets (N,): each window's start in seconds in its recording (onsets.npy)."""
     if tmp is None:
         tmp = out.rstrip("/") + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -394,6 +308,8 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None):
     if y is not None:
         np.save(os.path.join(tmp, "y.npy"), y)
     np.save(os.path.join(tmp, "groups.npy"), groups)
+    if onsets is not None:
+        np.save(os.path.join(tmp, "onsets.npy"), np.asarray(onsets, np.float64))
     files = {"groups.json": group_names, "X.signal.json": {**dict.fromkeys(signalspec.KEYS), **signal}}
     if classes:
         files["classes.json"] = classes
@@ -401,9 +317,14 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None):
         with open(os.path.join(tmp, name), "w") as f:
             json.dump(obj, f, indent=1)
             f.write("\n")
-    if os.path.isdir(out):
+    old = out.rstrip("/") + ".replaced"
+    if os.path.isdir(out) and os.listdir(out):      # --overwrite (checked): the old windows go once the new are in
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(out, old)
+    elif os.path.isdir(out):
         os.rmdir(out)                               # checked empty
     os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
     shape = np.load(os.path.join(out, "X.npy"), mmap_mode="r").shape
     counts = "" if y is None else " | windows per class " + ", ".join(
         f"{(classes or range(int(y.max()) + 1))[c] if classes else c}: {int((y == c).sum())}" for c in np.unique(y))

@@ -197,3 +197,144 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
         offline = list(csv.DictReader(open(tmp_path / "frames.csv")))
         assert len(live) == len(offline)
         assert max(abs(float(a["prob_0"]) - float(b["prob_0"])) for a, b in zip(live, offline)) < 1e-5
+
+
+def windows_main(argv, capsys):
+    """python -m biosig.windows ARGV in-process -> its warning lines (stderr)."""
+    import signal
+    from biosig.windows import main
+    sigterm = signal.getsignal(signal.SIGTERM)               # main() takes SIGTERM over
+    capsys.readouterr()
+    try:
+        main([str(a) for a in argv])
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+
+
+def edf(path, names, seconds, fs=128, annotations=None):
+    """An EDF of `seconds` of noise on channels `names` (MNE's export, through edfio)."""
+    mne = pytest.importorskip("mne")
+    pytest.importorskip("edfio")
+    mne.set_log_level("ERROR")
+    raw = mne.io.RawArray(np.random.default_rng(0).normal(size=(len(names), seconds * fs)) * 1e-5,
+                          mne.create_info(names, fs, "eeg"))
+    if annotations:
+        raw.set_annotations(mne.Annotations(*zip(*annotations)))
+    mne.export.export_raw(str(path), raw, overwrite=True)
+    return path
+
+
+def test_a_truncated_edf_is_said_to_be_and_windowed_as_far_as_it_reads(tmp_path, capsys):
+    """An EDF cut short (a recorder that crashed, a copy that stopped) was windowed silently: MNE
+    infers the length from the file size and its warning was muted."""
+    whole = edf(tmp_path / "whole.edf", ["Fz", "Cz"], 20)
+    data = whole.read_bytes()
+    (tmp_path / "cut.edf").write_bytes(data[:len(data) // 2])          # 20 records of 1 s in the header
+    warnings = windows_main(["--recording", tmp_path / "cut.edf", "--length", 1, "--out", tmp_path / "w"], capsys)
+    truncated = [w for w in warnings if "cut.edf" in w and "header says" in w]
+    assert len(truncated) == 1 and "the header says 20 s, 9 s could be read" in truncated[0], warnings
+    assert np.load(tmp_path / "w" / "X.npy").shape == (9, 2, 1, 128)
+    # the whole file: nothing said
+    warnings = windows_main(["--recording", whole, "--length", 1, "--out", tmp_path / "w2"], capsys)
+    assert not [w for w in warnings if "header says" in w], warnings
+
+
+def test_events_past_a_recordings_end_are_counted_in_a_warning(tmp_path, capsys):
+    np.save(tmp_path / "r.npy", np.random.default_rng(0).normal(size=(2, 10 * 100)).astype(np.float32))   # 10 s
+    (tmp_path / "e.csv").write_text("onset,duration,label\n1,3,go\n5,3,stop\n12,2,go\n15.5,1,stop\n9.5,2,go\n")
+    warnings = windows_main(["--recording", tmp_path / "r.npy", "--fs", 100, "--length", 1, "--events",
+                             tmp_path / "e.csv", "--out", tmp_path / "w"], capsys)
+    assert warnings == ["warning: " + f"{tmp_path / 'r.npy'}: 2 event(s) start past its end (10 s; the first at "
+                        f"12 s): dropped"], warnings
+    assert np.load(tmp_path / "w" / "y.npy").tolist() == [0, 0, 0, 1, 1, 1]    # 1-4 s go, 5-8 s stop
+
+
+def test_length_and_stride_rounded_to_whole_samples_are_said_to_be(tmp_path, capsys):
+    np.save(tmp_path / "r.npy", np.zeros((1, 1000), np.float32))
+    common = ["--recording", tmp_path / "r.npy", "--fs", 128]
+    warnings = windows_main([*common, "--length", 0.3, "--stride", 0.25, "--out", tmp_path / "a"], capsys)
+    assert warnings == ["warning: rounded to whole samples at 128 Hz: --length 0.3 s to 38 samples (0.296875 s)"]
+    assert np.load(tmp_path / "a" / "X.npy").shape[-1] == 38
+    warnings = windows_main([*common, "--length", 0.25, "--stride", 0.1, "--out", tmp_path / "b"], capsys)
+    assert warnings == ["warning: rounded to whole samples at 128 Hz: --stride 0.1 s to 13 samples (0.101562 s)"]
+    assert windows_main([*common, "--length", 0.5, "--out", tmp_path / "c"], capsys) == []     # 64 samples exactly
+
+
+def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, capsys):
+    """Amplifiers write FZ or Fz: --channels, recordings of one montage, and a checkpoint's channels
+    (infer.py, --stream, --lsl: signalspec.match_channels) match ignoring case, and say so; two names
+    equal but for case are matched exactly only."""
+    from biosig import signalspec
+    from biosig.errors import UserError
+    from conftest import main_fails
+    from biosig.windows import main
+    a = edf(tmp_path / "a.edf", ["Fz", "Cz", "Pz"], 4, annotations=[(0.0, 4.0, "rest")])
+    b = edf(tmp_path / "b.edf", ["PZ", "FZ", "CZ"], 4, annotations=[(0.0, 4.0, "rest")])   # another amplifier
+    warnings = windows_main(["--recording", a, b, "--length", 2, "--out", tmp_path / "w"], capsys)
+    assert warnings == [f"warning: {b}: channels matched ignoring case: FZ as Fz, CZ as Cz, PZ as Pz"]
+    assert json.loads((tmp_path / "w" / "X.signal.json").read_text())["channels"] == ["Fz", "Cz", "Pz"]
+    X = np.load(tmp_path / "w" / "X.npy")
+    import mne
+    back = mne.io.read_raw(str(b)).get_data()
+    np.testing.assert_allclose(X[2:, :, 0], np.stack([back[[1, 2, 0], :256], back[[1, 2, 0], 256:]]), rtol=1e-6)
+    warnings = windows_main(["--recording", b, "--channels", "Cz,Fz", "--length", 2, "--out", tmp_path / "p"], capsys)
+    assert warnings == [f"warning: {b}: channels matched ignoring case: CZ as Cz, FZ as Fz"]
+    assert json.loads((tmp_path / "p" / "X.signal.json").read_text())["channels"] == ["Cz", "Fz"]
+    np.testing.assert_allclose(np.load(tmp_path / "p" / "X.npy")[0, :, 0], back[[2, 1], :256], rtol=1e-6)
+    main_fails(main, ["--recording", b, "--channels", "Cz,Oz", "--length", 2, "--out", tmp_path / "bad"], capsys,
+               "has no channel Oz")
+
+    # a checkpoint's channels (what conform() and the LSL decoder match by)
+    x = np.arange(3 * 4, dtype=np.float32).reshape(1, 3, 1, 4)
+    out = signalspec.conform(x, {"channels": ["PZ", "FZ", "CZ"]}, {"channels": ["Fz", "Cz", "Pz"]}, "x.npy", "m.pt")
+    np.testing.assert_array_equal(out, x[:, [1, 2, 0]])
+    assert capsys.readouterr().err == "warning: x.npy: channels matched ignoring case: FZ as Fz, CZ as Cz, PZ as Pz\n"
+    assert signalspec.match_channels(["Fz", "FZ", "Cz"], ["FZ", "Cz"], "x.npy") == [1, 2]     # exact first
+    with pytest.raises(UserError, match=r"has no channel Fz \(Fz, FZ, fz: equal but for case, so matched exactly"):
+        signalspec.match_channels(["FZ", "fz", "Cz"], ["Fz", "Cz"], "x.npy")
+    assert capsys.readouterr().err == ""
+
+
+def test_windows_carry_their_onsets_into_infer_predictions(tmp_path, capsys):
+    """onsets.npy (N,) float64 beside groups.npy: each window's start in seconds in its recording,
+    so that predictions map back to it; infer.py --out writes it as an onset_s column."""
+    from biosig.cli.infer import main as infer
+    from biosig.cli.train import main as train
+    from biosig.errors import run_cli
+    from conftest import FAST, main_fails
+    fs, rng = 64, np.random.default_rng(0)
+    t = np.arange(40 * fs) / fs
+    for k in range(2):                  # alternating 4 s of 6 Hz (a) and 4 s of 20 Hz (b) on channel 0
+        rec = rng.normal(size=(2, len(t))) * 0.3
+        rec[0] += np.where((t // 4) % 2 == 0, np.sin(2 * np.pi * 6 * t), np.sin(2 * np.pi * 20 * t))
+        np.save(tmp_path / f"r{k}.npy", rec.astype(np.float32))
+        (tmp_path / f"e{k}.csv").write_text("onset,duration,label\n" + "".join(
+            f"{s},4,{'ab'[(s // 4) % 2]}\n" for s in range(0, 40, 4)))
+    windows_main(["--recording", tmp_path / "r0.npy", tmp_path / "r1.npy", "--fs", fs, "--channel-names", "C3,C4",
+                  "--length", 1.5, "--stride", 0.75, "--events", tmp_path / "e0.csv", tmp_path / "e1.csv",
+                  "--out", tmp_path / "w"], capsys)
+    w = tmp_path / "w"
+    onsets, groups = np.load(w / "onsets.npy"), np.load(w / "groups.npy")
+    assert onsets.dtype == np.float64 and onsets.shape == groups.shape
+    starts = np.arange(0, 40 * fs - 96 + 1, 48)
+    majority = np.array([np.bincount((np.arange(s, s + 96) // (4 * fs)) % 2).argmax() for s in starts])
+    assert onsets[groups == 0].tolist() == (starts / fs).tolist()                 # every window has a label
+    assert np.load(w / "y.npy")[groups == 0].tolist() == majority.tolist()
+    X = np.load(w / "X.npy")
+    np.testing.assert_array_equal(X[groups == 1][7, :, 0], np.load(tmp_path / "r1.npy")[:, 7 * 48:7 * 48 + 96])
+
+    run_cli(train, [str(a) for a in ["--x", w / "X.npy", "--y", w / "y.npy", "--save", tmp_path / "m.pt",
+                                     "--run-dir", tmp_path / "run", "--epochs", "1", "--no-report", *FAST]])
+    run_cli(infer, [str(a) for a in ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--quiet",
+                                     "--out", tmp_path / "p.csv"]])
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert list(rows[0])[:2] == ["sample", "onset_s"] and len(rows) == len(onsets)
+    assert [float(r["onset_s"]) for r in rows] == onsets.tolist()
+    run_cli(infer, [str(a) for a in ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--quiet",
+                                     "--out", tmp_path / "p.jsonl"]])
+    assert [json.loads(line)["onset_s"] for line in open(tmp_path / "p.jsonl")] == onsets.tolist()
+    np.save(tmp_path / "short.npy", onsets[:5])
+    main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--onsets", tmp_path / "short.npy",
+                       "--out", tmp_path / "q.csv"], capsys, "short.npy", f"({len(onsets)},)")
+    assert not (tmp_path / "q.csv").exists()

@@ -24,10 +24,14 @@ def get_args_parser():
     p.add_argument("--groups", help="groups.npy (B,): the subject/recording id of each window, checked against the "
                    "groups the checkpoint trained and validated on (windows of those score optimistically)")
     p.add_argument("--group-col", help="parquet: the group column, as --groups")
+    p.add_argument("--onsets", help="onsets.npy (B,): each window's start in seconds in its recording, written as "
+                   "an onset_s column of a .csv/.jsonl --out (default: the onsets.npy biosig.windows wrote beside "
+                   "--x, if there is one)")
     p.add_argument("--strict-groups", action="store_true",
                    help="refuse (exit 2) to score windows of groups the checkpoint trained or validated on")
-    p.add_argument("--report", help="also write the report as JSON: the scores' lines, and with --groups which "
-                   "windows come from groups seen in training ('leaky')")
+    p.add_argument("--report", help="also write the report as JSON: the scores as numbers (\"scores\": every "
+                   "metric, the confusion matrix, class names, n), the printed lines (\"report\"), and with "
+                   "--groups which windows come from groups seen in training ('leaky')")
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
@@ -47,6 +51,11 @@ def main(argv=None):
     from biosig.errors import UserError
     args = get_args_parser().parse_args(argv)
     from biosig.decode import check_flags
+    if args.x and os.path.isfile(args.x):
+        from biosig.checkpoint import looks_like_checkpoint
+        if looks_like_checkpoint(args.x):
+            raise UserError(f"{args.x}: --x is a checkpoint, not windows or a recording; pass it as --ckpt "
+                            f"{args.x} and the windows as --x")
     check_flags(args)
     if args.stream or args.lsl:
         from biosig.decode import run
@@ -81,16 +90,20 @@ def main(argv=None):
     if args.normalize and not trained_zscore:
         warn(f"--normalize ignored: {args.ckpt} was trained without it; applying the checkpoint's preprocessing")
 
-    # the channels the model was trained on, by name: a parquet input is read by them, and a
-    # different selection is refused (same count, other channels would run without complaint)
+    # the channels the model was trained on, by name: a parquet input is read by them (--signal-cols in
+    # another order are the same channels, read in the checkpoint's order, as .npy windows are reordered);
+    # a selection without one of them is refused (same count, other channels would run without complaint)
     signal_cols = args.signal_cols
     if predictor.channels and parquet.is_parquet(args.x):
         given = parquet.parse_columns(signal_cols)
         if given is None:
             signal_cols = ",".join(predictor.channels)
         elif given != predictor.channels:
-            raise UserError(f"{args.x}: --signal-cols {','.join(given)} are not the channels {args.ckpt} was trained "
-                            f"on ({','.join(predictor.channels)}, in this order)")
+            from biosig.signalspec import match_channels
+            order = match_channels(given, predictor.channels, f"{args.x} --signal-cols {','.join(given)}",
+                                   f" of the {len(predictor.channels)} {args.ckpt} was trained on "
+                                   f"({','.join(predictor.channels)})")
+            signal_cols = ",".join(given[i] for i in order)
     # parquet: the label column is scored when present; .npy: only with --y
     X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
@@ -115,18 +128,20 @@ def main(argv=None):
     if not args.quiet:
         for i in range(len(pred["values"])):
             print(task.prediction_line(i, {k: v[i] for k, v in pred.items()}, softmax))
-    lines = task.report_lines(pred, y, softmax)
+    scores = task.scores(pred, y, softmax)
+    lines = task.report_lines(scores)
     if leak is not None:
         lines.append(ledger.describe(leak, args.ckpt))
     if lines:
         print("\n".join(lines))
     if args.out:
-        write_predictions(args.out, task, pred, softmax, leak)
+        write_predictions(args.out, task, pred, softmax, leak, onsets=load_onsets(args, len(X)))
     if args.report:
         from biosig.runs import write_json
         groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
         write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
-                                 "windows": int(len(X)), "scored": y is not None, "report": lines,
+                                 "windows": int(len(X)), "scored": y is not None, "task": task.name,
+                                 "scores": scores, "report": lines,
                                  "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
 
 
@@ -156,11 +171,36 @@ def check_groups(args, ckpt, groups, n):
     return result
 
 
-def write_predictions(path, task, pred, softmax, leak=None):
+def load_onsets(args, n):
+    """--onsets, or the onsets.npy beside an .npy --x (biosig.windows writes one) -> (n,) float64
+    seconds, or None. One given that does not fit the windows is refused; one found is skipped
+    with a warning."""
+    import numpy as np
+
+    from biosig.errors import UserError, warn
+    path = args.onsets or (os.path.join(os.path.dirname(args.x), "onsets.npy") if args.x.endswith(".npy") else None)
+    if not path or (not args.onsets and not os.path.isfile(path)):
+        return None
+    try:
+        onsets = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the window onsets ({e})") from None
+    if onsets.shape == (n,) and np.issubdtype(onsets.dtype, np.number) and np.isfinite(onsets).all():
+        return onsets.astype(np.float64)
+    problem = f"{path}: window onsets are ({n},) finite seconds, one per window of {args.x}; got {onsets.dtype} " \
+              f"{tuple(onsets.shape)}"
+    if args.onsets:
+        raise UserError(problem)
+    warn(problem + ": no onset_s column")
+    return None
+
+
+def write_predictions(path, task, pred, softmax, leak=None, onsets=None):
     """Atomically write predictions: .npy the task's (B, ...) "values"; .csv or .jsonl its
     records (task.records: a row per window, or per window and frame), numbers in .csv to 6
     significant digits. With a group check (`leak`), each record says whether its window's
-    group was seen in training: "seen" is train, val or empty."""
+    group was seen in training: "seen" is train, val or empty. With onsets (B,) seconds, each
+    record has its window's onset_s after "sample" (.csv: to the microsecond)."""
     import csv
     import json
 
@@ -175,13 +215,18 @@ def write_predictions(path, task, pred, softmax, leak=None):
             elif ext == ".csv":
                 writer = csv.writer(f, lineterminator="\n")
                 for i, row in enumerate(task.records(pred, softmax, flat=True)):
+                    if onsets is not None:
+                        row = {"sample": row["sample"], "onset_s": round(float(onsets[row["sample"]]), 6), **row}
                     if leak is not None:
                         row["seen"] = str(leak["seen"][row["sample"]])
                     if i == 0:
                         writer.writerow(row)
-                    writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
+                    writer.writerow([v if k == "onset_s" else f"{v:.6g}" if isinstance(v, float) else v
+                                     for k, v in row.items()])
             else:
                 for row in task.records(pred, softmax, flat=False):
+                    if onsets is not None:
+                        row = {"sample": row["sample"], "onset_s": float(onsets[row["sample"]]), **row}
                     if leak is not None:
                         row["seen"] = str(leak["seen"][row["sample"]])
                     f.write(json.dumps(row) + "\n")
