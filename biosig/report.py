@@ -2,6 +2,7 @@
 
     python -m biosig.report RUN_DIR        # runs/<run>: what train.py writes at the end of a run
     python -m biosig.report SWEEP_OUT      # a sweep's --out: objective against each swept flag, ranked table
+                                           # (biosig/sweep/report.py; what both share: biosig/plots.py)
 
 A run's report is read from its directory alone (config.json, metrics.jsonl, summary.json and,
 for tasks with examples, examples.npz): learning curves (train/val loss with the learning rate
@@ -9,24 +10,20 @@ on a second axis; the validation metrics with the best epoch marked), and at the
 confusion matrix with class names and per-class precision/recall/F1 (classification,
 segmentation), predicted against true (regression), true and predicted frames of a few windows
 (segmentation). The panels follow from what the run recorded, never from the task's name.
+The title names the run, its model, task and data: the PNG travels without the page.
 
 matplotlib is optional (pip install matplotlib): without it the report is skipped with one line.
 """
-import base64
-import csv
-import html
 import importlib.util
-import io
 import json
-import math
 import os
 
 import numpy as np
 
-from .atomic import atomic_path
 from .errors import ArgumentParser, UserError, needs, prog
+from .plots import FILES, STYLES, cell as _cell, figure, html_table, legend_below as _legend_below, log_axis
+from .plots import png_bytes, write_files
 
-FILES = ("report.png", "report.html")
 EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
 
 
@@ -115,24 +112,17 @@ def panel_loss(ax, run):
         lines += ax2.plot(x, lr, "--", color="0.4", label="lr")
         labels.append("lr")
         if min(lr) > 0 and max(lr) / min(lr) > 10:
-            ax2.set_yscale("log")
+            log_axis(ax2, "y", min(lr), max(lr))
         else:
             ax2.set_ylim(0, max(lr) * 1.1 or 1)
             ax2.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         ax2.tick_params(axis="y", labelsize=7, colors="0.4")
+        ax2.set_ylabel("learning rate", color="0.4")
     epoch, words = _chosen(run)
     if epoch:
         lines.append(ax.axvline(epoch, color="0.5", ls=":"))
         labels.append(words)
     _legend_below(ax, lines, labels)
-
-
-STYLES = ("-", "--", "-.", ":")
-
-
-def _legend_below(ax, handles, labels):
-    """A legend under the panel's x axis: it never covers a curve (nor is covered by a twin axis)."""
-    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
 
 
 def panel_metric(ax, run):
@@ -152,6 +142,8 @@ def panel_metric(ax, run):
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     lines, n = [], 0
     for axis, group in ((ax, unit), (ax.twinx() if unit and other else ax, other)):
+        if group and group is other:        # MAE, RMSE: in the targets' units, on their own axis
+            axis.set_ylabel(", ".join(k for k, _, _ in group) + " (targets' units)")
         for key, x, y in group:
             lines += axis.plot(x, y, STYLES[n % len(STYLES)], color=colors[n % len(colors)], marker="o", ms=3,
                                lw=2.5 if key == monitor else 1.2, label=key + (" (monitored)" if key == monitor else "")
@@ -161,7 +153,8 @@ def panel_metric(ax, run):
     if epoch:
         lines.append(ax.axvline(epoch, color="0.5", ls=":", label=words))
     _epoch_axis(ax)
-    ax.set_ylabel("score" if unit else "value")
+    if unit:
+        ax.set_ylabel("score")
     ax.set_title("metrics per epoch")
     _legend_below(ax, lines, [line.get_label() for line in lines])
 
@@ -254,62 +247,17 @@ def run_panels(run):
     return panels
 
 
-def draw(panels, data, title):
-    """The panels, two to a row (a wide one takes a row), as PNG bytes."""
-    from matplotlib.figure import Figure
-    row, col, places = 0, 0, []
-    for _, _, wide in panels:
-        if wide and col:                        # a wide panel starts a row of its own
-            row, col = row + 1, 0
-        places.append((row, slice(0, 2) if wide else col))
-        row, col = (row + 1, 0) if wide or col else (row, 1)
-    n_rows = row + (1 if col else 0)
-    fig = Figure(figsize=(12, 4 * n_rows), layout="constrained")
-    grid = fig.add_gridspec(n_rows, 2)
-    for (name, fn, wide), (r, c) in zip(panels, places):
-        fn(fig.add_subplot(grid[r, c]), data)
-    fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
 # -------------------------------------------------------------------------------- the files
 
-STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
-         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f3f3f3}"
-         "td.l,th.l{text-align:left}img{max-width:100%}")
-
-
-def _cell(value):
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def html_table(header, rows, left=1):
-    """An HTML table; the first `left` columns are left-aligned (names)."""
-    def cells(tag, values):
-        return "".join(f"<{tag}{' class=l' if i < left else ''}>{html.escape(_cell(v))}</{tag}>"
-                       for i, v in enumerate(values))
-    return ("<table>" + (f"<tr>{cells('th', header)}</tr>" if header else "")
-            + "".join("<tr>" + cells("td", r) + "</tr>" for r in rows) + "</table>")
-
-
-def write_files(directory, png, title, sections):
-    """report.png and report.html (the PNG inside, base64), each written atomically."""
-    with atomic_path(os.path.join(directory, "report.png")) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(png)
-    body = "".join(f"<h2>{html.escape(head)}</h2>{part}" for head, part in sections)
-    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<img id=\"report\" alt=\"{html.escape(title)}: plots\" "
-            f"src=\"data:image/png;base64,{base64.b64encode(png).decode()}\">{body}</body></html>\n")
-    with atomic_path(os.path.join(directory, "report.html")) as tmp:
-        with open(tmp, "w") as f:
-            f.write(page)
-    return [os.path.join(directory, name) for name in FILES]
+def run_title(run, run_dir):
+    """The report's title: the run, its model, task and data (the PNG travels without the page)."""
+    c = run["config"]
+    resolved = c.get("resolved") or {}
+    task = (resolved.get("task") or {}).get("name", c.get("task"))
+    data = os.path.basename(str(c.get("x") or "")) or "?"
+    shape = resolved.get("data_shape")
+    data += f" {tuple(shape)}" if shape else ""
+    return f"biosig run {os.path.basename(os.path.abspath(run_dir))}: {c.get('model')}, {task} on {data}"
 
 
 def run_report(run_dir):
@@ -319,7 +267,7 @@ def run_report(run_dir):
         raise UserError(f"{run_dir}: the run has no finished epoch yet (metrics.jsonl is empty); nothing to plot")
     c, s = run["config"], run["summary"] or {}
     resolved = c.get("resolved", {})
-    title = f"biosig run {os.path.basename(os.path.abspath(run_dir))}"
+    title = run_title(run, run_dir)
     facts = [("data", f"{c.get('x')} {tuple(resolved.get('data_shape') or ())} (N, C, F, T)"),
              ("task", (resolved.get("task") or {}).get("name", c.get("task"))),
              ("model", f"{c.get('model')} ({resolved.get('n_params', 0):,} parameters)"),
@@ -340,84 +288,14 @@ def run_report(run_dir):
     keys = list(dict.fromkeys(k for r in run["rows"] for k in r))
     sections.append(("Per epoch (metrics.jsonl)", html_table(keys, [[r.get(k) for k in keys] for r in run["rows"]],
                                                              left=0)))
-    png = draw(run_panels(run), run, title + f" ({s.get('status', 'not finished')})")
+    png = png_bytes(figure(run_panels(run), run, title + f" ({s.get('status', 'not finished')})"))
     return write_files(run_dir, png, title, sections)
 
 
-def read_sweep(out):
-    """A sweep's --out -> (param names, trials rows, summary rows, best.json or {})."""
-    try:
-        with open(os.path.join(out, "trials.csv"), newline="") as f:
-            trials = list(csv.DictReader(f))
-        with open(os.path.join(out, "summary.csv"), newline="") as f:
-            summary = list(csv.DictReader(f))
-        best = _json(os.path.join(out, "best.json")) if os.path.isfile(os.path.join(out, "best.json")) else {}
-    except (OSError, ValueError) as e:
-        raise UserError(f"{out}: cannot read the sweep's results ({e})") from None
-    header = list(trials[0]) if trials else []
-    params = header[1:header.index("seed")] if "seed" in header else []
-    return params, trials, summary, best
-
-
-def _number(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def panel_param(ax, trials, param, metric):
-    """The objective of each completed trial against one swept flag (numbers on a log axis when
-    they span more than a decade; anything else as categories)."""
-    done = [t for t in trials if _number(t["objective"]) is not None]
-    values = [t[param] for t in done]
-    y = [_number(t["objective"]) for t in done]
-    numbers = [_number(v) for v in values]
-    numeric = bool(values) and all(v is not None for v in numbers)
-    cats = list(dict.fromkeys(values))
-    x = numbers if numeric else [cats.index(v) for v in values]
-    ax.scatter(x, y, s=18, alpha=0.6, label="trials")
-    means = sorted({xi: np.mean([yi for xj, yi in zip(x, y) if xj == xi]) for xi in x}.items())
-    ax.plot([m[0] for m in means], [m[1] for m in means], "k_-" if numeric else "k_", ms=14, lw=0.8, label="mean")
-    if numeric and min(numbers) > 0 and max(numbers) / min(numbers) > 10:
-        ax.set_xscale("log")
-    if not numeric:
-        ax.set_xlim(-0.5, len(cats) - 0.5)
-        ax.set_xticks(range(len(cats)), [c if len(c) < 20 else c[:17] + "..." for c in cats],
-                      rotation=30 if len(cats) > 3 else 0, ha="right")
-    ax.legend(fontsize=8)
-    ax.set_xlabel(param)
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} against {param}")
-
-
 def sweep_report(out):
-    """Write OUT/report.png and report.html for a sweep; returns their paths."""
-    params, trials, summary, best = read_sweep(out)
-    if not any(_number(t["objective"]) is not None for t in trials):
-        raise UserError(f"{out}: no trial has completed yet; nothing to plot")
-    metric = f"{best.get('metric', 'objective')}" + (f" ({best['mode']})" if best.get("mode") else "")
-    swept = [p for p in params if len({t[p] for t in trials}) > 1] or params[:1]
-    if not swept:
-        swept = ["seed"]
-    panels = [(p, (lambda p: lambda ax, data: panel_param(ax, data, p, metric))(p), False) for p in swept]
-    title = f"biosig sweep {os.path.basename(os.path.abspath(out))}"
-    done = sum(_number(t["objective"]) is not None for t in trials)
-    png = draw(panels, trials, title + f" ({done} of {len(trials)} trials completed; the others are not shown)"
-               if done < len(trials) else title + f" ({len(trials)} trials)")
-    sections = []
-    if best:
-        sections.append(("Best point", html_table(None, [
-            ("point", best.get("point")), (best.get("metric", "objective"),
-                                           f"{_cell(best.get('mean'))} ± {_cell(best.get('std'))} (n={best.get('n')})"),
-            ("command", best.get("command"))], left=2)))
-    if summary:
-        sections.append(("Ranked points (summary.csv)", html_table(list(summary[0]), [list(r.values()) for r in summary],
-                                                                   left=2 + len(params))))
-    sections.append(("Trials (trials.csv)", html_table(list(trials[0]), [list(t.values()) for t in trials],
-                                                       left=1 + len(params))))
-    return write_files(out, png, title, sections)
+    """Write OUT/report.png and report.html for a sweep's --out; returns their paths."""
+    from .sweep.report import sweep_report       # here: importing biosig.sweep imports the run, which imports this
+    return sweep_report(out)
 
 
 def write_report(directory):

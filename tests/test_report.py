@@ -92,6 +92,7 @@ def test_sweep_report_and_python_m_biosig_report(tmp_path, dataset):
     assert f"plots: {out / 'report.html'} (and report.png)" in proc.stdout
     page = (out / "report.html").read_text()
     assert "Ranked points" in page and "0.003" in page and "data:image/png;base64," in page
+    assert "on the validation data -- the same data that chose the point: optimistic" in page   # as printed
     assert not list(out.glob("trials/*/run/report.png"))         # trials write none: the sweep writes one
 
     (out / "report.png").unlink()
@@ -123,3 +124,172 @@ def test_without_matplotlib_the_run_says_so_in_one_line_and_keeps_everything_els
     proc = subprocess.run([sys.executable, "-c", blocked, "report", str(tmp_path / "run")],
                           capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
     assert_user_error(proc, "needs matplotlib", "pip install matplotlib")
+
+
+# ------------------------------------------------------------- what a reader sees (issue 27, item 10)
+
+def a_regression_run(epochs=6):
+    """A run as read_run gives it: a cosine learning rate over more than a decade, scores in
+    [-1, 1] (r2) and in the targets' units (MAE, RMSE)."""
+    lr = [3e-3 * (0.5 + 0.5 * np.cos(np.pi * e / epochs)) + 1e-4 for e in range(epochs)]
+    rows = [{"epoch": e + 1, "train_loss": 1 / (e + 1), "val_loss": 1.2 / (e + 1), "val_r2": 0.5 + e / 20,
+             "val_mae": 3.0 - e / 5, "val_rmse": 4.0 - e / 5, "lr": lr[e]} for e in range(epochs)]
+    config = {"x": "/data/X_train.npy", "model": "tcn", "task": "regression",
+              "resolved": {"task": {"name": "regression"}, "data_shape": [600, 3, 1, 64], "monitor": "val_mae"}}
+    summary = {"status": "completed", "monitor": "val_mae", "best": 2.0, "best_epoch": epochs,
+               "best_metrics": {"r2": 0.75, "mae": 2.0}}
+    return {"config": config, "rows": rows, "summary": summary, "examples": {}}
+
+
+def drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def tick_labels(axis):
+    """The tick labels a reader sees on one axis: shown, with text, inside the axis' view."""
+    low, high = sorted(axis.get_view_interval())
+    return [label for tick in axis.get_major_ticks() + axis.get_minor_ticks() if low <= tick.get_loc() <= high
+            for label in (tick.label1, tick.label2) if label.get_visible() and label.get_text()]
+
+
+def assert_apart(labels):
+    boxes = [label.get_window_extent() for label in labels]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
+
+
+def test_run_png_names_model_task_data_and_labels_both_right_axes(tmp_path):
+    from biosig import report
+    run = a_regression_run()
+    title = report.run_title(run, str(tmp_path / "my_run"))
+    assert title == "biosig run my_run: tcn, regression on X_train.npy (600, 3, 1, 64)"
+    fig = drawn(report.figure(report.run_panels(run), run, title))
+    assert fig._suptitle.get_text() == title
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    loss, metrics = panels["loss (learning rate: dashed, right axis)"], panels["metrics per epoch"]
+
+    def right_of(panel):
+        return [ax for ax in fig.axes if ax is not panel and panel.get_shared_x_axes().joined(panel, ax)]
+    assert [ax.get_ylabel() for ax in right_of(loss)] == ["learning rate"]
+    lr_axis = right_of(loss)[0]
+    assert lr_axis.get_yscale() == "log"
+    shown = tick_labels(lr_axis.yaxis)
+    assert len(shown) >= 2 and len({label.get_fontsize() for label in shown}) == 1      # no second, minor size
+    assert_apart(shown)
+    assert [ax.get_ylabel() for ax in right_of(metrics)] == ["val_mae, val_rmse (targets' units)"]
+    assert metrics.get_ylabel() == "score"
+
+
+def sweep_trials(values, objectives, param="lr"):
+    return [{"id": f"{param}={v}_{i}", param: str(v), "seed": "0", "objective": str(o)}
+            for i, (v, o) in enumerate(zip(values, objectives))]
+
+
+def test_sweep_mean_only_where_trials_share_a_value_and_log_labels_apart():
+    from matplotlib.figure import Figure
+    from biosig.sweep.report import panel_param
+
+    def lines_of(trials, param="lr"):
+        ax = Figure(figsize=(6, 4)).add_subplot()
+        panel_param(ax, trials, param, "val_loss (min)")
+        drawn(ax.figure)
+        return ax, {line.get_label(): line for line in ax.get_lines()}
+
+    # --search random: every trial its own lr and drop -- points, no mean line through them
+    rng = np.random.default_rng(0)
+    lr, drop = 10 ** rng.uniform(-4, -2, 8), rng.uniform(0, 0.5, 8)
+    for param, values in (("lr", lr), ("drop", drop)):
+        ax, lines = lines_of(sweep_trials(values, rng.uniform(0, 1, 8), param), param)
+        assert "mean" not in lines
+    ax, _ = lines_of(sweep_trials(lr, rng.uniform(0, 1, 8)))
+    assert ax.get_xscale() == "log"
+    shown = tick_labels(ax.xaxis)
+    assert len(shown) >= 3
+    assert_apart(shown)
+    # a grid with seeds: every value repeats, the means are joined in x order
+    _, lines = lines_of(sweep_trials([1e-3, 1e-3, 3e-3, 3e-3], [0.2, 0.4, 0.1, 0.3]))
+    x, y = lines["mean"].get_data()
+    assert list(x) == [1e-3, 3e-3] and np.allclose(y, [0.3, 0.2]) and lines["mean"].get_linestyle() == "-"
+    # categories: a mean where several trials share one, none on a lone trial
+    _, lines = lines_of(sweep_trials(["tcn", "tcn", "eegnet"], [0.5, 0.7, 0.4], "model"), "model")
+    x, y = lines["mean"].get_data()
+    assert list(x) == [0] and np.allclose(y, [0.6]) and lines["mean"].get_linestyle() == "None"
+
+
+def write_loso_sweep(out):
+    """A finished --cv loso sweep's files, as sweep.py writes them: 2 points x 4 folds."""
+    import csv
+    folds = {"model=tcn": [0.6, 0.8, 0.5, 0.7], "model=eegnet": [0.4, 0.5, 0.3, 0.4]}
+    with open(out / "trials.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "model", "seed", "fold", "test_fold", "status", "exit_code", "objective", "test",
+                    "best_epoch", "wall_s", "samples_per_s", "run_dir", "error"])
+        for point, scores in folds.items():
+            for k, score in enumerate(scores):
+                w.writerow([f"{point}_fold={k}", point[6:], 1337, k, "", "completed", 0, score, "", 2, 1.0, 900,
+                            str(out / "trials" / f"{point}_fold={k}" / "run"), ""])
+    (out / "summary.csv").write_text("rank,point,model,n,failed,pruned,mean,std,min,max\n"
+                                     "1,model=tcn,tcn,4,0,0,0.65,0.129,0.5,0.8\n"
+                                     "2,model=eegnet,eegnet,4,0,0,0.4,0.0816,0.3,0.5\n")
+    (out / "folds.csv").write_text("point,model,fold 0,fold 1,fold 2,fold 3\n" + "".join(
+        f"{p},{p[6:]},{','.join(map(str, s))}\n" for p, s in folds.items()))
+    best = {"metric": "val_acc", "mode": "max", "point": "model=tcn", "params": {"model": "tcn"}, "n": 4,
+            "mean": 0.65, "std": 0.129, "command": "python train.py --model tcn --save best.pt",
+            "cv": {"k": 4, "loso": True, "nested": False, "folds": {"0": 0.6, "1": 0.8, "2": 0.5, "3": 0.7},
+                   "groups": {"0": [3], "1": [0], "2": [2], "3": [1]}},
+            "report": {"selected_on": "the validation folds of --cv loso", "score": 0.65, "std": 0.129,
+                       "metric": "val_acc", "reported_on": "the validation folds of --cv loso",
+                       "same_data_as_selection": True}}
+    (out / "best.json").write_text(json.dumps(best))
+    return best
+
+
+def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor_figures):
+    from biosig import report
+    from biosig.sweep.best import best_lines
+    best = write_loso_sweep(tmp_path)
+    report.main([str(tmp_path)])
+    page = (tmp_path / "report.html").read_text()
+    lines = best_lines(best)
+    assert lines[0].startswith("best point per fold (val_acc): 0 (group 3): 0.6000")       # what the sweep printed
+    assert "the same data that chose the point: optimistic" in lines[-1]
+    for line in lines:
+        assert line in page
+    assert "Per fold (folds.csv)" in page and "<th>fold 3</th>" in page
+    fig = monitor_figures[-1]
+    assert [ax.get_title() for ax in fig.axes] == ["val_acc (max) against model",
+                                                   "val_acc (max) per fold (best 2 points)"]
+    assert [label.get_text() for label in fig.axes[1].get_xticklabels()] == [
+        "0\ngroup 3", "1\ngroup 0", "2\ngroup 2", "3\ngroup 1"]
+    assert "optimistic" in fig.supxlabel_text      # the PNG alone says it too
+
+
+@pytest.fixture
+def monitor_figures(monkeypatch):
+    """The Figures the reports draw, in order (to look at them without eyes)."""
+    from biosig import plots, report
+    from biosig.sweep import report as sweep_report
+    made = []
+    real = plots.figure
+
+    def keep(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        fig.supxlabel_text = fig._supxlabel.get_text() if fig._supxlabel else ""
+        made.append(fig)
+        return fig
+    for module in (report, sweep_report):
+        monkeypatch.setattr(module, "figure", keep)
+    return made
+
+
+def test_a_sole_panel_fills_the_figure(tmp_path, monitor_figures):
+    from biosig import report
+    write_loso_sweep(tmp_path)
+    (tmp_path / "folds.csv").unlink()          # no folds panel: the model panel alone
+    report.main([str(tmp_path)])
+    (ax,) = monitor_figures[-1].axes
+    left, _, width, _ = ax.get_position().bounds
+    assert width > 0.75 and left < 0.2, ax.get_position()

@@ -9,6 +9,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import UserError
 from ..runs import write_json
+from .best import best_lines  # noqa: F401 -- the sweep prints them; biosig/sweep/report.py reads them too
 from .cv import nested_selection, per_fold, test_metric
 from .flags import render
 from .trials import FAILED
@@ -234,25 +235,4 @@ def ranked_table(rows, name, mode, limit=10):
         lines.append(f"{rank:>4}  {r['point']:<{width}}  {r['n']:>3}  {value:<24}  {r['failed']}")
     if len(rows) > limit:
         lines.append(f"      ... {len(rows) - limit} more in summary.csv")
-    return lines
-
-
-def best_lines(best):
-    """The best point's cross-validation folds and its honest report, as text lines."""
-    lines = []
-    if best.get("cv") and best["cv"]["folds"] and not best["cv"]["nested"]:
-        groups = best["cv"].get("groups", {})
-        lines.append(f"best point per fold ({best['metric']}): " + "  ".join(
-            f"{k}{' (group ' + ','.join(map(str, groups[k])) + ')' if len(groups.get(k, [])) == 1 else ''}: {v:.4f}"
-            for k, v in best["cv"]["folds"].items()))
-    r = best["report"]
-    for o in r.get("outer", []):
-        test = "-" if o["test"] is None else f"{o['test']:.4f}"
-        lines.append(f"outer fold {o['test_fold']}: chose {o['point']} ({best['metric']} {o['selection']:.4f} on "
-                     f"inner folds) -> {r['metric']} {test}")
-    if r["score"] is not None:
-        spread = f" ± {r['std']:.4f}" if r["std"] is not None else ""
-        lines.append(f"report: {r['metric']} {r['score']:.4f}{spread} on {r['reported_on']}"
-                     + (" -- the same data that chose the point: optimistic" if r["same_data_as_selection"] else
-                        f" (chosen on {r['selected_on']})"))
     return lines

@@ -214,6 +214,9 @@ def _read_class_names(path, n_classes):
             names = json.load(fh)
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read class names ({e})") from None
-    if not (isinstance(names, list) and len(names) == n_classes and all(isinstance(s, str) for s in names)):
+    if not (isinstance(names, list) and all(isinstance(s, str) for s in names)):
         raise UserError(f"{path}: expected a JSON list of {n_classes} class-name strings")
+    if len(names) != n_classes:
+        raise UserError(f"{path}: {len(names)} class name{'s' if len(names) != 1 else ''} for {n_classes} classes; "
+                        f"give one name per class, in label order 0..{n_classes - 1}")
     return names
