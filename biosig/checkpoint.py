@@ -119,6 +119,19 @@ def diagnose(path, error):
     return "not a PyTorch checkpoint (neither torch's zip format nor a pickle; text or other data)"
 
 
+def looks_like_checkpoint(path):
+    """Whether the file at `path` is a PyTorch checkpoint by its name or first bytes (torch's zip
+    format, or a pickle), e.g. a model.pt given where windows are expected."""
+    if os.path.splitext(path)[1].lower() in (".pt", ".pth", ".ckpt"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
 def _pickle_globals(path):
     """(names of the Python objects a pickle would import, whether the pickle is complete),
     from its opcodes alone (pickletools never executes anything)."""

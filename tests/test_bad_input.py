@@ -346,3 +346,53 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
     from biosig.run import batch_for_data                # under DDP: each process its share of them
     assert batch_for_data(100000000, 48, 2)[0] == 48 and "(2 processes x ~24)" in batch_for_data(100000000, 48, 2)[1]
     assert batch_for_data(48, 48, 2) == (48, None)
+
+
+def test_messages_name_what_was_given(files, capsys):
+    """Each said something else: `--y DIR` 'X.npy: no labels'; biosig.bandpower '--frame None s';
+    4 class names for 3 classes not counted; infer.py --x model.pt 'a recording'."""
+    from biosig.bandpower import main as bandpower
+    from biosig.cli.infer import main as infer
+    from biosig.cli.train import main as train
+    d = files
+    (d / "names4.json").write_text('["left", "right", "rest", "feet"]')
+    torch.save({"weights": torch.zeros(2)}, d / "model.pt")
+    np.save(d / "short.npy", make_windows(n=4, t=32)[0])
+    before = snapshot(d)
+    common = ["--x", d / "X.npy", "--save", d / "o.pt", "--run-dir", d / "r", "--epochs", "1", *FAST]
+    main_fails(train, [*common, "--y", d / "sub"], capsys, f"{d / 'sub'}: y is a directory")
+    line = main_fails(train, [*common, "--y", d / "y.npy", "--class-names", d / "names4.json"], capsys,
+                      "names4.json", "4 class names for 3 classes")
+    assert "0..2" in line
+    line = main_fails(bandpower, ["--x", d / "short.npy", "--fs", "128", "--out", d / "bp.npy"], capsys,
+                      "short.npy", "32 samples", "--frame 0.5 s at 128 Hz, the --method stft default")
+    assert "None" not in line
+    main_fails(infer, ["--ckpt", d / "model.pt", "--x", d / "model.pt", "--out", d / "p.csv"], capsys,
+               "model.pt: --x is a checkpoint", "pass it as --ckpt")
+    assert snapshot(d) == before
+
+
+def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, capsys):
+    """An existing --out said only that it exists: now --overwrite (or another --out), and
+    --overwrite replaces the windows, never a directory this tool did not write nor its inputs."""
+    from biosig.windows import main as windows
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "rec.npy", rng.standard_normal((3, 640)).astype(np.float32))
+    np.save(tmp_path / "labels.npy", np.arange(640) // 160 % 2)
+    cut = ["--recording", tmp_path / "rec.npy", "--fs", "64", "--length", "1", "--out", tmp_path / "win"]
+    assert run_main(windows, [*cut, "--labels", tmp_path / "labels.npy"], capsys)[0] == 0
+    before = snapshot(tmp_path)
+    main_fails(windows, cut, capsys, "win: --out exists", "give --overwrite", "or another --out")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    main_fails(windows, [*cut[:-1], tmp_path / "other", "--overwrite"], capsys, "other", "notes.txt",
+               "give another --out")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    (tmp_path / "other" / "notes.txt").unlink()
+    (tmp_path / "other").rmdir()
+    assert snapshot(tmp_path) == before
+    code, out, err = run_main(windows, [*cut, "--length", "2", "--overwrite"], capsys)
+    assert code == 0, err
+    assert np.load(tmp_path / "win" / "X.npy").shape == (5, 3, 1, 128)
+    assert not (tmp_path / "win" / "y.npy").exists()          # the old windows' files are gone with them
+    assert sorted(os.listdir(tmp_path)) == ["labels.npy", "rec.npy", "win"]

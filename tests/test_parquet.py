@@ -200,3 +200,29 @@ def test_without_pyarrow_the_message_says_how_to_install(tmp_path, monkeypatch):
         read_windows_table(tmp_path / "w.parquet")
     with pytest.raises(UserError, match="writing parquet needs pyarrow"):
         write_windows_table(tmp_path / "w.parquet", np.zeros((2, 1, 1, 4), np.float32))
+
+
+def test_infer_reads_signal_cols_in_another_order_by_name(tmp_path, capsys):
+    """Named channels are the same channels: `--signal-cols Pz,Fz,Cz` for a model of Fz,Cz,Pz was
+    refused while .npy windows named in another order are reordered; now both are read in the
+    checkpoint's order (the same predictions), and a selection without one of them is refused."""
+    from biosig.cli.infer import main as infer
+    from biosig.cli.train import main as train
+    from conftest import FAST, main_fails, run_main
+    X, y = make_windows(n=60)
+    write_windows_table(tmp_path / "w.parquet", X, y, layout="channels", signal_cols=["Fz", "Cz", "Pz"])
+    code, _, err = run_main(train, ["--x", tmp_path / "w.parquet", "--signal-cols", "Fz,Cz,Pz", "--save",
+                                    tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--epochs", "1", "--no-report",
+                                    *FAST], capsys)
+    assert code == 0, err
+    scored = {}
+    for name, cols in (("same", []), ("other", ["--signal-cols", "Pz,Fz,Cz"])):
+        code, out, err = run_main(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", *cols,
+                                          "--quiet", "--out", tmp_path / f"{name}.csv"], capsys)
+        assert code == 0 and "warning" not in err, err
+        scored[name] = (tmp_path / f"{name}.csv").read_text()
+    assert scored["other"] == scored["same"]
+    main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", "--signal-cols", "Pz,Cz",
+                       "--out", tmp_path / "p.csv"], capsys, "w.parquet --signal-cols Pz,Cz", "no channel Fz",
+               "Fz,Cz,Pz")
+    assert not (tmp_path / "p.csv").exists()

@@ -96,14 +96,15 @@ def test_standardize_uses_training_split_only(tmp_path):
 
 
 def test_the_checkpoint_remembers_its_channels_and_window_length(subjects):
-    """A model trained on fz,cz,pz must not run on pz,cz,fz (same count, silently wrong); by
-    default infer.py reads the checkpoint's channels; another T is allowed with one warning."""
+    """A model trained on fz,cz,pz must not run on cz,pz (a channel missing); by default infer.py
+    reads the checkpoint's channels (--signal-cols in another order are read in its order, see
+    test_parquet.py); another T is allowed with one warning."""
     d, X, y, groups = subjects
     _, ckpt, _ = train(d, "chan", "--x", d / "channels.parquet", "--signal-cols", "fz,cz,pz")
     assert ckpt["channels"] == ["fz", "cz", "pz"] and ckpt["example_input_shape"][-1] == 32
-    proc = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--signal-cols", "pz,cz,fz",
+    proc = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--signal-cols", "cz,pz",
                "--out", d / "p.csv")
-    assert_user_error(proc, "channels.parquet", "pz,cz,fz", "fz,cz,pz")
+    assert_user_error(proc, "channels.parquet", "cz,pz", "no channel fz", "fz,cz,pz")
     assert not (d / "p.csv").exists()
     inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--quiet")
     assert inf.returncode == 0 and "(n=240)" in inf.stdout, inf.stderr

@@ -33,7 +33,8 @@ def read_source(x, y=None, *, x_col="x", signal_cols=None, label_col="label", gr
         X, labels, groups, where = load_windows(x, load, ndims), None, None, y
         if X.ndim == 3:
             X = X[None]
-    if y and not parquet.names_a_column(y):
+    # with .npy windows a --y is always a file (a directory or a missing file is named as such)
+    if y and not (parquet.names_a_column(y) and parquet.is_parquet(x)):
         labels, where = read_targets(y, len(X), x, target_kind), y
     elif labels is None and need_labels:
         raise UserError(f"{x}: no labels: give --y y.npy" + (" or the label column" if parquet.is_parquet(x) else ""))
