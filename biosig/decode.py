@@ -50,6 +50,7 @@ def check_flags(args):
     if not streaming:
         return
     for flag, used in (("--y", args.y), ("--groups", args.groups), ("--group-col", args.group_col),
+                       ("--onsets", args.onsets),
                        ("--report", args.report), ("--strict-groups", args.strict_groups),
                        ("--no-softmax", args.no_softmax), ("--normalize", args.normalize), ("--batch", args.batch != 256)):
         if used:

@@ -105,6 +105,7 @@ def test_an_edf_is_cut_by_its_annotations_and_mne_epochs_become_x_and_y(tmp_path
     np.testing.assert_allclose(np.load(tmp_path / "e" / "X.npy")[:, :, 0], epochs.get_data(), rtol=1e-6)
     assert np.load(tmp_path / "e" / "y.npy").tolist() == [0, 1, 0, 1, 0, 1]
     assert json.loads((tmp_path / "e" / "classes.json").read_text()) == ["left", "right"]
+    assert np.load(tmp_path / "e" / "onsets.npy").tolist() == [2.0 * i for i in range(6)]     # event sample / fs + tmin
 
 
 def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band_frames(tmp_path):
@@ -337,4 +338,6 @@ def test_windows_carry_their_onsets_into_infer_predictions(tmp_path, capsys):
     np.save(tmp_path / "short.npy", onsets[:5])
     main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--onsets", tmp_path / "short.npy",
                        "--out", tmp_path / "q.csv"], capsys, "short.npy", f"({len(onsets)},)")
+    main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--onsets", w / "onsets.npy"], capsys,
+               "--onsets", "--out")
     assert not (tmp_path / "q.csv").exists()

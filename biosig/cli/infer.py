@@ -80,6 +80,9 @@ def main(argv=None):
         if os.path.splitext(args.report)[1] != ".json":
             raise UserError(f"{args.report}: --report must end in .json")
         checkpoint.check_writable(args.report, "--report", inputs=inputs + [("--out", args.out)])
+    if args.onsets and (not args.out or args.out.endswith(".npy")):
+        raise UserError("--onsets become the onset_s column of a .csv or .jsonl --out (a .npy --out holds the "
+                        "predictions alone)")
     if args.strict_groups and not (args.groups or args.group_col):
         raise UserError("--strict-groups needs the windows' groups: --groups groups.npy (or --group-col with parquet)")
     device = resolve_device(args.device)
@@ -122,6 +125,8 @@ def main(argv=None):
     if y is not None:
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
 
+    onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None   # before predicting
+
     softmax = not args.no_softmax
     pred = predictor.predict(X, batch=args.batch, softmax=softmax)     # batch by batch: X may be a memmap
 
@@ -135,7 +140,7 @@ def main(argv=None):
     if lines:
         print("\n".join(lines))
     if args.out:
-        write_predictions(args.out, task, pred, softmax, leak, onsets=load_onsets(args, len(X)))
+        write_predictions(args.out, task, pred, softmax, leak, onsets=onsets)
     if args.report:
         from biosig.runs import write_json
         groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
