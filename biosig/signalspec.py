@@ -7,8 +7,9 @@ A spec is a dict {"fs": Hz or None, "channels": [names] or None, "units": str or
 It travels beside a windows file as X.signal.json (written by biosig.windows and
 biosig.bandpower), comes from train.py's --fs / --channel-names too, is stored in the checkpoint
 ("signal"), and infer.py and the streaming decoder check their input against it: channels in
-another order are reordered by name, a missing channel or another sampling rate is refused,
-and raw windows for a model trained on band-power frames are turned into those frames.
+another order are reordered by name (ignoring case where unambiguous), a missing channel or
+another sampling rate is refused, and raw windows for a model trained on band-power frames are
+turned into those frames.
 """
 import json
 import os
