@@ -1,4 +1,4 @@
-"""Export a checkpoint for deployment: one file that takes raw windows and gives infer.py's predictions.
+"""Export a checkpoint for deployment: one file that takes what infer.py takes and gives its predictions.
 
     python -m biosig.export --ckpt ckpt.pt --out model.onnx     # ONNX: pip install onnx onnxscript
     python -m biosig.export --ckpt ckpt.pt --out model.pt2      # torch.export program (torch.export.save)
@@ -6,6 +6,9 @@
 The file holds the checkpoint's network (built by biosig.inference.Predictor), its preprocessing
 (--standardize's per-(channel, band) mean/std as buffers, then the per-window z-score) and the task's
 output transform: output "values" is what `infer.py --out preds.npy` writes for the same windows.
+A model trained on biosig.bandpower's frames takes raw samples x (B, C, 1, samples) instead, in
+the checkpoint's channel order, and computes the frames inside (BandPowerFrames). The file's
+metadata "biosig.input" describes x (JSON: kind, shape, fs, channels, units, bandpower, text).
   classification  x (B, C, F, T) -> (B, K) softmax probabilities
   regression      x (B, C, F, T) -> (B, D) in the targets' units ((B,) when the targets were (N,))
   segmentation    x (B, C, F, T) -> (B, T, K) probabilities at the input frames
@@ -21,6 +24,7 @@ replaces --out: a difference above 1e-4 (relative, for outputs above 1) is a bug
 Use:  onnxruntime.InferenceSession("model.onnx").run(["values"], {"x": X})[0]
       torch.export.load("model.pt2").module()(torch.from_numpy(X))
 """
+import json
 import logging
 import os
 import warnings
@@ -29,12 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint, preprocess
+from . import bandpower, checkpoint, preprocess, signalspec
 from .atomic import atomic_path
-from .errors import ArgumentParser, HelpFormatter, UserError, prog
+from .errors import ArgumentParser, HelpFormatter, UserError, needs, prog
 from .inference import Predictor
 
 TOLERANCE = 1e-4
+METADATA = "biosig.input"          # the file's metadata entry that describes its input x (JSON)
 
 
 def get_args_parser():
@@ -49,12 +54,42 @@ def get_args_parser():
     return p
 
 
-class Deployed(nn.Module):
-    """x (B, C, F, T) raw windows -> "values", as Predictor.predict gives them."""
+class BandPowerFrames(nn.Module):
+    """x (B, C, 1, T) raw samples -> (B, C, F, T') float32 band power, what biosig.bandpower.BandPower
+    computes (in float64 there): frames, each segment's mean removed, the Hann taper and the DFT
+    rows of the bins the bands use as one matrix, then the bands' sums (and log10 with its floor)."""
 
-    def __init__(self, predictor, n_frames):
+    def __init__(self, bp):
+        super().__init__()
+        self.frame, self.hop, self.seg, self.step, self.log = bp.frame, bp.hop, bp.seg, bp.step, bp.log
+        segs = 1 + (bp.frame - bp.seg) // bp.step                   # welch: segments averaged per frame
+        used = np.flatnonzero(bp.weights.any(0))                     # only the bins some band sums
+        angle = 2 * np.pi * np.arange(bp.seg)[:, None] * used[None, :] / bp.seg
+        dft = np.concatenate([np.cos(angle), np.sin(angle)], 1) * bp.taper[:, None]          # (seg, 2 * bins)
+        self.register_buffer("dft", torch.tensor(dft, dtype=torch.float32))
+        self.register_buffer("band_sum", torch.tensor(bp.weights[:, used].T / segs, dtype=torch.float32))  # (bins, F)
+
+    def forward(self, x):
+        x = x[:, :, 0] - x[:, :, 0].mean(-1, keepdim=True)      # a DC offset would cost each frame's mean float32 digits
+        frames = x.unfold(-1, self.frame, self.hop)                            # (B, C, T', frame)
+        segments = frames.unfold(-1, self.seg, self.step)                     # (B, C, T', segs, seg)
+        coef = (segments - segments.mean(-1, keepdim=True)) @ self.dft        # (B, C, T', segs, 2 * bins)
+        bins = self.dft.shape[1] // 2
+        power = (coef[..., :bins] ** 2 + coef[..., bins:] ** 2).sum(-2)      # (B, C, T', bins)
+        bands = power @ self.band_sum                                          # (B, C, T', F)
+        if self.log:
+            bands = torch.log10(torch.clamp(bands, min=bandpower.LOG_FLOOR))
+        return bands.transpose(-1, -2)
+
+
+class Deployed(nn.Module):
+    """x (B, C, F, T) windows -> "values", as Predictor.predict gives them; with `bp` (the
+    checkpoint's BandPower) x is (B, C, 1, samples) raw samples, made into its frames first."""
+
+    def __init__(self, predictor, n_frames, bp=None):
         super().__init__()
         self.task, self.n_frames = predictor.task, n_frames
+        self.bandpower = BandPowerFrames(bp) if bp is not None else None
         model = predictor.model
         # a model whose forward does not trace (minirocket's data-dependent indexing) gives an equivalent one
         self.net = model.export_module() if hasattr(model, "export_module") else predictor.net
@@ -66,6 +101,8 @@ class Deployed(nn.Module):
             self.register_buffer("input_std", torch.tensor(spec["std"], dtype=torch.float32)[None, :, :, None])
 
     def forward(self, x):
+        if self.bandpower is not None:
+            x = self.bandpower(x)
         if self.standardize:
             x = (x - self.input_mean) / (self.input_std + preprocess.EPS)
         if self.zscore:
@@ -74,8 +111,9 @@ class Deployed(nn.Module):
 
 
 class Step(nn.Module):
-    """(x (B, C, F, 1) one raw frame, *state) -> (class probabilities (B, K), *next state): the
-    model's step_module() with --standardize baked in, as infer.py --stream decodes."""
+    """(x (B, C, F, 1) one input frame as the checkpoint's windows have them (band-power frames:
+    one frame of band power, made outside), *state) -> (class probabilities (B, K), *next state):
+    the model's step_module() with --standardize baked in, as infer.py --stream decodes."""
 
     def __init__(self, predictor):
         super().__init__()
@@ -93,9 +131,10 @@ class Step(nn.Module):
         return (torch.softmax(logits, -1), *after)
 
 
-def export(module, example, path, ext):
+def export(module, example, path, ext, metadata):
     """Trace `module` on the example inputs (a tuple; batch first and dynamic in each) and write it
-    to path as .onnx or .pt2: inputs x, state_0...; outputs values, next_state_0..."""
+    to path as .onnx or .pt2: inputs x, state_0...; outputs values, next_state_0...; metadata
+    {key: text} in the file (.onnx: metadata_props; .pt2: extra_files)."""
     batch = torch.export.Dim("batch")
     names = ["x"] + [f"state_{i}" for i in range(len(example) - 1)]
     with torch.no_grad():
@@ -103,7 +142,7 @@ def export(module, example, path, ext):
         program = torch.export.export(module, example, dynamic_shapes=shapes)
     if ext == ".pt2":
         with open(path, "wb") as f:              # a file object: torch warns about paths not ending in .pt2
-            torch.export.save(program, f)
+            torch.export.save(program, f, extra_files=metadata)
         return
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -115,6 +154,37 @@ def export(module, example, path, ext):
                               output_names=["values"] + [f"next_{n}" for n in names[1:]])
     finally:
         logger.setLevel(level)
+    import onnx
+    model = onnx.load(path)
+    onnx.helper.set_model_props(model, metadata)
+    onnx.save(model, path)
+
+
+def describe_input(predictor, shape, bp, step=False):
+    """What the file's input x is -> {"shape": [batch, ...], "kind", "fs", "channels", "units",
+    "bandpower", "text", "frames"}: kept in the file as JSON (metadata "biosig.input") and printed
+    (text: what x holds; frames: how band-power frames are made, or None)."""
+    signal, (c, f, t) = predictor.signal, shape
+    channels = signal.get("channels")
+    order = f"channels {','.join(channels)} in this order" if channels else "channels in the training data's order"
+    units = f", in {signal['units']}" if signal.get("units") else ""
+    if bp is not None and not step:
+        kind, dims = "raw samples", [c, 1, bp.frame + (t - 1) * bp.hop]
+        text = f"raw samples at {bp.fs:g} Hz, {order}{units} ({dims[-1]} samples make the training T={t} frames)"
+        frames = f"band power computed inside: {bp.describe()}"
+    elif bp is not None:
+        kind, dims = "band-power frame", [c, f, 1]
+        text = f"one band-power frame, {order}" + (f", from raw samples in {signal['units']}" if units else "")
+        frames = (f"band power computed outside the file (biosig.bandpower.BandPower.stream() makes it frame by "
+                  f"frame): {bp.describe()}")
+    else:
+        kind, dims = ("frame", [c, f, 1]) if step else ("windows", [c, f, t])
+        what = "one frame of the windows" if step else "windows (C, F, T)"
+        rate = f" at {signal['fs']:g} Hz" if signal.get("fs") else ""
+        text, frames = f"{what} as infer.py takes them{rate}, {order}{units}", None
+    return {"shape": ["batch", *dims], "kind": kind, "fs": signal.get("fs"), "channels": channels,
+            "units": signal.get("units"), "bandpower": signal.get("bandpower") if bp is not None else None,
+            "text": text, "frames": frames}
 
 
 def runner(path, ext):
@@ -146,6 +216,17 @@ def random_windows(predictor, gen, shape):
     return (mean + std * gen.standard_normal(shape)).astype(np.float32)
 
 
+def random_raw(predictor, bp, gen, shape):
+    """Seeded white noise (B, C, 1, samples) scaled so that its band power sits near the
+    standardization's mean (where the model's outputs are not saturated)."""
+    x = gen.standard_normal(shape)
+    mean = predictor.preprocess.get("mean")
+    if mean is not None:
+        have, want = float(bp(x).mean()), float(np.mean(mean))
+        x = x * (10 ** ((want - have) / 2) if bp.log else np.sqrt(max(want, 1e-30) / have))
+    return x.astype(np.float32)
+
+
 def check_step(path, ext, predictor, shape, module):
     """The written step, run frame by frame from zero state over 2 seeded random recordings of 40
     frames -> "max |diff| ... (runtime)" to Predictor.predict_frames, or None. Raises above the tolerance."""
@@ -165,10 +246,11 @@ def check_step(path, ext, predictor, shape, module):
     return f"max |diff| {worst:.2g} over 40 frames of 2 recordings ({runtime})"
 
 
-def check(path, ext, predictor, shape):
+def check(path, ext, predictor, shape, bp=None):
     """Run the written file on seeded random batches of 3 and 1 windows (C, F, T) = shape, around the
     standardization's mean/std when it has them -> "max |diff| ... (runtime)" to Predictor.predict, or
-    None when onnxruntime is missing. Raises (a bug) above the tolerance."""
+    None when onnxruntime is missing. Raises (a bug) above the tolerance. With `bp` (a band-power
+    checkpoint) the windows are raw samples (C, 1, samples), made into frames by `bp` as infer.py does."""
     found = runner(path, ext)
     if found is None:
         return None
@@ -176,8 +258,11 @@ def check(path, ext, predictor, shape):
     gen = np.random.default_rng(0)
     worst, scale = 0.0, 1.0
     for b in (3, 1):
-        x = random_windows(predictor, gen, (b, *shape))
-        want, got = predictor.predict(x)["values"], run([x])[0]
+        if bp is None:
+            x = random_windows(predictor, gen, (b, *shape))
+        else:
+            x = random_raw(predictor, bp, gen, (b, shape[0], 1, bp.frame + (shape[-1] - 1) * bp.hop))
+        want, got = predictor.predict(x if bp is None else bp(x))["values"], run([x])[0]
         if got.shape != want.shape:
             raise AssertionError(f"the exported {ext}: output {got.shape}, PyTorch gives {want.shape}")
         worst, scale = max(worst, float(np.abs(got - want).max())), max(scale, float(np.abs(want).max()))
@@ -198,7 +283,7 @@ def main(argv=None):
             for name in ("onnx", "onnxscript"):
                 importlib.import_module(name)
         except ImportError:
-            raise UserError("exporting .onnx needs onnx and onnxscript: pip install onnx onnxscript") from None
+            raise needs("exporting .onnx", "onnx", "onnxscript") from None
     checkpoint.check_writable(args.out, "--out", inputs=[("--ckpt", args.ckpt)])
     ckpt = checkpoint.load(args.ckpt)
     predictor = Predictor(ckpt, device="cpu", path=args.ckpt)
@@ -206,26 +291,33 @@ def main(argv=None):
         raise UserError(f"{args.ckpt}: a pretraining checkpoint (--task {predictor.task.name}) has nothing to deploy; "
                         f"export the model fine-tuned from it (train.py --init {args.ckpt})")
     shape = tuple(ckpt["example_input_shape"][1:])                           # (C, F, T)
+    made = predictor.signal.get("bandpower")           # trained on band-power frames that biosig made
+    bp = signalspec.from_config(made) if made and len(made["bands"]) == shape[1] else None
     if args.step:
-        return main_step(args, ext, predictor, shape)
-    module = Deployed(predictor, shape[-1]).eval()
-    example = torch.zeros(2, *shape)
+        return main_step(args, ext, predictor, shape, bp)
+    module = Deployed(predictor, shape[-1], bp).eval()
+    described = describe_input(predictor, shape, bp)
+    example = torch.zeros(2, *described["shape"][1:])
     with torch.no_grad():
         out_shape = tuple(module(example).shape[1:])
     with atomic_path(args.out) as tmp:
-        export(module, (example,), tmp, ext)
-        checked = None if args.no_check else check(tmp, ext, predictor, shape)
-    report_check(checked, args, "on 2 random batches")
-    print(f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, "
-          f"{'ONNX' if ext == '.onnx' else 'torch.export program'}; model {ckpt['config']['name']}, {predictor.task}\n"
-          f"  input  x      (batch, {', '.join(map(str, shape))}) float32: batch dynamic; C, F and T={shape[-1]} "
-          f"(the training T) static\n"
-          f"  output values (batch{''.join(f', {n}' for n in out_shape)}) float32, "
-          f"as infer.py --out preds.npy writes them\n"
-          f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
+        export(module, (example,), tmp, ext, {METADATA: json.dumps(described)})
+        checked = None if args.no_check else check(tmp, ext, predictor, shape, bp)
+    report_check(checked, args, "on 2 random batches" + (" of raw samples" if bp else ""))
+    static = "batch dynamic, the rest static" + ("" if bp else f" (T={shape[-1]}, the training T)")
+    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, "
+             f"{'ONNX' if ext == '.onnx' else 'torch.export program'}; model {ckpt['config']['name']}, {predictor.task}",
+             f"  input  x      (batch, {', '.join(map(str, described['shape'][1:]))}) float32 {described['text']}: "
+             f"{static}",
+             described["frames"] and f"  {described['frames']}",
+             f"  output values (batch{''.join(f', {n}' for n in out_shape)}) float32, "
+             f"as infer.py --out preds.npy writes them",
+             f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}",
+             f"  metadata {METADATA!r}: this input's description as JSON"]
+    print("\n".join(line for line in lines if line))
 
 
-def main_step(args, ext, predictor, shape):
+def main_step(args, ext, predictor, shape, bp):
     """--step: the model's per-frame step with its state as inputs and outputs."""
     from .streaming import stream_problem
     name = predictor.model.config["name"]
@@ -237,16 +329,21 @@ def main_step(args, ext, predictor, shape):
                         f"cache grows with every frame); export the whole window, or decode with infer.py --stream")
     module = Step(predictor).eval()
     state = module.step.initial_state(2)
+    described = describe_input(predictor, shape, bp, step=True)
     with atomic_path(args.out) as tmp:
-        export(module, (torch.zeros(2, *shape[:2], 1), *state), tmp, ext)
+        export(module, (torch.zeros(2, *shape[:2], 1), *state), tmp, ext, {METADATA: json.dumps(described)})
         checked = None if args.no_check else check_step(tmp, ext, predictor, shape, module)
     report_check(checked, args, "frame by frame")
-    print(f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, the per-frame step of model {name}\n"
-          f"  inputs  x (batch, {shape[0]}, {shape[1]}, 1) one raw frame; state_0..{len(state) - 1}: "
-          + ", ".join(f"(batch, {s.shape[1]}, {s.shape[2]})" for s in state) + ", zeros at the start\n"
-          f"  outputs values (batch, {predictor.task.n_classes}) class probabilities of this frame; "
-          f"next_state_0..{len(state) - 1}, the state for the next frame\n"
-          f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
+    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, the per-frame step of model {name}",
+             f"  inputs  x (batch, {shape[0]}, {shape[1]}, 1) {described['text']}",
+             described["frames"] and f"          {described['frames']}",
+             f"          state_0..{len(state) - 1}: " + ", ".join(f"(batch, {s.shape[1]}, {s.shape[2]})" for s in state)
+             + ", zeros at the start",
+             f"  outputs values (batch, {predictor.task.n_classes}) class probabilities of this frame; "
+             f"next_state_0..{len(state) - 1}, the state for the next frame",
+             f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}",
+             f"  metadata {METADATA!r}: this input's description as JSON"]
+    print("\n".join(line for line in lines if line))
 
 
 def report_check(checked, args, how):

@@ -68,3 +68,39 @@ def test_the_command_writes_frames_and_refuses_bad_input(tmp_path):
         proc = bandpower("--x", tmp_path / "raw.npy", *args, "--out", tmp_path / "bad.npy")
         assert_user_error(proc, needle)
         assert not (tmp_path / "bad.npy").exists()
+
+
+def band_power_checkpoint(path, fs=128, frames=1):
+    """An untrained tcn checkpoint on log band-power frames of Fz, Cz, Pz at fs (no training: only
+    the signal contract is under test)."""
+    from biosig import checkpoint, preprocess
+    from biosig.bandpower import BandPower
+    from biosig.models import build_model
+    from biosig.tasks import TASKS
+    model = build_model({"name": "tcn", "n_elec": 3, "n_bands": 5, "n_outputs": 2, "drop": 0.0, "channels": 8,
+                         "levels": 2, "kernel": 3})
+    signal = {"fs": float(fs), "channels": ["Fz", "Cz", "Pz"], "units": None, "bandpower": BandPower(fs, log=True).config}
+    checkpoint.atomic_save(checkpoint.model_payload(model, TASKS["classification"](2), (1, 3, 5, frames),
+                                                    preprocess.make_spec(), 1, {}, signal=signal), path)
+
+
+def test_infer_py_makes_band_power_of_raw_windows_only_at_a_rate_it_was_given(tmp_path, capsys):
+    """Raw windows with no X.signal.json for a band-power checkpoint: no rate is assumed (the
+    checkpoint's 128 Hz was); with --fs one line says what was computed from what."""
+    from biosig.bandpower import BandPower
+    from biosig.cli.infer import main as infer
+    from biosig.inference import load_model_from_checkpoint
+    from conftest import main_fails, run_main
+    band_power_checkpoint(tmp_path / "bp.pt")
+    X = np.random.default_rng(0).normal(size=(480, 3, 1, 64)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    argv = ["--ckpt", tmp_path / "bp.pt", "--x", tmp_path / "X.npy", "--quiet", "--out", tmp_path / "p.npy"]
+    main_fails(infer, argv, capsys, "X.npy", "sampling rate", "--fs", "X.signal.json")
+    assert not (tmp_path / "p.npy").exists()
+    code, out, err = run_main(infer, argv + ["--fs", 128], capsys)
+    assert code == 0, err
+    assert f"{tmp_path / 'X.npy'}: raw samples (T=64 at 128 Hz, --fs) made into {tmp_path / 'bp.pt'}'s band-power " \
+           f"frames (F=5, T=1): delta 1-4 Hz" in out and "log10" in out, out
+    expected = load_model_from_checkpoint(str(tmp_path / "bp.pt")).predict(BandPower(128, log=True)(X))["values"]
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-6)
+    main_fails(infer, argv + ["--fs", 256], capsys, "sampled at 256 Hz", "128 Hz")

@@ -148,3 +148,57 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path):
     env = dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path / "blocked"), ROOT]))
     assert_user_error(export("--ckpt", ckpt, "--out", tmp_path / "m.onnx", env=env), "pip install onnx onnxscript")
     assert sorted(os.listdir(tmp_path)) == ["blocked", "pre.pt"]
+
+
+def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_path, capsys):
+    """The README's recordings path: raw windows of Fz, Cz, Pz -> --log band power -> tcn --standardize.
+    The exported .onnx takes raw samples (the band power is computed inside) and gives infer.py's
+    predictions on raw windows; --step takes one band-power frame and says so; both files describe
+    their input in the metadata entry "biosig.input"."""
+    import json
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from biosig.bandpower import main as bandpower
+    from biosig.cli.infer import main as infer
+    from biosig.export import main as exporter
+    fs, rng = 128, np.random.default_rng(0)
+    y = np.arange(64) % 2
+    raw = rng.normal(size=(64, 3, 1, 256)) * 1e-5 + 2e-3                    # volts, with a DC offset
+    tt = np.arange(256) / fs
+    raw[y == 0, 0, 0] += 2e-5 * np.sin(2 * np.pi * 10 * tt)                # class 0: alpha on Fz; 1: beta on Pz
+    raw[y == 1, 2, 0] += 2e-5 * np.sin(2 * np.pi * 20 * tt)
+    raw = raw.astype(np.float32)
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"], "units": "V"}))
+    bandpower(["--x", str(tmp_path / "raw.npy"), "--fs", str(fs), "--out", str(tmp_path / "bands.npy"), "--log"])
+    proc = run("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
+               "--model-kwargs", "channels=8", "levels=2", "--epochs", "2", "--save", tmp_path / "bp.pt",
+               "--run-dir", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.save(tmp_path / "new.npy", raw[:9, [2, 0, 1]])                       # raw windows, Pz first, as infer.py takes
+    infer(["--ckpt", str(tmp_path / "bp.pt"), "--x", str(tmp_path / "new.npy"), "--fs", str(fs), "--channel-names",
+           "Pz,Fz,Cz", "--out", str(tmp_path / "preds.npy"), "--quiet"])
+    preds = np.load(tmp_path / "preds.npy")
+    capsys.readouterr()
+
+    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "bp.onnx")])
+    out = capsys.readouterr().out
+    assert "input  x      (batch, 3, 1, 256)" in out and "raw samples at 128 Hz, channels Fz,Cz,Pz in this order" in out
+    assert "band power computed inside: delta 1-4 Hz" in out and "log10" in out, out
+    session = ort.InferenceSession(str(tmp_path / "bp.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["values"], {"x": raw[:9]})[0]                        # the same windows in Fz, Cz, Pz order
+    np.testing.assert_allclose(got, preds, atol=1e-4, rtol=0)
+    assert not np.allclose(preds[0], preds[1], atol=1e-3)
+    described = json.loads(session.get_modelmeta().custom_metadata_map["biosig.input"])
+    assert described["kind"] == "raw samples" and described["shape"] == ["batch", 3, 1, 256]
+    assert described["channels"] == ["Fz", "Cz", "Pz"] and described["fs"] == fs
+    assert described["bandpower"]["log"] is True and described["bandpower"]["frame"] == 64
+
+    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "step.onnx"), "--step"])
+    out = capsys.readouterr().out
+    assert "x (batch, 3, 5, 1) one band-power frame, channels Fz,Cz,Pz in this order" in out, out
+    assert "frames of 64 samples (0.5 s) every 32 (0.25 s) at 128 Hz, log10" in out and "raw frame" not in out
+    session = ort.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])
+    described = json.loads(session.get_modelmeta().custom_metadata_map["biosig.input"])
+    assert described["kind"] == "band-power frame" and described["shape"] == ["batch", 3, 5, 1]
