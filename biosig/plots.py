@@ -7,6 +7,7 @@ import html
 import io
 import math
 import os
+import textwrap
 
 from .atomic import atomic_path
 
@@ -49,8 +50,9 @@ def figure(panels, data, title, footer=None):
         places.append((row, slice(0, columns) if wide else col))
         row, col = (row + 1, 0) if wide or col or columns == 1 else (row, 1)
     n_rows = row + (1 if col else 0)
-    fig = Figure(figsize=(6 * columns + (1 if columns == 1 else 0), 4 * n_rows + 0.3 * len(footer or ())),
-                 layout="constrained")
+    width = 6 * columns + (1 if columns == 1 else 0)            # inches
+    footer = [part for line in footer or () for part in textwrap.wrap(line, width * 15)]   # ~15 chars an inch
+    fig = Figure(figsize=(width, 4 * n_rows + 0.2 * len(footer)), layout="constrained")
     grid = fig.add_gridspec(n_rows, columns)
     for (name, fn, wide), (r, c) in zip(panels, places):
         fn(fig.add_subplot(grid[r, c]), data)

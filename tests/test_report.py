@@ -290,6 +290,11 @@ def test_a_sole_panel_fills_the_figure(tmp_path, monitor_figures):
     write_loso_sweep(tmp_path)
     (tmp_path / "folds.csv").unlink()          # no folds panel: the model panel alone
     report.main([str(tmp_path)])
-    (ax,) = monitor_figures[-1].axes
+    fig = drawn(monitor_figures[-1])
+    (ax,) = fig.axes
     left, _, width, _ = ax.get_position().bounds
     assert width > 0.75 and left < 0.2, ax.get_position()
+    footer = fig._supxlabel           # the per-fold and report lines, wrapped to the narrower figure
+    assert "best point per fold" in footer.get_text() and "optimistic" in footer.get_text()
+    box, page = footer.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1, (box, page)
