@@ -9,14 +9,18 @@ Output forward      -> (B, K) logits of the last frame.
 `levels` residual blocks; block i has two dilated causal convolutions (dilation 2**i, kernel
 `kernel`), each with weight normalization, ReLU and dropout, and a 1x1 convolution on the
 residual path where the width changes. The receptive field is 1 + 2 (kernel - 1)(2**levels - 1)
-frames (181 for the defaults). Suits continuous decoding: per-frame outputs, any window length.
+frames (181 for 4 levels of kernel 7). `levels` auto (the default) takes the fewest levels, at least
+4, whose receptive field covers the training window, so a window task's last frame sees all of it
+(with 4 levels, windows of 256 frames were classified from their last 181: at chance when the
+class is decided earlier); the resolved number is stored in the config. Suits continuous decoding:
+per-frame outputs, any window length.
 """
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..errors import positive_int
+from ..errors import positive_int, positive_int_or
 from ..options import Option
 from .common import shape_problem
 from .incremental import CausalConv1d
@@ -45,7 +49,8 @@ class TCN(nn.Module):
     recipe = ()
     options = (
         Option("channels", positive_int, 32, "filters of every block"),
-        Option("levels", positive_int, 4, "residual blocks (dilations 1, 2, 4, ...)"),
+        Option("levels", positive_int_or("auto"), "auto", "residual blocks (dilations 1, 2, 4, ...); auto: the "
+               "fewest, at least 4, whose receptive field covers the training window"),
         Option("kernel", positive_int, 7, "kernel length of the dilated convolutions"),
     )
 
@@ -57,6 +62,14 @@ class TCN(nn.Module):
         self.blocks = nn.Sequential(*[TemporalBlock(widths[i], widths[i + 1], kernel, 2 ** i, drop)
                                       for i in range(levels)])
         self.head = nn.Conv1d(channels, n_outputs, 1)
+
+    @staticmethod
+    def resolve_options(config, n_times):
+        """The Model contract's hook: levels auto -> the fewest levels, at least 4, whose receptive
+        field 1 + 2 (kernel - 1)(2**levels - 1) covers the training window of n_times frames."""
+        if config.get("levels", "auto") == "auto":
+            config["levels"] = levels_for(n_times, config.get("kernel", 7))
+        return config
 
     def input_problem(self, n_elec, n_bands, n_times):
         return shape_problem(self.config, n_elec, n_bands, n_times, 1)
@@ -85,6 +98,15 @@ class TCN(nn.Module):
         """The stepper as an nn.Module of one frame and explicit state, for export (torch.export,
         ONNX): (x (B, C, F, 1), *state) -> (logits (B, K), *next state); initial_state(B) are zeros."""
         return StepModule(self.eval())
+
+
+def levels_for(n_frames, kernel, least=4):
+    """The fewest levels (at least `least`) whose receptive field covers n_frames; `least` for
+    kernel 1, whose field is one frame at any depth."""
+    levels = least
+    while kernel > 1 and 1 + 2 * (kernel - 1) * (2 ** levels - 1) < n_frames:
+        levels += 1
+    return levels
 
 
 class StepModule(nn.Module):
