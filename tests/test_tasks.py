@@ -33,11 +33,15 @@ def test_regression_recovers_a_linear_target_and_infer_reports_it_in_units(tmp_p
     assert "mae=" in proc.stdout and "r2=" in proc.stdout and "acc=" not in proc.stdout
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
     assert ckpt["task"]["name"] == "regression" and len(ckpt["task"]["mean"]) == 2
-    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", *data, "--out", tmp_path / "p.npy")
+    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", *data, "--out", tmp_path / "p.npy", "--report",
+              tmp_path / "rep.json")
     assert inf.returncode == 0, inf.stderr
     assert inf.stdout.startswith("[sample 0] pred=[") and "r2=" in inf.stdout and "target 1:" in inf.stdout
     pred = np.load(tmp_path / "p.npy")
     assert pred.shape == (300, 2) and (r2(pred, y) > 0.9).all()        # in the targets' own units
+    scores = json.loads((tmp_path / "rep.json").read_text())["scores"]      # numbers, per target too
+    assert scores["n"] == 300 and scores["per_target"]["r2"] == pytest.approx(r2(pred, y).tolist(), abs=1e-4)
+    assert scores["mae"] == pytest.approx(np.abs(pred - y).mean(), rel=1e-4)
 
     # one target (N,): a scalar per window, preds (B, 1); the report in one line
     data1 = save(tmp_path, "r1", X, y[:, 0] * 3 + 60)
@@ -85,12 +89,17 @@ def test_segmentation_finds_planted_onsets_and_infer_maps_back_to_input_frames(t
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
     assert ckpt["task"]["frames"].startswith("output frame j covers input frames")
     # eeg2arm pools time by 2: its 32 output frames come back as the input's 64
-    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", *data, "--out", tmp_path / "p.npy")
+    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", *data, "--out", tmp_path / "p.npy", "--report",
+              tmp_path / "rep.json")
     assert inf.returncode == 0, inf.stderr
     assert inf.stdout.startswith("[sample 0] segments 0:0-") and "event_f1=" in inf.stdout
     probs = np.load(tmp_path / "p.npy")
     assert probs.shape == (400, 64, 3) and np.allclose(probs.sum(-1), 1, atol=1e-4)
     assert (probs.argmax(-1) == y).mean() > majority + 0.1
+    scores = json.loads((tmp_path / "rep.json").read_text())["scores"]
+    assert scores["n"] == 400 and scores["n_frames"] == 400 * 64 and np.sum(scores["confusion"]) == 400 * 64
+    assert scores["accuracy"] == pytest.approx((probs.argmax(-1) == y).mean(), abs=1e-6)
+    assert set(scores["events"]) == {"1", "2"} and scores["tolerance"] == 4 and 0 <= scores["event_f1"] <= 1
     assert run("infer.py", "--ckpt", tmp_path / "m.pt", *data[:2], "--out", tmp_path / "p.csv",
                "--quiet").returncode == 0
     rows = (tmp_path / "p.csv").read_text().splitlines()
@@ -125,9 +134,12 @@ def test_pretraining_on_unlabelled_windows_then_fine_tuning_beats_scratch_on_few
     assert pre.returncode == 0, pre.stderr[-3000:]
     best = json.loads((tmp_path / "pre" / "summary.json").read_text())["best_metrics"]
     assert best["mse"] < min(best["interp_mse"], best["zero_mse"]), best      # it learnt the signal
-    inf = run("infer.py", "--ckpt", tmp_path / "pre.pt", *unlabelled, "--quiet", "--out", tmp_path / "err.npy")
+    inf = run("infer.py", "--ckpt", tmp_path / "pre.pt", *unlabelled, "--quiet", "--out", tmp_path / "err.npy",
+              "--report", tmp_path / "rep.json")
     assert inf.returncode == 0 and "masked reconstruction: mse=" in inf.stdout, inf.stderr
     assert np.load(tmp_path / "err.npy").shape == (1500,)
+    scores = json.loads((tmp_path / "rep.json").read_text())["scores"]
+    assert scores["n"] == 1500 and scores["mse"] == pytest.approx(np.load(tmp_path / "err.npy").mean(), rel=1e-5)
 
     acc = {"scratch": [], "tuned": []}
     for i in range(3):
@@ -275,3 +287,18 @@ def test_model_auto_takes_a_per_frame_model_for_a_per_frame_task(tmp_path):
     assert proc.stderr.count("warning:") == 1 and "--y" in proc.stderr         # pretraining reads no y
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["selection"]["chosen"] == "tcn" and summary["monitor"] == "val_loss"
+
+
+def test_pretraining_takes_an_encoder_that_sees_the_whole_window(tmp_path):
+    """--task pretrain without --model takes tcn, with levels enough for its last frame to see a
+    window of 256 frames (5 levels: 373 frames; the 4 of old saw the last 181), and --init builds
+    the same encoder from the checkpoint."""
+    from biosig.cli.train import main
+    from biosig.models import build_model
+    X, _ = TASKS["classification"].example_data(40, 3, 1, 256)
+    np.save(tmp_path / "X.npy", X)
+    main(["--task", "pretrain", "--x", str(tmp_path / "X.npy"), "--epochs", "1", "--batch", "20", "--no-report",
+          "--save", str(tmp_path / "pre.pt"), "--run-dir", str(tmp_path / "run")])
+    config = torch.load(tmp_path / "pre.pt", weights_only=True)["config"]
+    assert config["name"] == "tcn" and config["levels"] == 5
+    assert build_model(config).receptive_field >= 256

@@ -60,12 +60,22 @@ def test_learns_writes_artifacts_and_infers(dataset):
     np.save(dataset["dir"] / "y2.npy", y2)
     out = dataset["dir"] / "preds.csv"
     inf = run("infer.py", "--ckpt", ckpt, "--x", dataset["dir"] / "X2.npy", "--y", dataset["dir"] / "y2.npy",
-              "--out", out)
+              "--out", out, "--report", dataset["dir"] / "rep.json")
     assert inf.returncode == 0, inf.stderr
     lines = [l for l in inf.stdout.splitlines() if l.startswith("[sample ")]
     assert len(lines) == 90 and lines[0].startswith("[sample 0] pred=") and " conf=0." in lines[0]
     acc = float(inf.stdout.split("accuracy=")[1].split()[0])
     assert acc > 0.6
+    # --report: the same scores as numbers, no parsing; the printed lines kept under "report"
+    rep = json.loads((dataset["dir"] / "rep.json").read_text())
+    scores = rep["scores"]
+    assert rep["task"] == "classification" and scores["n"] == 90 and scores["class_names"] == ["0", "1", "2"]
+    assert scores["accuracy"] == pytest.approx(acc, abs=1e-4) and 0 < scores["auroc"] <= 1
+    cm = np.array(scores["confusion"])
+    assert cm.shape == (3, 3) and cm.sum() == 90 and np.trace(cm) / 90 == pytest.approx(scores["accuracy"])
+    assert cm.sum(1).tolist() == np.bincount(y2, minlength=3).tolist()       # true down, predicted across
+    assert all(isinstance(v, float) for v in (scores["macro_f1"], scores["balanced_acc"]))
+    assert rep["report"][0] in inf.stdout and rep["report"][0].startswith("accuracy=")
     csv = out.read_text().splitlines()
     assert csv[0].startswith("sample,pred,score") and len(csv) == 91
     preds = np.array([int(r.split(",")[1]) for r in csv[1:]])
@@ -218,3 +228,27 @@ def test_mmap_ram_and_worker_reads_agree(dataset):
     _, c, _ = train(dataset, "--load", "mmap", "--workers", "2", "--deterministic", name="workers", epochs=2)
     sa, sb, sc = (torch.load(p, weights_only=True)["model_state"] for p in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) and torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_tcn_sees_the_whole_of_a_long_window(tmp_path):
+    """Windows of 256 frames whose class is decided in their first 64 (a burst after a cue): tcn's
+    levels follow T (auto: 5, a receptive field of 373 frames), so its last frame, which a window
+    task reads, sees the burst. With 4 levels (181 frames) it stayed at chance (0.32)."""
+    from biosig.cli.train import main
+    rng = np.random.default_rng(0)
+    n, t, burst = 300, 256, 64
+    y = np.arange(n) % 3
+    X = rng.normal(0, 0.8, size=(n, 3, 1, t)).astype(np.float32)
+    for k in range(3):
+        X[y == k, k, :, :burst] += 1.5 * np.sin(2 * np.pi * (k + 1) * np.arange(burst) / burst * 2)
+    for name, part in (("train", slice(0, 220)), ("test", slice(220, n))):
+        np.save(tmp_path / f"X_{name}.npy", X[part])
+        np.save(tmp_path / f"y_{name}.npy", y[part])
+    main(["--x", str(tmp_path / "X_train.npy"), "--y", str(tmp_path / "y_train.npy"), "--x-test",
+          str(tmp_path / "X_test.npy"), "--y-test", str(tmp_path / "y_test.npy"), "--model", "tcn", "--epochs", "6",
+          "--lr", "3e-3", "--batch", "32", "--no-report", "--save", str(tmp_path / "m.pt"), "--run-dir",
+          str(tmp_path / "run")])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test"]["acc"] > 0.8             # 3 classes: chance is 0.33
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert ckpt["config"]["levels"] == 5            # stored resolved: the checkpoint rebuilds the same model
