@@ -104,3 +104,21 @@ def test_infer_py_makes_band_power_of_raw_windows_only_at_a_rate_it_was_given(tm
     expected = load_model_from_checkpoint(str(tmp_path / "bp.pt")).predict(BandPower(128, log=True)(X))["values"]
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-6)
     main_fails(infer, argv + ["--fs", 256], capsys, "sampled at 256 Hz", "128 Hz")
+
+
+@pytest.mark.parametrize("kwargs", [dict(log=True), dict(), dict(method="welch", hop=0.1, log=True),
+                                    dict(frame=0.5, hop=0.125, log=True)])
+def test_the_exported_graphs_band_power_is_biosig_bandpowers(kwargs):
+    """biosig.export's torch BandPowerFrames (float32, in the .onnx) against BandPower (float64):
+    volts with a DC offset 200x the signal, as raw EEG comes from an amplifier."""
+    import torch
+    from biosig.bandpower import BandPower
+    from biosig.export import BandPowerFrames
+    bp = BandPower(250, **kwargs)
+    x = (np.random.default_rng(0).normal(size=(3, 4, 1, 600)) * 1e-5 + 2e-3).astype(np.float32)
+    want, got = bp(x), BandPowerFrames(bp)(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape == (3, 4, 5, bp.n_frames(600))
+    if bp.log:
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)                # log10 units
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=0)
