@@ -24,17 +24,22 @@ def _short(value, _=None):
     return f"{value:g}"
 
 
+def _exponent(value, _=None):
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def log_axis(ax, which, low, high):
     """Put one axis ('x' or 'y') of `ax` on a log scale for values in [low, high] with labels that
-    do not collide: plain numbers (0.0003, not 3x10^-4) on decades only, or on 1-2-5 steps when
-    the values span under three decades (matplotlib's default labels minor ticks there too,
-    in a second size, on top of each other)."""
+    do not collide: one plain form (0.002, or 2e-4 when the values go under 0.001; not 2x10^-4)
+    on decades only, or on 1-2-5 steps when the values span under three decades (matplotlib's
+    default labels minor ticks there too, in a second size, on top of each other)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     decades = math.log10(high / low)
     axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades >= 3 else (1.0, 2.0, 5.0), numticks=8))
-    axis.set_major_formatter(FuncFormatter(_short))
+    axis.set_major_formatter(FuncFormatter(_exponent if low < 1e-3 else _short))
     axis.set_minor_formatter(NullFormatter())
 
 
