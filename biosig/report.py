@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from .errors import ArgumentParser, UserError, needs, prog
-from .plots import FILES, STYLES, cell as _cell, figure, html_table, legend_below as _legend_below, log_axis
+from .plots import STYLES, cell, figure, html_table, legend_below, log_axis
 from .plots import png_bytes, write_files
 
 EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
@@ -122,7 +122,7 @@ def panel_loss(ax, run):
     if epoch:
         lines.append(ax.axvline(epoch, color="0.5", ls=":"))
         labels.append(words)
-    _legend_below(ax, lines, labels)
+    legend_below(ax, lines, labels)
 
 
 def panel_metric(ax, run):
@@ -156,7 +156,7 @@ def panel_metric(ax, run):
     if unit:
         ax.set_ylabel("score")
     ax.set_title("metrics per epoch")
-    _legend_below(ax, lines, [line.get_label() for line in lines])
+    legend_below(ax, lines, [line.get_label() for line in lines])
 
 
 def class_names(run, k):
@@ -272,8 +272,8 @@ def run_report(run_dir):
              ("task", (resolved.get("task") or {}).get("name", c.get("task"))),
              ("model", f"{c.get('model')} ({resolved.get('n_params', 0):,} parameters)"),
              ("status", s.get("status", "not finished (no summary.json)")),
-             ("best", f"{s.get('monitor')} = {_cell(s.get('best'))} at epoch {s.get('best_epoch')}" if s else ""),
-             ("epochs", s.get("epochs_run", len(run["rows"]))), ("wall", f"{_cell(s.get('wall_s'))} s" if s else ""),
+             ("best", f"{s.get('monitor')} = {cell(s.get('best'))} at epoch {s.get('best_epoch')}" if s else ""),
+             ("epochs", s.get("epochs_run", len(run["rows"]))), ("wall", f"{cell(s.get('wall_s'))} s" if s else ""),
              ("device", f"{resolved.get('device')} (amp {resolved.get('amp')}, world size "
                         f"{resolved.get('world_size')})"),
              ("checkpoint", s.get("checkpoint", c.get("save")))]
