@@ -145,8 +145,9 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1, source=None):
     n_bands = x.shape[channel_axis + 1]
     raw = bp_trained and not bp_given and n_bands == 1 != len(bp_trained["bands"])
     if raw and not spec.get("fs"):                          # the rate decides which bins make a band: never assumed
+        beside = f", or a {os.path.basename(sidecar(where))} beside it" if str(where).endswith(".npy") else ""
         raise UserError(f"{where}: raw samples of unknown sampling rate; making {ckpt_path}'s band-power frames needs "
-                        f"it: give --fs (Hz), or a {os.path.basename(sidecar(where))} beside it")
+                        f"it: give --fs (Hz){beside}")
     if trained.get("fs") and spec.get("fs") and abs(trained["fs"] - spec["fs"]) > 1e-6:
         raise UserError(f"{where}: sampled at {spec['fs']:g} Hz, {ckpt_path} was trained on {trained['fs']:g} Hz "
                         f"(resample it first)")
