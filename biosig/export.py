@@ -70,7 +70,7 @@ class BandPowerFrames(nn.Module):
         self.register_buffer("band_sum", torch.tensor(bp.weights[:, used].T / segs, dtype=torch.float32))  # (bins, F)
 
     def forward(self, x):
-        x = x[:, :, 0] - x[:, :, 0].mean(-1, keepdim=True)      # a DC offset would cost each frame's mean float32 digits
+        x = x[:, :, 0] - x[:, :, 0].mean(-1, keepdim=True)      # a DC offset would cost each frame float32 digits
         frames = x.unfold(-1, self.frame, self.hop)                            # (B, C, T', frame)
         segments = frames.unfold(-1, self.seg, self.step)                     # (B, C, T', segs, seg)
         coef = (segments - segments.mean(-1, keepdim=True)) @ self.dft        # (B, C, T', segs, 2 * bins)
@@ -305,8 +305,9 @@ def main(argv=None):
         checked = None if args.no_check else check(tmp, ext, predictor, shape, bp)
     report_check(checked, args, "on 2 random batches" + (" of raw samples" if bp else ""))
     static = "batch dynamic, the rest static" + ("" if bp else f" (T={shape[-1]}, the training T)")
-    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, "
-             f"{'ONNX' if ext == '.onnx' else 'torch.export program'}; model {ckpt['config']['name']}, {predictor.task}",
+    kind = "ONNX" if ext == ".onnx" else "torch.export program"
+    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, {kind}; model {ckpt['config']['name']}, "
+             f"{predictor.task}",
              f"  input  x      (batch, {', '.join(map(str, described['shape'][1:]))}) float32 {described['text']}: "
              f"{static}",
              described["frames"] and f"  {described['frames']}",

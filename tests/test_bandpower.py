@@ -79,7 +79,8 @@ def band_power_checkpoint(path, fs=128, frames=1):
     from biosig.tasks import TASKS
     model = build_model({"name": "tcn", "n_elec": 3, "n_bands": 5, "n_outputs": 2, "drop": 0.0, "channels": 8,
                          "levels": 2, "kernel": 3})
-    signal = {"fs": float(fs), "channels": ["Fz", "Cz", "Pz"], "units": None, "bandpower": BandPower(fs, log=True).config}
+    signal = {"fs": float(fs), "channels": ["Fz", "Cz", "Pz"], "units": None,
+              "bandpower": BandPower(fs, log=True).config}
     checkpoint.atomic_save(checkpoint.model_payload(model, TASKS["classification"](2), (1, 3, 5, frames),
                                                     preprocess.make_spec(), 1, {}, signal=signal), path)
 
