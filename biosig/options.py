@@ -20,6 +20,7 @@ from typing import Callable
 from .augment import AUGMENTS
 from .errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
                      positive_float, positive_int)
+from .threads import add_threads_flag
 
 PATH, RUN, TRIAL = "path", "run", "trial"
 
@@ -209,6 +210,7 @@ def train_parser():
          "(default: runs/<date-time>, never an existing run)")
     _add(r, "--resume", kinds=(TRIAL,), help="continue the run whose RUN_DIR/last.pt this is")
     _add(r, "--device", kinds=(), choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    KINDS[add_threads_flag(r).dest] = frozenset()         # may change on resume, as --device may
     _add(r, "--compile", kinds=(), action="store_true", help="torch.compile the model")
     _add(r, "--compile-backend", kinds=(), default="inductor",
          help="torch.compile backend (aot_eager compiles fast on CPU; inductor is fastest on CUDA)")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, options, preprocess, pretrained, report, runs, trackers
+from . import __version__, checkpoint, distributed, options, preprocess, pretrained, report, runs, threads, trackers
 from .data import Windows, on_device
 from .data import parquet
 from .prepare import prepare_data
@@ -140,6 +140,7 @@ def _run(args, explicit, where):
         raise UserError(problem)
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
+    where["threads"] = threads.apply(args.threads)      # before any math: the pool is sized once
     task_monitors = task_cls.monitors
     monitor = args.monitor or task_cls.default_monitor
     if monitor not in task_monitors:
@@ -263,8 +264,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     n_params = sum(p.numel() for p in raw_net.parameters())
     per_rank = args.batch / ctx.world
     config = {k: v for k, v in vars(args).items()}
-    config.update({"resolved": {"device": str(device), "amp": amp, "monitor": monitor, "mode": mode,
-                                "world_size": ctx.world, "global_batch": args.batch,
+    config.update({"resolved": {"device": str(device), "threads": torch.get_num_threads(), "amp": amp,
+                                "monitor": monitor, "mode": mode, "world_size": ctx.world, "global_batch": args.batch,
                                 **({"batch_given": data["batch_given"]} if "batch_given" in data else {}),
                                 "data_shape": list(data["shape"]), "task": task.config,
                                 "model": dict(raw_model.config), "n_params": n_params, "split": data["split"],
@@ -298,7 +299,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
                              if task.split_text(split['train'], split['val']) else ""))
         log(f"data: {args.x} {tuple(data['shape'])} -> {task} | {split_line}"
             + (f" | test {split['test']['windows']}" if "test" in split else ""))
-        log(f"model: {args.model} ({why_model}; {n_params:,} parameters) on {device} | amp {amp} | "
+        log(f"model: {args.model} ({why_model}; {n_params:,} parameters) on {device}, {where['threads']} | amp {amp} | "
             f"global batch {args.batch}" + (f" = {ctx.world} processes x ~{per_rank:g}" if ctx.world > 1 else "")
             + f" | preprocess: {preprocess.describe(preprocess_spec)}")
         if data.get("init", {}).get("line"):

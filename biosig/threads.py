@@ -1,0 +1,149 @@
+"""How many CPU threads a command's math uses: chosen from the CPUs this process may really use.
+
+torch's default is one thread per physical core of the machine, whatever this process is allowed:
+in a container with a CPU quota, a SLURM job of 2 CPUs on a 64-core node, a `taskset` mask, or
+2 torchrun ranks on 2 cores, that is more threads than CPUs, and OpenMP threads that spin-wait
+for a descheduled sibling turn a step of milliseconds into one of a scheduler slice. So:
+
+    --threads N                   wins over everything
+    OMP_NUM_THREADS               (set by the user, a launcher, sweep.py) wins over the guess
+    the guess                     min(physical cores in the affinity mask, cgroup CPU quota,
+                                  SLURM_CPUS_PER_TASK), divided among torchrun's local ranks
+
+No torch import here (biosig.windows and biosig.bandpower stay numpy-only): torch is imported
+by apply() only.
+"""
+import os
+import sys
+
+from .errors import UserError, positive_int, warn
+
+SOURCES = ("--threads", "OMP_NUM_THREADS", "CPU affinity", "cgroup CPU quota", "SLURM_CPUS_PER_TASK", "CPU count")
+
+
+def add_threads_flag(parser):
+    """The one --threads flag every command takes (train.py, infer.py, the module tools)."""
+    return parser.add_argument("--threads", type=positive_int, metavar="N",
+                               help="CPU threads for the math (default: the CPUs this process may use: its affinity "
+                               "mask, cgroup CPU quota and SLURM_CPUS_PER_TASK, split among torchrun's local "
+                               "processes; OMP_NUM_THREADS when set)")
+
+
+def affinity_cores(cpus, sysfs="/sys/devices/system/cpu"):
+    """The physical cores among the logical CPUs `cpus` (hyperthreads of one core count once,
+    as in torch's default); len(cpus) where the topology cannot be read."""
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(os.path.join(sysfs, f"cpu{cpu}", "topology", "core_id")) as f:
+                core = f.read().strip()
+            with open(os.path.join(sysfs, f"cpu{cpu}", "topology", "physical_package_id")) as f:
+                package = f.read().strip()
+        except OSError:
+            return len(cpus)
+        cores.add((package, core))
+    return len(cores) or len(cpus)
+
+
+def cgroup_quota(cgroup_root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
+    """The CPU quota of this process's cgroup in whole CPUs (rounded down, at least 1), or None
+    when there is none: v2 cpu.max "QUOTA PERIOD", v1 cpu.cfs_quota_us / cpu.cfs_period_us."""
+    paths = [""]
+    try:
+        with open(proc_cgroup) as f:
+            for line in f:                      # "0::/user.slice/x" (v2), "4:cpu,cpuacct:/x" (v1)
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if controllers == "" or "cpu" in controllers.split(","):
+                    paths.append(path.lstrip("/"))
+    except (OSError, ValueError):
+        pass
+    quotas = []
+    for path in paths:
+        for v2, v1 in ((os.path.join(cgroup_root, path, "cpu.max"), None), (None, os.path.join(cgroup_root, "cpu", path)),
+                       (None, os.path.join(cgroup_root, "cpu,cpuacct", path))):
+            try:
+                if v2:
+                    with open(v2) as f:
+                        quota, period = f.read().split()[:2]
+                    if quota == "max":
+                        continue
+                else:
+                    with open(os.path.join(v1, "cpu.cfs_quota_us")) as f:
+                        quota = f.read().strip()
+                    with open(os.path.join(v1, "cpu.cfs_period_us")) as f:
+                        period = f.read().strip()
+                quota, period = int(quota), int(period)
+            except (OSError, ValueError):
+                continue
+            if quota > 0 and period > 0:
+                quotas.append(max(1, quota // period))
+    return min(quotas) if quotas else None
+
+
+def usable_cpus(environ=None, cgroup_root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
+    """(n, why): the CPUs this process may keep busy, and which limit says so."""
+    environ = os.environ if environ is None else environ
+    if hasattr(os, "sched_getaffinity"):
+        cpus = os.sched_getaffinity(0)
+        limits = [(affinity_cores(cpus), "CPU affinity" if len(cpus) < (os.cpu_count() or 1) else "CPU count")]
+    else:
+        limits = [(os.cpu_count() or 1, "CPU count")]
+    quota = cgroup_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        limits.append((quota, "cgroup CPU quota"))
+    slurm = environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        limits.append((int(slurm), "SLURM_CPUS_PER_TASK"))
+    return min(limits, key=lambda limit: limit[0])       # the first of equal limits: the machine's own
+
+
+def choose_threads(flag=None, environ=None, cgroup_root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
+    """(n, why): --threads, else OMP_NUM_THREADS, else the usable CPUs (usable_cpus) split among
+    torchrun's LOCAL_WORLD_SIZE processes on this machine. why is a short text for the start-up line."""
+    environ = os.environ if environ is None else environ
+    if flag is not None:
+        return int(flag), "--threads"
+    omp = environ.get("OMP_NUM_THREADS", "").strip()
+    if omp:
+        first = omp.split(",")[0].strip()       # OpenMP allows a list per nesting level: the first is ours
+        if not first.isdigit() or int(first) < 1:
+            raise UserError(f"OMP_NUM_THREADS={omp}: not a positive whole number (unset it, or give --threads N)")
+        return int(first), "OMP_NUM_THREADS"
+    n, why = usable_cpus(environ, cgroup_root, proc_cgroup)
+    local = environ.get("LOCAL_WORLD_SIZE", "")
+    if local.isdigit() and int(local) > 1:
+        return max(1, n // int(local)), f"{why}: {n} / {local} local processes"
+    return n, why
+
+
+def quiet_waiting(environ=None):
+    """Before torch is imported (or in a child's `environ`): OpenMP threads that finish first wait for their siblings by
+    sleeping soon, not by spinning through a whole scheduler slice (GOMP_SPINCOUNT; see README,
+    Troubleshooting, for the measurement). Not when the user set a wait policy, nor once torch's
+    OpenMP runtime has read its settings (it reads them when loaded)."""
+    if environ is None:
+        if "torch" in sys.modules:
+            return
+        environ = os.environ
+    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
+        environ["GOMP_SPINCOUNT"] = SPINCOUNT
+
+
+SPINCOUNT = "10000"
+
+
+def apply(flag=None):
+    """Choose (choose_threads) and set torch's thread count -> the start-up line's text,
+    "threads 2 (CPU affinity)"."""
+    import torch
+    n, why = choose_threads(flag)
+    usable, _ = usable_cpus()
+    if why == "--threads" and n > usable:
+        warn(f"--threads {n}: more threads than the {usable} CPU(s) this process may use; expect waiting, not speed")
+    torch.set_num_threads(n)
+    try:
+        # inter-op threads (torch.jit.fork and the like) too; torch refuses once parallel work has run
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
+    return f"threads {n} ({why})"

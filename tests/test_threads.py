@@ -1,0 +1,68 @@
+"""The thread count: chosen from the CPUs this process may use (affinity, cgroup quota, SLURM),
+OMP_NUM_THREADS when set, --threads over all, and said in the start-up line (biosig/threads.py)."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import FAST, ROOT, main_fails, run_main
+from biosig.threads import choose_threads, cgroup_quota
+
+NO_CGROUP = {"cgroup_root": "/nonexistent", "proc_cgroup": "/nonexistent"}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_affinity_mask_limits_threads():
+    """A process pinned to one CPU (taskset -c 0) chooses 1 thread, where torch's own default is
+    every core of the machine; an OMP_NUM_THREADS the user set still wins."""
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from biosig.threads import choose_threads; print(*choose_threads(environ={}), sep='|'); "
+            "print(*choose_threads(environ={'OMP_NUM_THREADS': '3'}), sep='|')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT)).stdout.splitlines()
+    assert out[0].split("|")[0] == "1"
+    assert out[0].split("|")[1] in ("CPU affinity", "CPU count", "cgroup CPU quota")   # CPU count: a 1-CPU box
+    assert out[1] == "3|OMP_NUM_THREADS"
+
+
+def test_slurm_quota_torchrun_and_flag(tmp_path):
+    """SLURM_CPUS_PER_TASK and a cgroup v2 quota cap the guess; torchrun's local ranks share it;
+    OMP_NUM_THREADS beats the guess and --threads beats everything."""
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "1"}, **NO_CGROUP) == (1, "SLURM_CPUS_PER_TASK")
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "cpu.max").write_text("150000 100000\n")     # 1.5 CPUs: rounded down
+    (tmp_path / "self").write_text("0::/job\n")
+    assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) == 1
+    assert choose_threads(environ={}, cgroup_root=str(tmp_path), proc_cgroup=str(tmp_path / "self")) == (
+        1, "cgroup CPU quota")
+    (tmp_path / "job" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) is None
+    n, why = choose_threads(environ={"SLURM_CPUS_PER_TASK": "4", "LOCAL_WORLD_SIZE": "2"}, **NO_CGROUP)
+    assert n == max(1, min(4, len(os.sched_getaffinity(0))) // 2) and "2 local processes" in why
+    assert choose_threads(environ={"OMP_NUM_THREADS": "5", "SLURM_CPUS_PER_TASK": "1"}) == (5, "OMP_NUM_THREADS")
+    assert choose_threads(7, environ={"OMP_NUM_THREADS": "5"}) == (7, "--threads")
+
+
+def test_train_says_and_uses_threads(dataset, capsys):
+    """train.py --threads 1 sets torch's threads and says so in its start-up line; --threads 0
+    and a nonsense OMP_NUM_THREADS are one-line user errors."""
+    from biosig.cli.train import main
+    before = torch.get_num_threads()
+    base = ["--x", dataset["x"], "--y", dataset["y"], "--epochs", "1", "--no-report", *FAST]
+    try:
+        code, out, _ = run_main(main, base + ["--threads", "1", "--save", dataset["dir"] / "m.pt",
+                                              "--run-dir", dataset["dir"] / "run"], capsys)
+        assert code == 0
+        assert torch.get_num_threads() == 1
+        assert "threads 1 (--threads)" in next(line for line in out.splitlines() if line.startswith("model:"))
+    finally:
+        torch.set_num_threads(before)
+    main_fails(main, base + ["--threads", "0", "--save", dataset["dir"] / "n.pt"], capsys, "--threads")
+    os.environ["OMP_NUM_THREADS"], old = "lots", os.environ.get("OMP_NUM_THREADS")
+    try:
+        main_fails(main, base + ["--save", dataset["dir"] / "n.pt"], capsys, "OMP_NUM_THREADS=lots")
+    finally:
+        os.environ.pop("OMP_NUM_THREADS") if old is None else os.environ.update(OMP_NUM_THREADS=old)
+    assert not os.path.exists(dataset["dir"] / "n.pt")
