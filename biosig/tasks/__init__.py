@@ -33,8 +33,9 @@ and an instance has
   predict(outputs, targets, n_frames, softmax)   -> {name: (B, ...) numpy}; "values" is preds.npy
   values(outputs, n_frames, softmax)   optional: that "values" in torch ops, so biosig.export can
                              bake it into the exported model (a task without it has nothing to deploy)
-  prediction_line(i, row) / records(pred, softmax, flat) / report_lines(pred, y)   infer.py's
-                             lines, .csv (flat) and .jsonl rows, and report (y may be None)
+  prediction_line(i, row) / records(pred, softmax, flat)   infer.py's lines, .csv (flat) and .jsonl rows
+  scores(pred, y, softmax)   infer.py's report in plain numbers (JSON-able; y may be None: {} when
+                             nothing is scored); report_lines(scores) prints it as text
 and example_data(n, c, f, t, seed) -> (X, y or None) with real signal, so that the contract test
 (tests/test_contract.py) trains every registered model on every task it accepts.
 

@@ -173,16 +173,27 @@ class Classification(Task):
                 row[kind] = p["values"][i].tolist()
             yield row
 
-    def report_lines(self, p, y, softmax=True):
-        """infer.py --y: accuracy, macro-F1, balanced accuracy, AUROC, the confusion matrix."""
+    def scores(self, p, y, softmax=True):
+        """infer.py --y: {"n", "accuracy", "macro_f1", "balanced_acc", "auroc" (None when fewer
+        than two classes occur), "class_names" (K), "per_class" {precision, recall, f1, support}
+        (K each), "confusion" (K, K) true down, predicted across} in plain numbers; {} without y."""
         if y is None:
-            return []
+            return {}
         values = p["values"]
         probs = values if softmax else torch.softmax(torch.as_tensor(values), 1).numpy()
         rep = classification_report(probs, y, self.n_classes)
-        auroc = f"{rep['auroc']:.4f}" if rep["auroc"] is not None else "n/a"
-        return [f"accuracy={rep['acc']:.4f} macro_f1={rep['f1']:.4f} balanced_acc={rep['balanced_acc']:.4f} "
-                f"auroc={auroc} (n={len(y)})", format_confusion(rep["confusion"], self.class_names)]
+        return {"n": int(len(y)), "accuracy": rep["acc"], "macro_f1": rep["f1"], "balanced_acc": rep["balanced_acc"],
+                "auroc": rep["auroc"], "class_names": list(self.class_names or map(str, range(self.n_classes))),
+                "per_class": rep["per_class"], "confusion": rep["confusion"]}
+
+    def report_lines(self, scores):
+        """scores() as text: the metrics' line and the confusion matrix."""
+        if not scores:
+            return []
+        s = scores
+        auroc = f"{s['auroc']:.4f}" if s["auroc"] is not None else "n/a"
+        return [f"accuracy={s['accuracy']:.4f} macro_f1={s['macro_f1']:.4f} balanced_acc={s['balanced_acc']:.4f} "
+                f"auroc={auroc} (n={s['n']})", format_confusion(s["confusion"], s["class_names"])]
 
 
 def check_empty_classes(targets, n_classes, explicit, where, unit="window"):

@@ -16,7 +16,8 @@ as one process does.
 
 Reported beside the model: linear interpolation across each masked span from its unmasked
 neighbours (interp_mse), and predicting 0 (zero_mse): a model that does not beat interpolation
-has learnt little. Only models with per-frame outputs (forward_seq) can be pretrained.
+has learnt little. Only models with per-frame outputs (forward_seq) can be pretrained; --model auto
+takes tcn (biosig/select.py), whose levels follow the window, so its last frame sees all of it.
 """
 import numpy as np
 import torch
@@ -194,6 +195,11 @@ class Pretrain(Task):
         for i in range(len(p["mse"])):
             yield {"sample": i, "recon_mse": float(p["mse"][i]), "interp_mse": float(p["interp_mse"][i])}
 
-    def report_lines(self, p, y=None, softmax=True):
-        return [f"masked reconstruction: mse={p['mse'].mean():.4f} (linear interpolation "
-                f"{p['interp_mse'].mean():.4f}) over {len(p['mse'])} windows"]
+    def scores(self, p, y=None, softmax=True):
+        """infer.py: {"n", "mse" (the windows' mean masked reconstruction error), "interp_mse"
+        (linear interpolation's on the same frames)}; needs no targets."""
+        return {"n": int(len(p["mse"])), "mse": float(p["mse"].mean()), "interp_mse": float(p["interp_mse"].mean())}
+
+    def report_lines(self, scores):
+        return [f"masked reconstruction: mse={scores['mse']:.4f} (linear interpolation "
+                f"{scores['interp_mse']:.4f}) over {scores['n']} windows"]

@@ -175,14 +175,25 @@ class Regression(Task):
                 row["pred"] = p["values"][i].tolist()
             yield row
 
-    def report_lines(self, p, y, softmax=True):
+    def scores(self, p, y, softmax=True):
+        """infer.py --y: {"n", "n_targets", "mae", "rmse", "r2", "r" (each the mean over the
+        targets, in their units), "per_target" {mae, rmse, r2, r} (D each; r2 and r None for a
+        target without variance)} in plain numbers; {} without y."""
         if y is None:
-            return []
+            return {}
         rep = regression_report(self._2d(p["values"]), self._2d(y))
-        lines = [f"mae={rep['mae']:.4g} rmse={rep['rmse']:.4g} r2={rep['r2']:.4f} r={rep['r']:.4f} (n={len(y)}"
+        return {"n": int(len(y)), "n_targets": self.n_targets, "mae": rep["mae"], "rmse": rep["rmse"], "r2": rep["r2"],
+                "r": rep["r"], "per_target": rep["per_target"]}
+
+    def report_lines(self, scores):
+        """scores() as text: the means' line, and a line per target for vector targets."""
+        if not scores:
+            return []
+        s = scores
+        lines = [f"mae={s['mae']:.4g} rmse={s['rmse']:.4g} r2={s['r2']:.4f} r={s['r']:.4f} (n={s['n']}"
                  + (f", mean over {self.n_targets} targets)" if self.vector else ")")]
         if self.vector:
-            per = rep["per_target"]
+            per = s["per_target"]
             for d in range(self.n_targets):
                 r2 = "n/a" if per["r2"][d] is None else f"{per['r2'][d]:.4f}"
                 r = "n/a" if per["r"][d] is None else f"{per['r'][d]:.4f}"

@@ -182,14 +182,29 @@ class Segmentation(Task):
                     row[kind] = p["values"][i, t].tolist()
                 yield row
 
-    def report_lines(self, p, y, softmax=True):
+    def scores(self, p, y, softmax=True):
+        """infer.py --y: per-frame {"n" (windows), "n_frames", "accuracy", "macro_f1", "balanced_acc",
+        "class_names" (K), "per_class" {precision, recall, f1, support} (K each), "confusion" (K, K)
+        in frames}, and onsets: "tolerance" (frames), "event_f1", "events" {class name: {precision,
+        recall, f1, true, predicted}} for classes 1..K-1; plain numbers, {} without y."""
         if y is None:
-            return []
+            return {}
         rep = frame_report(y, p["pred"], self.n_classes)
         events = event_report(y, p["pred"], range(1, self.n_classes), self.tolerance)
-        per = " ".join(f"{self.class_names[k] if self.class_names else k}: f1={e['f1']:.3f} "
-                       f"({e['true']} true, {e['predicted']} predicted)" for k, e in events["events"].items())
-        return [f"frame accuracy={rep['acc']:.4f} macro_f1={rep['f1']:.4f} balanced_acc={rep['balanced_acc']:.4f} "
-                f"(n={y.size} frames in {len(y)} windows)",
-                f"onsets within {self.tolerance} frames: event_f1={events['event_f1']:.4f} | {per}",
-                format_confusion(rep["confusion"], self.class_names)]
+        names = list(self.class_names or map(str, range(self.n_classes)))
+        return {"n": int(len(y)), "n_frames": int(y.size), "accuracy": rep["acc"], "macro_f1": rep["f1"],
+                "balanced_acc": rep["balanced_acc"], "class_names": names, "per_class": rep["per_class"],
+                "confusion": rep["confusion"], "tolerance": self.tolerance, "event_f1": events["event_f1"],
+                "events": {names[k]: e for k, e in events["events"].items()}}
+
+    def report_lines(self, scores):
+        """scores() as text: frames, onsets, the confusion matrix."""
+        if not scores:
+            return []
+        s = scores
+        per = " ".join(f"{name}: f1={e['f1']:.3f} ({e['true']} true, {e['predicted']} predicted)"
+                       for name, e in s["events"].items())
+        return [f"frame accuracy={s['accuracy']:.4f} macro_f1={s['macro_f1']:.4f} balanced_acc={s['balanced_acc']:.4f} "
+                f"(n={s['n_frames']} frames in {s['n']} windows)",
+                f"onsets within {s['tolerance']} frames: event_f1={s['event_f1']:.4f} | {per}",
+                format_confusion(s["confusion"], s["class_names"])]
