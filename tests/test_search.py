@@ -123,8 +123,15 @@ def test_a_search_resumes_after_sigterm_without_running_a_finished_trial_again(s
         assert sweep.wait(timeout=60) == 128 + signal.SIGTERM
     first = [t for t in read_csv(d / "sw" / "trials.csv") if t["status"] == "completed"]
     stamps = {t["id"]: os.path.getmtime(os.path.join(t["run_dir"], "summary.json")) for t in first}
+    stopped = [t for t in read_csv(d / "sw" / "trials.csv") if t["status"] == "interrupted"]
+    assert all(t["error"].startswith("the sweep was stopped by SIGTERM ") for t in stopped), stopped
+    continued = any((d / "sw" / "trials" / t["id"] / "run" / "last.pt").exists() for t in stopped)
     again = run("sweep.py", *args)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    # the start lines say what runs: optuna counts points (TPE proposes them as it goes)
+    counts = ("optuna: 3 point(s), {} done, {} to run" if search == "optuna" else "3 trials, {} done, {} to run")
+    assert counts.format(0, 3) in (d / "log.txt").read_text() and counts.format(1, 2) in again.stdout
+    assert ("continues from its last.pt" in again.stdout) == continued, again.stdout
     trials = read_csv(d / "sw" / "trials.csv")
     assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
     for tid, stamp in stamps.items():       # finished before the SIGTERM: not run again

@@ -140,7 +140,11 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
         sweep.send_signal(signum)
         assert sweep.wait(timeout=60) == 128 + signum
         assert json.loads((short / "trial.json").read_text())["status"] == "interrupted"
-        assert read_csv(out / "trials.csv")[0]["status"] == "interrupted"
+        row = read_csv(out / "trials.csv")[0]
+        assert row["status"] == "interrupted"
+        # the sweep was stopped, not the trial: the same sweep command resumes it (no train.py --resume by hand)
+        assert row["error"].startswith(f"the sweep was stopped by {signal.Signals(signum).name} ")
+        assert "run the same sweep command" in row["error"] and "--resume" not in row["error"]
         assert processes_mentioning(str(out)) == [] and processes_mentioning("biosig.sweep.warm") == []
 
     # 2) again; while it runs a second sweep is refused; SIGKILL once the long trial saved an
@@ -161,6 +165,12 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
     # 3) resume: the completed trial is skipped, the long one continues from its last.pt
     sweep = start()
     assert sweep.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    starts = [l for l in (tmp_path / "sweep.log").read_text().splitlines() if l.startswith("sweep ")]
+    assert "2 trials, 1 done, 1 to run (1 continues from its last.pt) |" in starts[-1], starts
+    # wall_s: both attempts of the long trial, also the one the SIGKILLed sweep could not record
+    state = json.loads((long / "trial.json").read_text())
+    assert len(state["attempts_s"]) == 2 and state["wall_s"] == pytest.approx(sum(state["attempts_s"]), abs=2e-3)
+    assert float(read_csv(out / "trials.csv")[1]["wall_s"]) == pytest.approx(state["wall_s"], abs=0.01)
     assert os.path.getmtime(short / "run" / "summary.json") == done_stamp
     assert (short / "log.txt").read_text() == done_log
     log = (long / "log.txt").read_text()
@@ -446,6 +456,25 @@ def test_a_locked_or_foreign_out_directory_is_refused(dataset):
     proc = run("sweep.py", "--grid", grid, "--out", d / "other", *train_flags(dataset, vary=("lr",)))
     assert_user_error(proc, "not a sweep directory")
     assert os.listdir(d / "other") == ["notes.txt"]
+
+
+def test_a_trial_the_sweep_stopped_says_the_sweep_command_resumes_it(tmp_path):
+    from biosig.sweep.processes import finish_trial, stopped_error
+    from biosig.sweep.trials import Trial, continuing_text, load_state
+    trial = Trial(id="t", point_id="t", params={}, seed=0, base_argv=[], argv=[], dir=str(tmp_path / "t"))
+    os.makedirs(trial.run_dir)
+    assert stopped_error(trial, signal.SIGINT, "run the same sweep command") == (
+        "the sweep was stopped by SIGINT before it saved an epoch: run the same sweep command to start it again")
+    (tmp_path / "t" / "run" / "last.pt").write_bytes(b"")
+    (tmp_path / "t" / "run" / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    why = stopped_error(trial, signal.SIGTERM, "requeue the array task")
+    assert why == "the sweep was stopped by SIGTERM after epoch 2 was saved: requeue the array task to continue it from there"
+    finish_trial(trial, 143, 3.0, "interrupted", why)
+    load_state(trial)
+    assert trial.status == "incomplete" and trial.error == why and continuing_text([trial, trial]) == (
+        " (2 continue from their last.pt)")
+    finish_trial(trial, 0, 2.0)          # a second attempt adds to the first
+    assert trial.attempts_s == [3.0, 2.0] and trial.wall_s == 5.0
 
 
 def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch):

@@ -37,7 +37,7 @@ from .results import (best_lines, check_metric, objective, objective_name_and_mo
 from .space import check_space, corner_points, random_points, representative
 from .study import StudySource, import_optuna, open_study
 from . import refit, slurm
-from .trials import FAILED, build_trials, load_state, move_aside
+from .trials import FAILED, build_trials, continuing_text, load_state, move_aside
 
 
 def acquire_lock(out, shared=False):
@@ -253,7 +253,8 @@ def _array_task(args, out, trials, param_names, gpus, cv):
         print(f"sweep {out}: trial {args.trial_index} of {len(trials)}: {trial.id}", flush=True)
         stopped = run_trials(Queue([trial]), trial_envs(1, gpus), out, args.timeout, args.grace,
                              lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)"
-                                             + (f": {t.error.split(' | ')[-1]}" if t.error else ""), flush=True))
+                                             + (f": {t.error.split(' | ')[-1]}" if t.error else ""), flush=True),
+                             resume="requeue the array task")
         if stopped:
             print(f"stopped by {signal.Signals(stopped).name}: the array task can be requeued to resume",
                   file=sys.stderr)
@@ -291,7 +292,8 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
     n_done = sum(t.status == "completed" for t in trials)
     kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
     envs = trial_envs(jobs, gpus)
-    source, n_todo, to_run = Queue(todo), len(todo), f"{len(todo)} to run"
+    source, n_todo = Queue(todo), len(todo)
+    counts = f"{len(trials)} trials, {n_done} done, {len(todo)} to run{continuing_text(todo)}"
     if args.search == "optuna" or args.prune:
         name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
         study = open_study(out, name, mode, args.sample_seed)
@@ -300,12 +302,15 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
                                  prune=args.prune, retry=args.retry_failed)
             per_point = len(build(corner_points(grids)[0]))
             n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
-            to_run = f"up to {source.left} point(s) of {per_point} trial(s) to run (--search optuna)"
+            # points, not trials: TPE proposes each as the sweep goes (a stopped one is asked again)
+            counts = (f"optuna: {args.trials} point(s), {source.finished_points} done, {source.left} to run"
+                      + (f" as up to {n_todo} trials ({per_point} per point)" if per_point > 1 else "")
+                      + continuing_text(source.resumed))
         else:
             order = list(dict.fromkeys(t.point_id for t in todo))
             source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
                                  points=[[t for t in trials if t.point_id == p] for p in order])
-    print(f"sweep {out}: {len(trials)} trials, {n_done} done, {to_run}"
+    print(f"sweep {out}: {counts}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
           + (f", {pruned} pruned" if (pruned := sum(t.status == "pruned" for t in trials)) else "")
           + f" | jobs {jobs}, " + (f"GPUs {gpus}, " if gpus else "") + f"{envs[0]['OMP_NUM_THREADS']} thread"
@@ -327,7 +332,9 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         detail = (f"{value:.4f} at epoch {trial.summary['best_epoch']}" if value is not None
                   else f"exit {trial.exit_code}: {trial.error.split(' | ')[-1][-200:]}" if trial.status in FAILED
                   else "")
-        bar.write(f"[{finished[0]}/{n_todo}] {trial.status:<11} {trial.id}  {detail}  ({trial.wall_s:.1f}s)")
+        took = (f"{trial.wall_s:.1f}s" if len(trial.attempts_s) < 2 else
+                f"{trial.attempts_s[-1]:.1f}s, {trial.wall_s:.1f}s over {len(trial.attempts_s)} attempts")
+        bar.write(f"[{finished[0]}/{n_todo}] {trial.status:<11} {trial.id}  {detail}  ({took})")
         sys.stdout.flush()             # one line per trial, also when stdout is a log file
         write_results(out, trials, param_names, args.metric, args.mode, cv)
 

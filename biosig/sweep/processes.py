@@ -8,8 +8,9 @@ import signal
 import subprocess
 import time
 
+from ..threads import quiet_waiting, usable_cpus
 from . import warm
-from .trials import log_tail, move_aside, read_summary, save_state
+from .trials import continues, log_tail, move_aside, read_summary, save_state, saved_epoch
 
 
 def _die_with_parent_fn():
@@ -71,16 +72,18 @@ class Signals:
 
 def trial_envs(jobs, gpus):
     """One environment per parallel slot: its CUDA_VISIBLE_DEVICES (len(gpus) // jobs GPUs each)
-    and OMP/MKL threads = cores // jobs, so parallel trials do not oversubscribe the CPU (never
-    more than an OMP_NUM_THREADS the sweep itself was given: a cluster job's share, say)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // jobs)
+    and OMP/MKL threads = usable CPUs // jobs (biosig.threads: affinity, cgroup quota, SLURM), so
+    parallel trials do not oversubscribe the CPU (never more than an OMP_NUM_THREADS the sweep
+    itself was given: a cluster job's share, say). A train.py --threads after `--` still wins."""
+    cpus, _ = usable_cpus()
+    threads = max(1, cpus // jobs)
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         threads = min(threads, int(os.environ["OMP_NUM_THREADS"]))
     threads = str(threads)
     envs = []
     for slot in range(jobs):
         env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
+        quiet_waiting(env)              # OMP_WAIT_POLICY=PASSIVE unless the user set one (biosig/threads.py)
         if gpus:
             per = len(gpus) // jobs
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[slot * per:(slot + 1) * per])
@@ -93,11 +96,11 @@ def start_trial(trial, env, out, preexec, forker=None):
     fresh process. An interrupted attempt that saved run/last.pt continues from it (train.py
     --resume); any other earlier attempt is moved aside and the trial starts afresh."""
     last = os.path.join(trial.run_dir, "last.pt")
-    continuing = trial.status == "incomplete" and os.path.exists(last)
+    continuing = continues(trial)
     if not continuing:
         if os.path.exists(trial.dir):
             move_aside(out, trial.id)
-        trial.wall_s, trial.exit_code = 0.0, None
+        trial.wall_s, trial.attempts_s, trial.exit_code = 0.0, [], None
     os.makedirs(trial.dir, exist_ok=True)
     argv = trial.argv + (["--resume", last] if continuing else [])
     with open(trial.log, "a" if continuing else "w") as log:
@@ -109,20 +112,24 @@ def start_trial(trial, env, out, preexec, forker=None):
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True, preexec_fn=preexec)
     trial.status, trial.error = "running", ""
-    save_state(trial, pid=proc.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    save_state(trial, pid=proc.pid, started=time.strftime("%Y-%m-%dT%H:%M:%S"), started_s=time.time())
     return proc
 
 
-def finish_trial(trial, returncode, seconds, status=None):
-    """Record how an attempt ended: completed (exit 0 and a summary.json), failed, timeout, interrupted."""
+def finish_trial(trial, returncode, seconds, status=None, error=None):
+    """Record how an attempt ended: completed (exit 0 and a summary.json), failed, timeout, interrupted.
+    wall_s sums the attempts that built the run; `error` replaces the log's last lines as the reason."""
     trial.summary = read_summary(trial.run_dir)
-    trial.exit_code, trial.wall_s = returncode, trial.wall_s + seconds
+    trial.attempts_s.append(seconds)
+    trial.exit_code, trial.wall_s = returncode, float(sum(trial.attempts_s))
     if status is None:
         status = "completed" if returncode == 0 and trial.summary is not None else "failed"
     trial.status = status
     trial.error = ""
     if status == "failed" and returncode == 0:
         trial.error = "train.py exited 0 but wrote no run/summary.json"
+    elif error:
+        trial.error = error
     elif status not in ("completed", "pruned"):
         trial.error = log_tail(trial.log)
     save_state(trial, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -150,13 +157,23 @@ class Queue:
         return {}
 
 
-def run_trials(source, envs, out, timeout, grace, on_finish, warm_script=None):
+def stopped_error(trial, signum, resume):
+    """An interrupted trial's error cell: the sweep was stopped (not the trial) and how to resume
+    (`resume`: "run the same sweep command", or a requeue for an array task), not train.py --resume."""
+    saved = saved_epoch(trial) if os.path.exists(os.path.join(trial.run_dir, "last.pt")) else None
+    how = (f"after epoch {saved} was saved: {resume} to continue it from there" if saved is not None
+           else f"before it saved an epoch: {resume} to start it again")
+    return f"the sweep was stopped by {signal.Signals(signum).name} {how}"
+
+
+def run_trials(source, envs, out, timeout, grace, on_finish, warm_script=None, resume="run the same sweep command"):
     """Run the trials of `source` (a Queue, or a search), len(envs) at a time. Returns the
     signal number that stopped the sweep, or None. Running trials are always stopped on the
     way out, whatever happens.
 
     warm_script (train.py's path, or None for none): trials are forked from one warm process
-    that imported torch once (biosig.sweep.warm) instead of each starting Python afresh."""
+    that imported torch once (biosig.sweep.warm) instead of each starting Python afresh.
+    resume: what resumes the sweep, for the error of the trials a signal stopped."""
     preexec = _die_with_parent_fn()
     free, running = list(range(len(envs))), []   # running: (trial, proc, slot, t0)
     forker = warm.Forker(warm_script, envs[0], preexec) if warm_script and not source.exhausted() else None
@@ -191,7 +208,8 @@ def run_trials(source, envs, out, timeout, grace, on_finish, warm_script=None):
             if running:
                 stop_groups([proc for _, proc, _, _ in running], grace, hurry=lambda: caught.count > 1)
                 for trial, proc, _, t0 in running:
-                    finish_trial(trial, proc.returncode, time.monotonic() - t0, "interrupted")
+                    why = stopped_error(trial, caught.signum, resume) if caught.signum else None
+                    finish_trial(trial, proc.returncode, time.monotonic() - t0, "interrupted", why)
                     on_finish(trial)
             if forker is not None:
                 forker.close()

@@ -12,7 +12,7 @@ from ..errors import UserError
 from ..runs import write_json
 from .processes import Queue, run_trials
 from .results import objective, test_score, without, write_results
-from .trials import build_trials, load_state
+from .trials import build_trials, continuing_text, load_state
 
 FOLD_FLAGS = ("--folds", "--fold", "--test-fold")
 
@@ -36,7 +36,8 @@ def refit(args, out, shared, options, train_parser, prefix, envs, warm):
     for trial in trials:
         load_state(trial)
     todo = [t for t in trials if t.status in ("pending", "incomplete")]
-    print(f"refit {best['point']} over seeds {' '.join(map(str, args.refit_seeds))}: {len(todo)} to run", flush=True)
+    print(f"refit {best['point']} over seeds {' '.join(map(str, args.refit_seeds))}: {len(todo)} to run"
+          f"{continuing_text(todo)}", flush=True)
     stopped = run_trials(Queue(todo), envs, where, args.timeout, args.grace,
                          lambda t: print(f"refit {t.status} {t.id} ({t.wall_s:.1f}s)", flush=True), warm)
     write_results(where, trials, list(best["params"]), args.metric, args.mode)

@@ -77,17 +77,20 @@ class StudySource:
         self.pending, self.groups, self.member_of, self.read, self.last_poll = [], {}, {}, {}, 0.0
         optuna = import_optuna()
         self.State = optuna.trial.TrialState
-        finished = 0
+        finished, self.resumed = 0, []       # resumed: the members of the points asked again
         for t in study.get_trials(deepcopy=False):
             if t.state == self.State.RUNNING:       # the sweep was stopped: ask it again, same values
                 study.tell(t.number, state=self.State.FAIL)
                 if space is not None:
                     study.enqueue_trial(t.params)
+                    if "point" in t.user_attrs:
+                        self.resumed += self.build(json.loads(t.user_attrs["point"]))
             elif t.state != self.State.FAIL or t.user_attrs.get("final"):
                 finished += 1
                 if space is not None and "point" in t.user_attrs:    # its members, for the results
                     self._record(self.build(json.loads(t.user_attrs["point"])))
         self.left = max(0, n_points - finished) if space is not None else 0
+        self.finished_points = finished
 
     def _record(self, members):
         known = {t.id for t in self.trials}

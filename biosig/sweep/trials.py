@@ -31,7 +31,8 @@ class Trial:
     test_fold: int = None  # with --cv K --nested: train.py --test-fold (the outer, held-out fold)
     status: str = "pending"     # pending | incomplete | running | completed | failed | timeout | pruned | interrupted
     exit_code: object = None
-    wall_s: float = 0.0
+    wall_s: float = 0.0         # the sum of attempts_s: every attempt that built run/ (continued from last.pt)
+    attempts_s: list = field(default_factory=list)     # seconds of each of those attempts
     error: str = ""
     warm: bool = False          # its last attempt ran in a warm process (biosig.sweep.warm)
     summary: dict = field(default=None, repr=False)
@@ -116,7 +117,14 @@ def load_state(trial):
         except (OSError, ValueError):
             state = {}
     trial.exit_code, trial.error = state.get("exit_code"), state.get("error", "")
-    trial.wall_s = state.get("wall_s") or 0.0
+    trial.attempts_s = list(state.get("attempts_s") or ([state["wall_s"]] if state.get("wall_s") else []))
+    if state.get("status") == "running" and "started_s" in state:
+        # the sweep died (SIGKILL, a lost node) without recording the attempt: it ran until its last log line
+        try:
+            trial.attempts_s.append(max(0.0, os.path.getmtime(trial.log) - state["started_s"]))
+        except OSError:
+            pass
+    trial.wall_s = float(sum(trial.attempts_s))
     trial.summary = read_summary(trial.run_dir)
     if state.get("status") in FAILED + ("pruned",):
         trial.status = state["status"]
@@ -132,8 +140,31 @@ def save_state(trial, **extra):
     write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed, "fold": trial.fold,
                                   "test_fold": trial.test_fold,
                                   "status": trial.status, "exit_code": trial.exit_code,
-                                  "wall_s": round(trial.wall_s, 3), "error": trial.error, "warm": trial.warm,
+                                  "wall_s": round(trial.wall_s, 3), "attempts_s": [round(a, 3) for a in trial.attempts_s],
+                                  "error": trial.error, "warm": trial.warm,
                                   "argv": trial.argv, **extra})
+
+
+def continues(trial):
+    """Whether the trial's next attempt continues its interrupted one (train.py --resume run/last.pt)."""
+    return trial.status == "incomplete" and os.path.exists(os.path.join(trial.run_dir, "last.pt"))
+
+
+def continuing_text(trials):
+    """" (2 continue from their last.pt)" for those of `trials` whose next attempt resumes, else ""."""
+    n = sum(map(continues, trials))
+    return f" ({n} continue{'s' if n == 1 else ''} from {'its' if n == 1 else 'their'} last.pt)" if n else ""
+
+
+def saved_epoch(trial):
+    """The last epoch the trial's run saved (the last row of run/metrics.jsonl), or None."""
+    try:
+        with open(os.path.join(trial.run_dir, "metrics.jsonl"), "rb") as f:
+            f.seek(max(0, os.path.getsize(f.name) - 65536))
+            rows = f.read().decode(errors="replace").splitlines()
+        return int(json.loads(rows[-1])["epoch"])
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        return None
 
 
 def log_tail(path, lines=4, chars=600):
