@@ -165,6 +165,8 @@ def get_args_parser():
                    help="one Hann-tapered periodogram per frame (stft), or the mean of half-frame ones (welch)")
     p.add_argument("--log", action="store_true", help="log10 of the band power")
     p.add_argument("--batch", type=positive_int, default=256, help="windows computed at a time (memory)")
+    from .threads import add_threads_flag
+    add_threads_flag(p)
     return p
 
 
@@ -174,6 +176,8 @@ def main(argv=None):
     from .recordings import mapped
     stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
+    from .threads import apply as apply_threads
+    apply_threads(args.threads, import_torch=False)
     if os.path.splitext(args.out)[1] != ".npy":
         raise UserError(f"{args.out}: --out must end in .npy")
     check_writable(args.out, "--out", inputs=[("--x", args.x)])

@@ -35,6 +35,8 @@ def get_args_parser():
     p.add_argument("--out-groups", help="parquet -> npy: group ids g.npy (N,) to write")
     add_source_flags(p, group_col=False)   # npy -> parquet with --layout channels: --signal-cols names them
     p.add_argument("--group-col", help="column holding the group id (default 'group' when --groups/--out-groups)")
+    from .threads import add_threads_flag
+    add_threads_flag(p)
     return p
 
 
@@ -133,6 +135,8 @@ def parquet_to_npy(args):
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    from .threads import apply as apply_threads
+    apply_threads(args.threads, import_torch=False)
     if is_parquet(args.x):
         parquet_to_npy(args)
     else:

@@ -82,7 +82,7 @@ def run(args):
     context = None if args.context == "all" else (args.context or predictor.train_frames)
     # one thread: a step is many small operations, and a second thread only adds waiting (with
     # another process on the other core, a step that waits for it took 300 ms instead of 2)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads or 1)          # (--threads: the user's word wins)
     rows, latency = Rows(args.out, predictor.task), []
     c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
     outlet = stopped = None

@@ -102,7 +102,10 @@ def main(argv=None):
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=sorted(TASKS) + ["subjects", "recordings"])
     p.add_argument("out", help="directory to write the .npy files to (created)")
+    from .threads import add_threads_flag, apply as apply_threads
+    add_threads_flag(p)
     args = p.parse_args(argv)
+    apply_threads(args.threads, import_torch=False)
     os.makedirs(args.out, exist_ok=True)
     if args.task == "recordings":
         for path in recordings(args.out):

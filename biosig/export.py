@@ -51,6 +51,8 @@ def get_args_parser():
                    "state_0...) -> (class probabilities (B, K), next_state_0...), for models with a fixed-size "
                    "state (tcn); state starts as zeros")
     p.add_argument("--no-check", action="store_true", help="do not compare the written file with PyTorch")
+    from .threads import add_threads_flag
+    add_threads_flag(p)
     return p
 
 
@@ -274,6 +276,8 @@ def check(path, ext, predictor, shape, bp=None):
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    from .threads import apply as apply_threads
+    apply_threads(args.threads, import_torch=False)
     ext = os.path.splitext(args.out)[1]
     if ext not in (".onnx", ".pt2"):
         raise UserError(f"{args.out}: --out must end in .onnx (ONNX) or .pt2 (torch.export program)")

@@ -311,11 +311,15 @@ def get_args_parser():
                        "(learning curves, confusion matrix, per-class F1, ...) or a sweep's --out (the objective "
                        "against each swept flag, the ranked points). Needs matplotlib.")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (runs/<run>) or sweep --out directories")
+    from .threads import add_threads_flag
+    add_threads_flag(p)
     return p
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    from .threads import apply as apply_threads
+    apply_threads(args.threads, import_torch=False)
     for d in args.dirs:
         if not os.path.isdir(d):
             raise UserError(f"{d}: not a directory (a run directory or a sweep's --out)" if os.path.exists(d)

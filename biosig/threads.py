@@ -117,29 +117,31 @@ def choose_threads(flag=None, environ=None, cgroup_root="/sys/fs/cgroup", proc_c
 
 
 def quiet_waiting(environ=None):
-    """Before torch is imported (or in a child's `environ`): OpenMP threads that finish first wait for their siblings by
-    sleeping soon, not by spinning through a whole scheduler slice (GOMP_SPINCOUNT; see README,
-    Troubleshooting, for the measurement). Not when the user set a wait policy, nor once torch's
-    OpenMP runtime has read its settings (it reads them when loaded)."""
+    """Before torch is imported (or in a child's `environ`): OMP_WAIT_POLICY=PASSIVE, so that an
+    OpenMP thread that finishes first sleeps instead of spinning until a descheduled sibling gets a
+    core back: 10-40x slower steps on a loaded machine otherwise (README, Troubleshooting). Not when
+    the user set a wait policy, nor once torch's OpenMP runtime has read its settings (when loaded)."""
     if environ is None:
         if "torch" in sys.modules:
             return
         environ = os.environ
     if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
-        environ["GOMP_SPINCOUNT"] = SPINCOUNT
+        environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
-SPINCOUNT = "10000"
-
-
-def apply(flag=None):
+def apply(flag=None, import_torch=True):
     """Choose (choose_threads) and set torch's thread count -> the start-up line's text,
-    "threads 2 (CPU affinity)"."""
-    import torch
+    "threads 2 (CPU affinity)". import_torch=False (the numpy-only tools): torch's threads only if
+    it is loaded already; else OMP/MKL/OPENBLAS_NUM_THREADS, for what loads later and for children."""
     n, why = choose_threads(flag)
     usable, _ = usable_cpus()
     if why == "--threads" and n > usable:
         warn(f"--threads {n}: more threads than the {usable} CPU(s) this process may use; expect waiting, not speed")
+    if not import_torch and "torch" not in sys.modules:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(n)
+        return f"threads {n} ({why})"
+    import torch
     torch.set_num_threads(n)
     try:
         # inter-op threads (torch.jit.fork and the like) too; torch refuses once parallel work has run

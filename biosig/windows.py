@@ -116,12 +116,16 @@ def get_args_parser():
     p.add_argument("--label-rule", choices=["majority", "center"], default="majority",
                    help="a window's label: its samples' most common one, or its center sample's")
     p.add_argument("--units", help=".npy recordings: the samples' units, recorded in signal.json (MNE files: V)")
+    from .threads import add_threads_flag
+    add_threads_flag(p)
     return p
 
 
 def main(argv=None):
     stop_on_sigterm()                                  # kill, scancel: cleaned up as Ctrl-C is
     args = get_args_parser().parse_args(argv)
+    from .threads import apply as apply_threads
+    apply_threads(args.threads, import_torch=False)
     if bool(args.recording) == bool(args.epochs):
         raise UserError("give --recording PATH... (continuous recordings) or --epochs EPO.FIF, one of them")
     if args.epochs:

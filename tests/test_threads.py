@@ -57,6 +57,11 @@ def test_train_says_and_uses_threads(dataset, capsys):
         assert code == 0
         assert torch.get_num_threads() == 1
         assert "threads 1 (--threads)" in next(line for line in out.splitlines() if line.startswith("model:"))
+        torch.set_num_threads(before)
+        from biosig.cli.infer import main as infer
+        code, _, err = run_main(infer, ["--ckpt", dataset["dir"] / "m.pt", "--x", dataset["x"], "--threads", "1"],
+                                capsys)
+        assert code == 0 and "threads 1 (--threads)" in err and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     main_fails(main, base + ["--threads", "0", "--save", dataset["dir"] / "n.pt"], capsys, "--threads")
@@ -66,3 +71,25 @@ def test_train_says_and_uses_threads(dataset, capsys):
     finally:
         os.environ.pop("OMP_NUM_THREADS") if old is None else os.environ.update(OMP_NUM_THREADS=old)
     assert not os.path.exists(dataset["dir"] / "n.pt")
+
+
+def test_module_tools_and_sweep_trials(tmp_path, monkeypatch, capsys):
+    """The module tools take --threads; a sweep's parallel trials share the usable CPUs
+    (SLURM_CPUS_PER_TASK here) and wait for each other's threads passively."""
+    from biosig.examples import main as examples
+    from biosig.sweep.processes import trial_envs
+    before = torch.get_num_threads()
+    try:
+        assert run_main(examples, ["classification", tmp_path / "ex", "--threads", "1"], capsys)[0] == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    main_fails(examples, ["classification", tmp_path / "ex", "--threads", "-1"], capsys, "--threads")
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    envs = trial_envs(1, [])                                    # one trial at a time: all of the job's 1 CPU
+    assert envs[0]["OMP_NUM_THREADS"] == "1" and [e["OMP_NUM_THREADS"] for e in trial_envs(2, [])] == ["1", "1"]
+    assert envs[0]["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")            # the user's policy stays
+    assert trial_envs(1, [])[0]["OMP_WAIT_POLICY"] == "ACTIVE"

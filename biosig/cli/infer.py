@@ -6,6 +6,7 @@
     python infer.py --ckpt ckpt.pt --lsl EEG --lsl-out decisions                                  # live (pylsl)
 """
 import os
+import sys
 
 from biosig.errors import ArgumentParser, HelpFormatter, positive_float, positive_int
 
@@ -13,6 +14,7 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_float, positiv
 def get_args_parser():
     from biosig.options import add_source_flags
     from biosig.decode import add_stream_flags
+    from biosig.threads import add_threads_flag
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
     p.add_argument("--x", help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet "
@@ -41,14 +43,17 @@ def get_args_parser():
                    "reordered to the checkpoint's by name; one missing is refused")
     p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    add_threads_flag(p)
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch)")
+    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch), nor the start-up line")
     add_stream_flags(p)
     return p
 
 
 def main(argv=None):
     from biosig.errors import UserError
+    from biosig import threads
+    threads.quiet_waiting()             # before torch loads its OpenMP runtime (biosig/threads.py)
     args = get_args_parser().parse_args(argv)
     from biosig.decode import check_flags
     if args.x and os.path.isfile(args.x):
@@ -128,6 +133,9 @@ def main(argv=None):
     onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None   # before predicting
 
     softmax = not args.no_softmax
+    said = threads.apply(args.threads)
+    if not args.quiet:                  # stderr: stdout is the predictions and the report, which scripts read
+        print(f"infer.py: {len(X)} windows on {device}, {said}", file=sys.stderr)
     pred = predictor.predict(X, batch=args.batch, softmax=softmax)     # batch by batch: X may be a memmap
 
     if not args.quiet:
