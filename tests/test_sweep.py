@@ -473,8 +473,10 @@ def test_a_trial_the_sweep_stopped_says_the_sweep_command_resumes_it(tmp_path):
     load_state(trial)
     assert trial.status == "incomplete" and trial.error == why and continuing_text([trial, trial]) == (
         " (2 continue from their last.pt)")
-    finish_trial(trial, 0, 2.0)          # a second attempt adds to the first
-    assert trial.attempts_s == [3.0, 2.0] and trial.wall_s == 5.0
+    (tmp_path / "t" / "run" / "summary.json").write_text('{"status": "completed", "best": 0.5}')
+    finish_trial(trial, 0, 2.0, "interrupted", why)     # it finished just as the sweep was stopped
+    assert trial.status == "completed" and trial.error == ""
+    assert trial.attempts_s == [3.0, 2.0] and trial.wall_s == 5.0      # a second attempt adds to the first
 
 
 def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch):

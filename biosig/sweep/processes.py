@@ -122,13 +122,14 @@ def finish_trial(trial, returncode, seconds, status=None, error=None):
     trial.summary = read_summary(trial.run_dir)
     trial.attempts_s.append(seconds)
     trial.exit_code, trial.wall_s = returncode, float(sum(trial.attempts_s))
-    if status is None:
+    if status is None or status == "interrupted" and returncode == 0 and trial.summary is not None:
+        # (interrupted: it finished just as the sweep was stopped)
         status = "completed" if returncode == 0 and trial.summary is not None else "failed"
     trial.status = status
     trial.error = ""
     if status == "failed" and returncode == 0:
         trial.error = "train.py exited 0 but wrote no run/summary.json"
-    elif error:
+    elif error and status != "completed":
         trial.error = error
     elif status not in ("completed", "pruned"):
         trial.error = log_tail(trial.log)
