@@ -468,7 +468,8 @@ def test_a_trial_the_sweep_stopped_says_the_sweep_command_resumes_it(tmp_path):
     (tmp_path / "t" / "run" / "last.pt").write_bytes(b"")
     (tmp_path / "t" / "run" / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     why = stopped_error(trial, signal.SIGTERM, "requeue the array task")
-    assert why == "the sweep was stopped by SIGTERM after epoch 2 was saved: requeue the array task to continue it from there"
+    assert why == ("the sweep was stopped by SIGTERM after epoch 2 was saved: requeue the array task to continue it "
+                   "from there")
     finish_trial(trial, 143, 3.0, "interrupted", why)
     load_state(trial)
     assert trial.status == "incomplete" and trial.error == why and continuing_text([trial, trial]) == (
