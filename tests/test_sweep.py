@@ -485,7 +485,8 @@ def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch)
     from biosig.sweep.processes import trial_envs
     envs = trial_envs(2, ["0", "1", "2", "3"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
-    cores = len(os.sched_getaffinity(0))
+    from biosig.threads import usable_cpus
+    cores = usable_cpus()[0]        # affinity, cgroup quota, SLURM_CPUS_PER_TASK (tests/test_threads.py)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert {e["OMP_NUM_THREADS"] for e in trial_envs(3, [])} == {str(max(1, cores // 3))}
     assert {e["MKL_NUM_THREADS"] for e in trial_envs(1, [])} == {str(cores)}
