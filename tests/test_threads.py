@@ -15,8 +15,8 @@ NO_CGROUP = {"cgroup_root": "/nonexistent", "proc_cgroup": "/nonexistent"}
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
 def test_affinity_mask_limits_threads():
-    """A process pinned to one CPU (taskset -c 0) chooses 1 thread, where torch's own default is
-    every core of the machine; an OMP_NUM_THREADS the user set still wins."""
+    """A process pinned to one CPU (taskset -c 0) chooses 1 thread; an OMP_NUM_THREADS the user
+    set still wins."""
     code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
             "from biosig.threads import choose_threads; print(*choose_threads(environ={}), sep='|'); "
             "print(*choose_threads(environ={'OMP_NUM_THREADS': '3'}), sep='|')")
@@ -39,6 +39,11 @@ def test_slurm_quota_torchrun_and_flag(tmp_path):
         1, "cgroup CPU quota")
     (tmp_path / "job" / "cpu.max").write_text("max 100000\n")
     assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) is None
+    (tmp_path / "cpu" / "job").mkdir(parents=True)                     # cgroup v1, as docker --cpus 1 on v1
+    (tmp_path / "cpu" / "job" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "job" / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "self").write_text("4:cpu,cpuacct:/job\n")
+    assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) == 1
     n, why = choose_threads(environ={"SLURM_CPUS_PER_TASK": "4", "LOCAL_WORLD_SIZE": "2"}, **NO_CGROUP)
     assert n == max(1, min(4, len(os.sched_getaffinity(0))) // 2) and "2 local processes" in why
     assert choose_threads(environ={"OMP_NUM_THREADS": "5", "SLURM_CPUS_PER_TASK": "1"}) == (5, "OMP_NUM_THREADS")
