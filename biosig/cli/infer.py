@@ -45,7 +45,8 @@ def get_args_parser():
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     add_threads_flag(p)
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch), nor the start-up line")
+    p.add_argument("--quiet", action="store_true",
+                   help="do not print one line per window (--stream: per switch), nor the start-up line")
     add_stream_flags(p)
     return p
 
