@@ -118,6 +118,10 @@ def main(argv=None):
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
                                       need_labels=bool(args.y), target_kind=task.target_kind)
     leak = check_groups(args, ckpt, groups, len(X))
+    if y is not None:
+        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
+    # before conform_input says what it made of raw samples: a refused run prints its error alone
+    onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None
     from biosig.signalspec import conform_input
     X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
@@ -128,10 +132,6 @@ def main(argv=None):
              f"predictions on other window lengths may be off")
     if task.target_kind is None and args.y:
         warn(f"--y ignored: {args.ckpt} was pretrained on windows alone (its report needs no targets)")
-    if y is not None:
-        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
-
-    onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None   # before predicting
 
     softmax = not args.no_softmax
     said = threads.apply(args.threads)
