@@ -281,7 +281,9 @@ def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, c
     np.testing.assert_allclose(X[2:, :, 0], np.stack([back[[1, 2, 0], :256], back[[1, 2, 0], 256:]]), rtol=1e-6)
     warnings = windows_main(["--recording", b, "--channels", "Cz,Fz", "--length", 2, "--out", tmp_path / "p"], capsys)
     assert warnings == [f"warning: {b}: channels matched ignoring case: CZ as Cz, FZ as Fz"]
-    assert json.loads((tmp_path / "p" / "X.signal.json").read_text())["channels"] == ["Cz", "Fz"]
+    assert json.loads((tmp_path / "p" / "X.signal.json").read_text())["channels"] == ["CZ", "FZ"]   # its own names
+    windows_main(["--recording", a, "--channels", "FZ,pz", "--length", 2, "--out", tmp_path / "q"], capsys)
+    assert json.loads((tmp_path / "q" / "X.signal.json").read_text())["channels"] == ["Fz", "Pz"]
     np.testing.assert_allclose(np.load(tmp_path / "p" / "X.npy")[0, :, 0], back[[2, 1], :256], rtol=1e-6)
     main_fails(main, ["--recording", b, "--channels", "Cz,Oz", "--length", 2, "--out", tmp_path / "bad"], capsys,
                "has no channel Oz")
