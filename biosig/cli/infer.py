@@ -102,7 +102,12 @@ def main(argv=None):
     # the channels the model was trained on, by name: a parquet input is read by them (--signal-cols in
     # another order are the same channels, read in the checkpoint's order, as .npy windows are reordered);
     # a selection without one of them is refused (same count, other channels would run without complaint)
-    signal_cols = args.signal_cols
+    signal_cols, matched = args.signal_cols, []
+    if parquet.is_parquet(args.x) and parquet.parse_columns(signal_cols):
+        # the table's own spelling first (pz names its column Pz), so a name is never matched
+        # ignoring case against the checkpoint and then looked up as typed
+        columns, matched = parquet.table_columns(parquet.parse_columns(signal_cols), args.x)
+        signal_cols = ",".join(columns)
     if predictor.channels and parquet.is_parquet(args.x):
         given = parquet.parse_columns(signal_cols)
         if given is None:
@@ -117,6 +122,8 @@ def main(argv=None):
     X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
                                       need_labels=bool(args.y), target_kind=task.target_kind)
+    if matched:                         # said once the table is read: a refused run says its error alone
+        warn(f"{args.x}: --signal-cols matched its columns ignoring case: {', '.join(matched)}")
     leak = check_groups(args, ckpt, groups, len(X))
     if y is not None:
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
