@@ -204,6 +204,7 @@ def ckpt(tmp_path_factory):
     ((5, 3, 2, 32), ["F=1 bands", "F=2"]),
     ((5, 3, 1, 1), ["T=1 frames is too short"]),
     ((5, 32), ["expected 4-D (N, C, F, T) or 3-D (C, F, T)"]),
+    ((40, 3, 32), ["C=3 channels", "C=40", "(40, 3, 32) was read as one (C, F, T) window", "X[:, :, None, :]"]),
 ])
 def test_infer_input_the_model_cannot_take(ckpt, tmp_path, shape, needles):
     np.save(tmp_path / "bad.npy", np.zeros(shape, np.float32))

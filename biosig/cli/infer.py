@@ -133,7 +133,7 @@ def main(argv=None):
     X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
     if problem:
-        raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
+        raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt}){as_raw_windows(args.x, predictor)}")
     if predictor.train_frames and X.shape[-1] != predictor.train_frames:
         warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
              f"predictions on other window lengths may be off")
@@ -164,6 +164,22 @@ def main(argv=None):
                                  "windows": int(len(X)), "scored": y is not None, "task": task.name,
                                  "scores": scores, "report": lines,
                                  "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
+
+
+def as_raw_windows(path, predictor):
+    """A 3-D .npy is read as one (C, F, T) window; when it would fit as windows of raw time
+    (N, C, T) -> (N, C, 1, T), the words that say so (appended to the refusal), else ''."""
+    import numpy as np
+    if not path.endswith(".npy") or not os.path.isfile(path):
+        return ""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return ""
+    if len(shape) != 3 or predictor.input_problem((shape[0], shape[1], 1, shape[2])):
+        return ""
+    return f"; {os.path.basename(path)}: {shape} was read as one (C, F, T) window; windows of raw time are " \
+           f"(N, C, 1, T): X[:, :, None, :]"
 
 
 def check_groups(args, ckpt, groups, n):
