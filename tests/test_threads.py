@@ -78,6 +78,34 @@ def test_train_says_and_uses_threads(dataset, capsys):
     assert not os.path.exists(dataset["dir"] / "n.pt")
 
 
+def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, capsys):
+    """Each module tool names the thread count it chose in the line it prints anyway (issue 27):
+    the summary line on stdout; on stderr where stdout lists the files written."""
+    import numpy as np
+    from biosig.bandpower import main as bandpower
+    from biosig.convert import main as convert
+    from biosig.examples import main as examples
+    from biosig.windows import main as windows
+    said = "threads 1 (--threads)"
+    before = torch.get_num_threads()
+    try:
+        code, out, err = run_main(examples, ["classification", tmp_path / "ex", "--threads", "1"], capsys)
+        assert code == 0 and said in err and said not in out, (out, err)
+        x = tmp_path / "ex" / "X_test.npy"
+        code, out, _ = run_main(convert, ["--x", x, "--out", tmp_path / "w.parquet", "--threads", "1"], capsys)
+        assert code == 0 and out.startswith("wrote ") and out.rstrip().endswith(f"| {said}"), out
+        np.save(tmp_path / "raw.npy", np.ones((4, 2, 256), np.float32))
+        code, out, _ = run_main(bandpower, ["--x", tmp_path / "raw.npy", "--fs", 128, "--out", tmp_path / "b.npy",
+                                            "--threads", "1"], capsys)
+        assert code == 0 and out.rstrip().endswith(f"| {said}") and "windows (N, C, F, T')" in out, out
+        np.save(tmp_path / "r.npy", np.zeros((2, 400), np.float32))
+        code, out, _ = run_main(windows, ["--recording", tmp_path / "r.npy", "--fs", 100, "--length", 1,
+                                          "--out", tmp_path / "w", "--threads", "1"], capsys)
+        assert code == 0 and "(N, C, F, T) at 100 Hz" in out and out.rstrip().endswith(f"| {said}"), out
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_module_tools_and_sweep_trials(tmp_path, monkeypatch, capsys):
     """The module tools take --threads; a sweep's parallel trials share the usable CPUs
     (SLURM_CPUS_PER_TASK here) and wait for each other's threads spinning briefly."""
