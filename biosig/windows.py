@@ -273,8 +273,12 @@ def _cut(args):
         plans.append((starts[keep], None if y is None else y[keep]))
     n = sum(len(s) for s, _ in plans)
     if n == 0:
-        raise UserError(f"no window: the recordings are shorter than --length {args.length} s, or no window has a "
-                        f"label")
+        short = [f"{r.path} ({r.n_samples / fs:g} s)" for r in recs if r.n_samples < length]
+        rest = [r.path for r in recs if r.n_samples >= length]
+        why = [f"{', '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than --length {args.length:g} s"
+               ] if short else []
+        why += [f"no window of {', '.join(rest)} has a label"] if rest else []
+        raise UserError(f"no window: {'; '.join(why)}")
     tmp = args.out.rstrip("/") + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

@@ -63,8 +63,9 @@ def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.load(tmp_path / "c" / "y.npy").tolist() == [0, 0, 2, 2, 2]     # centers at 1, 3, 5, 7, 9 s
 
-    for args, needle in ((["--length", 20], "no window"), (["--length", 1, "--labels", tmp_path / "lab.npy",
-                                                              tmp_path / "lab.npy"], "one per recording"),
+    too_short = f"no window: {tmp_path / 'r0.npy'} (10 s) is shorter than --length 20 s"     # names the file
+    for args, needle in ((["--length", 20], too_short), (["--length", 1, "--labels", tmp_path / "lab.npy",
+                                                          tmp_path / "lab.npy"], "one per recording"),
                          (["--length", 1, "--fs", 0], "--fs")):
         extra = [] if "--fs" in args else ["--fs", fs]
         assert_user_error(module("biosig.windows", "--recording", tmp_path / "r0.npy", *extra, *args, "--out",
