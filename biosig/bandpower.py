@@ -172,12 +172,12 @@ def get_args_parser():
 
 def main(argv=None):
     from .atomic import atomic_path
-    from .checkpoint import check_writable
     from .recordings import mapped
     stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
     threads = apply_threads(args.threads, import_torch=False)
+    from .checkpoint import check_writable      # loads torch: after a bad OMP_NUM_THREADS is our one line
     if os.path.splitext(args.out)[1] != ".npy":
         raise UserError(f"{args.out}: --out must end in .npy")
     check_writable(args.out, "--out", inputs=[("--x", args.x)])

@@ -113,6 +113,25 @@ def choose_threads(flag=None, environ=None, cgroup_root="/sys/fs/cgroup", proc_c
     return n, why
 
 
+def check_environment(argv, environ=None):
+    """Before torch is imported: a nonsense OMP_NUM_THREADS is one line (choose_threads' UserError)
+    here, not libgomp's own warning and a blank line first, when torch loads it. With --threads N
+    in argv the flag wins (choose_threads), so N replaces it, for libgomp and for any child."""
+    environ = os.environ if environ is None else environ
+    try:
+        choose_threads(environ=environ)
+    except UserError:
+        flag = None
+        for i, arg in enumerate(argv):          # argparse has not run yet: it needs torch (the model registry)
+            if arg == "--threads" and i + 1 < len(argv):
+                flag = argv[i + 1]
+            elif arg.startswith("--threads="):
+                flag = arg.split("=", 1)[1]
+        if flag is None or not flag.isdigit() or int(flag) < 1:
+            raise
+        environ["OMP_NUM_THREADS"] = flag
+
+
 def quiet_waiting(environ=None):
     """Before torch is imported (or in a child's `environ`): GOMP_SPINCOUNT=10000 (libgomp, torch's
     OpenMP on Linux; default 300000), so that an OpenMP thread that finishes first spins ~0.1 ms,

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from conftest import FAST, ROOT, main_fails, run_main
-from biosig.threads import choose_threads, cgroup_quota
+from conftest import ENV, FAST, ROOT, assert_user_error, main_fails, run_main
+from biosig.threads import check_environment, choose_threads, cgroup_quota
 
 NO_CGROUP = {"cgroup_root": "/nonexistent", "proc_cgroup": "/nonexistent"}
 
@@ -76,6 +76,27 @@ def test_train_says_and_uses_threads(dataset, capsys):
     finally:
         os.environ.pop("OMP_NUM_THREADS") if old is None else os.environ.update(OMP_NUM_THREADS=old)
     assert not os.path.exists(dataset["dir"] / "n.pt")
+
+
+def test_a_nonsense_omp_num_threads_is_our_one_line_before_libgomp_speaks(tmp_path):
+    """OMP_NUM_THREADS=abc: libgomp, loaded with torch, printed its own warning and a blank line
+    before biosig's error; now the commands check it before torch loads. --threads N still wins."""
+    env = dict(ENV, OMP_NUM_THREADS="abc")
+    x = tmp_path / "X.npy"
+    for script, args in (("train.py", ["--x", x, "--y", tmp_path / "y.npy", "--save", tmp_path / "m.pt"]),
+                         ("infer.py", ["--ckpt", tmp_path / "m.pt", "--x", x]),
+                         ("-m", ["biosig.bandpower", "--x", x, "--fs", 128, "--out", tmp_path / "b.npy"])):
+        proc = subprocess.run([sys.executable, *([script] if script == "-m" else [os.path.join(ROOT, script)]),
+                               *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert_user_error(proc, "OMP_NUM_THREADS=abc")
+        assert "libgomp" not in proc.stderr
+    environ = {"OMP_NUM_THREADS": "abc"}
+    check_environment(["--x", "X.npy", "--threads", "3"], environ)       # the flag wins, and libgomp reads it
+    assert environ == {"OMP_NUM_THREADS": "3"}
+    check_environment(["--threads=2"], environ)                           # a valid value is left alone
+    assert environ == {"OMP_NUM_THREADS": "3"}
+    with pytest.raises(Exception, match="OMP_NUM_THREADS=x"):
+        check_environment(["--threads", "0"], {"OMP_NUM_THREADS": "x"})
 
 
 def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, capsys):

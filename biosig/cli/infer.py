@@ -55,6 +55,7 @@ def main(argv=None):
     from biosig.errors import UserError
     from biosig import threads
     threads.quiet_waiting()             # before torch loads its OpenMP runtime (biosig/threads.py)
+    threads.check_environment(sys.argv[1:] if argv is None else argv)    # our one line before libgomp's own
     args = get_args_parser().parse_args(argv)
     from biosig.decode import check_flags
     if args.x and os.path.isfile(args.x):

@@ -24,8 +24,9 @@ def main(argv=None):
         # kill, scancel, a preempted job: stop like Ctrl-C, with the resume command (exit 143).
         # Not under torchrun, whose SIGTERM must end a rank at once even inside a collective.
         stop_on_sigterm()
-    from biosig.threads import quiet_waiting
+    from biosig.threads import check_environment, quiet_waiting
     quiet_waiting()                     # before torch loads its OpenMP runtime (biosig/threads.py)
+    check_environment(argv)             # a bad OMP_NUM_THREADS: our one line, before libgomp's own
     try:
         from biosig.options import explicit_options
         parser = get_args_parser()
