@@ -327,12 +327,13 @@ def main(argv=None):
                             else f"{d}: no such directory")
     if matplotlib_missing():
         raise needs("the report", "matplotlib")
-    # on stderr, once the inputs are checked: stdout lists the files written, one a line, for a script to read
-    print(f"biosig.report: {len(args.dirs)} director{'y' if len(args.dirs) == 1 else 'ies'} | {threads}",
-          file=sys.stderr)
     for d in args.dirs:
         for path in write_report(d):
             print(path)
+    # the summary on stderr, once all is written (a refused directory stays one line): stdout lists
+    # the files written, one a line, for a script to read
+    print(f"biosig.report: {len(args.dirs)} director{'y' if len(args.dirs) == 1 else 'ies'} | {threads}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
