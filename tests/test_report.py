@@ -1,5 +1,6 @@
 """Run and sweep reports: report.png and a self-contained report.html that a real browser renders,
 panels by what the run recorded, python -m biosig.report, and one line when matplotlib is missing."""
+import html
 import json
 import os
 import shutil
@@ -222,7 +223,8 @@ def test_sweep_mean_only_where_trials_share_a_value_and_log_labels_apart():
 def write_loso_sweep(out):
     """A finished --cv loso sweep's files, as sweep.py writes them: 2 points x 4 folds."""
     import csv
-    folds = {"model=tcn": [0.6, 0.8, 0.5, 0.7], "model=eegnet": [0.4, 0.5, 0.3, 0.4]}
+    # tcn's mean is 0.75625: 0.7562 in the terminal (f"{:.4f}"); numpy's mean of these is 0.7562500000000001
+    folds = {"model=tcn": [0.7, 0.7, 0.8, 0.825], "model=eegnet": [0.4, 0.5, 0.3, 0.4]}
     with open(out / "trials.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "model", "seed", "fold", "test_fold", "status", "exit_code", "objective", "test",
@@ -232,15 +234,15 @@ def write_loso_sweep(out):
                 w.writerow([f"{point}_fold={k}", point[6:], 1337, k, "", "completed", 0, score, "", 2, 1.0, 900,
                             str(out / "trials" / f"{point}_fold={k}" / "run"), ""])
     (out / "summary.csv").write_text("rank,point,model,n,failed,pruned,mean,std,min,max\n"
-                                     "1,model=tcn,tcn,4,0,0,0.65,0.129,0.5,0.8\n"
+                                     "1,model=tcn,tcn,4,0,0,0.75625,0.0625,0.7,0.825\n"
                                      "2,model=eegnet,eegnet,4,0,0,0.4,0.0816,0.3,0.5\n")
     (out / "folds.csv").write_text("point,model,fold 0,fold 1,fold 2,fold 3\n" + "".join(
         f"{p},{p[6:]},{','.join(map(str, s))}\n" for p, s in folds.items()))
     best = {"metric": "val_acc", "mode": "max", "point": "model=tcn", "params": {"model": "tcn"}, "n": 4,
-            "mean": 0.65, "std": 0.129, "command": "python train.py --model tcn --save best.pt",
-            "cv": {"k": 4, "loso": True, "nested": False, "folds": {"0": 0.6, "1": 0.8, "2": 0.5, "3": 0.7},
+            "mean": 0.75625, "std": 0.0625, "command": "python train.py --model tcn --save best.pt",
+            "cv": {"k": 4, "loso": True, "nested": False, "folds": {"0": 0.7, "1": 0.7, "2": 0.8, "3": 0.825},
                    "groups": {"0": [3], "1": [0], "2": [2], "3": [1]}},
-            "report": {"selected_on": "the validation folds of --cv loso", "score": 0.65, "std": 0.129,
+            "report": {"selected_on": "the validation folds of --cv loso", "score": 0.75625, "std": 0.0625,
                        "metric": "val_acc", "reported_on": "the validation folds of --cv loso",
                        "same_data_as_selection": True}}
     (out / "best.json").write_text(json.dumps(best))
@@ -257,16 +259,20 @@ def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor
     assert printed.err == "biosig.report: 1 directory | threads 1 (--threads)\n"
     page = (tmp_path / "report.html").read_text()
     lines = best_lines(best)
-    assert lines[0].startswith("best point per fold (val_acc): 0 (group 3): 0.6000")       # what the sweep printed
+    # what the sweep printed: one point's score on each fold (not each fold's best point)
+    assert lines[0].startswith("the best point's score on each fold (val_acc): 0 (group 3): 0.7000  1 (group 0)")
     assert "the same data that chose the point: optimistic" in lines[-1]
     for line in lines:
-        assert line in page
+        assert html.escape(line) in page
     assert "Per fold (folds.csv)" in page and "<th>fold 3</th>" in page
     fig = monitor_figures[-1]
     assert [ax.get_title() for ax in fig.axes] == ["val_acc (max) against model",
                                                    "val_acc (max) per fold (best 2 points)"]
     assert [label.get_text() for label in fig.axes[1].get_xticklabels()] == [
         "0\ngroup 3", "1\ngroup 0", "2\ngroup 2", "3\ngroup 1"]
+    # each point's mean as the terminal and summary.csv say it
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["model=tcn (mean 0.7562)",
+                                                                             "model=eegnet (mean 0.4000)"]
     assert "optimistic" in fig.supxlabel_text      # the PNG alone says it too
 
 
@@ -298,6 +304,6 @@ def test_a_sole_panel_fills_the_figure(tmp_path, monitor_figures):
     left, _, width, _ = ax.get_position().bounds
     assert width > 0.75 and left < 0.2, ax.get_position()
     footer = fig._supxlabel           # the per-fold and report lines, wrapped to the narrower figure
-    assert "best point per fold" in footer.get_text() and "optimistic" in footer.get_text()
+    assert "the best point's score on each fold" in footer.get_text() and "optimistic" in footer.get_text()
     box, page = footer.get_window_extent(), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1, (box, page)

@@ -69,7 +69,7 @@ def test_loso_is_honest_where_a_random_split_leaks_and_the_refit_reports_test_da
     assert random_split["mean"] > loso["mean"] + 0.1, (random_split["mean"], loso["mean"])
     assert random_split["report"]["same_data_as_selection"] is True     # flagged: the score chose the point
     assert loso["report"]["same_data_as_selection"] is False and loso["report"]["metric"] == "test acc"
-    assert "best point per fold (val_acc): 0 (group " in honest.stdout
+    assert "the best point's score on each fold (val_acc): 0 (group " in honest.stdout
     refit = json.loads((d / "loso" / "refit.json").read_text())
     assert refit["n"] == 2 and refit["test"]["mean"] is not None and refit["seeds"] == [0, 1]
     assert "refit of lr=0.003 over 2 seed(s): test acc" in honest.stdout

@@ -8,7 +8,8 @@ def best_lines(best):
     lines = []
     if best.get("cv") and best["cv"]["folds"] and not best["cv"]["nested"]:
         groups = best["cv"].get("groups", {})
-        lines.append(f"best point per fold ({best['metric']}): " + "  ".join(
+        # one point (the best on the mean over folds) scored on each fold, not each fold's own best point
+        lines.append(f"the best point's score on each fold ({best['metric']}): " + "  ".join(
             f"{k}{' (group ' + ','.join(map(str, groups[k])) + ')' if len(groups.get(k, [])) == 1 else ''}: {v:.4f}"
             for k, v in best["cv"]["folds"].items()))
     r = best["report"]

@@ -88,11 +88,18 @@ def panel_folds(ax, sweep, metric):
     columns = fold_columns(sweep["folds"])
     groups = (sweep["best"].get("cv") or {}).get("groups", {})
     shown = sweep["folds"][:N_FOLD_POINTS]
+    # the point's mean as the terminal's ranked table and summary.csv give it (not re-averaged from
+    # folds.csv's rounded cells), in the terminal's format (results.ranked_table)
+    means = {r["point"]: _number(r.get("mean")) for r in sweep["summary"]}
+    if isinstance(sweep["best"].get("mean"), float):       # best.json's unrounded one, where it has it
+        means[sweep["best"].get("point")] = sweep["best"]["mean"]
     for i, row in enumerate(shown):
         values = [_number(row[c]) for c in columns]
         x = [j + (i - (len(shown) - 1) / 2) * 0.08 for j, v in enumerate(values) if v is not None]
         y = [v for v in values if v is not None]
-        mean = f"mean {np.mean(y):.4g}" if y else "no fold completed"
+        m = means.get(row["point"])
+        m = np.mean(y) if m is None and y else m
+        mean = f"mean {m:.4f}" if m is not None else "no fold completed"
         ax.plot(x, y, "o", ms=6 if i == 0 else 4, label=f"{row['point']} ({mean})")
     labels = []
     for c in columns:
