@@ -10,8 +10,9 @@ Needs aeon (pip install aeon) beside biosig's requirements. Each round, with see
                     ridge, the penalty by leave-one-out; aeon: MiniRocketClassifier, its ridge
                     classifier with cross-validated penalty), then the test split predicted;
                     seconds and test accuracy
-  inference         windows/s of a fitted model predicting batches of (32, 1, 256) for --seconds
-                    (biosig: the eval forward infer.py runs; aeon: predict)
+  inference         windows/s of a fitted model predicting batches of 256 windows of (C, F, T) =
+                    (32, 1, 256) for --seconds (biosig: the eval forward infer.py's Predictor
+                    runs; aeon: predict)
 Prints a markdown table: median seconds / windows per second, mean +- std accuracy, and the
 ratio biosig / aeon. Not a test: nothing here asserts a speed. Other jobs on the machine slow
 both sides alike (they alternate): the load average is printed.
@@ -81,9 +82,9 @@ def main(argv=None):
     x_train, y_train = load("X_train.npy").astype(np.float32), load("y_train.npy").astype(np.int64)
     x_test, y_test = load("X_test.npy").astype(np.float32), load("y_test.npy").astype(np.int64)
     rng = np.random.default_rng(0)
-    infer_train = rng.normal(size=(64, 1, 1, 256)).astype(np.float32)
+    infer_train = rng.normal(size=(64, 32, 1, 256)).astype(np.float32)      # windows of (C, F, T) = (32, 1, 256)
     infer_y = np.arange(64) % 2
-    batch = rng.normal(size=(32, 1, 1, 256)).astype(np.float32)
+    batch = rng.normal(size=(256, 32, 1, 256)).astype(np.float32)            # the Predictor's batch
     # numba compiles aeon's functions on their first call: not the fit's time
     aeon_fit_predict(x_train, y_train, x_test, 0, args.threads)
     biosig_fit_predict(x_train, y_train, x_test, 0)
@@ -103,7 +104,7 @@ def main(argv=None):
     med = {side: {k: statistics.median(v) for k, v in r.items() if k != "acc"} for side, r in rows.items()}
     print(f"BasicMotions {x_train.shape} train / {x_test.shape[0]} test, {args.rounds} rounds, {args.threads} "
           f"thread(s), load average {os.getloadavg()[0]:.2f}")
-    print("| | fit + transform + predict (s, median) | test accuracy (mean +- std) | inference (32, 1, 256) windows/s |")
+    print("| | fit + transform + predict (s, median) | test accuracy (mean +- std) | inference windows/s, (C, F, T) = (32, 1, 256) |")
     print("|---|---|---|---|")
     for side in ("biosig", "aeon"):
         acc = rows[side]["acc"]

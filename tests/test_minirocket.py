@@ -50,16 +50,29 @@ def test_the_tasks_least_squares_targets():
     assert task.least_squares(torch.tensor([12.0, 8.0]))[0].flatten().tolist() == [1.0, -1.0]
 
 
-def minirocket(features=840, **kw):
+def minirocket(features=840, n_elec=3, **kw):
     torch.manual_seed(0)
-    return build_model({"name": "minirocket", "n_elec": 3, "n_bands": 1, "n_outputs": 3, "n_times": 64,
+    return build_model({"name": "minirocket", "n_elec": n_elec, "n_bands": 1, "n_outputs": 3, "n_times": 64,
                         "drop": 0.0, "features": features, **kw})
 
 
-def test_features_are_the_same_whatever_the_batch():
-    x, _ = Classification.example_data(37, 3, 1, 64)
+def test_one_row_convolves_as_the_kernels_do():
+    """One row: the 84 outputs as 3 x (three taps) - (all nine) are the dilated kernels' convolution."""
+    from torch.nn import functional as F
+    m = minirocket(n_elec=1)
+    z = torch.randn(4, 1, 64, dtype=torch.float64)
+    m.double()
+    for i, d in enumerate(m.dilations):
+        out, _ = m._conv(z, i)
+        expected = F.conv1d(z.expand(-1, 84, -1), m.weight, padding=4 * d, dilation=d, groups=84)
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_elec", [1, 3])          # one row's own convolution; a grouped one
+def test_features_are_the_same_whatever_the_batch(n_elec):
+    x, _ = Classification.example_data(37, n_elec, 1, 64)
     x = torch.from_numpy(x)
-    m = minirocket()
+    m = minirocket(n_elec=n_elec)
     m.fit_data(x)
     m.eval()
     whole = m.transform(x)

@@ -60,6 +60,7 @@ CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 featu
 # the 84 kernels: which three of the nine positions weigh 2
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
+PAIRS = torch.tensor(list(combinations(range(LENGTH), 2)))          # (36, 2): a kernel's first two places
 RIDGE_WINDOWS = 20_000   # head=auto solves in closed form up to this many training windows
 
 
@@ -136,6 +137,9 @@ class MiniRocket(nn.Module):
         self.dilations, self.counts = dilations_and_counts(n_times, features, max_dilations)
         n_features = len(TRIPLES) * sum(self.counts)
         self.register_buffer("weight", kernel_weights(), persistent=False)
+        self.register_buffer("triples", torch.tensor(TRIPLES), persistent=False)   # (84, 3): where each weighs 2
+        self.register_buffer("pair_of", torch.tensor([PAIRS.tolist().index(list(t[:2])) for t in TRIPLES]),
+                             persistent=False)                                      # (84,): its first two, in PAIRS
         # filled by fit_data(): which rows each (dilation, kernel) sums, its biases, feature statistics
         self.register_buffer("channels", torch.zeros(len(self.dilations), len(TRIPLES), rows))
         self.register_buffer("biases", torch.zeros(n_features))
@@ -154,12 +158,30 @@ class MiniRocket(nn.Module):
 
     def _convolve(self, x, i):
         """x (B, rows, T) -> the outputs at dilation i: (padded (B, 84, T), whether each kernel is padded (84,))."""
+        if x.shape[1] == 1:              # every kernel sums the one row: convolve it once
+            return self._conv(x, i)
         return self._conv(torch.einsum("kc,bct->bkt", self.channels[i], x), i)
 
     def _conv(self, z, i):
-        """z (B, 84, T), each kernel's own sum of rows -> (its outputs (B, 84, T), padded (84,) bool)."""
+        """z (B, 84 or 1, T), each kernel's own sum of rows (or one sum for all) -> (its outputs
+        (B, 84, T), padded (84,) bool). With one sum for all (one row): a kernel weighs -1
+        everywhere and 2 at three places, so its output is 3 x (the three taps) - (the sum of the
+        nine), computed elementwise in a fixed order for all 84 at once."""
         d = self.dilations[i]
-        out = F.conv1d(z, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d, groups=len(TRIPLES))
+        frames = z.shape[-1]
+        padded_z = F.pad(z, ((LENGTH - 1) * d // 2, (LENGTH - 1) * d // 2))
+        if z.shape[1] == 1:
+            # 3 (a + b + c) - total as (3 (a + b) - total) + 3 c: the 36 pairs and 9 taps at (B, 1, T)
+            # cost little; the 84 kernels are then two picks and one sum
+            taps = [padded_z[..., j * d: j * d + frames] for j in range(LENGTH)]     # (B, 1, T) each
+            total = taps[0]
+            for tap in taps[1:]:
+                total = total + tap
+            stacked = torch.cat(taps, 1)                                           # (B, 9, T)
+            pairs = 3 * (stacked[:, PAIRS[:, 0]] + stacked[:, PAIRS[:, 1]]) - total   # (B, 36, T)
+            out = pairs[:, self.pair_of] + 3 * stacked[:, self.triples[:, 2]]      # (B, 84, T)
+        else:                # each kernel its own sum of rows: one grouped convolution
+            out = F.conv1d(padded_z, self.weight, dilation=d, groups=len(TRIPLES))
         padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
         return out, padded
 
@@ -244,13 +266,20 @@ class MiniRocket(nn.Module):
             first += len(TRIPLES) * count
 
     def _features(self, x):
-        """(B, rows, T) float32 -> PPV features (B, n_features)."""
+        """(B, rows, T) float32 -> PPV features (B, n_features). At each dilation the padded
+        kernels are every other one (the paper's alternation), so each half is a strided view;
+        PPV is one comparison of the frames against every bias of the kernel, counted exactly."""
         feats = []
         for i, d, _, bias in self._blocks():
-            out, padded = self._convolve(x, i)
+            out, _ = self._convolve(x, i)
+            frames = out.shape[-1]
+            trim = (LENGTH - 1) * d // 2
             block = torch.empty(x.shape[0], *bias.shape, device=x.device)
-            for idx, part in self._parts(out, padded, d):
-                block[:, idx] = ppv(part, bias[idx])
+            for half, cut in ((slice(i % 2, None, 2), 0), (slice(1 - i % 2, None, 2), trim)):
+                part = out[:, half, cut: frames - cut]                             # (B, 42, T')
+                # bytes summed into int32: a quarter of the memory of counting in int64
+                above = (part[:, :, None, :] > bias[half][None, :, :, None]).view(torch.uint8).sum(-1, dtype=torch.int32)
+                block[:, half] = above / part.shape[-1]
             feats.append(block.flatten(1))
         return torch.cat(feats, 1)
 
