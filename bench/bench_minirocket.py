@@ -74,6 +74,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=3.0, help="inference: seconds per side per round")
     p.add_argument("--data", default=os.path.join(ROOT, "data", "basicmotions"))
     args = p.parse_args(argv)
+    from biosig import threads
+    threads.quiet_waiting()       # before torch and numba load: waiting threads sleep, not spin (both sides)
     import torch
     torch.set_num_threads(args.threads)
     import numba

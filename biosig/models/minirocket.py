@@ -169,8 +169,8 @@ class MiniRocket(nn.Module):
         nine), computed elementwise in a fixed order for all 84 at once."""
         d = self.dilations[i]
         frames = z.shape[-1]
-        padded_z = F.pad(z, ((LENGTH - 1) * d // 2, (LENGTH - 1) * d // 2))
         if z.shape[1] == 1:
+            padded_z = F.pad(z, ((LENGTH - 1) * d // 2, (LENGTH - 1) * d // 2))
             # 3 (a + b + c) - total as (3 (a + b) - total) + 3 c: the 36 pairs and 9 taps at (B, 1, T)
             # cost little; the 84 kernels are then two picks and one sum
             taps = [padded_z[..., j * d: j * d + frames] for j in range(LENGTH)]     # (B, 1, T) each
@@ -181,7 +181,8 @@ class MiniRocket(nn.Module):
             pairs = 3 * (stacked[:, PAIRS[:, 0]] + stacked[:, PAIRS[:, 1]]) - total   # (B, 36, T)
             out = pairs[:, self.pair_of] + 3 * stacked[:, self.triples[:, 2]]      # (B, 84, T)
         else:                # each kernel its own sum of rows: one grouped convolution
-            out = F.conv1d(padded_z, self.weight, dilation=d, groups=len(TRIPLES))
+            # (its own zero padding: padding a copy first cost more than the convolution)
+            out = F.conv1d(z, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d, groups=len(TRIPLES))
         padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
         return out, padded
 
