@@ -218,8 +218,7 @@ def _run(args, explicit, where):
             seed_everything(args.seed, args.deterministic)
         # recorded as the run's --batch (config.json, summary.json, last.pt); the given one as batch_given
         given, (args.batch, too_large) = args.batch, batch_for_data(args.batch, len(data["train_idx"]), ctx.world)
-        if too_large:
-            warn(too_large)
+        if too_large and "batch" in explicit:
             data["batch_given"] = given
         elif resume_state is not None and resume_state["resume"].get("batch_given"):
             data["batch_given"] = resume_state["resume"]["batch_given"]
@@ -229,6 +228,8 @@ def _run(args, explicit, where):
         problem = model.input_problem(c, f, t)
         if problem:
             raise UserError(f"{args.x}: {problem}")
+        if too_large and "batch" in explicit:     # the default batch quietly fits small data
+            warn(too_large)                       # after the checks: a refused run prints one line
         net = task.network(model, data["shape"])
         if init_ckpt is not None:
             loaded, new = pretrained.load_matching(model, init_ckpt, args.init)
