@@ -1,5 +1,5 @@
 """Benchmark: training throughput with torch's default threads against the count biosig chooses
-(biosig/threads.py: the usable CPUs, OpenMP threads that sleep rather than spin), on a loaded
+(biosig/threads.py: the usable CPUs, OpenMP threads that spin briefly, then sleep), on a loaded
 machine and without the extra load.
 
     python bench/bench_threads.py                 # about 2 minutes

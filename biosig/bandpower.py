@@ -177,7 +177,7 @@ def main(argv=None):
     stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
-    apply_threads(args.threads, import_torch=False)
+    threads = apply_threads(args.threads, import_torch=False)
     if os.path.splitext(args.out)[1] != ".npy":
         raise UserError(f"{args.out}: --out must end in .npy")
     check_writable(args.out, "--out", inputs=[("--x", args.x)])
@@ -211,7 +211,7 @@ def main(argv=None):
     signalspec.write(args.out, {**spec, "fs": args.fs, "bandpower": bp.config})
     print(f"{args.out}: {len(X)} windows (N, C, F, T') = ({len(X)}, {X.shape[1]}, {len(bp.bands)}, {t_out}); bands "
           + ", ".join(f"{k} {lo:g}-{hi:g} Hz" for k, (lo, hi) in bp.bands.items())
-          + f"; frames of {bp.frame} samples every {bp.hop}" + ("; log10" if bp.log else ""))
+          + f"; frames of {bp.frame} samples every {bp.hop}" + ("; log10" if bp.log else "") + f" | {threads}")
 
 
 if __name__ == "__main__":

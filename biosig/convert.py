@@ -104,8 +104,8 @@ def npy_to_parquet(args):
                         group_col=args.group_col or "group", layout=args.layout, signal_cols=signal_cols)
     if spec:
         signalspec.write(args.out, spec)      # windows.signal.json beside windows.parquet, which train.py reads
-    print(f"wrote {args.out}: {n} windows of (C, F, T) = {tuple(X.shape[1:])}"
-          + (", labels" if y is not None else "") + (", groups" if groups is not None else ""))
+    return (f"wrote {args.out}: {n} windows of (C, F, T) = {tuple(X.shape[1:])}"
+            + (", labels" if y is not None else "") + (", groups" if groups is not None else ""))
 
 
 def parquet_to_npy(args):
@@ -130,17 +130,14 @@ def parquet_to_npy(args):
         save_npy(args.out_y, y)
     if args.out_groups:
         save_npy(args.out_groups, groups)
-    print(f"wrote {', '.join(p for p, _ in outs)}: {len(X)} windows of (C, F, T) = {tuple(X.shape[1:])}")
+    return f"wrote {', '.join(p for p, _ in outs)}: {len(X)} windows of (C, F, T) = {tuple(X.shape[1:])}"
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
-    apply_threads(args.threads, import_torch=False)
-    if is_parquet(args.x):
-        parquet_to_npy(args)
-    else:
-        npy_to_parquet(args)
+    threads = apply_threads(args.threads, import_torch=False)
+    print((parquet_to_npy if is_parquet(args.x) else npy_to_parquet)(args) + f" | {threads}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def run(args):
         sources = [live_frames(inlet, predictor, args, c, f)]
     else:
         recordings = read_recordings(args, predictor)
-        sources = [((x[..., i:i + args.chunk], None) for i in range(0, x.shape[-1], args.chunk)) for x in recordings]
+        sources = [chunks(x, args.chunk) for x in recordings]
     with rows, sigterm_as_interrupt(args.lsl):
         for n, source in enumerate(sources):
             stopped = decode(predictor, context, args, source, n, rows, latency, outlet, several=len(sources) > 1)
@@ -104,6 +104,12 @@ def run(args):
         words, code = Interrupted.stopped_by(stopped)
         kept = f"the {rows.count} output frames decoded are in {args.out}" if args.out else "nothing to keep (no --out)"
         raise Interrupted(f"{words}: {kept}", code)
+
+
+def chunks(x, chunk):
+    """(chunk (C, F, n), None) pieces of one recording (C, F, T); a function, so each
+    recording's generator holds its own x (a generator in a comprehension binds x late)."""
+    return ((x[..., i:i + chunk], None) for i in range(0, x.shape[-1], chunk))
 
 
 class sigterm_as_interrupt:

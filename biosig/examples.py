@@ -15,6 +15,7 @@ continuous EDF recordings with annotated events (needs mne and edfio), for biosi
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -105,7 +106,9 @@ def main(argv=None):
     from .threads import add_threads_flag, apply as apply_threads
     add_threads_flag(p)
     args = p.parse_args(argv)
-    apply_threads(args.threads, import_torch=False)
+    threads = apply_threads(args.threads, import_torch=False)
+    # on stderr: stdout lists the files written, one a line, for a script to read
+    print(f"biosig.examples {args.task}: {threads}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
     if args.task == "recordings":
         for path in recordings(args.out):

@@ -277,7 +277,7 @@ def check(path, ext, predictor, shape, bp=None):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
-    apply_threads(args.threads, import_torch=False)
+    threads = apply_threads(args.threads, import_torch=False)
     ext = os.path.splitext(args.out)[1]
     if ext not in (".onnx", ".pt2"):
         raise UserError(f"{args.out}: --out must end in .onnx (ONNX) or .pt2 (torch.export program)")
@@ -298,7 +298,7 @@ def main(argv=None):
     made = predictor.signal.get("bandpower")           # trained on band-power frames that biosig made
     bp = signalspec.from_config(made) if made and len(made["bands"]) == shape[1] else None
     if args.step:
-        return main_step(args, ext, predictor, shape, bp)
+        return main_step(args, ext, predictor, shape, bp, threads)
     module = Deployed(predictor, shape[-1], bp).eval()
     described = describe_input(predictor, shape, bp)
     example = torch.zeros(2, *described["shape"][1:])
@@ -311,7 +311,7 @@ def main(argv=None):
     static = "batch dynamic, the rest static" + ("" if bp else f" (T={shape[-1]}, the training T)")
     kind = "ONNX" if ext == ".onnx" else "torch.export program"
     lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, {kind}; model {ckpt['config']['name']}, "
-             f"{predictor.task}",
+             f"{predictor.task} | {threads}",
              f"  input  x      (batch, {', '.join(map(str, described['shape'][1:]))}) float32 {described['text']}: "
              f"{static}",
              described["frames"] and f"  {described['frames']}",
@@ -322,7 +322,7 @@ def main(argv=None):
     print("\n".join(line for line in lines if line))
 
 
-def main_step(args, ext, predictor, shape, bp):
+def main_step(args, ext, predictor, shape, bp, threads):
     """--step: the model's per-frame step with its state as inputs and outputs."""
     from .streaming import stream_problem
     name = predictor.model.config["name"]
@@ -339,7 +339,7 @@ def main_step(args, ext, predictor, shape, bp):
         export(module, (torch.zeros(2, *shape[:2], 1), *state), tmp, ext, {METADATA: json.dumps(described)})
         checked = None if args.no_check else check_step(tmp, ext, predictor, shape, module)
     report_check(checked, args, "frame by frame")
-    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, the per-frame step of model {name}",
+    lines = [f"wrote {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB, the per-frame step of model {name} | {threads}",
              f"  inputs  x (batch, {shape[0]}, {shape[1]}, 1) {described['text']}",
              described["frames"] and f"          {described['frames']}",
              f"          state_0..{len(state) - 1}: " + ", ".join(f"(batch, {s.shape[1]}, {s.shape[2]})" for s in state)

@@ -109,7 +109,7 @@ class Recording:
                 raise UserError(f"{path}: --channels picks by name; name the recording's channels with "
                                 f"--channel-names")
             self.index = signalspec.match_channels(self.channels, pick, path, f" (it has {', '.join(self.channels)})")
-            self.channels = list(pick)
+            self.channels = [self.channels[i] for i in self.index]     # its own names: FZ picks Fz
 
     def take_order(self, channels):
         """Read this recording's channels in the order (and under the names) `channels`, when

@@ -17,6 +17,7 @@ matplotlib is optional (pip install matplotlib): without it the report is skippe
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -319,13 +320,16 @@ def get_args_parser():
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
-    apply_threads(args.threads, import_torch=False)
+    threads = apply_threads(args.threads, import_torch=False)
     for d in args.dirs:
         if not os.path.isdir(d):
             raise UserError(f"{d}: not a directory (a run directory or a sweep's --out)" if os.path.exists(d)
                             else f"{d}: no such directory")
     if matplotlib_missing():
         raise needs("the report", "matplotlib")
+    # on stderr, once the inputs are checked: stdout lists the files written, one a line, for a script to read
+    print(f"biosig.report: {len(args.dirs)} director{'y' if len(args.dirs) == 1 else 'ies'} | {threads}",
+          file=sys.stderr)
     for d in args.dirs:
         for path in write_report(d):
             print(path)

@@ -210,6 +210,17 @@ def _run(args, explicit, where):
         data = prepare_data(args)
         task = data["task"]
         seed_everything(args.seed, args.deterministic)
+        # the output paths before --model auto's cross-validation: a bad --save costs no training.
+        # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
+        if not args.resume:
+            args.run_dir = args.run_dir or runs.default_run_dir()
+            runs.check_new_run_dir(args.run_dir)
+        # --save may go inside the run directory (runs/a/best.pt), which is created with the run,
+        # but never over the data or the run's own files
+        inputs = [(f"--{d.replace('_', '-')}", getattr(args, d, None)) for d in options.dests(options.PATH)
+                  if d != "save"]
+        reserved = [os.path.join(args.run_dir, name) for name in runs.RUN_FILES]
+        checkpoint.check_writable(args.save, created_with=args.run_dir, inputs=inputs, reserved=reserved)
         if args.model == "auto":
             log = print if ctx.is_main else (lambda *a, **k: None)
             args.model, data["selection"] = choose_model(args, explicit, data, device, amp, ctx, log)
@@ -240,16 +251,6 @@ def _run(args, explicit, where):
             data["init"] = {"loaded": resume_state["resume"].get("init_loaded", []), "line": None}
         if args.freeze_encoder:         # (checked here, before anything is written)
             pretrained.frozen_parameters(model, data["init"]["loaded"])
-        # every rank checks (only rank 0 writes), so a bad path stops all ranks alike
-        if not args.resume:
-            args.run_dir = args.run_dir or runs.default_run_dir()
-            runs.check_new_run_dir(args.run_dir)
-        # --save may go inside the run directory (runs/a/best.pt), which is created with the run,
-        # but never over the data or the run's own files
-        inputs = [(f"--{d.replace('_', '-')}", getattr(args, d, None)) for d in options.dests(options.PATH)
-                  if d != "save"]
-        reserved = [os.path.join(args.run_dir, name) for name in runs.RUN_FILES]
-        checkpoint.check_writable(args.save, created_with=args.run_dir, inputs=inputs, reserved=reserved)
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
         elif init_ckpt is not None and (kept := pretrained.preprocessing(init_ckpt, args.normalize,

@@ -1,15 +1,16 @@
 """How many CPU threads a command's math uses: chosen from the CPUs this process may really use.
 
-torch's default is one thread per physical core of the machine, whatever this process is allowed:
-in a container with a CPU quota, a SLURM job of 2 CPUs on a 64-core node, a `taskset` mask, or
-2 torchrun ranks on 2 cores, that is more threads than CPUs, and OpenMP threads that spin-wait
-for a descheduled sibling turn a step of milliseconds into one of a scheduler slice. So:
+torch's default is one thread per physical core in the affinity mask, blind to a container's CPU
+quota (`docker --cpus 2` on a 64-core host), to SLURM_CPUS_PER_TASK in an unpinned job and to
+torchrun ranks sharing the cores: more threads than CPUs, and OpenMP threads that spin-wait for a
+descheduled sibling turn a step of milliseconds into one of a scheduler slice. So:
 
     --threads N                   wins over everything
     OMP_NUM_THREADS               (set by the user, a launcher, sweep.py) wins over the guess
     the guess                     min(physical cores in the affinity mask, cgroup CPU quota,
                                   SLURM_CPUS_PER_TASK), divided among torchrun's local ranks
 
+and quiet_waiting() makes waiting threads spin briefly, then sleep, for when every CPU is ours but busy.
 No torch import here (biosig.windows and biosig.bandpower stay numpy-only): torch is imported
 by apply() only.
 """
@@ -17,9 +18,6 @@ import os
 import sys
 
 from .errors import UserError, positive_int, warn
-
-SOURCES = ("--threads", "OMP_NUM_THREADS", "CPU affinity", "cgroup CPU quota", "SLURM_CPUS_PER_TASK", "CPU count")
-
 
 def add_threads_flag(parser):
     """The one --threads flag every command takes (train.py, infer.py, the module tools)."""
@@ -46,38 +44,37 @@ def affinity_cores(cpus, sysfs="/sys/devices/system/cpu"):
 
 
 def cgroup_quota(cgroup_root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
-    """The CPU quota of this process's cgroup in whole CPUs (rounded down, at least 1), or None
-    when there is none: v2 cpu.max "QUOTA PERIOD", v1 cpu.cfs_quota_us / cpu.cfs_period_us."""
-    paths = [""]
+    """The CPU quota of this process's cgroup (or a parent's) in whole CPUs, rounded down, at
+    least 1; None when there is none. v2: cpu.max "QUOTA PERIOD"; v1: cpu.cfs_quota_us and
+    cpu.cfs_period_us under cpu/ (or cpu,cpuacct/)."""
+    paths = [""]                                # a container sees its own cgroup as the root
     try:
         with open(proc_cgroup) as f:
             for line in f:                      # "0::/user.slice/x" (v2), "4:cpu,cpuacct:/x" (v1)
                 _, controllers, path = line.rstrip("\n").split(":", 2)
                 if controllers == "" or "cpu" in controllers.split(","):
-                    paths.append(path.lstrip("/"))
+                    parts = path.strip("/").split("/")           # the cgroup and its parents: each may limit
+                    paths += ["/".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0]]
     except (OSError, ValueError):
         pass
     quotas = []
     for path in paths:
-        for v2, v1 in ((os.path.join(cgroup_root, path, "cpu.max"), None), (None, os.path.join(cgroup_root, "cpu", path)),
-                       (None, os.path.join(cgroup_root, "cpu,cpuacct", path))):
+        for files in ((os.path.join(cgroup_root, path, "cpu.max"),),
+                      *((os.path.join(cgroup_root, v1, path, "cpu.cfs_quota_us"),
+                         os.path.join(cgroup_root, v1, path, "cpu.cfs_period_us")) for v1 in ("cpu", "cpu,cpuacct"))):
             try:
-                if v2:
-                    with open(v2) as f:
-                        quota, period = f.read().split()[:2]
-                    if quota == "max":
-                        continue
-                else:
-                    with open(os.path.join(v1, "cpu.cfs_quota_us")) as f:
-                        quota = f.read().strip()
-                    with open(os.path.join(v1, "cpu.cfs_period_us")) as f:
-                        period = f.read().strip()
-                quota, period = int(quota), int(period)
-            except (OSError, ValueError):
+                words = " ".join(_read(name) for name in files).split()
+                quota, period = int(words[0]), int(words[1])        # "max" (v2 without a quota): ValueError
+            except (OSError, ValueError, IndexError):
                 continue
-            if quota > 0 and period > 0:
+            if quota > 0 and period > 0:                            # v1 without a quota: -1
                 quotas.append(max(1, quota // period))
     return min(quotas) if quotas else None
+
+
+def _read(name):
+    with open(name) as f:
+        return f.read()
 
 
 def usable_cpus(environ=None, cgroup_root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
@@ -117,16 +114,18 @@ def choose_threads(flag=None, environ=None, cgroup_root="/sys/fs/cgroup", proc_c
 
 
 def quiet_waiting(environ=None):
-    """Before torch is imported (or in a child's `environ`): OMP_WAIT_POLICY=PASSIVE, so that an
-    OpenMP thread that finishes first sleeps instead of spinning until a descheduled sibling gets a
-    core back: 10-40x slower steps on a loaded machine otherwise (README, Troubleshooting). Not when
-    the user set a wait policy, nor once torch's OpenMP runtime has read its settings (when loaded)."""
+    """Before torch is imported (or in a child's `environ`): GOMP_SPINCOUNT=10000 (libgomp, torch's
+    OpenMP on Linux; default 300000), so that an OpenMP thread that finishes first spins ~0.1 ms,
+    then sleeps, instead of spinning on until a descheduled sibling gets a core back: 10-40x slower
+    steps on a loaded machine otherwise, and within 2% of spinning on a quiet one, where PASSIVE
+    (no spinning) lost 30% (README, Troubleshooting). Not when the user set a wait policy, nor
+    once torch's OpenMP runtime has read its settings (when loaded)."""
     if environ is None:
         if "torch" in sys.modules:
             return
         environ = os.environ
     if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
-        environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        environ["GOMP_SPINCOUNT"] = "10000"
 
 
 def apply(flag=None, import_torch=True):

@@ -125,7 +125,7 @@ def main(argv=None):
     stop_on_sigterm()                                  # kill, scancel: cleaned up as Ctrl-C is
     args = get_args_parser().parse_args(argv)
     from .threads import apply as apply_threads
-    apply_threads(args.threads, import_torch=False)
+    threads = apply_threads(args.threads, import_torch=False)
     if bool(args.recording) == bool(args.epochs):
         raise UserError("give --recording PATH... (continuous recordings) or --epochs EPO.FIF, one of them")
     if args.epochs:
@@ -148,9 +148,11 @@ def main(argv=None):
     try:
         if args.epochs:
             onsets = epochs.events[:, 0] / signal["fs"] + epochs.tmin       # MNE's clock (from its first_samp)
-            return _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)], signal,
-                          onsets=onsets)
-        return _cut(args)
+            summary = _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)],
+                             signal, onsets=onsets)
+        else:
+            summary = _cut(args)
+        print(f"{summary} | {threads}")
     except BaseException:                      # Ctrl-C, a full disk: no OUT.partial left behind
         shutil.rmtree(args.out.rstrip("/") + ".partial", ignore_errors=True)
         raise
@@ -303,7 +305,7 @@ WRITTEN = ("X.npy", "y.npy", "groups.npy", "onsets.npy", "groups.json", "X.signa
 
 def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=None):
     """Write the files into OUT.partial, then rename it to OUT: OUT appears complete or not at all.
-    onsets (N,): each window's start in seconds in its recording (onsets.npy)."""
+    onsets (N,): each window's start in seconds in its recording (onsets.npy). -> the summary line."""
     if tmp is None:
         tmp = out.rstrip("/") + ".partial"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -332,9 +334,9 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=Non
     shape = np.load(os.path.join(out, "X.npy"), mmap_mode="r").shape
     counts = "" if y is None else " | windows per class " + ", ".join(
         f"{(classes or range(int(y.max()) + 1))[c] if classes else c}: {int((y == c).sum())}" for c in np.unique(y))
-    print(f"{out}: X {shape} (N, C, F, T) at {signal['fs']:g} Hz from {len(group_names)} recording(s)"
-          + counts + (f" | classes.json: {', '.join(classes)}" if classes else "") + ("" if y is not None else
-                                                                                     " | no labels (y.npy not written)"))
+    return (f"{out}: X {shape} (N, C, F, T) at {signal['fs']:g} Hz from {len(group_names)} recording(s)"
+            + counts + (f" | classes.json: {', '.join(classes)}" if classes else "") + ("" if y is not None else
+                                                                                       " | no labels (y.npy not written)"))
 
 
 if __name__ == "__main__":

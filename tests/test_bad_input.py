@@ -204,6 +204,7 @@ def ckpt(tmp_path_factory):
     ((5, 3, 2, 32), ["F=1 bands", "F=2"]),
     ((5, 3, 1, 1), ["T=1 frames is too short"]),
     ((5, 32), ["expected 4-D (N, C, F, T) or 3-D (C, F, T)"]),
+    ((40, 3, 32), ["C=3 channels", "C=40", "(40, 3, 32) was read as one (C, F, T) window", "X[:, :, None, :]"]),
 ])
 def test_infer_input_the_model_cannot_take(ckpt, tmp_path, shape, needles):
     np.save(tmp_path / "bad.npy", np.zeros(shape, np.float32))
@@ -396,3 +397,26 @@ def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, c
     assert np.load(tmp_path / "win" / "X.npy").shape == (5, 3, 1, 128)
     assert not (tmp_path / "win" / "y.npy").exists()          # the old windows' files are gone with them
     assert sorted(os.listdir(tmp_path)) == ["labels.npy", "rec.npy", "win"]
+
+
+@pytest.mark.parametrize("save, run_dir, needles", [
+    ("nodir/out.pt", "run", ["nodir/out.pt", "does not exist"]),
+    ("X.npy", "run", ["X.npy", "would overwrite the input given as --x"]),
+    ("out.pt", "done", ["done", "already holds a run"]),
+])
+def test_model_auto_checks_output_paths_before_choosing(files, capsys, monkeypatch, save, run_dir, needles):
+    """With the default --model auto a bad --save or --run-dir is one line before the candidates'
+    cross-validation (10-20 s on real data), as with a named model."""
+    import biosig.run
+    from biosig.cli.train import main
+
+    def choose_model(*args, **kwargs):
+        raise AssertionError("--model auto cross-validated before the output paths were checked")
+    monkeypatch.setattr(biosig.run, "choose_model", choose_model)
+    (files / "done").mkdir()
+    for name in ("config.json", "last.pt"):       # an earlier, finished run
+        (files / "done" / name).write_text("{}")
+    before = snapshot(files)
+    main_fails(main, ["--x", files / "X.npy", "--y", files / "y.npy", "--save", files / save,
+                      "--run-dir", files / run_dir, "--epochs", "1"], capsys, *needles)
+    assert snapshot(files) == before

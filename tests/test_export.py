@@ -182,8 +182,10 @@ def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_pa
     preds = np.load(tmp_path / "preds.npy")
     capsys.readouterr()
 
-    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "bp.onnx")])
+    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "bp.onnx"), "--threads", "1"])
     out = capsys.readouterr().out
+    wrote = next(line for line in out.splitlines() if line.startswith("wrote "))
+    assert wrote.endswith("| threads 1 (--threads)"), out        # the count it chose, in its summary line
     assert "input  x      (batch, 3, 1, 256)" in out and "raw samples at 128 Hz, channels Fz,Cz,Pz in this order" in out
     assert "band power computed inside: delta 1-4 Hz" in out and "log10" in out, out
     session = ort.InferenceSession(str(tmp_path / "bp.onnx"), providers=["CPUExecutionProvider"])
@@ -195,8 +197,9 @@ def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_pa
     assert described["channels"] == ["Fz", "Cz", "Pz"] and described["fs"] == fs
     assert described["bandpower"]["log"] is True and described["bandpower"]["frame"] == 64
 
-    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "step.onnx"), "--step"])
+    exporter(["--ckpt", str(tmp_path / "bp.pt"), "--out", str(tmp_path / "step.onnx"), "--step", "--threads", "1"])
     out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith("wrote ")).endswith("| threads 1 (--threads)")
     assert "x (batch, 3, 5, 1) one band-power frame, channels Fz,Cz,Pz in this order" in out, out
     assert "frames of 64 samples (0.5 s) every 32 (0.25 s) at 128 Hz, log10" in out and "raw frame" not in out
     session = ort.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])

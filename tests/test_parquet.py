@@ -226,3 +226,10 @@ def test_infer_reads_signal_cols_in_another_order_by_name(tmp_path, capsys):
                        "--out", tmp_path / "p.csv"], capsys, "w.parquet --signal-cols Pz,Cz", "no channel Fz",
                "Fz,Cz,Pz")
     assert not (tmp_path / "p.csv").exists()
+    # names in another case are the table's columns (Pz, Fz, Cz), read as it spells them
+    code, _, err = run_main(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", "--signal-cols",
+                                    "pz,fz,cz", "--quiet", "--out", tmp_path / "case.csv"], capsys)
+    assert code == 0, err
+    assert err.strip() == f"warning: {tmp_path / 'w.parquet'}: --signal-cols matched its columns ignoring case: " \
+                          f"pz as Pz, fz as Fz, cz as Cz"
+    assert (tmp_path / "case.csv").read_text() == scored["same"]

@@ -281,7 +281,9 @@ def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, c
     np.testing.assert_allclose(X[2:, :, 0], np.stack([back[[1, 2, 0], :256], back[[1, 2, 0], 256:]]), rtol=1e-6)
     warnings = windows_main(["--recording", b, "--channels", "Cz,Fz", "--length", 2, "--out", tmp_path / "p"], capsys)
     assert warnings == [f"warning: {b}: channels matched ignoring case: CZ as Cz, FZ as Fz"]
-    assert json.loads((tmp_path / "p" / "X.signal.json").read_text())["channels"] == ["Cz", "Fz"]
+    assert json.loads((tmp_path / "p" / "X.signal.json").read_text())["channels"] == ["CZ", "FZ"]   # its own names
+    windows_main(["--recording", a, "--channels", "FZ,pz", "--length", 2, "--out", tmp_path / "q"], capsys)
+    assert json.loads((tmp_path / "q" / "X.signal.json").read_text())["channels"] == ["Fz", "Pz"]
     np.testing.assert_allclose(np.load(tmp_path / "p" / "X.npy")[0, :, 0], back[[2, 1], :256], rtol=1e-6)
     main_fails(main, ["--recording", b, "--channels", "Cz,Oz", "--length", 2, "--out", tmp_path / "bad"], capsys,
                "has no channel Oz")
@@ -341,3 +343,27 @@ def test_windows_carry_their_onsets_into_infer_predictions(tmp_path, capsys):
     main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", w / "X.npy", "--onsets", w / "onsets.npy"], capsys,
                "--onsets", "--out")
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_a_refused_raw_input_prints_only_its_error(tmp_path, capsys):
+    """Raw samples given to a band-power checkpoint with --onsets that do not fit: the one error
+    line, not first the line saying the samples were made into band-power frames."""
+    from biosig.bandpower import main as bandpower
+    from biosig.cli.infer import main as infer
+    from biosig.cli.train import main as train
+    from conftest import main_fails, run_main
+    fs, rng = 128, np.random.default_rng(0)
+    raw = rng.normal(size=(32, 2, 1, fs)).astype(np.float32)
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "y.npy", rng.integers(0, 2, 32))
+    (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["C3", "C4"], "units": "V"}))
+    assert run_main(bandpower, ["--x", tmp_path / "raw.npy", "--fs", fs, "--out", tmp_path / "bands.npy"], capsys)[0] == 0
+    assert run_main(train, ["--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--epochs", "1",
+                            "--save", tmp_path / "bp.pt", "--run-dir", tmp_path / "run", "--no-report"], capsys)[0] == 0
+    np.save(tmp_path / "short.npy", np.arange(5.0))
+    argv = ["--ckpt", tmp_path / "bp.pt", "--x", tmp_path / "raw.npy", "--out", tmp_path / "p.csv", "--quiet"]
+    main_fails(infer, argv + ["--onsets", tmp_path / "short.npy"], capsys, "short.npy", "(32,)")
+    code, out, _ = run_main(infer, argv + ["--onsets", tmp_path / "short.npy"], capsys)
+    assert code == 2 and out == ""
+    code, out, _ = run_main(infer, argv, capsys)                      # accepted: the line is said
+    assert code == 0 and "made into" in out

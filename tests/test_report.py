@@ -247,11 +247,14 @@ def write_loso_sweep(out):
     return best
 
 
-def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor_figures):
+def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor_figures, capsys):
     from biosig import report
     from biosig.sweep.best import best_lines
     best = write_loso_sweep(tmp_path)
-    report.main([str(tmp_path)])
+    report.main([str(tmp_path), "--threads", "1"])
+    printed = capsys.readouterr()
+    assert printed.out.split() == [str(tmp_path / "report.png"), str(tmp_path / "report.html")]   # for a script
+    assert printed.err == "biosig.report: 1 directory | threads 1 (--threads)\n"
     page = (tmp_path / "report.html").read_text()
     lines = best_lines(best)
     assert lines[0].startswith("best point per fold (val_acc): 0 (group 3): 0.6000")       # what the sweep printed

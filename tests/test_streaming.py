@@ -321,3 +321,21 @@ def test_lsl_sigterm_keeps_what_was_decoded(streamed, tmp_path):
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("stopped by SIGTERM: the 100 output frames decoded are in"), stderr
     assert len(list(csv.DictReader(open(out)))) == 100
+
+
+def test_infer_stream_of_n_windows_decodes_each_window_as_forward_seq(streamed, tmp_path, capsys):
+    """(N, C, F, T): each window is its own recording, decoded as forward_seq decodes it (not the
+    last window N times: a generator in a comprehension once bound the recording late)."""
+    from biosig.cli.infer import main
+    from biosig.inference import load_model_from_checkpoint
+    from conftest import run_main
+    X, _ = make_windows(n=3, t=32, seed=5)
+    np.save(tmp_path / "W.npy", X)
+    code, _, err = run_main(main, ["--ckpt", streamed["ckpt"], "--stream", "--x", tmp_path / "W.npy",
+                                   "--context", "all", "--out", tmp_path / "w.npy", "--quiet"], capsys)
+    assert code == 0, err
+    got = np.load(tmp_path / "w.npy")                                   # (N, T', K)
+    full = load_model_from_checkpoint(str(streamed["ckpt"])).predict_frames(X)["values"]
+    assert got.shape == full.shape and got.shape[0] == 3
+    assert np.abs(got - full).max() < 1e-5
+    assert np.abs(got[0] - got[2]).max() > 1e-3                         # the windows do differ

@@ -468,7 +468,8 @@ def test_a_trial_the_sweep_stopped_says_the_sweep_command_resumes_it(tmp_path):
     (tmp_path / "t" / "run" / "last.pt").write_bytes(b"")
     (tmp_path / "t" / "run" / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
     why = stopped_error(trial, signal.SIGTERM, "requeue the array task")
-    assert why == "the sweep was stopped by SIGTERM after epoch 2 was saved: requeue the array task to continue it from there"
+    assert why == ("the sweep was stopped by SIGTERM after epoch 2 was saved: requeue the array task to continue it "
+                   "from there")
     finish_trial(trial, 143, 3.0, "interrupted", why)
     load_state(trial)
     assert trial.status == "incomplete" and trial.error == why and continuing_text([trial, trial]) == (
@@ -484,7 +485,8 @@ def test_each_parallel_trial_gets_its_gpus_and_a_share_of_the_cores(monkeypatch)
     from biosig.sweep.processes import trial_envs
     envs = trial_envs(2, ["0", "1", "2", "3"])
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
-    cores = len(os.sched_getaffinity(0))
+    from biosig.threads import usable_cpus
+    cores = usable_cpus()[0]        # affinity, cgroup quota, SLURM_CPUS_PER_TASK (tests/test_threads.py)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert {e["OMP_NUM_THREADS"] for e in trial_envs(3, [])} == {str(max(1, cores // 3))}
     assert {e["MKL_NUM_THREADS"] for e in trial_envs(1, [])} == {str(cores)}

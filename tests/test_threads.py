@@ -15,8 +15,8 @@ NO_CGROUP = {"cgroup_root": "/nonexistent", "proc_cgroup": "/nonexistent"}
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
 def test_affinity_mask_limits_threads():
-    """A process pinned to one CPU (taskset -c 0) chooses 1 thread, where torch's own default is
-    every core of the machine; an OMP_NUM_THREADS the user set still wins."""
+    """A process pinned to one CPU (taskset -c 0) chooses 1 thread; an OMP_NUM_THREADS the user
+    set still wins."""
     code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
             "from biosig.threads import choose_threads; print(*choose_threads(environ={}), sep='|'); "
             "print(*choose_threads(environ={'OMP_NUM_THREADS': '3'}), sep='|')")
@@ -39,6 +39,11 @@ def test_slurm_quota_torchrun_and_flag(tmp_path):
         1, "cgroup CPU quota")
     (tmp_path / "job" / "cpu.max").write_text("max 100000\n")
     assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) is None
+    (tmp_path / "cpu" / "job").mkdir(parents=True)                     # cgroup v1, as docker --cpus 1 on v1
+    (tmp_path / "cpu" / "job" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "job" / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "self").write_text("4:cpu,cpuacct:/job\n")
+    assert cgroup_quota(str(tmp_path), str(tmp_path / "self")) == 1
     n, why = choose_threads(environ={"SLURM_CPUS_PER_TASK": "4", "LOCAL_WORLD_SIZE": "2"}, **NO_CGROUP)
     assert n == max(1, min(4, len(os.sched_getaffinity(0))) // 2) and "2 local processes" in why
     assert choose_threads(environ={"OMP_NUM_THREADS": "5", "SLURM_CPUS_PER_TASK": "1"}) == (5, "OMP_NUM_THREADS")
@@ -73,9 +78,37 @@ def test_train_says_and_uses_threads(dataset, capsys):
     assert not os.path.exists(dataset["dir"] / "n.pt")
 
 
+def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, capsys):
+    """Each module tool names the thread count it chose in the line it prints anyway (issue 27):
+    the summary line on stdout; on stderr where stdout lists the files written."""
+    import numpy as np
+    from biosig.bandpower import main as bandpower
+    from biosig.convert import main as convert
+    from biosig.examples import main as examples
+    from biosig.windows import main as windows
+    said = "threads 1 (--threads)"
+    before = torch.get_num_threads()
+    try:
+        code, out, err = run_main(examples, ["classification", tmp_path / "ex", "--threads", "1"], capsys)
+        assert code == 0 and said in err and said not in out, (out, err)
+        x = tmp_path / "ex" / "X_test.npy"
+        code, out, _ = run_main(convert, ["--x", x, "--out", tmp_path / "w.parquet", "--threads", "1"], capsys)
+        assert code == 0 and out.startswith("wrote ") and out.rstrip().endswith(f"| {said}"), out
+        np.save(tmp_path / "raw.npy", np.ones((4, 2, 256), np.float32))
+        code, out, _ = run_main(bandpower, ["--x", tmp_path / "raw.npy", "--fs", 128, "--out", tmp_path / "b.npy",
+                                            "--threads", "1"], capsys)
+        assert code == 0 and out.rstrip().endswith(f"| {said}") and "windows (N, C, F, T')" in out, out
+        np.save(tmp_path / "r.npy", np.zeros((2, 400), np.float32))
+        code, out, _ = run_main(windows, ["--recording", tmp_path / "r.npy", "--fs", 100, "--length", 1,
+                                          "--out", tmp_path / "w", "--threads", "1"], capsys)
+        assert code == 0 and "(N, C, F, T) at 100 Hz" in out and out.rstrip().endswith(f"| {said}"), out
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_module_tools_and_sweep_trials(tmp_path, monkeypatch, capsys):
     """The module tools take --threads; a sweep's parallel trials share the usable CPUs
-    (SLURM_CPUS_PER_TASK here) and wait for each other's threads passively."""
+    (SLURM_CPUS_PER_TASK here) and wait for each other's threads spinning briefly."""
     from biosig.examples import main as examples
     from biosig.sweep.processes import trial_envs
     before = torch.get_num_threads()
@@ -90,6 +123,6 @@ def test_module_tools_and_sweep_trials(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     envs = trial_envs(1, [])                                    # one trial at a time: all of the job's 1 CPU
     assert envs[0]["OMP_NUM_THREADS"] == "1" and [e["OMP_NUM_THREADS"] for e in trial_envs(2, [])] == ["1", "1"]
-    assert envs[0]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert envs[0]["GOMP_SPINCOUNT"] == "10000"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")            # the user's policy stays
-    assert trial_envs(1, [])[0]["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "GOMP_SPINCOUNT" not in trial_envs(1, [])[0]

@@ -45,7 +45,8 @@ def get_args_parser():
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     add_threads_flag(p)
     p.add_argument("--out", help="also write predictions to .csv, .npy or .jsonl (written atomically)")
-    p.add_argument("--quiet", action="store_true", help="do not print one line per window (--stream: per switch), nor the start-up line")
+    p.add_argument("--quiet", action="store_true",
+                   help="do not print one line per window (--stream: per switch), nor the start-up line")
     add_stream_flags(p)
     return p
 
@@ -101,7 +102,12 @@ def main(argv=None):
     # the channels the model was trained on, by name: a parquet input is read by them (--signal-cols in
     # another order are the same channels, read in the checkpoint's order, as .npy windows are reordered);
     # a selection without one of them is refused (same count, other channels would run without complaint)
-    signal_cols = args.signal_cols
+    signal_cols, matched = args.signal_cols, []
+    if parquet.is_parquet(args.x) and parquet.parse_columns(signal_cols):
+        # the table's own spelling first (pz names its column Pz), so a name is never matched
+        # ignoring case against the checkpoint and then looked up as typed
+        columns, matched = parquet.table_columns(parquet.parse_columns(signal_cols), args.x)
+        signal_cols = ",".join(columns)
     if predictor.channels and parquet.is_parquet(args.x):
         given = parquet.parse_columns(signal_cols)
         if given is None:
@@ -116,21 +122,23 @@ def main(argv=None):
     X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
                                       need_labels=bool(args.y), target_kind=task.target_kind)
+    if matched:                         # said once the table is read: a refused run says its error alone
+        warn(f"{args.x}: --signal-cols matched its columns ignoring case: {', '.join(matched)}")
     leak = check_groups(args, ckpt, groups, len(X))
+    if y is not None:
+        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
+    # before conform_input says what it made of raw samples: a refused run prints its error alone
+    onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None
     from biosig.signalspec import conform_input
     X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
     if problem:
-        raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt})")
+        raise UserError(f"{args.x}: {problem} (checkpoint {args.ckpt}){as_raw_windows(args.x, predictor)}")
     if predictor.train_frames and X.shape[-1] != predictor.train_frames:
         warn(f"{args.x}: windows have T={X.shape[-1]} frames, {args.ckpt} was trained on T={predictor.train_frames}; "
              f"predictions on other window lengths may be off")
     if task.target_kind is None and args.y:
         warn(f"--y ignored: {args.ckpt} was pretrained on windows alone (its report needs no targets)")
-    if y is not None:
-        y = task.check_targets(y, where, source=f"the checkpoint's {task}")
-
-    onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None   # before predicting
 
     softmax = not args.no_softmax
     said = threads.apply(args.threads)
@@ -156,6 +164,22 @@ def main(argv=None):
                                  "windows": int(len(X)), "scored": y is not None, "task": task.name,
                                  "scores": scores, "report": lines,
                                  "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
+
+
+def as_raw_windows(path, predictor):
+    """A 3-D .npy is read as one (C, F, T) window; when it would fit as windows of raw time
+    (N, C, T) -> (N, C, 1, T), the words that say so (appended to the refusal), else ''."""
+    import numpy as np
+    if not path.endswith(".npy") or not os.path.isfile(path):
+        return ""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return ""
+    if len(shape) != 3 or predictor.input_problem((shape[0], shape[1], 1, shape[2])):
+        return ""
+    return f"; {os.path.basename(path)}: {shape} was read as one (C, F, T) window; windows of raw time are " \
+           f"(N, C, 1, T): X[:, :, None, :]"
 
 
 def check_groups(args, ckpt, groups, n):

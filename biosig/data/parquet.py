@@ -43,6 +43,29 @@ def parse_columns(text):
     return [name.strip() for name in text.split(",") if name.strip()] or None
 
 
+def table_columns(names, path):
+    """--signal-cols `names` as the table at `path` spells them: a name it lacks is matched to one
+    of its columns ignoring case where that is unambiguous (FZ and Fz are one electrode). ->
+    (columns, ["fz as Fz", ...] the names so matched). A name with no such match is left for the
+    reader to refuse."""
+    pa, _, pq = _import_pyarrow(path)
+    with _open(pa, pq, _parquet_files(os.fspath(path))[0]) as pf:
+        have = pf.schema_arrow.names
+    folded = {}
+    for name in have:
+        folded.setdefault(name.casefold(), []).append(name)
+    asked = [name.casefold() for name in names]
+    columns, matched = [], []
+    for name in names:
+        alike = folded.get(name.casefold(), [])
+        if name not in have and len(alike) == 1 and asked.count(name.casefold()) == 1:
+            columns.append(alike[0])
+            matched.append(f"{name} as {alike[0]}")
+        else:
+            columns.append(name)
+    return columns, matched
+
+
 def _import_pyarrow(path, doing="reading"):
     try:
         import pyarrow as pa

@@ -83,7 +83,7 @@ def trial_envs(jobs, gpus):
     envs = []
     for slot in range(jobs):
         env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1")
-        quiet_waiting(env)              # OMP_WAIT_POLICY=PASSIVE unless the user set one (biosig/threads.py)
+        quiet_waiting(env)              # GOMP_SPINCOUNT=10000 unless the user set a policy (biosig/threads.py)
         if gpus:
             per = len(gpus) // jobs
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[slot * per:(slot + 1) * per])

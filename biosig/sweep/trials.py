@@ -140,7 +140,8 @@ def save_state(trial, **extra):
     write_json(trial.state_path, {"id": trial.id, "params": trial.params, "seed": trial.seed, "fold": trial.fold,
                                   "test_fold": trial.test_fold,
                                   "status": trial.status, "exit_code": trial.exit_code,
-                                  "wall_s": round(trial.wall_s, 3), "attempts_s": [round(a, 3) for a in trial.attempts_s],
+                                  "wall_s": round(trial.wall_s, 3),
+                                  "attempts_s": [round(a, 3) for a in trial.attempts_s],
                                   "error": trial.error, "warm": trial.warm,
                                   "argv": trial.argv, **extra})
 
