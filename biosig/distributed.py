@@ -79,6 +79,15 @@ def gather_rows(t, ctx):
     return torch.cat([p[:s] for p, s in zip(parts, sizes)])
 
 
+def broadcast_tensors(tensors, ctx, src=0):
+    """Overwrite each tensor, in place, with rank src's (a result computed once)."""
+    if not ctx.enabled:
+        return
+    for t in tensors:
+        if t.is_floating_point():
+            dist.broadcast(t.data, src)
+
+
 def barrier(ctx):
     if ctx.enabled:
         dist.barrier()

@@ -14,7 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import __version__, checkpoint, distributed, options, preprocess, pretrained, report, runs, threads, trackers
-from .data import Windows, on_device
+from .data import Windows, on_device, shard_range
 from .data import parquet
 from .prepare import prepare_data
 from .errors import Interrupted, UserError, warn
@@ -67,6 +67,45 @@ def fit_to_data(model, train_set, preprocess_spec, seed):
         positions = np.random.default_rng(seed).choice(positions, FIT_WINDOWS, replace=False)
     x, _ = train_set.read(positions)
     fit(preprocess.apply(x, preprocess_spec), seed=seed)
+
+
+HEAD_BATCH = 256        # windows whose features are computed at once for a closed-form head
+
+
+@torch.no_grad()
+def fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device):
+    """The Model contract's closed-form head (MiniRocket's ridge): when the model solves its head
+    from the features of every training window (head_windows) and the task says what to fit
+    (least_squares), each rank computes the features of its share of the windows, preprocessed
+    and batched as evaluation sees them, with autocast off; rank 0 solves, every rank takes its
+    head (broadcast). Returns the solve's record (penalty, leave-one-out errors) or None."""
+    head_windows = getattr(model, "head_windows", None)
+    if head_windows is None or not head_windows(len(train_set)):
+        return None
+    lo, hi = shard_range(len(train_set), ctx.rank, ctx.world)
+    feats, targets = [], []
+    for start in range(lo, hi, HEAD_BATCH):
+        x, y = train_set.read(np.arange(start, min(start + HEAD_BATCH, hi)))
+        x, y = task.batch(preprocess.apply(x.to(device), preprocess_spec), y.to(device))
+        with torch.autocast(device.type, enabled=False):
+            feats.append(model.head_features(x).float())
+        targets.append(y)
+    if not feats:               # a rank with no window: empty rows of the right shape for the gather
+        x, y = train_set.read(np.arange(1))
+        x, y = task.batch(preprocess.apply(x.to(device), preprocess_spec), y.to(device))
+        feats, targets = [model.head_features(x).float()[:0]], [y[:0]]
+    feats = distributed.gather_rows(torch.cat(feats), ctx)
+    least = task.least_squares(distributed.gather_rows(torch.cat(targets), ctx))
+    if least is None:
+        return None
+    solved = None
+    if ctx.is_main:
+        # on the GPU where the run has one; MPS has no float64
+        solve_on = device if device.type != "mps" else torch.device("cpu")
+        y, weights = least
+        solved = model.fit_head(feats.to(solve_on), y.to(solve_on), None if weights is None else weights.to(solve_on))
+    distributed.broadcast_tensors(list(model.state_dict(keep_vars=True).values()), ctx)
+    return solved
 
 
 def make_optimizer(params, lr, wd, device):
@@ -243,6 +282,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         converted = distributed.convert_sync_batchnorm(net, device.type)
         model, net = (converted, converted) if net is model else (model, converted)
     net.to(device)
+    solved = fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device) if resume_state is None else None
     raw_model, raw_net = model, net
     frozen = pretrained.frozen_parameters(model, data["init"]["loaded"]) if args.freeze_encoder else []
     optimizer, scheduler, scaler, stopper = training_parts(net, args, mode, device, amp)
@@ -258,6 +298,9 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         stopper.patience, stopper.min_delta = args.patience, args.min_delta
         start_epoch = r["epoch"] + 1
         prior = r["totals"]
+    fixed = getattr(raw_model, "fixed_parameters", None)
+    if fixed is not None and fixed():           # a head solved in closed form: every epoch leaves it be
+        frozen = list(frozen) + fixed()
     if args.compile:
         net = torch.compile(net, backend=args.compile_backend)
     if ctx.enabled:
@@ -308,6 +351,9 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             how = "every epoch" if args.freeze_encoder is True else f"the first {args.freeze_encoder} epochs"
             log(data["init"]["line"] + (f" | held fixed for {how} (--freeze-encoder)" if args.freeze_encoder else ""))
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
+        if solved is not None:
+            log(f"head: solved in closed form on {len(train_set)} training windows, ridge penalty "
+                f"{solved['penalty']:.3g} (least leave-one-out error of {len(solved['loo'])}); the epochs only score it")
     tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir,
                                                     resume=resume_state is not None)
     tracked.start(_plain(config), start_epoch - 1)

@@ -40,7 +40,7 @@ def fitting(task_cls):
 
 def choose_model(args, explicit, data, device, amp, ctx, log):
     """Cross-validate CANDIDATES on data's training windows -> (name, selection record)."""
-    from .run import fit_to_data, model_config, training_parts
+    from .run import fit_head_to_data, fit_to_data, model_config, training_parts
     task = data["task"]
     candidates = fitting(task)
     if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
@@ -73,10 +73,12 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
             train_set = on_device(Windows(data["X"], data["y"], tr), device, cand.workers)
             fit_to_data(model, train_set, spec, cand.seed)
             net = task.network(model, data["shape"]).to(device)
+            fit_head_to_data(model, task, train_set, spec, local, device)
+            fixed = getattr(model, "fixed_parameters", None)
             optimizer, scheduler, scaler, _ = training_parts(net, cand, "min", device, amp)
             fit(net, task, train_set, None, optimizer, scheduler, scaler, EarlyStopping("min"), args=cand,
                 monitor="train_loss", start_epoch=1, device=device, amp=amp, preprocess_spec=spec, ctx=local,
-                on_epoch=lambda *a: None, log=lambda *a, **k: None)
+                on_epoch=lambda *a: None, log=lambda *a, **k: None, frozen=fixed() if fixed is not None else ())
             result = evaluate(net, task, Windows(data["X"], data["y"], held), cand.batch, device=device, amp=amp,
                               preprocess_spec=spec, ctx=local)
             scores[name].append(float(result[key]))

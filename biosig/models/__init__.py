@@ -17,6 +17,14 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
                           training window length T (EEG2Arm's --cnn-time-pool auto); returns config
   model.fit_data(x, seed) optional: fits fixed statistics (buffers, so they are checkpointed)
                           from training windows x (N, C, F, T), once, before the first epoch
+  model.head_windows(n)   optional: True when the model fits its head in closed form from the
+                          features of n training windows (the run then calls the two below,
+                          after fit_data, before the first epoch)
+  model.head_features(x)  (B, C, F, T) -> (B, D) what the head takes (no gradient, float32)
+  model.fit_head(features, targets, weights)  fits the head from every training window's
+                          features and the task's least_squares targets (N, K), weights (N,) or None
+  model.fixed_parameters()  optional: parameters gradient steps must leave as they are (a head
+                          fitted in closed form); read after a resume too, so it is state_dict's
   model.stepper(frames)   optional, per-frame models: forward_seq stepped through time (a
                           .step(x) that takes new frames and keeps the past as state; see
                           incremental.py): what infer.py --stream decodes with

@@ -1,6 +1,6 @@
 """MiniRocket (Dempster, Schmidt and Webb, 2021, "MiniRocket: A very fast (almost) deterministic
 transform for time series classification", KDD '21) as a torch module: fixed random convolutions,
-a trained linear head.
+a ridge head fitted in closed form.
 
 Input  (B, C, F, T): the C x F rows are the paper's channels; windows of the training T (the
        dilations are chosen for it), T >= 9.
@@ -20,10 +20,20 @@ The transform, as the paper describes it:
   features   PPV, the proportion of output frames above each bias: about `features` of them
 Everything random is drawn in fit_data(), once, from training windows at the start of the run
 (the Model contract's fit hook); channel subsets, biases and the features' mean/std are buffers,
-so they travel in the checkpoint and infer.py needs no training data. Training then fits only the
-head: dropout (--drop) and a linear layer on the standardized features (the paper fits a ridge
-classifier; here AdamW's weight decay plays the ridge penalty, so the model runs in the same loop,
-under DDP, AMP and resume like every other). The transform itself runs in float32 with no gradient.
+so they travel in the checkpoint and infer.py needs no training data.
+
+The head, as the paper fits it: a ridge classifier in closed form on the standardized features
+of every training window, one-vs-rest with targets +1/-1 (the task's least_squares: class
+weights weigh the windows; regression fits its standardized targets), the penalty chosen from
+logspace(-3, 3, 10) by exact leave-one-out error from one eigendecomposition (models/ridge.py).
+The run fits it before the first epoch (head_windows / head_features / fit_head), in float64 with
+autocast off, on the run's device; under DDP every rank computes its share of the features, rank
+0 solves, the head is broadcast. The epochs then leave it as it is (fixed_parameters) and only
+score it. The switch, option `head`: auto (the default) solves up to RIDGE_WINDOWS training
+windows and beyond them trains the head with AdamW (dropout --drop, weight decay as its ridge
+penalty, a few epochs) as the paper does with logistic regression on large data: the solve holds
+every window's features (N x 10,000 floats, twice in float64) and a min(N, 10,000)^2 matrix in
+memory. `head=ridge` or `head=adamw` forces one. The transform itself runs in float32 with no gradient.
 In training mode on CPU, the features of each window are kept (keyed by a hash of the window's
 bytes, up to CACHE_BYTES) so later epochs train the head without recomputing the transform; a
 window that changes (augmentation) is simply a new key.
@@ -40,15 +50,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import number, positive_int
+from ..errors import number, one_of, positive_int
 from ..options import Option
 from .common import shape_problem
+from .ridge import fit_ridge
 
 LENGTH = 9
 CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 features: ~13,000 windows)
 # the 84 kernels: which three of the nine positions weigh 2
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
+PAIRS = torch.tensor(list(combinations(range(LENGTH), 2)))          # (36, 2): a kernel's first two places
+RIDGE_WINDOWS = 20_000   # head=auto solves in closed form up to this many training windows
 
 
 def kernel_weights():
@@ -100,32 +113,43 @@ def ppv(out, bias, compare_upto=4):
 
 
 class MiniRocket(nn.Module):
-    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a linear head."""
+    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a ridge head."""
     name = "minirocket"
     per_frame = False
-    recipe = ("--epochs", "3")    # only the head trains: its best epoch is the 1st to 3rd (bench/bench_cv.py)
+    # the ridge head is solved before epoch 1, which only scores it (head=adamw: its best epoch
+    # was the 1st to 3rd, bench/bench_cv.py: give --epochs 3)
+    recipe = ("--epochs", "1")
     fixed_frames = True          # the dilations are chosen for the training T
     options = (
         Option("max_dilations", positive_int, 32, "dilations per kernel at most"),
         Option("features", number(int, 84), 10_000, "number of PPV features (the paper: 10,000; rounded down to "
                "a multiple of 84)"),
+        Option("head", one_of("auto", "ridge", "adamw"), "auto", "auto: ridge up to 20,000 training windows, adamw "
+               "beyond; ridge: closed form, penalty by leave-one-out (the paper); adamw: gradient steps"),
     )
 
-    def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32):
+    def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32,
+                 head="auto"):
         super().__init__()
         self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                           drop=drop, features=features, max_dilations=max_dilations)
+                           drop=drop, features=features, max_dilations=max_dilations, head=head)
         rows = n_elec * n_bands
         self.dilations, self.counts = dilations_and_counts(n_times, features, max_dilations)
         n_features = len(TRIPLES) * sum(self.counts)
         self.register_buffer("weight", kernel_weights(), persistent=False)
+        self.register_buffer("triples", torch.tensor(TRIPLES), persistent=False)   # (84, 3): where each weighs 2
+        self.register_buffer("pair_of", torch.tensor([PAIRS.tolist().index(list(t[:2])) for t in TRIPLES]),
+                             persistent=False)                                      # (84,): its first two, in PAIRS
         # filled by fit_data(): which rows each (dilation, kernel) sums, its biases, feature statistics
         self.register_buffer("channels", torch.zeros(len(self.dilations), len(TRIPLES), rows))
         self.register_buffer("biases", torch.zeros(n_features))
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        # the ridge penalty the head was solved with; 0: not solved (trained by gradient steps)
+        self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(n_features, n_outputs))
+        self.register_load_state_dict_pre_hook(self._before_ridge)
         self._clear_cache()             # window hash -> features; emptied whenever the buffers change
         self.register_load_state_dict_post_hook(self._clear_cache)
 
@@ -134,12 +158,31 @@ class MiniRocket(nn.Module):
 
     def _convolve(self, x, i):
         """x (B, rows, T) -> the outputs at dilation i: (padded (B, 84, T), whether each kernel is padded (84,))."""
+        if x.shape[1] == 1:              # every kernel sums the one row: convolve it once
+            return self._conv(x, i)
         return self._conv(torch.einsum("kc,bct->bkt", self.channels[i], x), i)
 
     def _conv(self, z, i):
-        """z (B, 84, T), each kernel's own sum of rows -> (its outputs (B, 84, T), padded (84,) bool)."""
+        """z (B, 84 or 1, T), each kernel's own sum of rows (or one sum for all) -> (its outputs
+        (B, 84, T), padded (84,) bool). With one sum for all (one row): a kernel weighs -1
+        everywhere and 2 at three places, so its output is 3 x (the three taps) - (the sum of the
+        nine), computed elementwise in a fixed order for all 84 at once."""
         d = self.dilations[i]
-        out = F.conv1d(z, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d, groups=len(TRIPLES))
+        frames = z.shape[-1]
+        if z.shape[1] == 1:
+            padded_z = F.pad(z, ((LENGTH - 1) * d // 2, (LENGTH - 1) * d // 2))
+            # 3 (a + b + c) - total as (3 (a + b) - total) + 3 c: the 36 pairs and 9 taps at (B, 1, T)
+            # cost little; the 84 kernels are then two picks and one sum
+            taps = [padded_z[..., j * d: j * d + frames] for j in range(LENGTH)]     # (B, 1, T) each
+            total = taps[0]
+            for tap in taps[1:]:
+                total = total + tap
+            stacked = torch.cat(taps, 1)                                           # (B, 9, T)
+            pairs = 3 * (stacked[:, PAIRS[:, 0]] + stacked[:, PAIRS[:, 1]]) - total   # (B, 36, T)
+            out = pairs[:, self.pair_of] + 3 * stacked[:, self.triples[:, 2]]      # (B, 84, T)
+        else:                # each kernel its own sum of rows: one grouped convolution
+            # (its own zero padding: padding a copy first cost more than the convolution)
+            out = F.conv1d(z, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d, groups=len(TRIPLES))
         padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
         return out, padded
 
@@ -186,6 +229,35 @@ class MiniRocket(nn.Module):
         self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
         self.fitted.fill_(True)
 
+    def head_windows(self, n):
+        """Whether the head is solved in closed form from n training windows (option head)."""
+        head = self.config["head"]
+        return head == "ridge" or (head == "auto" and n <= RIDGE_WINDOWS)
+
+    def head_features(self, x):
+        """(B, C, F, T) -> the standardized features the head takes (B, n_features)."""
+        return (self.transform(x) - self.mean) / self.std
+
+    @torch.no_grad()
+    def fit_head(self, features, targets, weights=None):
+        """The ridge head from every training window's standardized features (N, n_features), the
+        task's least-squares targets (N, K) and window weights (N,) or None (models/ridge.py)."""
+        solved = fit_ridge(features, targets, weights)
+        linear = self.head[-1]
+        linear.weight.copy_(solved["weight"].to(linear.weight))
+        linear.bias.copy_(solved["bias"].to(linear.bias))
+        self.penalty.fill_(solved["penalty"])
+        return solved
+
+    def fixed_parameters(self):
+        """The head once solved in closed form: gradient steps leave it as it is."""
+        return list(self.head.parameters()) if float(self.penalty) > 0 else []
+
+    @staticmethod
+    def _before_ridge(module, state, prefix, *_):
+        """A checkpoint written before the ridge head (a head trained by AdamW) has no penalty."""
+        state.setdefault(prefix + "penalty", torch.zeros((), dtype=torch.float64))
+
     def _blocks(self):
         """Per dilation: (index, dilation, its first feature's number, its biases as a (84, count)
         view into self.biases)."""
@@ -195,13 +267,20 @@ class MiniRocket(nn.Module):
             first += len(TRIPLES) * count
 
     def _features(self, x):
-        """(B, rows, T) float32 -> PPV features (B, n_features)."""
+        """(B, rows, T) float32 -> PPV features (B, n_features). At each dilation the padded
+        kernels are every other one (the paper's alternation), so each half is a strided view;
+        PPV is one comparison of the frames against every bias of the kernel, counted exactly."""
         feats = []
         for i, d, _, bias in self._blocks():
-            out, padded = self._convolve(x, i)
+            out, _ = self._convolve(x, i)
+            frames = out.shape[-1]
+            trim = (LENGTH - 1) * d // 2
             block = torch.empty(x.shape[0], *bias.shape, device=x.device)
-            for idx, part in self._parts(out, padded, d):
-                block[:, idx] = ppv(part, bias[idx])
+            for half, cut in ((slice(i % 2, None, 2), 0), (slice(1 - i % 2, None, 2), trim)):
+                part = out[:, half, cut: frames - cut]                             # (B, 42, T')
+                # bytes summed into int32: a quarter of the memory of counting in int64
+                above = (part[:, :, None, :] > bias[half][None, :, :, None]).view(torch.uint8).sum(-1, dtype=torch.int32)
+                block[:, half] = above / part.shape[-1]
             feats.append(block.flatten(1))
         return torch.cat(feats, 1)
 
@@ -237,7 +316,7 @@ class MiniRocket(nn.Module):
     def forward(self, x):
         if not bool(self.fitted):
             raise RuntimeError("MiniRocket.fit_data() was not called: its biases are not fitted")
-        return self.head((self.transform(x) - self.mean) / self.std)
+        return self.head(self.head_features(x))
 
     def export_module(self):
         """An eval forward that torch.export and ONNX can trace, with the same numbers (biosig.export)."""

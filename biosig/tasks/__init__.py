@@ -22,6 +22,8 @@ and an instance has
                              a decoder) whose own tensors the checkpoint keeps as task_state
   batch(x, y, generator)     a batch as read -> (network input, loss targets); generator: the
                              training step's stream, the same on every rank (None: evaluation)
+  least_squares(targets)     what a closed-form linear head fits outputs to: (real targets
+                             (N, n_outputs), window weights (N,) or None), or None (base: none)
   strata(y)                  what a stratified split keeps in proportion (None: a random split)
   describe_targets(y)        JSON-able counts for summary.json's split; split_text(train, val)
   loss_sum(outputs, targets) summed over windows, not averaged (batches split over ranks weigh exactly)

@@ -39,6 +39,11 @@ class Task:
         training's per-epoch stream, the same on every rank (None: validation, inference)."""
         return x, y
 
+    def least_squares(self, targets):
+        """What a closed-form linear head fits the outputs to: loss targets (N, ...) -> (real
+        targets (N, n_outputs), window weights (N,) or None), or None when the task has none."""
+        return None
+
     def strata(self, y):
         return None
 

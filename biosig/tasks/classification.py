@@ -116,6 +116,15 @@ class Classification(Task):
         return F.cross_entropy(outputs.float(), targets, weight=weight, reduction="sum",
                                label_smoothing=self.label_smoothing)
 
+    def least_squares(self, targets):
+        """One-vs-rest targets, +1 for the window's class and -1 for the others (the ridge
+        classifier of Rocket and MiniRocket), each window weighted by its class's weight."""
+        y = -torch.ones(len(targets), self.n_classes, dtype=torch.float64, device=targets.device)
+        y[torch.arange(len(targets), device=targets.device), targets] = 1.0
+        weights = None if self.class_weights is None else torch.tensor(
+            self.class_weights, dtype=torch.float64, device=targets.device)[targets]
+        return y, weights
+
     def batch_stats(self, outputs, targets):
         """Numbers summed over a training epoch: correct predictions."""
         return {"correct": (outputs.argmax(1) == targets).sum()}
