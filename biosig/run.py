@@ -353,7 +353,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
         if solved is not None:
             log(f"head: solved in closed form on {len(train_set)} training windows, ridge penalty "
-                f"{solved['penalty']:.3g} (the least leave-one-out error of {len(solved['loo'])} penalties); the epochs only score it")
+                f"{solved['penalty']:.3g} (the least leave-one-out error of {len(solved['loo'])} penalties); "
+                "the epochs only score it")
     tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir,
                                                     resume=resume_state is not None)
     tracked.start(_plain(config), start_epoch - 1)
