@@ -133,6 +133,10 @@ class Step(nn.Module):
         return (torch.softmax(logits, -1), *after)
 
 
+# ops torch's ONNX exporter has no translation for: refused in one line, not a traceback from the exporter
+NO_ONNX = {"linalg_eigh": "an eigendecomposition (torch.linalg.eigh: the tangent model's matrix logarithm)"}
+
+
 def export(module, example, path, ext, metadata):
     """Trace `module` on the example inputs (a tuple; batch first and dynamic in each) and write it
     to path as .onnx or .pt2: inputs x, state_0...; outputs values, next_state_0...; metadata
@@ -142,6 +146,11 @@ def export(module, example, path, ext, metadata):
     with torch.no_grad():
         shapes = [{0: batch}] + ([({0: batch},) * (len(example) - 1)] if len(example) > 1 else [])   # x, *state
         program = torch.export.export(module, example, dynamic_shapes=shapes)
+    ops = {str(node.target) for graph in program.graph_module.modules() if isinstance(graph, torch.fx.GraphModule)
+           for node in graph.graph.nodes}                # submodules too (a no_grad block is one)
+    missing = [why for op, why in NO_ONNX.items() if any(op in name for name in ops)]
+    if ext == ".onnx" and missing:
+        raise UserError(f"--out .onnx: ONNX has no translation for {missing[0]}; export a .pt2 (torch.export) instead")
     if ext == ".pt2":
         with open(path, "wb") as f:              # a file object: torch warns about paths not ending in .pt2
             torch.export.save(program, f, extra_files=metadata)
