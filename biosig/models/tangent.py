@@ -14,7 +14,7 @@ The transform:
               Hero (2010, "Shrinkage algorithms for MMSE covariance estimation"), closed form, one
               shrinkage per window: rho = min(1, (tr(S^2) + tr(S)^2) / ((T + 1)(tr(S^2) - tr(S)^2 / R)))
               (their eq. 23 without the 2/R terms, as scikit-learn, hence pyriemann, computes it);
-              option estimator=none keeps the sample covariance
+              option estimator=none keeps the sample covariance (full rank only when T > R)
   reference   P, the Riemannian (affine-invariant) mean of the training covariances, the point that
               minimizes the summed squared distances delta(P, C_i) = ||logm(P^-1/2 C_i P^-1/2)||_F,
               by the fixed-point iteration P <- P^1/2 expm(mean_i logm(P^-1/2 C_i P^-1/2)) P^1/2
