@@ -73,15 +73,11 @@ HEAD_BATCH = 256        # windows whose features are computed at once for a clos
 
 
 @torch.no_grad()
-def fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device):
-    """The Model contract's closed-form head (MiniRocket's ridge): when the model solves its head
-    from the features of every training window (head_windows) and the task says what to fit
-    (least_squares), each rank computes the features of its share of the windows, preprocessed
-    and batched as evaluation sees them, with autocast off; rank 0 solves, every rank takes its
-    head (broadcast). Returns the solve's record (penalty, leave-one-out errors) or None."""
-    head_windows = getattr(model, "head_windows", None)
-    if head_windows is None or not head_windows(len(train_set)):
-        return None
+def head_data(model, task, train_set, preprocess_spec, ctx, device):
+    """The head features of every window of train_set and their loss targets, in train_set's
+    order -> (features (N, D) float32, targets (N, ...)): each rank computes its share of the
+    windows, preprocessed and batched as evaluation sees them, with autocast off, and the rows
+    are gathered on every rank."""
     lo, hi = shard_range(len(train_set), ctx.rank, ctx.world)
     feats, targets = [], []
     for start in range(lo, hi, HEAD_BATCH):
@@ -94,8 +90,20 @@ def fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device):
         x, y = train_set.read(np.arange(1))
         x, y = task.batch(preprocess.apply(x.to(device), preprocess_spec), y.to(device))
         feats, targets = [model.head_features(x).float()[:0]], [y[:0]]
-    feats = distributed.gather_rows(torch.cat(feats), ctx)
-    least = task.least_squares(distributed.gather_rows(torch.cat(targets), ctx))
+    return distributed.gather_rows(torch.cat(feats), ctx), distributed.gather_rows(torch.cat(targets), ctx)
+
+
+@torch.no_grad()
+def fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device):
+    """The Model contract's closed-form head (MiniRocket's ridge): when the model solves its head
+    from the features of every training window (head_windows) and the task says what to fit
+    (least_squares), the features of every training window (head_data); rank 0 solves, every
+    rank takes its head (broadcast). Returns the solve's record (penalty, leave-one-out errors) or None."""
+    head_windows = getattr(model, "head_windows", None)
+    if head_windows is None or not head_windows(len(train_set)):
+        return None
+    feats, targets = head_data(model, task, train_set, preprocess_spec, ctx, device)
+    least = task.least_squares(targets)
     if least is None:
         return None
     solved = None
@@ -224,6 +232,7 @@ def _run(args, explicit, where):
         if args.model == "auto":
             log = print if ctx.is_main else (lambda *a, **k: None)
             args.model, data["selection"] = choose_model(args, explicit, data, device, amp, ctx, log)
+            data["selected_at"] = time.time()       # the final training's seconds count from here
             options.apply_recipe(args, explicit)
             why_model = f"chosen by --model auto from {', '.join(data['selection']['candidates'])}"
             seed_everything(args.seed, args.deterministic)
@@ -427,8 +436,8 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         "world_size": ctx.world, "global_batch": args.batch, "split": data["split"],
         "task": args.task, "monitors": task.monitors,
     }
-    if "selection" in data:
-        summary["selection"] = data["selection"]
+    if "selection" in data:     # with the seconds from the choice to here: the winner's training and test
+        summary["selection"] = {**data["selection"], "training_s": round(time.time() - data["selected_at"], 2)}
     if test is not None:
         summary["test"] = test
     if main:
