@@ -105,7 +105,7 @@ def test_it_learns_a_class_that_lives_in_the_correlation_and_exports(tmp_path, c
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test"]["acc"] > 0.85, summary["test"]      # chance: 0.5
     state = torch.load(tmp_path / "m.pt", weights_only=True)["model_state"]
-    assert float(state["penalty"]) > 0 and state["reference"].dtype == torch.float64
+    assert int(state["solver"]) == 2 and float(state["penalty"]) > 0 and state["reference"].dtype == torch.float64
     # exported as a torch.export program it predicts what infer.py's Predictor predicts; ONNX has no
     # eigendecomposition: refused in one line, nothing written
     from biosig.export import main as export
@@ -119,3 +119,88 @@ def test_it_learns_a_class_that_lives_in_the_correlation_and_exports(tmp_path, c
         main_fails(export, ["--ckpt", tmp_path / "m.pt", "--out", tmp_path / "m.onnx"], capsys, "--out .onnx",
                    "eigendecomposition", ".pt2")
         assert not [p for p in os.listdir(tmp_path) if "onnx" in p]
+
+
+def class_data(n=60, d=5, k=3, seed=0):
+    """(x (n, d) float64, y (n,)): k classes shifted along the first feature, overlapping (the
+    penalty matters: no class is separable)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    x = rng.normal(size=(n, d))
+    x[:, 0] += y
+    return x, y
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("c", [0.1, 1.0, 10.0])
+def test_the_logistic_head_is_sklearns(k, c):
+    """fit_logistic at C: scikit-learn's LogisticRegression(C) coefficients (the binary model for
+    2 classes, the multinomial for more), intercepts (up to the constant a softmax ignores) and
+    predicted probabilities, within 1e-5."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from biosig.models.logistic import fit_logistic
+    x, y = class_data(k=k, seed=k)
+    ref = sklearn.LogisticRegression(C=c, tol=1e-12, max_iter=10_000).fit(x, y)
+    got = fit_logistic(torch.from_numpy(x), torch.from_numpy(y), k, c=c)
+    weight, bias = got["weight"].numpy(), got["bias"].numpy()
+    assert weight.shape == (k, 5) and bias.shape == (k,) and got["grad"] < 1e-6
+    if k == 2:      # sklearn's single logit is the difference of ours
+        weight, bias, ref_w, ref_b = weight[1:] - weight[:1], bias[1:] - bias[:1], ref.coef_, ref.intercept_
+    else:
+        bias, ref_w, ref_b = bias - bias.mean(), ref.coef_, ref.intercept_ - ref.intercept_.mean()
+    np.testing.assert_allclose(weight, ref_w, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(bias, ref_b, atol=1e-5, rtol=0)
+    assert np.abs(ref_w).max() > 0.1                      # a real comparison, not two zeros
+    probs = torch.softmax(torch.from_numpy(x) @ got["weight"].T + got["bias"], 1).numpy()
+    np.testing.assert_allclose(probs, ref.predict_proba(x), atol=1e-5, rtol=0)
+    # deterministic: the same solve twice is the same head, bit for bit
+    again = fit_logistic(torch.from_numpy(x), torch.from_numpy(y), k, c=c)
+    assert torch.equal(again["weight"], got["weight"]) and torch.equal(again["bias"], got["bias"])
+
+
+def test_a_window_weight_of_two_is_a_duplicated_window():
+    """Window weights (class weights) enter the loss: weighting windows 2 is fitting them twice,
+    and the weighted head differs from the unweighted one."""
+    from biosig.models.logistic import fit_logistic
+    x, y = class_data(n=40, seed=3)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    w = torch.ones(40, dtype=torch.float64)
+    w[:10] = 2
+    weighted = fit_logistic(x, y, 3, w)
+    duplicated = fit_logistic(torch.cat([x, x[:10]]), torch.cat([y, y[:10]]), 3)
+    torch.testing.assert_close(weighted["weight"], duplicated["weight"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(weighted["bias"], duplicated["bias"], atol=1e-6, rtol=0)
+    assert (weighted["weight"] - fit_logistic(x, y, 3)["weight"]).abs().max() > 1e-3
+
+
+def test_the_head_is_logistic_for_classes_and_ridge_otherwise():
+    """fit_head with the task's one-vs-rest +-1 targets solves the logistic head on the tangent
+    vectors as they are (pyriemann's TangentSpace + scikit-learn's LogisticRegression, C=1: the
+    same probabilities), with real targets the ridge; the `solver` buffer says which and the
+    epochs leave either fixed; head=logistic on real targets is a one-line user error."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from biosig.errors import UserError
+    from biosig.models.ridge import fit_ridge
+    x = torch.from_numpy(spd_windows(n=40, seed=5))
+    model = tangent_model()
+    model.fit_data(x)
+    feats, raw = model.head_features(x), model.tangent(x).numpy()
+    y = (raw[:, 0] + 0.5 * raw[:, 3] + np.random.default_rng(5).normal(0, 1.0, 40) > np.median(raw[:, 0])).astype(int)
+    ovr = -torch.ones(40, 2, dtype=torch.float64)
+    ovr[torch.arange(40), torch.from_numpy(y)] = 1
+    assert model.fixed_parameters() == [] and int(model.solver) == 0
+    solved = model.fit_head(feats, ovr)
+    assert solved["solver"] == "logistic" and int(model.solver) == 2 and len(model.fixed_parameters()) == 2
+    ref = sklearn.LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(raw, y)
+    model.eval()
+    probs = torch.softmax(model(x.float()).double(), 1).detach().numpy()
+    np.testing.assert_allclose(probs, ref.predict_proba(raw), atol=1e-4, rtol=0)
+    assert 0.1 < probs[:, 1].std()                             # not a flat answer
+    real = torch.from_numpy(raw[:, :2] @ np.array([[1.0, 0.5], [-0.3, 2.0]]))
+    solved = model.fit_head(feats, real)
+    assert solved["solver"] == "ridge" and int(model.solver) == 1 and len(model.fixed_parameters()) == 2
+    torch.testing.assert_close(model.head[-1].bias.double(), fit_ridge(feats, real)["bias"], atol=1e-5, rtol=0)
+    forced, ridge = tangent_model(head="logistic"), tangent_model(head="ridge")
+    with pytest.raises(UserError, match="head=logistic"):
+        forced.fit_head(feats, real)
+    assert ridge.fit_head(feats, ovr)["solver"] == "ridge"
