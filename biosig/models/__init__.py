@@ -39,6 +39,7 @@ Adding a model: one file here with its class, and one line in MODELS.
 """
 from .eeg2arm import EEG2Arm
 from .eegnet import EEGNet
+from .hydra import Hydra
 from .inception import Inception
 from .minirocket import MiniRocket
 from .resnet1d import ResNet1D
@@ -50,7 +51,7 @@ from .tcn import TCN
 GUIDE_MODEL = "eeg2arm"
 DEFAULT_MODEL = "auto"         # not a model: biosig/select.py picks one by cross-validation
 MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket,
-                              TangentSpace)}
+                              TangentSpace, Hydra)}
 
 
 def build_model(config):
