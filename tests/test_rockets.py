@@ -126,3 +126,47 @@ def test_export_gives_the_models_numbers(name, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "max |diff|" in proc.stdout, proc.stdout
 
+
+def loop_pools(z):
+    """PPV, LSPV, MPV, MIPV of one row z (already less its bias) by a plain loop."""
+    positives = [t for t, v in enumerate(z) if v > 0]
+    longest = stretch = 0
+    for v in z:
+        stretch = stretch + 1 if v > 0 else 0
+        longest = max(longest, stretch)
+    mpv = sum(z[t] for t in positives) / len(positives) if positives else 0.0
+    mipv = sum(positives) / len(positives) if positives else -1.0
+    return [len(positives) / len(z), longest, mpv, mipv]
+
+
+def test_multirockets_pooling_operators_are_a_plain_loop():
+    from biosig.models.multirocket import pool
+    gen = torch.Generator().manual_seed(0)
+    part = torch.randn(2, 3, 13, generator=gen, dtype=torch.float64)
+    part[0, 0] = -1.0                                    # no positive value: MPV 0, MIPV -1, LSPV 0
+    part[1, 1, 4:11] = 5.0                               # a long stretch
+    bias = torch.randn(3, 2, generator=gen, dtype=torch.float64) * 0.5
+    got = pool(part, bias)
+    assert got.shape == (2, 3, 2, 4)
+    for b in range(2):
+        for k in range(3):
+            for j in range(2):
+                expected = loop_pools((part[b, k] - bias[k, j]).tolist())
+                torch.testing.assert_close(got[b, k, j], torch.tensor(expected, dtype=torch.float64))
+    assert got[0, 0, :, 1:].tolist() == [[0, 0, -1]] * 2 and got[1, 1, :, 1].min() >= 7
+
+
+def test_multirocket_takes_the_series_and_its_difference():
+    m = build("multirocket", n_times=100)
+    assert [d[-1] for d, _ in m.plans] == [12, 12] and m.head[-1].in_features == 2688
+    x = torch.from_numpy(Classification.example_data(20, 3, 1, 100)[0])
+    m.fit_data(x)
+    assert m.biases0.abs().sum() > 0 and m.biases1.abs().sum() > 0 and not torch.equal(m.biases0, m.biases1)
+    assert torch.equal(m.std, m.std.clamp_min(1e-3)) and m.input_problem(3, 1, 100) is None
+    assert "T >= 10" in build("multirocket", n_times=12).input_problem(3, 1, 9)
+
+
+def test_the_exported_running_maximum_is_cummax():
+    from biosig.models.multirocket import cumulative_max, doubling_max
+    v = torch.randint(0, 50, (3, 4, 37), dtype=torch.int32)
+    assert torch.equal(doubling_max(v), cumulative_max(v))

@@ -42,6 +42,7 @@ from .eegnet import EEGNet
 from .hydra import Hydra
 from .inception import Inception
 from .minirocket import MiniRocket
+from .multirocket import MultiRocket
 from .resnet1d import ResNet1D
 from .shallow import ShallowConvNet
 from .tangent import TangentSpace
@@ -51,7 +52,7 @@ from .tcn import TCN
 GUIDE_MODEL = "eeg2arm"
 DEFAULT_MODEL = "auto"         # not a model: biosig/select.py picks one by cross-validation
 MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket,
-                              TangentSpace, Hydra)}
+                              TangentSpace, Hydra, MultiRocket)}
 
 
 def build_model(config):
