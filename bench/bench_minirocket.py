@@ -3,9 +3,11 @@ process, taken in turn, at the same thread count.
 
     python bench/bench_minirocket.py                        # BasicMotions, 3 rounds, 2 threads
     python bench/bench_minirocket.py --rounds 5 --threads 1
+    python bench/bench_minirocket.py --sets BasicMotions SelfRegulationSCP2 --rounds 1 --no-inference
 
 Needs aeon (pip install aeon) beside biosig's requirements. Each round, with seed = the round:
-  fit + transform   BasicMotions' official train split (data/basicmotions): the transform fitted,
+  fit + transform   each set's official train split (data/basicmotions; --sets: the UEA sets cached
+                    as ~/.cache/biosig-bench/<Set>/{X,y}_{train,test}.npy): the transform fitted,
                     the train features, the head fitted (biosig: models/ridge.py's closed-form
                     ridge, the penalty by leave-one-out; aeon: MiniRocketClassifier, its ridge
                     classifier with cross-validated penalty), then the test split predicted;
@@ -72,7 +74,10 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=3.0, help="inference: seconds per side per round")
-    p.add_argument("--data", default=os.path.join(ROOT, "data", "basicmotions"))
+    p.add_argument("--data", default=os.path.join(ROOT, "data", "basicmotions"), help="BasicMotions' folder")
+    p.add_argument("--sets", nargs="+", metavar="SET", help="UEA sets under --cache instead of --data")
+    p.add_argument("--cache", default=os.path.expanduser("~/.cache/biosig-bench"))
+    p.add_argument("--no-inference", action="store_true", help="only fit + transform")
     args = p.parse_args(argv)
     from biosig import threads
     threads.quiet_waiting()       # before torch and numba load: waiting threads sleep, not spin (both sides)
@@ -80,41 +85,53 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     import numba
     numba.set_num_threads(args.threads)
-    load = lambda name: np.load(os.path.join(args.data, name))    # noqa: E731
-    x_train, y_train = load("X_train.npy").astype(np.float32), load("y_train.npy").astype(np.int64)
-    x_test, y_test = load("X_test.npy").astype(np.float32), load("y_test.npy").astype(np.int64)
+    folders = [(name, os.path.join(args.cache, name)) for name in args.sets or []] or [("BasicMotions", args.data)]
+    fits = []
+    for name, folder in folders:
+        load = lambda split: np.load(os.path.join(folder, split + ".npy"))    # noqa: E731
+        x_train, y_train = load("X_train").astype(np.float32), load("y_train").astype(np.int64)
+        x_test, y_test = load("X_test").astype(np.float32), load("y_test").astype(np.int64)
+        # numba compiles aeon's functions on their first call: not the fit's time
+        aeon_fit_predict(x_train[:8], y_train[:8], x_test[:1], 0, args.threads)
+        biosig_fit_predict(x_train[:8], y_train[:8], x_test[:1], 0)
+        rows = {"biosig": {"fit": [], "acc": []}, "aeon": {"fit": [], "acc": []}}
+        for seed in range(args.rounds):
+            seconds, _, pred = biosig_fit_predict(x_train, y_train, x_test, seed)
+            rows["biosig"]["fit"].append(seconds)
+            rows["biosig"]["acc"].append(float((pred == y_test).mean()))
+            seconds, _, pred = aeon_fit_predict(x_train, y_train, x_test, seed, args.threads)
+            rows["aeon"]["fit"].append(seconds)
+            rows["aeon"]["acc"].append(float((pred == y_test).mean()))
+        fits.append((f"{name} {tuple(x_train.shape)}", rows, os.getloadavg()[0]))
+    print(f"{args.rounds} rounds, {args.threads} thread(s)")
+    print("| set (train shape) | side | fit + transform + predict (s, median) | test accuracy (mean +- std) | "
+          "biosig / aeon time | load average |")
+    print("|---|---|---|---|---|---|")
+    for name, rows, load_avg in fits:
+        ratio = statistics.median(rows["biosig"]["fit"]) / statistics.median(rows["aeon"]["fit"])
+        for side in ("biosig", "aeon"):
+            acc = rows[side]["acc"]
+            print(f"| {name} | {side} | {statistics.median(rows[side]['fit']):.2f} | {np.mean(acc):.3f} +- "
+                  f"{np.std(acc):.3f} | {f'{ratio:.2f}x' if side == 'biosig' else ''} | {load_avg:.2f} |")
+    if args.no_inference:
+        return
     rng = np.random.default_rng(0)
     infer_train = rng.normal(size=(64, 32, 1, 256)).astype(np.float32)      # windows of (C, F, T) = (32, 1, 256)
     infer_y = np.arange(64) % 2
     batch = rng.normal(size=(256, 32, 1, 256)).astype(np.float32)            # the Predictor's batch
-    # numba compiles aeon's functions on their first call: not the fit's time
-    aeon_fit_predict(x_train, y_train, x_test, 0, args.threads)
-    biosig_fit_predict(x_train, y_train, x_test, 0)
-    rows = {"biosig": {"fit": [], "acc": [], "infer": []}, "aeon": {"fit": [], "acc": [], "infer": []}}
+    rates = {"biosig": [], "aeon": []}
     for seed in range(args.rounds):
-        seconds, _, pred = biosig_fit_predict(x_train, y_train, x_test, seed)
-        rows["biosig"]["fit"].append(seconds)
-        rows["biosig"]["acc"].append(float((pred == y_test).mean()))
-        seconds, _, pred = aeon_fit_predict(x_train, y_train, x_test, seed, args.threads)
-        rows["aeon"]["fit"].append(seconds)
-        rows["aeon"]["acc"].append(float((pred == y_test).mean()))
         _, model, _ = biosig_fit_predict(infer_train, infer_y, infer_train[:1], seed)
         with torch.no_grad():
-            rows["biosig"]["infer"].append(windows_per_s(lambda b: model(b), torch.from_numpy(batch), args.seconds))
+            rates["biosig"].append(windows_per_s(lambda b: model(b), torch.from_numpy(batch), args.seconds))
         _, clf, _ = aeon_fit_predict(infer_train, infer_y, infer_train[:1], seed, args.threads)
-        rows["aeon"]["infer"].append(windows_per_s(lambda b: clf.predict(b[:, :, 0]), batch, args.seconds))
-    med = {side: {k: statistics.median(v) for k, v in r.items() if k != "acc"} for side, r in rows.items()}
-    print(f"BasicMotions {x_train.shape} train / {x_test.shape[0]} test, {args.rounds} rounds, {args.threads} "
-          f"thread(s), load average {os.getloadavg()[0]:.2f}")
-    print("| | fit + transform + predict (s, median) | test accuracy (mean +- std) | inference windows/s, (C, F, T) = (32, 1, 256) |")
-    print("|---|---|---|---|")
+        rates["aeon"].append(windows_per_s(lambda b: clf.predict(b[:, :, 0]), batch, args.seconds))
+    med = {side: statistics.median(v) for side, v in rates.items()}
+    print(f"\ninference, batches of 256 windows of (C, F, T) = (32, 1, 256), load average {os.getloadavg()[0]:.2f}")
+    print("| | windows/s (median) |\n|---|---|")
     for side in ("biosig", "aeon"):
-        acc = rows[side]["acc"]
-        print(f"| {side} | {med[side]['fit']:.2f} | {np.mean(acc):.3f} +- {np.std(acc):.3f} | "
-              f"{med[side]['infer']:.0f} |")
-    print(f"| biosig / aeon | {med['biosig']['fit'] / med['aeon']['fit']:.2f}x the time | | "
-          f"{med['biosig']['infer'] / med['aeon']['infer']:.2f}x the rate |")
-
+        print(f"| {side} | {med[side]:.0f} |")
+    print(f"| biosig / aeon | {med['biosig'] / med['aeon']:.2f}x the rate |")
 
 if __name__ == "__main__":
     main()

@@ -56,19 +56,23 @@ def minirocket(features=840, n_elec=3, **kw):
                         "drop": 0.0, "features": features, **kw})
 
 
-def test_one_row_convolves_as_the_kernels_do():
-    """One row: the 84 outputs as 3 x (three taps) - (all nine) are the dilated kernels' convolution."""
+@pytest.mark.parametrize("n_elec", [1, 5])
+def test_the_phase_convolution_is_the_dilated_kernels(n_elec):
+    """Each kernel's sum of its rows, convolved phase by phase (models/minirocket.py), is the
+    dilated kernel's zero-padded convolution of that sum, at every dilation."""
     from torch.nn import functional as F
-    m = minirocket(n_elec=1)
-    z = torch.randn(4, 1, 64, dtype=torch.float64)
+    m = minirocket(n_elec=n_elec)
+    m.fit_data(torch.from_numpy(Classification.example_data(8, n_elec, 1, 64)[0]))
+    z = torch.randn(4, n_elec, 64, dtype=torch.float64)
     m.double()
     for i, d in enumerate(m.dilations):
-        out, _ = m._conv(z, i)
-        expected = F.conv1d(z.expand(-1, 84, -1), m.weight, padding=4 * d, dilation=d, groups=84)
+        out, _ = m._convolve(z, i)
+        mixed = torch.einsum("kc,bct->bkt", m.channels[i], z)                          # (B, 84, T)
+        expected = F.conv1d(mixed, m.weight, padding=4 * d, dilation=d, groups=84)
         torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("n_elec", [1, 3])          # one row's own convolution; a grouped one
+@pytest.mark.parametrize("n_elec", [1, 3, 12])
 def test_features_are_the_same_whatever_the_batch(n_elec):
     x, _ = Classification.example_data(37, n_elec, 1, 64)
     x = torch.from_numpy(x)
