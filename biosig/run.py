@@ -361,8 +361,10 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
             log(data["init"]["line"] + (f" | held fixed for {how} (--freeze-encoder)" if args.freeze_encoder else ""))
         log(f"run dir: {args.run_dir}" + (f" (resuming after epoch {start_epoch - 1})" if resume_state else ""))
         if solved is not None:
-            log(f"head: solved in closed form on {len(train_set)} training windows, ridge penalty "
-                f"{solved['penalty']:.3g} (the least leave-one-out error of {len(solved['loo'])} penalties); "
+            how = (f"logistic regression by LBFGS, C = {1 / solved['penalty']:.3g}"
+                   if solved.get("solver") == "logistic" else f"ridge penalty {solved['penalty']:.3g} (the least leave-one-out error of {len(solved['loo'])} "
+                   "penalties)")
+            log(f"head: solved on {len(train_set)} training windows before the first epoch, {how}; "
                 "the epochs only score it")
     tracked = where["trackers"] = trackers.Trackers(args.tracker if main else (), args.run_dir,
                                                     resume=resume_state is not None)
