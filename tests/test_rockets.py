@@ -170,3 +170,13 @@ def test_the_exported_running_maximum_is_cummax():
     from biosig.models.multirocket import cumulative_max, doubling_max
     v = torch.randint(0, 50, (3, 4, 37), dtype=torch.int32)
     assert torch.equal(doubling_max(v), cumulative_max(v))
+
+
+def test_hydras_groups_split_evenly_between_the_series_and_its_difference():
+    import argparse
+    from biosig.models.hydra import even_groups, hydra_dilations
+    assert even_groups("64") == 64
+    for bad in ("3", "0", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            even_groups(bad)
+    assert hydra_dilations(9) == [1] and hydra_dilations(1152) == [1, 2, 4, 8, 16, 32, 64, 128]

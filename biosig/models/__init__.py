@@ -44,6 +44,7 @@ from .inception import Inception
 from .minirocket import MiniRocket
 from .multirocket import MultiRocket
 from .resnet1d import ResNet1D
+from .rockethydra import RocketHydra
 from .shallow import ShallowConvNet
 from .tangent import TangentSpace
 from .tcn import TCN
@@ -52,7 +53,7 @@ from .tcn import TCN
 GUIDE_MODEL = "eeg2arm"
 DEFAULT_MODEL = "auto"         # not a model: biosig/select.py picks one by cross-validation
 MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket,
-                              TangentSpace, Hydra, MultiRocket)}
+                              TangentSpace, Hydra, MultiRocket, RocketHydra)}
 
 
 def build_model(config):
