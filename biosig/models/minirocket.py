@@ -61,7 +61,7 @@ CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 featu
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
 PAIRS = torch.tensor(list(combinations(range(LENGTH), 2)))          # (36, 2): a kernel's first two places
-CHUNK = 8                # windows transformed at a time: the comparison stays in cache
+CHUNK = 2048             # window frames transformed at a time (8 windows of 256): the comparison stays in cache
 RIDGE_WINDOWS = 20_000   # head=auto solves in closed form up to this many training windows
 
 
@@ -152,7 +152,6 @@ class MiniRocket(nn.Module):
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(n_features, n_outputs))
         self.register_load_state_dict_pre_hook(self._before_ridge)
         self._clear_cache()             # window hash -> features; emptied whenever the buffers change
-        self._outside_cache = {}
         self.register_load_state_dict_post_hook(self._clear_cache)
 
     def input_problem(self, n_elec, n_bands, n_times):
@@ -163,7 +162,7 @@ class MiniRocket(nn.Module):
         out, padded = self._conv(x.transpose(1, 2), i)
         return out.transpose(1, 2), padded
 
-    def _phases(self, z, i):
+    def _phases(self, z, i, frames):
         """z (B, T', 84) time-major, each kernel's own sum of rows, zeros from T on, T' >= q d with
         q = ceil(T / d) -> the 84 zero-padded outputs at dilation i, (B, d, q, 84): [b, p, j, k] is
         kernel k at frame j d + p (frames from T on are past the series: not outputs).
@@ -173,7 +172,7 @@ class MiniRocket(nn.Module):
         (1, 9) convolution, which the CPU backend runs at full speed (a dilated grouped conv1d ran
         ~20x slower)."""
         d, b = self.dilations[i], z.shape[0]
-        q = -(-self._frames // d)
+        q = -(-frames // d)
         z = z[:, : q * d].reshape(b, q, d, len(TRIPLES)).transpose(1, 2).contiguous()   # (B, d, q, 84)
         out = F.conv2d(z.permute(0, 3, 1, 2), self.weight[:, :, None].to(z.dtype), padding=(0, LENGTH // 2),
                        groups=len(TRIPLES))                                   # (B, 84, d, q), channels last
@@ -184,27 +183,31 @@ class MiniRocket(nn.Module):
         (the 84 zero-padded outputs at dilation i (B, T, 84), time-major, in time order; whether
         each kernel is padded (84,) bool)."""
         z = x if mixed else x @ self.channels[i].T.to(x.dtype)                 # (B, T, 84)
-        self._frames = frames = x.shape[1]
-        out = self._phases(F.pad(z, (0, 0, 0, self.dilations[i] - 1)), i)     # (B, d, q, 84)
+        frames = x.shape[1]
+        out = self._phases(F.pad(z, (0, 0, 0, self.dilations[i] - 1)), i, frames)    # (B, d, q, 84)
         b, d, q, k = out.shape
         out = out.transpose(1, 2).reshape(b, q * d, k)[:, :frames]
         padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
         return out, padded
 
-    def _outside(self, i, frames, device):
-        """(d, q, 84) float, in _phases' order: -inf at the places that are no PPV frame of their kernel
-        (past the series; for an unpadded kernel, also the 4d frames at each end that padding
-        touched), 0 elsewhere. Kept per (dilation, T, device)."""
+    def _constants(self, i, frames, device):
+        """What PPV at dilation i takes, for windows of `frames` frames, kept per (i, frames,
+        device) until the buffers change: (outside (d, q, 84) float in _phases' order, -inf at the
+        places that are no PPV frame of their kernel (past the series; for an unpadded kernel, also
+        the 4d frames at each end that padding touched), 0 elsewhere; the frames each kernel has
+        (84,); its biases (1, count, 1, 84))."""
         key = (i, frames, str(device))
-        if key not in self._outside_cache:
+        if key not in self._constants_cache:
             d, trim = self.dilations[i], (LENGTH - 1) * self.dilations[i] // 2
             q = -(-frames // d)
             t = (torch.arange(q)[None, :] * d + torch.arange(d)[:, None])[..., None]     # (d, q, 1): frame
-            unpadded = (torch.arange(len(TRIPLES)) + i) % 2 == 1
-            cut = (t < trim) | (t >= frames - trim)
-            outside = (t >= frames) | (cut & unpadded)
-            self._outside_cache[key] = torch.zeros(outside.shape).masked_fill_(outside, -math.inf).to(device)
-        return self._outside_cache[key]
+            unpadded = (torch.arange(len(TRIPLES)) + i) % 2 == 1                        # the paper's alternation
+            outside = (t >= frames) | (((t < trim) | (t >= frames - trim)) & unpadded)
+            kept = torch.where(unpadded, frames - 2 * trim, frames).float()
+            bias = next(b for j, _, _, b in self._blocks() if j == i)                 # (84, count)
+            self._constants_cache[key] = (torch.zeros(outside.shape).masked_fill_(outside, -math.inf).to(device),
+                                          kept.to(device), bias.T.contiguous()[None, :, None, :])
+        return self._constants_cache[key]
 
     def _parts(self, out, padded, d):
         """The two groups of kernels at one dilation: (kernel indices, their outputs (B, k, T'))."""
@@ -295,22 +298,21 @@ class MiniRocket(nn.Module):
         into a float tensor (ATen vectorizes a comparison only into its inputs' dtype; into bool it
         ran ~20x slower). The counts are sums of ones: exact whatever the order, so the features do
         not depend on the batch."""
-        if len(x) > CHUNK:
-            return torch.cat([self._features(x[s: s + CHUNK]) for s in range(0, len(x), CHUNK)])
+        chunk = max(1, CHUNK // x.shape[-1])
+        if len(x) > chunk:
+            return torch.cat([self._features(x[s: s + chunk]) for s in range(0, len(x), chunk)])
         feats = []
         n, frames = x.shape[0], x.shape[-1]
-        self._frames = frames
         # every kernel's sum of rows at every dilation, one matmul: (B, T + zeros, dilations x 84)
         x = F.pad(x.transpose(1, 2), (0, 0, 0, max(self.dilations) - 1))
         mixed = x @ self.channels.flatten(0, 1).T
         space = torch.empty(n * len(TRIPLES) * max(self.counts) * (frames + max(self.dilations)), device=x.device)
         for i, d, _, bias in self._blocks():
-            out = self._phases(mixed[..., i * len(TRIPLES): (i + 1) * len(TRIPLES)], i)   # (B, d, q, 84)
-            out = out.add_(self._outside(i, frames, x.device)).reshape(n, 1, -1, len(TRIPLES))
-            kept = torch.full((len(TRIPLES),), float(frames), device=x.device)
-            kept[1 - i % 2::2] = frames - (LENGTH - 1) * d                   # the unpadded kernels
+            outside, kept, bias = self._constants(i, frames, x.device)
+            out = self._phases(mixed[..., i * len(TRIPLES): (i + 1) * len(TRIPLES)], i, frames)   # (B, d, q, 84)
+            out = out.add_(outside).view(n, 1, -1, len(TRIPLES))
             above = space[: n * bias.numel() * out.shape[2]].view(n, bias.shape[1], out.shape[2], len(TRIPLES))
-            torch.gt(out, bias.T.contiguous()[None, :, None, :], out=above)  # (B, count, frames, 84)
+            torch.gt(out, bias, out=above)                                    # (B, count, frames, 84)
             feats.append((above.sum(2) / kept).transpose(1, 2).flatten(1))
         return torch.cat(feats, 1)
 
@@ -341,7 +343,7 @@ class MiniRocket(nn.Module):
             self._cache_bytes += row.numel() * 4
 
     def _clear_cache(self, *_):
-        self._cache, self._cache_bytes = {}, 0
+        self._cache, self._cache_bytes, self._constants_cache = {}, 0, {}
 
     def forward(self, x):
         if not bool(self.fitted):
