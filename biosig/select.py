@@ -125,7 +125,9 @@ def race(scores, held, n, bar):
 
 def closed_form(model, cand, task, windows, folds, key, device):
     """Fold scores of a model whose head is solved in closed form: transform fitted and features
-    computed once over `windows` (every sampled window), the head solved per fold -> [score]."""
+    computed once over `windows` (every sampled window), the head solved per fold by the model's
+    fit_head, whose record gives weight (K, D) and bias (K,) on the head features (ridge.py,
+    logistic.py), so the held-out outputs are features @ weight.T + bias, as forward gives -> [score]."""
     from .run import fit_to_data, head_data
     spec = preprocess.fitted_spec(windows.X, windows.indices, cand.normalize, cand.standardize)
     fit_to_data(model, windows, spec, cand.seed)
