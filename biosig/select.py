@@ -66,8 +66,8 @@ SELECT_WINDOWS = 2000               # training windows the selection samples at 
 # windows on 2 loaded cores; 128 MiB is 1,024 such windows)
 SELECT_BYTES = 128 << 20
 # and bytes x epochs of a candidate trained by gradient steps, whose folds cost about that: 2.5 MiB at
-# EEGNet's 100 epochs, ~10 s a MiB for its 3 folds on 2 cores (~45 s; 81 of SelfRegulationSCP2's
-# 200 windows, every window of the other four UEA sets)
+# EEGNet's 100 epochs is 81 of SelfRegulationSCP2's 200 windows (its 3 folds: 125 s on 2 cores shared
+# at load 4-5) and every window of the other four UEA sets
 GRADIENT_BYTE_EPOCHS = 250 << 20
 Z = 2.0                             # the race's margin, in standard errors
 PROPORTIONS = ("acc",)              # select_by metrics that are a proportion of held-out windows
