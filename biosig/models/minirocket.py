@@ -61,7 +61,8 @@ CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 featu
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
 PAIRS = torch.tensor(list(combinations(range(LENGTH), 2)))          # (36, 2): a kernel's first two places
-CHUNK = 2048             # window frames transformed at a time (8 windows of 256): the comparison stays in cache
+CHUNK = 2048             # window frames transformed at a time per thread (at least 4 windows): the
+                         # comparison stays in cache; fewer, larger steps where threads wait for each other
 RIDGE_WINDOWS = 20_000   # head=auto solves in closed form up to this many training windows
 
 
@@ -162,18 +163,20 @@ class MiniRocket(nn.Module):
         out, padded = self._conv(x.transpose(1, 2), i)
         return out.transpose(1, 2), padded
 
-    def _phases(self, z, i, frames):
-        """z (B, T', 84) time-major, each kernel's own sum of rows, zeros from T on, T' >= q d with
-        q = ceil(T / d) -> the 84 zero-padded outputs at dilation i, (B, d, q, 84): [b, p, j, k] is
-        kernel k at frame j d + p (frames from T on are past the series: not outputs).
+    def _phases(self, x, i, frames, mix=True):
+        """x (B, T', rows) time-major, zeros from T on, T' >= q d with q = ceil(T / d) (mix=False:
+        (B, T', 84), each kernel's own sum of rows) -> the 84 zero-padded outputs at dilation i,
+        (B, d, q, 84): [b, p, j, k] is kernel k at frame j d + p (frames from T on are past the
+        series: not outputs).
         A dilated convolution is an undilated one on each of the d phases of the series (frames p,
         p + d, p + 2d, ...; the zeros past T are its padding): the frames rearranged phase by
-        phase, viewed as an image (B, 84, d, q) with its channels last (no copy), take a depthwise
-        (1, 9) convolution, which the CPU backend runs at full speed (a dilated grouped conv1d ran
-        ~20x slower)."""
-        d, b = self.dilations[i], z.shape[0]
+        phase, each kernel's rows summed by one matmul, the sums, viewed as an image (B, 84, d, q)
+        with its channels last (no copy), take a depthwise (1, 9) convolution, which the CPU
+        backend runs at full speed (a dilated grouped conv1d ran ~20x slower)."""
+        d, b = self.dilations[i], x.shape[0]
         q = -(-frames // d)
-        z = z[:, : q * d].reshape(b, q, d, len(TRIPLES)).transpose(1, 2).contiguous()   # (B, d, q, 84)
+        x = x[:, : q * d].reshape(b, q, d, x.shape[-1]).transpose(1, 2)             # (B, d, q, rows)
+        z = x @ self.channels[i].T.to(x.dtype) if mix else x.contiguous()          # (B, d, q, 84)
         out = F.conv2d(z.permute(0, 3, 1, 2), self.weight[:, :, None].to(z.dtype), padding=(0, LENGTH // 2),
                        groups=len(TRIPLES))                                   # (B, 84, d, q), channels last
         return out.permute(0, 2, 3, 1)
@@ -182,9 +185,8 @@ class MiniRocket(nn.Module):
         """x (B, T, rows), time-major (or mixed=True: (B, T, 84), each kernel's own sum of rows) ->
         (the 84 zero-padded outputs at dilation i (B, T, 84), time-major, in time order; whether
         each kernel is padded (84,) bool)."""
-        z = x if mixed else x @ self.channels[i].T.to(x.dtype)                 # (B, T, 84)
         frames = x.shape[1]
-        out = self._phases(F.pad(z, (0, 0, 0, self.dilations[i] - 1)), i, frames)    # (B, d, q, 84)
+        out = self._phases(F.pad(x, (0, 0, 0, self.dilations[i] - 1)), i, frames, mix=not mixed)   # (B, d, q, 84)
         b, d, q, k = out.shape
         out = out.transpose(1, 2).reshape(b, q * d, k)[:, :frames]
         padded = (torch.arange(len(TRIPLES)) + i) % 2 == 0      # the paper's alternation
@@ -298,18 +300,16 @@ class MiniRocket(nn.Module):
         into a float tensor (ATen vectorizes a comparison only into its inputs' dtype; into bool it
         ran ~20x slower). The counts are sums of ones: exact whatever the order, so the features do
         not depend on the batch."""
-        chunk = max(1, CHUNK // x.shape[-1])
+        chunk = max(4, CHUNK * torch.get_num_threads() // x.shape[-1])
         if len(x) > chunk:
             return torch.cat([self._features(x[s: s + chunk]) for s in range(0, len(x), chunk)])
         feats = []
         n, frames = x.shape[0], x.shape[-1]
-        # every kernel's sum of rows at every dilation, one matmul: (B, T + zeros, dilations x 84)
-        x = F.pad(x.transpose(1, 2), (0, 0, 0, max(self.dilations) - 1))
-        mixed = x @ self.channels.flatten(0, 1).T
+        x = F.pad(x.transpose(1, 2), (0, 0, 0, max(self.dilations) - 1))     # (B, T + zeros, rows)
         space = torch.empty(n * len(TRIPLES) * max(self.counts) * (frames + max(self.dilations)), device=x.device)
         for i, d, _, bias in self._blocks():
             outside, kept, bias = self._constants(i, frames, x.device)
-            out = self._phases(mixed[..., i * len(TRIPLES): (i + 1) * len(TRIPLES)], i, frames)   # (B, d, q, 84)
+            out = self._phases(x, i, frames)                                  # (B, d, q, 84)
             out = out.add_(outside).view(n, 1, -1, len(TRIPLES))
             above = space[: n * bias.numel() * out.shape[2]].view(n, bias.shape[1], out.shape[2], len(TRIPLES))
             torch.gt(out, bias, out=above)                                    # (B, count, frames, 84)
