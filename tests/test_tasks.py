@@ -282,7 +282,7 @@ def test_model_auto_takes_a_per_frame_model_for_a_per_frame_task(tmp_path):
     proc = run("train.py", *save(tmp_path, "p", X, y), "--task", "pretrain", "--epochs", "1", "--save",
                tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "auto: tcn, with no cross-validation (neither minirocket nor eegnet learns --task pretrain)" in proc.stdout
+    assert "auto: tcn, with no cross-validation (none of minirocket, tangent, eegnet learns --task pretrain)" in proc.stdout
     assert "split random: train 48 / val 12" in proc.stdout
     assert proc.stderr.count("warning:") == 1 and "--y" in proc.stderr         # pretraining reads no y
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
