@@ -79,6 +79,27 @@ def test_the_reference_is_the_riemannian_mean():
     torch.testing.assert_close(model.tangent(x4).norm(dim=1), mixed_model.tangent(mixed).norm(dim=1))
 
 
+def test_the_mean_is_fitted_on_a_seeded_sample_of_many_windows(monkeypatch):
+    """Beyond MEAN_WINDOWS training windows the reference is the mean of a sample drawn by the seed
+    (the same seed, the same reference); the features' statistics still see every window."""
+    from biosig.models import tangent
+    monkeypatch.setattr(tangent, "MEAN_WINDOWS", 10)
+    x = torch.from_numpy(spd_windows(n=30, seed=3))
+    covs = covariances(x.flatten(1, 2))
+    fitted = []
+    for seed in (0, 0, 1):
+        model = tangent_model()
+        model.fit_data(x, seed=seed)
+        fitted.append(model)
+    torch.testing.assert_close(fitted[0].reference, fitted[1].reference, rtol=0, atol=0)
+    assert not torch.allclose(fitted[0].reference, fitted[2].reference)
+    pick = torch.randperm(30, generator=torch.Generator().manual_seed(0))[:10].sort().values
+    torch.testing.assert_close(fitted[0].reference, riemann_mean(covs[pick])[0])
+    assert not torch.allclose(fitted[0].reference, riemann_mean(covs)[0])
+    feats = fitted[0].tangent(x)
+    torch.testing.assert_close(fitted[0].mean, feats.mean(0).float())
+
+
 def correlated_windows(n, c=4, t=64, seed=0):
     """(X (n, c, 1, t) float32, y (n,)): class 1 correlates channels 0 and 1 (0.7), class 0 does not;
     every channel has unit variance in both, and each window a random gain."""
