@@ -218,7 +218,7 @@ def test_eeg2arm_pools_long_windows_to_at_most_128_frames_unless_told(t, flags, 
 
 
 def test_minirocket_reuses_training_features_exactly_and_forgets_them_with_new_buffers(monkeypatch):
-    from biosig.models import build_model, minirocket
+    from biosig.models import build_model, rocket_head
     torch.manual_seed(0)
     m = build_model({"name": "minirocket", "n_elec": 3, "n_bands": 1, "n_outputs": 2, "n_times": 64,
                      "features": 840})
@@ -235,7 +235,7 @@ def test_minirocket_reuses_training_features_exactly_and_forgets_them_with_new_b
     assert torch.equal(got, m.transform(shifted)) and not torch.equal(got, fresh)
     m.train()
     assert len(m._cache) == 40
-    monkeypatch.setattr(minirocket, "CACHE_BYTES", m._cache_bytes)      # full: nothing more is kept
+    monkeypatch.setattr(rocket_head, "CACHE_BYTES", m._cache_bytes)      # full: nothing more is kept
     m.transform(x * 2)
     assert len(m._cache) == 40
     m.load_state_dict(m.state_dict())

@@ -29,7 +29,7 @@ logspace(-3, 3, 10) by exact leave-one-out error from one eigendecomposition (mo
 The run fits it before the first epoch (head_windows / head_features / fit_head), in float64 with
 autocast off, on the run's device; under DDP every rank computes its share of the features, rank
 0 solves, the head is broadcast. The epochs then leave it as it is (fixed_parameters) and only
-score it. The switch, option `head`: auto (the default) solves up to RIDGE_WINDOWS training
+score it. The switch, option `head`: auto (the default) solves up to rocket_head.RIDGE_WINDOWS training
 windows and beyond them trains the head with AdamW (dropout --drop, weight decay as its ridge
 penalty, a few epochs) as the paper does with logistic regression on large data: the solve holds
 every window's features (N x 10,000 floats, twice in float64) and a min(N, 10,000)^2 matrix in
@@ -38,13 +38,12 @@ a few windows at a time, per dilation: the rows in phase order (frames p, p + d,
 the 84 kernels' sums of rows, one depthwise undilated convolution, one comparison of every frame with
 every bias (_phases, _features; on (32, 1, 256) windows ~4x less CPU than a grouped dilated conv1d).
 In training mode on CPU, the features of each window are kept (keyed by a hash of the window's
-bytes, up to CACHE_BYTES) so later epochs train the head without recomputing the transform; a
+bytes, up to rocket_head.CACHE_BYTES) so later epochs train the head without recomputing the transform; a
 window that changes (augmentation) is simply a new key.
 
 Suits any multichannel series, short or long, few windows or many: the strong classical baseline
 of the UEA archive, and the fastest model here to reach a good accuracy.
 """
-import hashlib
 import math
 from itertools import combinations
 
@@ -53,20 +52,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import number, one_of, positive_int
+from ..errors import number, positive_int
 from ..options import Option
 from .common import shape_problem
-from .ridge import fit_ridge
+from .rocket_head import HEAD_OPTION, RocketHead
 
 LENGTH = 9
-CACHE_BYTES = 512 << 20     # training-mode feature cache, at most (10,000 features: ~13,000 windows)
 # the 84 kernels: which three of the nine positions weigh 2
 TRIPLES = list(combinations(range(LENGTH), 3))
 GOLDEN = (math.sqrt(5) + 1) / 2
 PAIRS = torch.tensor(list(combinations(range(LENGTH), 2)))          # (36, 2): a kernel's first two places
 CHUNK = 2048             # window frames transformed at a time per thread (at least 4 windows): the
                          # comparison stays in cache; fewer, larger steps where threads wait for each other
-RIDGE_WINDOWS = 20_000   # head=auto solves in closed form up to this many training windows
 
 
 def kernel_weights():
@@ -117,30 +114,28 @@ def ppv(out, bias, compare_upto=4):
     return torch.empty_like(above).scatter_(2, order.expand(b, -1, -1), above)
 
 
-class MiniRocket(nn.Module):
-    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a ridge head."""
+class MiniRocket(RocketHead):
+    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a ridge head (its
+    solve, the feature cache and the switch to AdamW: models/rocket_head.py). Its recipe, --epochs 1:
+    the head is solved before epoch 1, which only scores it (head=adamw: its best epoch was the 1st
+    to 3rd, bench/bench_cv.py: give --epochs 3)."""
     name = "minirocket"
-    per_frame = False
-    # the ridge head is solved before epoch 1, which only scores it (head=adamw: its best epoch
-    # was the 1st to 3rd, bench/bench_cv.py: give --epochs 3)
-    recipe = ("--epochs", "1")
-    fixed_frames = True          # the dilations are chosen for the training T
     options = (
         Option("max_dilations", positive_int, 32, "dilations per kernel at most"),
         Option("features", number(int, 84), 10_000, "number of PPV features (the paper: 10,000; rounded down to "
                "a multiple of 84)"),
-        Option("head", one_of("auto", "ridge", "adamw"), "auto", "auto: ridge up to 20,000 training windows, adamw "
-               "beyond; ridge: closed form, penalty by leave-one-out (the paper); adamw: gradient steps"),
+        HEAD_OPTION,
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32,
                  head="auto"):
-        super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                           drop=drop, features=features, max_dilations=max_dilations, head=head)
         rows = n_elec * n_bands
-        self.dilations, self.counts = dilations_and_counts(n_times, features, max_dilations)
-        n_features = len(TRIPLES) * sum(self.counts)
+        dilations, counts = dilations_and_counts(n_times, features, max_dilations)
+        n_features = len(TRIPLES) * sum(counts)
+        super().__init__(dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
+                              drop=drop, features=features, max_dilations=max_dilations, head=head),
+                         n_features, n_outputs, drop)
+        self.dilations, self.counts = dilations, counts
         self.register_buffer("weight", kernel_weights(), persistent=False)
         self.register_buffer("triples", torch.tensor(TRIPLES), persistent=False)   # (84, 3): where each weighs 2
         self.register_buffer("pair_of", torch.tensor([PAIRS.tolist().index(list(t[:2])) for t in TRIPLES]),
@@ -150,13 +145,6 @@ class MiniRocket(nn.Module):
         self.register_buffer("biases", torch.zeros(n_features))
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        # the ridge penalty the head was solved with; 0: not solved (trained by gradient steps)
-        self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
-        self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(n_features, n_outputs))
-        self.register_load_state_dict_pre_hook(self._before_ridge)
-        self._clear_cache()             # window hash -> features; emptied whenever the buffers change
-        self.register_load_state_dict_post_hook(self._clear_cache)
 
     def input_problem(self, n_elec, n_bands, n_times):
         return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH)
@@ -259,34 +247,9 @@ class MiniRocket(nn.Module):
         self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
         self.fitted.fill_(True)
 
-    def head_windows(self, n):
-        """Whether the head is solved in closed form from n training windows (option head)."""
-        head = self.config["head"]
-        return head == "ridge" or (head == "auto" and n <= RIDGE_WINDOWS)
-
-    def head_features(self, x):
-        """(B, C, F, T) -> the standardized features the head takes (B, n_features)."""
-        return (self.transform(x) - self.mean) / self.std
-
-    @torch.no_grad()
-    def fit_head(self, features, targets, weights=None):
-        """The ridge head from every training window's standardized features (N, n_features), the
-        task's least-squares targets (N, K) and window weights (N,) or None (models/ridge.py)."""
-        solved = fit_ridge(features, targets, weights)
-        linear = self.head[-1]
-        linear.weight.copy_(solved["weight"].to(linear.weight))
-        linear.bias.copy_(solved["bias"].to(linear.bias))
-        self.penalty.fill_(solved["penalty"])
-        return solved
-
-    def fixed_parameters(self):
-        """The head once solved in closed form: gradient steps leave it as it is."""
-        return list(self.head.parameters()) if float(self.penalty) > 0 else []
-
-    @staticmethod
-    def _before_ridge(module, state, prefix, *_):
-        """A checkpoint written before the ridge head (a head trained by AdamW) has no penalty."""
-        state.setdefault(prefix + "penalty", torch.zeros((), dtype=torch.float64))
+    def scale(self, features):
+        """The standardized features the head takes: (B, n_features) -> (B, n_features)."""
+        return (features - self.mean) / self.std
 
     def _blocks(self):
         """Per dilation: (index, dilation, its first feature's number, its biases as a (84, count)
@@ -319,39 +282,13 @@ class MiniRocket(nn.Module):
             feats.append((above.sum(2) / kept).transpose(1, 2).flatten(1))
         return torch.cat(feats, 1)
 
-    @torch.no_grad()
-    def transform(self, x):
-        """(B, C, F, T) -> PPV features (B, n_features), float32. Training on CPU: from the
-        feature cache where the window was seen before."""
-        with torch.autocast(x.device.type, enabled=False):
-            x = x.float()
-            if not self.training or x.device.type != "cpu":
-                return self._features(x.flatten(1, 2))
-            keys = [self._key(w) for w in x]
-            new = [i for i, k in enumerate(keys) if k not in self._cache]
-            fresh = dict(zip(new, self._features(x[new].flatten(1, 2)))) if new else {}
-            self._remember([keys[i] for i in new], list(fresh.values()))
-            return torch.stack([fresh[i] if i in fresh else self._cache[k] for i, k in enumerate(keys)])
-
-    @staticmethod
-    def _key(window):
-        """A window's cache key: a 128-bit hash of its float32 bytes."""
-        return hashlib.blake2b(window.contiguous().numpy().tobytes(), digest_size=16).digest()
-
-    def _remember(self, keys, feats):
-        for key, row in zip(keys, feats):
-            if self._cache_bytes + row.numel() * 4 > CACHE_BYTES:
-                return
-            self._cache[key] = row.clone()
-            self._cache_bytes += row.numel() * 4
+    def _chunked(self, x):
+        """(B, rows, T) -> (B, n_features): _features chunks the batch itself, by frames."""
+        return self._features(x)
 
     def _clear_cache(self, *_):
-        self._cache, self._cache_bytes, self._constants_cache = {}, 0, {}
-
-    def forward(self, x):
-        if not bool(self.fitted):
-            raise RuntimeError("MiniRocket.fit_data() was not called: its biases are not fitted")
-        return self.head(self.head_features(x))
+        super()._clear_cache()
+        self._constants_cache = {}
 
     def export_module(self):
         """An eval forward that torch.export and ONNX can trace, with the same numbers (biosig.export)."""
