@@ -65,6 +65,7 @@ import torch
 
 from . import distributed, options, preprocess
 from .data import Windows, kfold_indices, on_device
+from .errors import UserError
 from .loop import EarlyStopping, evaluate, fit, limit_batches
 from .models import MODELS, build_model
 
@@ -189,6 +190,19 @@ def score_line(name, key, scores, seconds, closed, stopped):
     return line
 
 
+def too_short(name, args, data, log):
+    """Why candidate `name` cannot take the training windows (its input_problem), said in the log,
+    or None."""
+    from .run import model_config
+    cand = copy.copy(args)
+    cand.model = name
+    model = build_model(model_config(cand, data["shape"], data["task"].n_outputs))
+    problem = model.input_problem(*data["shape"][1:])
+    if problem:
+        log(f"auto: {name} left out ({problem})")
+    return problem
+
+
 def recipes_of(candidates, args, explicit, data, n):
     """Each candidate's options (its recipe under the command line's) and, for those whose head is
     solved in closed form from up to n training windows, the model -> (recipes, closed)."""
@@ -212,11 +226,17 @@ def recipes_of(candidates, args, explicit, data, n):
 def choose_model(args, explicit, data, device, amp, ctx, log):
     """Cross-validate CANDIDATES on (a sample of) data's training windows -> (name, selection record)."""
     task = data["task"]
-    candidates = fitting(task)
+    learn = fitting(task)
+    candidates = [m for m in learn if not too_short(m, args, data, log)]
     if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
-        chosen = (candidates or [m for m in FALLBACK if task.model_problem(MODELS[m]) is None])[0]
-        why = (f"the only one of {', '.join(CANDIDATES)} that learns --task {task.name}" if candidates else
-               f"none of {', '.join(CANDIDATES)} learns --task {task.name}")
+        chosen = candidates[0] if candidates else next(
+            (m for m in FALLBACK if task.model_problem(MODELS[m]) is None and not too_short(m, args, data, log)), None)
+        if chosen is None:
+            raise UserError(f"no model of --model auto ({', '.join(CANDIDATES + FALLBACK)}) can take windows of "
+                            f"T={data['shape'][-1]} frames for --task {task.name}: give --model NAME")
+        why = (f"the only one of {', '.join(CANDIDATES)} that takes these windows for --task {task.name}"
+               if candidates else f"none of {', '.join(CANDIDATES)} learns --task {task.name}" if not learn
+               else f"none of {', '.join(learn)} takes windows of T={data['shape'][-1]} frames")
         log(f"auto: {chosen}, with no cross-validation ({why})")
         return chosen, {"candidates": [chosen], "folds": 0, "chosen": chosen}
     started = time.perf_counter()
@@ -242,7 +262,8 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
         groups = data["groups"][train_idx] if grouped else None
     folds = kfold_indices(task.strata(y[idx]) if y is not None else None, FOLDS, args.seed, groups=groups,
                           where=args.groups or args.x, n=len(idx))
-    folds = [(idx[tr], idx[held]) for tr, held in folds]
+    rel_folds = folds                           # positions in idx: rows of a closed-form candidate's features
+    folds = [(idx[tr], idx[held]) for tr, held in folds]     # positions in X
     key = task.select_by[len("val_"):]
     local = distributed.Context(alone=True)     # each rank alone; rank 0's choice is kept below
     scores, seconds, stopped = {}, {}, {}
@@ -250,7 +271,7 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
     for name in sorted(candidates, key=lambda m: m not in closed):
         cand, start = recipes[name], time.perf_counter()
         if name in closed:
-            scores[name] = closed_form(closed[name], cand, task, Windows(X, y, idx), folds, key, device)
+            scores[name] = closed_form(closed[name], cand, task, Windows(X, y, idx), rel_folds, key, device)
         else:
             bar = max((np.mean(s) for s in scores.values()), default=None)
             scores[name], held_n = [], []

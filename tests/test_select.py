@@ -155,3 +155,33 @@ def test_selection_samples_a_bounded_stratified_share_and_says_so(tmp_path, caps
     code, out, err = run_main(train, _data(tmp_path / "c", n=90) + ["--limit-train-batches", "2", "--batch", "8"],
                               capsys)
     assert code == 0 and "auto: selecting on 24 of 90 training windows (stratified)" in out, err[-2000:]
+
+
+def test_auto_with_a_validation_split_scores_the_right_windows(tmp_path, capsys, monkeypatch):
+    """With windows held out for validation the training windows are a subset of X: each
+    closed-form candidate's fold scores still come from the folds' own windows (real signal: well
+    above chance), where they once indexed past the features."""
+    monkeypatch.setattr(select, "gradient_fold", lambda *a, **k: {"acc": 0.3})
+    code, out, err = run_main(train, [*_data(tmp_path, n=96), "--val-split", "0.25"], capsys)
+    assert code == 0, err[-2000:]
+    sel = json.loads((tmp_path / "run" / "summary.json").read_text())["selection"]
+    assert sel["sample"] == {"windows": 72, "of": 72, "how": "all"}
+    assert np.mean(sel["scores"]["minirocket"]) > 0.8 and sel["chosen"] == "minirocket"
+
+
+@pytest.mark.parametrize("frames, chosen, left_out", [(20, "minirocket", ["eegnet"]),
+                                                      (5, "tangent", ["minirocket", "eegnet"])])
+def test_auto_leaves_out_a_candidate_the_windows_are_too_short_for(tmp_path, capsys, frames, chosen, left_out):
+    """EEGNet needs 32 frames and MiniRocket 9: shorter windows leave them out, said in the log, and
+    the selection goes on with what can take them (alone: no cross-validation)."""
+    X, y = Classification.example_data(48, 3, 1, frames, noise=0.3)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code, out, err = run_main(train, ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--no-report",
+                                      "--epochs", "1", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run"],
+                              capsys)
+    assert code == 0, err[-2000:]
+    for name in left_out:
+        assert f"auto: {name} left out (T={frames} frames is too short" in out
+    sel = json.loads((tmp_path / "run" / "summary.json").read_text())["selection"]
+    assert sel["chosen"] == chosen and not set(left_out) & set(sel["candidates"])

@@ -4,16 +4,17 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def shape_problem(config, n_elec, n_bands, n_times, min_frames, flag="--model-kwargs"):
+def shape_problem(config, n_elec, n_bands, n_times, min_frames, flag="--model-kwargs", why=None):
     """Why an input (., C, F, T) does not fit a model built for config's C and F with at least
-    `min_frames` frames (and exactly config["n_times"] when the model has a fixed length), or None."""
+    `min_frames` frames (and exactly config["n_times"] when the model has a fixed length), or None.
+    why: what sets the minimum, when no option can lower it."""
     if n_elec != config["n_elec"]:
         return f"the model takes C={config['n_elec']} channels, the input has C={n_elec}"
     if n_bands != config["n_bands"]:
         return f"the model takes F={config['n_bands']} bands, the input has F={n_bands}"
     if n_times < min_frames:
         return (f"T={n_times} frames is too short: --model {config['name']} needs T >= {min_frames} "
-                f"(smaller kernels or pooling through {flag})")
+                f"({why or f'smaller kernels or pooling through {flag}'})")
     fixed = config.get("n_times")
     if fixed is not None and n_times != fixed:
         return f"--model {config['name']} takes windows of exactly T={fixed} frames (its training length), got T={n_times}"

@@ -87,7 +87,8 @@ class Hydra(RocketHead):
         self.register_buffer("std", torch.ones(n_features))
 
     def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH)
+        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH,
+                             why="its kernels span 9 frames")
 
     @torch.no_grad()
     def fit_data(self, x, seed=0):

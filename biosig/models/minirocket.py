@@ -115,10 +115,11 @@ def ppv(out, bias, compare_upto=4):
 
 
 class MiniRocket(RocketHead):
-    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a ridge head (its
-    solve, the feature cache and the switch to AdamW: models/rocket_head.py). Its recipe, --epochs 1:
-    the head is solved before epoch 1, which only scores it (head=adamw: its best epoch was the 1st
-    to 3rd, bench/bench_cv.py: give --epochs 3)."""
+    """MiniRocket (Dempster et al., 2021): fixed dilated kernels, PPV pooling, a ridge head.
+
+    The head's solve, the feature cache and the switch to AdamW: models/rocket_head.py. Its recipe,
+    --epochs 1: the head is solved before epoch 1, which only scores it (head=adamw: its best epoch
+    was the 1st to 3rd, bench/bench_cv.py: give --epochs 3)."""
     name = "minirocket"
     options = (
         Option("max_dilations", positive_int, 32, "dilations per kernel at most"),
@@ -147,7 +148,8 @@ class MiniRocket(RocketHead):
         self.register_buffer("std", torch.ones(n_features))
 
     def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH)
+        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH,
+                             why="its kernels span 9 frames")
 
     def _convolve(self, x, i):
         """x (B, rows, T) -> the outputs at dilation i: (padded (B, 84, T), whether each kernel is padded (84,))."""

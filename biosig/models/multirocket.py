@@ -112,7 +112,8 @@ class MultiRocket(RocketHead):
         self.register_buffer("std", torch.ones(self.head[-1].in_features))
 
     def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH + 1)
+        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH + 1,
+                             why="its kernels span 9 frames of the first difference")
 
     @staticmethod
     def _inputs(x):

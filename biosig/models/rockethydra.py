@@ -45,7 +45,8 @@ class RocketHydra(RocketHead):
         self.hydra, self.multirocket = hydra, multirocket
 
     def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH + 1)
+        return shape_problem(self.config, n_elec, n_bands, n_times, LENGTH + 1,
+                             why="its kernels span 9 frames of the first difference")
 
     @torch.no_grad()
     def fit_data(self, x, seed=0):
