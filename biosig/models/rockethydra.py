@@ -12,11 +12,9 @@ MiniRocket's closed-form ridge on all of them (models/rocket_head.py).
 """
 import torch
 
-from ..errors import number, positive_int
-from ..options import Option
 from .common import shape_problem
-from .hydra import Hydra, even_groups
-from .minirocket import LENGTH, TRIPLES
+from .hydra import Hydra
+from .minirocket import LENGTH
 from .multirocket import MultiRocket
 from .rocket_head import HEAD_OPTION, RocketHead
 
@@ -24,14 +22,7 @@ from .rocket_head import HEAD_OPTION, RocketHead
 class RocketHydra(RocketHead):
     """Hydra's and MultiRocket's features side by side, one ridge head."""
     name = "rockethydra"
-    options = (   # the first accepts 1 (tests/test_contract.py gives it twice)
-        Option("max_dilations", positive_int, 32, "MultiRocket's dilations per kernel at most"),
-        Option("features", number(int, 8 * len(TRIPLES)), 10_000, "MultiRocket's number of features (rounded down "
-               "to a multiple of 672)"),
-        Option("k", number(int, 1), 8, "Hydra's kernels per group (the paper: 8)"),
-        Option("g", even_groups, 64, "Hydra's groups of kernels (the paper: 64; even)"),
-        HEAD_OPTION,
-    )
+    options = (*MultiRocket.options[:-1], *Hydra.options[:-1], HEAD_OPTION)     # each transform's own, one head
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, k=8, g=64,
                  max_dilations=32, head="auto"):
