@@ -2,6 +2,7 @@
 
 A new model or task is tested by being registered: nothing here names one."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import torch
 from biosig.models import MODELS
 from biosig.tasks import TASKS
 from conftest import assert_user_error, run
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 PAIRS = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model_problem(MODELS[m]) is None]
 REFUSED = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model_problem(MODELS[m]) is not None]
@@ -98,6 +101,22 @@ def test_a_checkpoint_of_biosig_0_1_0_still_loads(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.load(f"{ROOT}/tests/data/v0_1_0_preds.npy"),
                                rtol=1e-5, atol=1e-6)
     assert "(left)" in inf.stdout or "(rest)" in inf.stdout or "(right)" in inf.stdout   # its class names
+
+
+MAIN_FIXTURES = sorted(f.name[:-3] for f in (ROOT_DIR / "tests" / "data").glob("main_*.pt"))
+
+
+@pytest.mark.parametrize("name", MAIN_FIXTURES)
+def test_a_checkpoint_of_main_before_the_redesign_predicts_bitwise_the_same(tmp_path, name):
+    """tests/data/main_<task>_<model>.pt were written at d4ddf1b, before the package was
+    reorganised (tests/data/make_main_fixtures.py), one per task and one per closed-form model:
+    infer.py gives exactly the predictions it gave then."""
+    from biosig.cli.infer import main
+    data = ROOT_DIR / "tests" / "data"
+    main(["--ckpt", str(data / f"{name}.pt"), "--x", str(data / f"{name}_X.npy"), "--out", str(tmp_path / "p.npy"),
+          "--quiet"])
+    got, want = np.load(tmp_path / "p.npy"), np.load(data / f"{name}_preds.npy")
+    assert got.dtype == want.dtype and np.array_equal(got, want), name
 
 
 def test_inference_imports_no_training_code(tmp_path):
