@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from biosig.models import build_model  # noqa: E402
-from biosig.streaming import Streamer  # noqa: E402
+from biosig.deploy.streamer import Streamer  # noqa: E402
 
 ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--quick", action="store_true", help="fewer frames")

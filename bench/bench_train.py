@@ -46,10 +46,12 @@ ap.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspat
 ARGS = ap.parse_args() if __name__ == "__main__" else ap.parse_args([])
 sys.path.insert(0, ARGS.root)
 
-from biosig import data as biosig_data, loop, preprocess  # noqa: E402
-from biosig.data import Windows, epoch_batches  # noqa: E402
-from biosig.distributed import Context  # noqa: E402
-from biosig.inference import Predictor  # noqa: E402
+from biosig import normalize
+from biosig.train import batches as biosig_data
+from biosig.train import loop  # noqa: E402
+from biosig.train.batches import Windows, epoch_batches  # noqa: E402
+from biosig.train.distributed import Context  # noqa: E402
+from biosig.deploy.predictor import Predictor  # noqa: E402
 from biosig.models import MODELS, build_model  # noqa: E402
 from biosig.tasks import Classification  # noqa: E402
 
@@ -105,7 +107,7 @@ class PerSample(torch.utils.data.Dataset):
 def biosig_model(shape, k=4, name="eeg2arm"):
     """The model train.py builds for windows of `shape` (its option defaults; EEG2Arm at the
     guide's defaults)."""
-    from biosig import options, run
+    from biosig.train import options, run
     torch.manual_seed(0)
     argv = ["--x", "X.npy", "--y", "y.npy", "--model", name, "--drop", str(GUIDE["drop"])]
     if name == "eeg2arm":
@@ -116,7 +118,7 @@ def biosig_model(shape, k=4, name="eeg2arm"):
 
 def optimizer_for(model, device="cpu"):
     """train.py's optimizer (biosig.run.make_optimizer where the measured checkout has it)."""
-    from biosig import run
+    from biosig.train import run
     make = getattr(run, "make_optimizer", None)
     if make is None:
         return torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
@@ -162,7 +164,7 @@ def biosig_epoch(model, X, y, steps, amp="off", opt=None, epoch=1, device="cpu",
     batches, sizes = epoch_batches(len(X), batch, seed=0, epoch=epoch, shuffle=True)
     stats = loop.train_one_epoch(model, Classification(int(y.max()) + 1), windows, batches[:steps], sizes[:steps],
                                  opt, scaler, device=device, amp=amp,
-                                 preprocess_spec=preprocess.make_spec(), clip=1.0, accum=1, ctx=Context())
+                                 preprocess_spec=normalize.make_spec(), clip=1.0, accum=1, ctx=Context())
     if device.type == "cuda":
         torch.cuda.synchronize()
     return stats["samples"] / stats["seconds"], stats["seconds"]
@@ -269,7 +271,7 @@ def infer_section(threads, n):
             if hasattr(model, "fit_data"):
                 model.fit_data(torch.from_numpy(np.array(X[:256])), seed=0)
             model.eval()
-            ckpt = checkpoint.model_payload(model, Classification(4), [1, *shape], preprocess.make_spec(), 1, {})
+            ckpt = checkpoint.model_payload(model, Classification(4), [1, *shape], normalize.make_spec(), 1, {})
             ckpt_path = os.path.join(tmp, f"{name}.pt")
             checkpoint.atomic_save(ckpt, ckpt_path)
             start = time.perf_counter()
@@ -359,7 +361,7 @@ def gpu_bare_rate(net, params, Xg, yg, steps, batch, amp):
 
 
 def optimizer_for_params(params, device):
-    from biosig import run
+    from biosig.train import run
     return run.make_optimizer(params, LR, WD, torch.device(device))
 
 

@@ -7,6 +7,7 @@ The temporary file sits beside the target (same filesystem, so the rename is ato
 removed on any failure, Ctrl-C included.
 """
 import contextlib
+import json
 import os
 import tempfile
 
@@ -45,3 +46,19 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+
+def write_npz(path, arrays):
+    """Write {name: array} as .npz atomically (read back with allow_pickle=False)."""
+    import numpy as np
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)

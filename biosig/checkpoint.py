@@ -24,7 +24,7 @@ import torch
 from . import CHECKPOINT_FORMAT, __version__
 from .atomic import atomic_path, can_create_files
 from .errors import UserError
-from .runtime import bare_model
+from .device import bare_model
 
 REQUIRED = ("format", "model_state", "config", "task", "example_input_shape", "preprocess")
 

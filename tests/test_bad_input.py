@@ -301,7 +301,7 @@ def test_a_pipe_given_as_a_npy_file_is_one_line(files):
 def test_abbreviated_flags_are_refused_with_the_closest_one(files, capsys):
     """`--epoch 1` was argparse's prefix for --epochs in train.py (a typo silently becoming another
     option), while sweep.py refused it: every parser now refuses a prefix and names the closest flag."""
-    from biosig.bandpower import main as bandpower
+    from biosig.signals.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.sweep import main as sweep
     from biosig.cli.train import main as train
@@ -344,7 +344,7 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
     config = json.loads((d / "r" / "config.json").read_text())
     assert (config["batch"], config["resolved"]["batch_given"]) == (48, 100000000)
     assert torch.load(d / "r" / "last.pt", weights_only=True)["resume"]["epoch"] == 2
-    from biosig.run import batch_for_data                # under DDP: each process its share of them
+    from biosig.train.run import batch_for_data                # under DDP: each process its share of them
     assert batch_for_data(100000000, 48, 2)[0] == 48 and "(2 processes x ~24)" in batch_for_data(100000000, 48, 2)[1]
     assert batch_for_data(48, 48, 2) == (48, None)
 
@@ -352,7 +352,7 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
 def test_messages_name_what_was_given(files, capsys):
     """Each said something else: `--y DIR` 'X.npy: no labels'; biosig.bandpower '--frame None s';
     4 class names for 3 classes not counted; infer.py --x model.pt 'a recording'."""
-    from biosig.bandpower import main as bandpower
+    from biosig.signals.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.train import main as train
     d = files
@@ -376,7 +376,7 @@ def test_messages_name_what_was_given(files, capsys):
 def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, capsys):
     """An existing --out said only that it exists: now --overwrite (or another --out), and
     --overwrite replaces the windows, never a directory this tool did not write nor its inputs."""
-    from biosig.windows import main as windows
+    from biosig.signals.windows import main as windows
     rng = np.random.default_rng(0)
     np.save(tmp_path / "rec.npy", rng.standard_normal((3, 640)).astype(np.float32))
     np.save(tmp_path / "labels.npy", np.arange(640) // 160 % 2)
@@ -407,12 +407,12 @@ def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, c
 def test_model_auto_checks_output_paths_before_choosing(files, capsys, monkeypatch, save, run_dir, needles):
     """With the default --model auto a bad --save or --run-dir is one line before the candidates'
     cross-validation (10-20 s on real data), as with a named model."""
-    import biosig.run
+    import biosig.train.run
     from biosig.cli.train import main
 
     def choose_model(*args, **kwargs):
         raise AssertionError("--model auto cross-validated before the output paths were checked")
-    monkeypatch.setattr(biosig.run, "choose_model", choose_model)
+    monkeypatch.setattr(biosig.train.run, "choose_model", choose_model)
     (files / "done").mkdir()
     for name in ("config.json", "last.pt"):       # an earlier, finished run
         (files / "done" / name).write_text("{}")

@@ -16,7 +16,7 @@ def bandpower(*args):
 
 @pytest.mark.parametrize("method,frame", [("stft", 0.5), ("welch", 1.0)])
 def test_a_10_hz_sine_is_alpha_power_of_half_its_squared_amplitude(method, frame):
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     fs, amplitude = 128, 3.0
     t = np.arange(4 * fs) / fs
     x = (amplitude * np.sin(2 * np.pi * 10 * t))[None, None, None]                # (1, 1, 1, T)
@@ -30,7 +30,7 @@ def test_a_10_hz_sine_is_alpha_power_of_half_its_squared_amplitude(method, frame
 
 
 def test_log_power_of_a_signal_in_volts_is_not_floored():
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     fs = 128
     t = np.arange(4 * fs) / fs
     x = (1e-6 * np.sin(2 * np.pi * 10 * t))[None, None, None]                    # 1 uV of alpha, in volts
@@ -39,7 +39,7 @@ def test_log_power_of_a_signal_in_volts_is_not_floored():
 
 
 def test_a_stream_gives_the_windows_frames_one_chunk_at_a_time():
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     bp = BandPower(256, frame=0.5, hop=0.125, log=True)
     recording = np.random.default_rng(0).normal(size=(4, 3000))
     whole = bp(recording)                                                          # (C, F, T')
@@ -52,7 +52,7 @@ def test_a_stream_gives_the_windows_frames_one_chunk_at_a_time():
 
 
 def test_the_command_writes_frames_and_refuses_bad_input(tmp_path):
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     raw = np.random.default_rng(1).normal(size=(6, 2, 1, 256)).astype(np.float32)
     np.save(tmp_path / "raw.npy", raw)
     proc = bandpower("--x", tmp_path / "raw.npy", "--fs", "128", "--out", tmp_path / "bands.npy")
@@ -73,8 +73,8 @@ def test_the_command_writes_frames_and_refuses_bad_input(tmp_path):
 def band_power_checkpoint(path, fs=128, frames=1):
     """An untrained tcn checkpoint on log band-power frames of Fz, Cz, Pz at fs (no training: only
     the signal contract is under test)."""
-    from biosig import checkpoint, preprocess
-    from biosig.bandpower import BandPower
+    from biosig import checkpoint, normalize
+    from biosig.signals.bandpower import BandPower
     from biosig.models import build_model
     from biosig.tasks import TASKS
     model = build_model({"name": "tcn", "n_elec": 3, "n_bands": 5, "n_outputs": 2, "drop": 0.0, "channels": 8,
@@ -82,15 +82,15 @@ def band_power_checkpoint(path, fs=128, frames=1):
     signal = {"fs": float(fs), "channels": ["Fz", "Cz", "Pz"], "units": None,
               "bandpower": BandPower(fs, log=True).config}
     checkpoint.atomic_save(checkpoint.model_payload(model, TASKS["classification"](2), (1, 3, 5, frames),
-                                                    preprocess.make_spec(), 1, {}, signal=signal), path)
+                                                    normalize.make_spec(), 1, {}, signal=signal), path)
 
 
 def test_infer_py_makes_band_power_of_raw_windows_only_at_a_rate_it_was_given(tmp_path, capsys):
     """Raw windows with no X.signal.json for a band-power checkpoint: no rate is assumed (the
     checkpoint's 128 Hz was); with --fs one line says what was computed from what."""
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     from biosig.cli.infer import main as infer
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     from conftest import main_fails, run_main
     band_power_checkpoint(tmp_path / "bp.pt")
     X = np.random.default_rng(0).normal(size=(480, 3, 1, 64)).astype(np.float32)
@@ -113,8 +113,8 @@ def test_the_exported_graphs_band_power_is_biosig_bandpowers(kwargs):
     """biosig.export's torch BandPowerFrames (float32, in the .onnx) against BandPower (float64):
     volts with a DC offset 200x the signal, as raw EEG comes from an amplifier."""
     import torch
-    from biosig.bandpower import BandPower
-    from biosig.export import BandPowerFrames
+    from biosig.signals.bandpower import BandPower
+    from biosig.deploy.export import BandPowerFrames
     bp = BandPower(250, **kwargs)
     x = (np.random.default_rng(0).normal(size=(3, 4, 1, 600)) * 1e-5 + 2e-3).astype(np.float32)
     want, got = bp(x), BandPowerFrames(bp)(torch.from_numpy(x)).numpy()

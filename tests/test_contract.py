@@ -37,7 +37,7 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", *targets,
               "--out", tmp_path / "p.npy", "--quiet")
     assert inf.returncode == 0, inf.stderr[-3000:]
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     expected = load_model_from_checkpoint(str(tmp_path / "m.pt")).predict(X)["values"]
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-4, atol=1e-5)
     # windows of another length: refused in one line by a model built for one T, else one warning

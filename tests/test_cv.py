@@ -7,7 +7,7 @@ import torch
 
 from conftest import assert_user_error, run
 from biosig.data import fold_split
-from biosig.examples import subjects
+from biosig.cli.examples import subjects
 
 EEGNET = ["--model", "eegnet", "--epochs", "2", "--batch", "32"]
 
@@ -103,7 +103,7 @@ def test_bad_fold_options(subj, flags, needle):
 
 
 def test_many_groups_are_recorded_as_hashes_and_still_checked():
-    from biosig import ledger
+    from biosig.data import ledger
     groups = np.repeat([f"s{i:04d}" for i in range(1500)], 2)
     entry = ledger.make(groups, np.arange(2200), np.arange(2200, 3000))      # 1100 groups train, 400 validate
     assert "ids" not in entry["train"] and entry["train"]["hashes"].shape == (1100,)

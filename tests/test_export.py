@@ -117,7 +117,7 @@ def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data)
 
 
 def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):
-    from biosig import export as exporter
+    from biosig.deploy import export as exporter
     ckpt, _ = trained(data, "tcn")
     right = exporter.Deployed.forward
     monkeypatch.setattr(exporter.Deployed, "forward", lambda module, x: right(module, x) + 1e-3)
@@ -128,7 +128,7 @@ def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):
 
 
 def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path):
-    from biosig import checkpoint, preprocess
+    from biosig import checkpoint, normalize
     from biosig.models import build_model
     from biosig.tasks import TASKS, network_state
     ckpt, _ = trained(data, "tcn")
@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path):
                          "levels": 2, "kernel": 7})
     task = TASKS["pretrain"]()
     net = task.network(model, (1, 3, 2, 64))
-    checkpoint.atomic_save(checkpoint.model_payload(model, task, (1, 3, 2, 64), preprocess.make_spec(), 1, {},
+    checkpoint.atomic_save(checkpoint.model_payload(model, task, (1, 3, 2, 64), normalize.make_spec(), 1, {},
                                                     task_state=network_state(net, model)), tmp_path / "pre.pt")
     assert_user_error(export("--ckpt", tmp_path / "pre.pt", "--out", tmp_path / "pre.onnx"), "pre.pt",
                       "pretraining", "nothing to deploy")
@@ -158,9 +158,9 @@ def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_pa
     import json
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    from biosig.bandpower import main as bandpower
+    from biosig.signals.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
-    from biosig.export import main as exporter
+    from biosig.deploy.export import main as exporter
     fs, rng = 128, np.random.default_rng(0)
     y = np.arange(64) % 2
     raw = rng.normal(size=(64, 3, 1, 256)) * 1e-5 + 2e-3                    # volts, with a DC offset

@@ -110,7 +110,7 @@ def test_an_edf_is_cut_by_its_annotations_and_mne_epochs_become_x_and_y(tmp_path
 
 
 def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band_frames(tmp_path):
-    from biosig.bandpower import BandPower
+    from biosig.signals.bandpower import BandPower
     fs, rng = 128, np.random.default_rng(0)
     n, t = 160, 2 * fs
     y = rng.integers(0, 2, n)
@@ -204,7 +204,7 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
 def windows_main(argv, capsys):
     """python -m biosig.windows ARGV in-process -> its warning lines (stderr)."""
     import signal
-    from biosig.windows import main
+    from biosig.signals.windows import main
     sigterm = signal.getsignal(signal.SIGTERM)               # main() takes SIGTERM over
     capsys.readouterr()
     try:
@@ -265,12 +265,12 @@ def test_length_and_stride_rounded_to_whole_samples_are_said_to_be(tmp_path, cap
 
 def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, capsys):
     """Amplifiers write FZ or Fz: --channels, recordings of one montage, and a checkpoint's channels
-    (infer.py, --stream, --lsl: signalspec.match_channels) match ignoring case, and say so; two names
+    (infer.py, --stream, --lsl: contract.match_channels) match ignoring case, and say so; two names
     equal but for case are matched exactly only."""
-    from biosig import signalspec
+    from biosig.signals import contract
     from biosig.errors import UserError
     from conftest import main_fails
-    from biosig.windows import main
+    from biosig.signals.windows import main
     a = edf(tmp_path / "a.edf", ["Fz", "Cz", "Pz"], 4, annotations=[(0.0, 4.0, "rest")])
     b = edf(tmp_path / "b.edf", ["PZ", "FZ", "CZ"], 4, annotations=[(0.0, 4.0, "rest")])   # another amplifier
     warnings = windows_main(["--recording", a, b, "--length", 2, "--out", tmp_path / "w"], capsys)
@@ -291,12 +291,12 @@ def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, c
 
     # a checkpoint's channels (what conform() and the LSL decoder match by)
     x = np.arange(3 * 4, dtype=np.float32).reshape(1, 3, 1, 4)
-    out = signalspec.conform(x, {"channels": ["PZ", "FZ", "CZ"]}, {"channels": ["Fz", "Cz", "Pz"]}, "x.npy", "m.pt")
+    out = contract.conform(x, {"channels": ["PZ", "FZ", "CZ"]}, {"channels": ["Fz", "Cz", "Pz"]}, "x.npy", "m.pt")
     np.testing.assert_array_equal(out, x[:, [1, 2, 0]])
     assert capsys.readouterr().err == "warning: x.npy: channels matched ignoring case: FZ as Fz, CZ as Cz, PZ as Pz\n"
-    assert signalspec.match_channels(["Fz", "FZ", "Cz"], ["FZ", "Cz"], "x.npy") == [1, 2]     # exact first
+    assert contract.match_channels(["Fz", "FZ", "Cz"], ["FZ", "Cz"], "x.npy") == [1, 2]     # exact first
     with pytest.raises(UserError, match=r"has no channel Fz \(Fz, FZ, fz: equal but for case, so matched exactly"):
-        signalspec.match_channels(["FZ", "fz", "Cz"], ["Fz", "Cz"], "x.npy")
+        contract.match_channels(["FZ", "fz", "Cz"], ["Fz", "Cz"], "x.npy")
     assert capsys.readouterr().err == ""
 
 
@@ -349,7 +349,7 @@ def test_windows_carry_their_onsets_into_infer_predictions(tmp_path, capsys):
 def test_a_refused_raw_input_prints_only_its_error(tmp_path, capsys):
     """Raw samples given to a band-power checkpoint with --onsets that do not fit: the one error
     line, not first the line saying the samples were made into band-power frames."""
-    from biosig.bandpower import main as bandpower
+    from biosig.signals.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.train import main as train
     from conftest import main_fails, run_main

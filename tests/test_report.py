@@ -46,7 +46,7 @@ def test_a_run_writes_a_report_and_a_browser_renders_it(tmp_path):
     assert "data:image/png;base64," in page and "<script" not in page and "http" not in page   # self-contained
     assert "val_f1" in page and "confusion" not in page.split("<h2>")[0]    # per-epoch table; the plot is an image
 
-    from biosig import report
+    from biosig.report import run as report
     panels = [name for name, _, _ in report.run_panels(report.read_run(str(run_dir)))]
     assert panels == ["loss", "metrics", "confusion", "per class"]
 
@@ -64,7 +64,7 @@ def test_a_run_writes_a_report_and_a_browser_renders_it(tmp_path):
 
 
 def test_regression_and_segmentation_reports_show_their_examples(tmp_path):
-    from biosig import report
+    from biosig.report import run as report
     from biosig.tasks import Regression, Segmentation
     for task, cls, panel in (("regression", Regression, "predicted vs true"), ("segmentation", Segmentation, "frames")):
         X, y = cls.example_data(120, 3, 1, 32, seed=0)
@@ -163,7 +163,7 @@ def assert_apart(labels):
 
 
 def test_run_png_names_model_task_data_and_labels_both_right_axes(tmp_path):
-    from biosig import report
+    from biosig.report import run as report
     run = a_regression_run()
     title = report.run_title(run, str(tmp_path / "my_run"))
     assert title == "biosig run my_run: tcn, regression on X_train.npy (600, 3, 1, 64)"
@@ -191,7 +191,7 @@ def sweep_trials(values, objectives, param="lr"):
 
 def test_sweep_mean_only_where_trials_share_a_value_and_log_labels_apart():
     from matplotlib.figure import Figure
-    from biosig.sweep.report import panel_param
+    from biosig.report.sweep import panel_param
 
     def lines_of(trials, param="lr"):
         ax = Figure(figsize=(6, 4)).add_subplot()
@@ -250,8 +250,8 @@ def write_loso_sweep(out):
 
 
 def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor_figures, capsys):
-    from biosig import report
-    from biosig.sweep.best import best_lines
+    from biosig.report import run as report
+    from biosig.report.best import best_lines
     best = write_loso_sweep(tmp_path)
     report.main([str(tmp_path), "--threads", "1"])
     printed = capsys.readouterr()
@@ -279,8 +279,8 @@ def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor
 @pytest.fixture
 def monitor_figures(monkeypatch):
     """The Figures the reports draw, in order (to look at them without eyes)."""
-    from biosig import plots, report
-    from biosig.sweep import report as sweep_report
+    from biosig.report import figure as plots, run as report
+    from biosig.report import sweep as sweep_report
     made = []
     real = plots.figure
 
@@ -295,7 +295,7 @@ def monitor_figures(monkeypatch):
 
 
 def test_a_sole_panel_fills_the_figure(tmp_path, monitor_figures):
-    from biosig import report
+    from biosig.report import run as report
     write_loso_sweep(tmp_path)
     (tmp_path / "folds.csv").unlink()          # no folds panel: the model panel alone
     report.main([str(tmp_path)])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ENV, ROOT, assert_user_error, run
-from biosig.examples import subjects
+from biosig.cli.examples import subjects
 
 EEGNET = ["--model", "eegnet"]
 

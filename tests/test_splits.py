@@ -86,7 +86,7 @@ def test_standardize_uses_training_split_only(tmp_path):
     np.testing.assert_allclose(mean[:, 0], X[tr].mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(std[:, 0], X[tr].std(axis=(0, 2, 3)), rtol=1e-4)
     # infer.py applies them by itself: the Python API and the CLI agree with a manual standardization
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     p = load_model_from_checkpoint(str(tmp_path / "std.pt"))
     manual = (torch.from_numpy(X[:8]) - torch.tensor(mean)[None, :, :, None].float()) / \
         (torch.tensor(std)[None, :, :, None].float() + 1e-6)

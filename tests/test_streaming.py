@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from biosig.models import build_model
-from biosig.streaming import Hysteresis, Streamer
+from biosig.deploy.streamer import Hysteresis, Streamer
 from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run
 
 CHUNKINGS = {"one frame at a time": [1], "odd sizes": [3, 7, 1, 5, 2], "all at once": [10 ** 6]}
@@ -109,7 +109,7 @@ def test_an_empty_chunk_gives_no_frames_and_changes_nothing():
 
 
 def test_rows_of_a_segmentation_stream_and_an_empty_one(tmp_path):
-    from biosig.decode import Rows
+    from biosig.deploy.decode import Rows
     from biosig.tasks.segmentation import Segmentation
     task = Segmentation(3, class_names=["rest", "left", "right"])
     frame = {"frame": 0, "input_frame": 1, "context": 2, "probs": np.array([0.2, 0.5, 0.3]), "time": 12345.678901}
@@ -188,7 +188,7 @@ def test_infer_stream_writes_a_row_per_output_frame_as_the_model_decodes(streame
     assert [int(r["input_frame"]) for r in rows] == list(range(1, T, 2))
     probs = np.array([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
     # the same as the library's streamer, at the default context (the training window, 32 frames)
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     predictor = load_model_from_checkpoint(str(streamed["ckpt"]))
     streamer = Streamer(predictor.model, context=32, preprocess=predictor.preprocess)
     assert np.abs(streamer.push(streamed["rec"])["probs"] - probs).max() < 1e-5
@@ -207,7 +207,7 @@ def test_infer_stream_jsonl_and_npy_and_full_context(streamed):
                "--out", d / "frames.jsonl", "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in open(d / "frames.jsonl")]
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     predictor = load_model_from_checkpoint(str(streamed["ckpt"]))
     full = predictor.predict_frames(streamed["rec"][None])["values"][0]      # forward_seq over everything
     assert np.abs(np.array([r["prob"] for r in rows]) - full).max() < 1e-5
@@ -327,7 +327,7 @@ def test_infer_stream_of_n_windows_decodes_each_window_as_forward_seq(streamed, 
     """(N, C, F, T): each window is its own recording, decoded as forward_seq decodes it (not the
     last window N times: a generator in a comprehension once bound the recording late)."""
     from biosig.cli.infer import main
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     from conftest import run_main
     X, _ = make_windows(n=3, t=32, seed=5)
     np.save(tmp_path / "W.npy", X)

@@ -129,8 +129,8 @@ def test_it_learns_a_class_that_lives_in_the_correlation_and_exports(tmp_path, c
     assert int(state["solver"]) == 2 and float(state["penalty"]) > 0 and state["reference"].dtype == torch.float64
     # exported as a torch.export program it predicts what infer.py's Predictor predicts; ONNX has no
     # eigendecomposition: refused in one line, nothing written
-    from biosig.export import main as export
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.export import main as export
+    from biosig.deploy.predictor import load_model_from_checkpoint
     code, _, err = run_main(export, ["--ckpt", tmp_path / "m.pt", "--out", tmp_path / "m.pt2"], capsys)
     assert code == 0, err[-3000:]
     expected = load_model_from_checkpoint(str(tmp_path / "m.pt")).predict(X_test[:7])["values"]

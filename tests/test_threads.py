@@ -103,10 +103,10 @@ def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, cap
     """Each module tool names the thread count it chose in the line it prints anyway (issue 27):
     the summary line on stdout; on stderr where stdout lists the files written."""
     import numpy as np
-    from biosig.bandpower import main as bandpower
-    from biosig.convert import main as convert
-    from biosig.examples import main as examples
-    from biosig.windows import main as windows
+    from biosig.signals.bandpower import main as bandpower
+    from biosig.data.convert import main as convert
+    from biosig.cli.examples import main as examples
+    from biosig.signals.windows import main as windows
     said = "threads 1 (--threads)"
     before = torch.get_num_threads()
     try:
@@ -130,7 +130,7 @@ def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, cap
 def test_module_tools_and_sweep_trials(tmp_path, monkeypatch, capsys):
     """The module tools take --threads; a sweep's parallel trials share the usable CPUs
     (SLURM_CPUS_PER_TASK here) and wait for each other's threads spinning briefly."""
-    from biosig.examples import main as examples
+    from biosig.cli.examples import main as examples
     from biosig.sweep.processes import trial_envs
     before = torch.get_num_threads()
     try:

@@ -119,7 +119,7 @@ def test_single_window_and_formats(dataset):
     logits = np.load(d / "all.npy")
     assert logits.shape == (240, 3)
     # the same numbers through the Python API, in one batch
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     pred = load_model_from_checkpoint(str(ckpt)).predict(dataset["X"], softmax=False)
     np.testing.assert_allclose(pred["values"], logits, rtol=1e-4, atol=1e-5)
     assert np.array_equal(pred["pred"], logits.argmax(1))
@@ -130,7 +130,7 @@ def test_normalization_travels_in_the_checkpoint(dataset):
     """Inference applies the training-time z-score by itself; a contradicting flag only warns."""
     _, ck_norm, _ = train(dataset, "--normalize", name="norm", epochs=1)
     _, ck_raw, _ = train(dataset, name="raw", epochs=1)
-    from biosig.inference import load_model_from_checkpoint
+    from biosig.deploy.predictor import load_model_from_checkpoint
     X = dataset["X"][:16]
     p = load_model_from_checkpoint(str(ck_norm))
     scaled = p.predict(X * 50 + 3, softmax=False)["values"]      # z-score makes scale and offset irrelevant

@@ -7,11 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from biosig import loop, preprocess
-from biosig.data import Windows, epoch_batches, shard_range, split_indices
-from biosig.distributed import Context
+from biosig.train import loop
+from biosig import normalize
+from biosig.data import split_indices
+from biosig.train.batches import Windows, epoch_batches, shard_range
+from biosig.train.distributed import Context
 from biosig.errors import UserError
-from biosig.metrics import classification_report
+from biosig.tasks.metrics import classification_report
 from biosig.tasks import Classification
 
 
@@ -96,7 +98,7 @@ def train_epoch(X, y, batch, accum):
     windows = Windows(X, y, np.arange(len(X)))
     batches, sizes = epoch_batches(len(X), batch, seed=0, epoch=1, shuffle=True)
     stats = loop.train_one_epoch(model, Classification(3), windows, batches, sizes, opt, None,
-                                 device=torch.device("cpu"), amp="off", preprocess_spec=preprocess.make_spec(),
+                                 device=torch.device("cpu"), amp="off", preprocess_spec=normalize.make_spec(),
                                  clip=0.0, accum=accum, ctx=Context())
     return model, stats
 
@@ -116,8 +118,8 @@ def test_gradient_accumulation_equals_the_bigger_batch():
 def test_standardize_and_zscore_spec():
     # the per-window z-score: every window and electrode gets mean 0, std 1 over (F, T)
     x = torch.randn(4, 2, 3, 10) * 7 + 2
-    spec = preprocess.make_spec(normalize=True)
-    z = preprocess.apply(x, spec)
+    spec = normalize.make_spec(normalize=True)
+    z = normalize.apply(x, spec)
     torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 2), atol=1e-4, rtol=0)
     # --standardize: statistics per (channel, band) from the given windows only, computed in chunks
@@ -126,16 +128,16 @@ def test_standardize_and_zscore_spec():
     X = (rng.normal(size=(64, 2, 3, 10)) * scale + offset).astype(np.float32)
     X[32:] += 1000                                    # windows outside the training split must not count
     train = np.arange(32)
-    mean, std = preprocess.channel_stats(X, train, chunk_bytes=X[0].nbytes * 5)
+    mean, std = normalize.channel_stats(X, train, chunk_bytes=X[0].nbytes * 5)
     np.testing.assert_allclose(mean, X[train].mean(axis=(0, 3)), rtol=1e-5)
     np.testing.assert_allclose(std, X[train].std(axis=(0, 3)), rtol=1e-4)
-    s = preprocess.apply(torch.from_numpy(X[train]), preprocess.make_spec(mean=mean, std=std))
+    s = normalize.apply(torch.from_numpy(X[train]), normalize.make_spec(mean=mean, std=std))
     torch.testing.assert_close(s.mean(dim=(0, 3)), torch.zeros(2, 3), atol=1e-4, rtol=0)
     torch.testing.assert_close(s.std(dim=(0, 3), unbiased=False), torch.ones(2, 3), atol=1e-3, rtol=0)
     # both: standardize first, then z-score each window (F, T) per electrode
-    both = preprocess.apply(torch.from_numpy(X[train]), preprocess.make_spec(normalize=True, mean=mean, std=std))
-    torch.testing.assert_close(both, preprocess.apply(s, spec), atol=1e-4, rtol=0)
-    assert not torch.allclose(both, preprocess.apply(torch.from_numpy(X[train]), spec), atol=1e-2)
+    both = normalize.apply(torch.from_numpy(X[train]), normalize.make_spec(normalize=True, mean=mean, std=std))
+    torch.testing.assert_close(both, normalize.apply(s, spec), atol=1e-4, rtol=0)
+    assert not torch.allclose(both, normalize.apply(torch.from_numpy(X[train]), spec), atol=1e-2)
 
 
 class ManualBatchNorm(nn.BatchNorm2d):
@@ -208,8 +210,8 @@ def test_eeg2arm_dropout_drops_the_asked_share_and_keeps_the_mean():
                                             (1152, ["--cnn-time-pool", "4"], 4)])
 def test_eeg2arm_pools_long_windows_to_at_most_128_frames_unless_told(t, flags, pool):
     from biosig.models import build_model
-    from biosig.options import train_parser
-    from biosig.run import model_config
+    from biosig.train.options import train_parser
+    from biosig.train.run import model_config
     args = train_parser().parse_args(["--x", "X.npy", "--y", "y.npy", "--model", "eeg2arm", *flags])
     config = model_config(args, (10, 3, 1, t), 2)
     assert config["cnn_time_pool"] == pool
@@ -245,7 +247,7 @@ def test_minirocket_reuses_training_features_exactly_and_forgets_them_with_new_b
 @pytest.mark.parametrize("y_kind", ["labels", "frames", "none"])
 def test_device_windows_serve_exactly_the_batches_windows_serve(y_kind):
     """What a GPU run reads from GPU memory (here on the CPU: the same code) is what Windows reads."""
-    from biosig.data import DeviceWindows
+    from biosig.train.batches import DeviceWindows
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 3, 2, 8)).astype(np.float32)
     y = {"labels": rng.integers(0, 3, 50), "frames": rng.integers(0, 3, (50, 8)), "none": None}[y_kind]

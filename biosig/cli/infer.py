@@ -12,8 +12,8 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_float, positiv
 
 
 def get_args_parser():
-    from biosig.options import add_source_flags
-    from biosig.decode import add_stream_flags
+    from biosig.train.options import add_source_flags
+    from biosig.deploy.decode import add_stream_flags
     from biosig.threads import add_threads_flag
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
@@ -57,7 +57,7 @@ def main(argv=None):
     threads.quiet_waiting()             # before torch loads its OpenMP runtime (biosig/threads.py)
     threads.check_environment(sys.argv[1:] if argv is None else argv)    # our one line before libgomp's own
     args = get_args_parser().parse_args(argv)
-    from biosig.decode import check_flags
+    from biosig.deploy.decode import check_flags
     if args.x and os.path.isfile(args.x):
         from biosig.checkpoint import looks_like_checkpoint
         if looks_like_checkpoint(args.x):
@@ -65,15 +65,16 @@ def main(argv=None):
                             f"{args.x} and the windows as --x")
     check_flags(args)
     if args.stream or args.lsl:
-        from biosig.decode import run
+        from biosig.deploy.decode import run
         return run(args)
     if not args.x:
         raise UserError("--x is required (or --lsl NAME for a live stream)")
-    from biosig import checkpoint, ledger
+    from biosig import checkpoint
+    from biosig.data import ledger
     from biosig.data import parquet, read_source
     from biosig.errors import warn
-    from biosig.inference import Predictor
-    from biosig.runtime import resolve_device
+    from biosig.deploy.predictor import Predictor
+    from biosig.device import resolve_device
 
     if not args.x.endswith(".npy") and not parquet.is_parquet(args.x) and os.path.isfile(args.x):
         raise UserError(f"{args.x}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
@@ -114,7 +115,7 @@ def main(argv=None):
         if given is None:
             signal_cols = ",".join(predictor.channels)
         elif given != predictor.channels:
-            from biosig.signalspec import match_channels
+            from biosig.signals.contract import match_channels
             order = match_channels(given, predictor.channels, f"{args.x} --signal-cols {','.join(given)}",
                                    f" of the {len(predictor.channels)} {args.ckpt} was trained on "
                                    f"({','.join(predictor.channels)})")
@@ -130,7 +131,7 @@ def main(argv=None):
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
     # before conform_input says what it made of raw samples: a refused run prints its error alone
     onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None
-    from biosig.signalspec import conform_input
+    from biosig.signals.contract import conform_input
     X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
     if problem:
@@ -159,7 +160,7 @@ def main(argv=None):
     if args.out:
         write_predictions(args.out, task, pred, softmax, leak, onsets=onsets)
     if args.report:
-        from biosig.runs import write_json
+        from biosig.atomic import write_json
         groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
         write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
                                  "windows": int(len(X)), "scored": y is not None, "task": task.name,
@@ -186,7 +187,7 @@ def as_raw_windows(path, predictor):
 def check_groups(args, ckpt, groups, n):
     """--groups / --group-col: the scored windows' groups against the checkpoint's ledger ->
     ledger.check()'s dict, or None when no groups were given. --strict-groups refuses a leak."""
-    from biosig import ledger
+    from biosig.data import ledger
     from biosig.data import load_groups
     from biosig.errors import UserError, warn
     if args.groups:

@@ -14,7 +14,7 @@ from biosig.errors import Interrupted, stop_on_sigterm
 
 
 def get_args_parser():
-    from biosig.options import train_parser
+    from biosig.train.options import train_parser
     return train_parser()
 
 
@@ -28,14 +28,14 @@ def main(argv=None):
     quiet_waiting()                     # before torch loads its OpenMP runtime (biosig/threads.py)
     check_environment(argv)             # a bad OMP_NUM_THREADS: our one line, before libgomp's own
     try:
-        from biosig.options import explicit_options
+        from biosig.train.options import explicit_options
         parser = get_args_parser()
         args = parser.parse_args(argv)
         if args.model == "help":
-            from biosig.options import describe_models
+            from biosig.train.auto import describe_models
             print(describe_models())
             return
-        from biosig.run import run
+        from biosig.train.run import run
     except KeyboardInterrupt as e:
         stopped, code = Interrupted.stopped_by(e)
         raise Interrupted(f"{stopped} before training started; nothing was written", code=code) from None

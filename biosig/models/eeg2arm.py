@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import positive_int, positive_int_or
-from ..options import Option
+from ..declare import Option
 from .incremental import FrameBuffer, KeyValueCache, conv_frames, folded
 
 MAX_FRAMES = 128        # --cnn-time-pool auto: the most frames the Transformer sees in training

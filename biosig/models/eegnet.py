@@ -17,7 +17,7 @@ trials), event-related and oscillatory tasks alike; few parameters, trains fast 
 from torch import nn
 
 from ..errors import positive_int
-from ..options import Option
+from ..declare import Option
 from .common import MaxNormConv2d, MaxNormLinear, same_padding, shape_problem
 
 

@@ -35,7 +35,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import number
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 from .rocket_head import HEAD_OPTION, RocketHead
 

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import positive_int
-from ..options import Option
+from ..declare import Option
 from .common import same_padding, shape_problem
 
 

@@ -53,7 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import number, positive_int
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 from .rocket_head import HEAD_OPTION, RocketHead
 

@@ -40,7 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import number, positive_int
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 from .minirocket import GOLDEN, LENGTH, TRIPLES, dilations_and_counts, kernel_weights, quantiles
 from .rocket_head import HEAD_OPTION, ExportForward, RocketHead

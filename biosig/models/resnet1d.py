@@ -14,7 +14,7 @@ as EEG; a strong general baseline for multivariate time-series classification.
 from torch import nn
 
 from ..errors import positive_int
-from ..options import Option
+from ..declare import Option
 from .common import same_padding, shape_problem
 
 

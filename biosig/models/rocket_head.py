@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import one_of
-from ..options import Option
+from ..declare import Option
 from .ridge import fit_ridge
 
 RIDGE_WINDOWS = 20_000          # head=auto solves in closed form up to this many training windows

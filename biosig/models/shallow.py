@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import positive_int
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 
 

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError, one_of, positive_int
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 from .logistic import fit_logistic
 from .ridge import fit_ridge

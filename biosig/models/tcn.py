@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..errors import positive_int, positive_int_or
-from ..options import Option
+from ..declare import Option
 from .common import shape_problem
 from .incremental import CausalConv1d
 

@@ -4,7 +4,7 @@ import copy
 import json
 import os
 
-from .. import options as train_options_table
+from ..train import options as train_options_table
 from ..data.parquet import names_a_column
 from ..errors import UserError, closest_flag
 

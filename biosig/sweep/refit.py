@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from ..errors import UserError
-from ..runs import write_json
+from ..atomic import write_json
 from .processes import Queue, run_trials
 from .results import objective, test_score, without, write_results
 from .trials import build_trials, continuing_text, load_state

@@ -6,10 +6,9 @@ import shlex
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
 from ..errors import UserError
-from ..runs import write_json
-from .best import best_lines  # noqa: F401 -- the sweep prints them; biosig/sweep/report.py reads them too
+from ..report.best import best_lines  # noqa: F401 -- the sweep prints them; biosig/report/sweep.py reads them too
 from .cv import nested_selection, per_fold, test_metric
 from .flags import render
 from .trials import FAILED

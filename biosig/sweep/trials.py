@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from ..data.parquet import is_parquet
 from ..errors import UserError
-from ..options import apply_recipe, explicit_options, model_options
-from ..runs import write_json
+from ..train.auto import apply_recipe
+from ..train.options import explicit_options, model_options
+from ..atomic import write_json
 from .flags import point_flags, strict_parser
 from .grid import trial_id
 

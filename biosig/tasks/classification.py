@@ -6,8 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import UserError, number, one_of, warn
-from ..metrics import classification_report, format_confusion
-from ..options import PATH, RUN, Option
+from .metrics import classification_report, format_confusion
+from ..declare import PATH, RUN, Option
 from .base import Task
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError, number, positive_int
-from ..options import Option
+from ..declare import Option
 from .base import Task, frame_step
 from .classification import Classification
 

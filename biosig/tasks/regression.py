@@ -10,8 +10,8 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import UserError, one_of
-from ..metrics import regression_report
-from ..options import Option
+from .metrics import regression_report
+from ..declare import Option
 from .base import Task, check_array
 
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}

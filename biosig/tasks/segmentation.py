@@ -16,8 +16,8 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import nonnegative_int
-from ..metrics import event_report, format_confusion, frame_report
-from ..options import Option
+from .metrics import event_report, format_confusion, frame_report
+from ..declare import Option
 from .base import PerFrame, Task, at_input_frames, check_array, labels_at_output_frames
 from .classification import Classification, _read_class_names, check_empty_classes
 

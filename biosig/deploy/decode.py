@@ -12,8 +12,8 @@ import time
 import numpy as np
 import torch
 
-from .errors import Interrupted, UserError, number, positive_int, positive_int_or, warn
-from .streaming import Hysteresis, Streamer, stream_problem
+from ..errors import Interrupted, UserError, number, positive_int, positive_int_or, warn
+from .streamer import Hysteresis, Streamer, stream_problem
 
 
 def add_stream_flags(p):
@@ -68,8 +68,8 @@ def check_flags(args):
 def run(args):
     """Decode recordings or a live stream frame by frame, with hysteresis. Prints the decision
     switches (unless --quiet) and the latency per step at the end."""
-    from . import checkpoint
-    from .inference import Predictor
+    from .. import checkpoint
+    from .predictor import Predictor
     check_flags(args)
     if args.out and os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
         raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
@@ -135,9 +135,10 @@ def live_frames(inlet, predictor, args, c, f):
     contract says: channels reordered by their labels, raw samples made into its band-power
     frames (each frame stamped with its last sample's time). The stream carries C x F channels
     (channel c, band f at c * F + f), or C raw ones for a band-power model."""
-    from .signalspec import from_config, match_channels, names
+    from ..signals.bandpower import BandPower
+    from ..signals.contract import match_channels, names
     trained, where = predictor.signal, f"--lsl {args.lsl}"
-    bp = from_config(trained["bandpower"]) if trained.get("bandpower") else None
+    bp = BandPower.from_config(trained["bandpower"]) if trained.get("bandpower") else None
     raw = bp is not None and inlet.count == c
     if inlet.count != (c if raw else c * f):
         raise UserError(f"{where}: the stream has {inlet.count} channels, the checkpoint {args.ckpt} takes C x F = "
@@ -174,9 +175,9 @@ def read_recordings(args, predictor):
     """--x: (C, F, T), (N, C, F, T), a raw (C, T_total) .npy, a parquet table, or a file MNE reads
     (EDF, BDF, .fif, ...) -> (N, C, F, T) float32, conformed to the checkpoint's signal contract
     and checked against the model."""
-    from .data import parquet, read_source
-    from .signalspec import Conformed, conform, conform_input
-    from .windows import mapped
+    from ..data import parquet, read_source
+    from ..signals.contract import Conformed, conform, conform_input
+    from ..signals.windows import mapped
     raw = mapped(args.x, "recording") if args.x.endswith(".npy") and os.path.isfile(args.x) else None
     if raw is not None and raw.ndim == 2:       # a raw recording (C, T_total), as biosig.windows takes one
         X = conform_input(raw[None, :, None], args.x, args.fs, args.channel_names, predictor, args.ckpt)
@@ -185,12 +186,13 @@ def read_recordings(args, predictor):
                                  load="mmap", ndims=(3, 4), need_labels=False)
         X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)   # by name; raw -> frames
     else:                                   # a continuous recording file, through MNE
-        from .signalspec import from_config, names
-        from .windows import Recording
+        from ..signals.bandpower import BandPower
+        from ..signals.contract import names
+        from ..signals.windows import Recording
         rec = Recording(args.x, args.fs, names(args.channel_names))
         spec = {"fs": rec.fs, "channels": rec.channels, "units": rec.units}
         made = predictor.signal.get("bandpower")
-        frames = from_config(made).stream() if made else None
+        frames = BandPower.from_config(made).stream() if made else None
         blocks = []                         # read a block at a time; a band-power model keeps only its frames
         for start in range(0, rec.n_samples, 1 << 18):
             raw = rec.read(start, min(rec.n_samples, start + (1 << 18)))             # (C, n) float32
@@ -271,7 +273,7 @@ class Rows:
     def __enter__(self):
         import contextlib
 
-        from .atomic import atomic_path
+        from ..atomic import atomic_path
         self.stack = contextlib.ExitStack()
         if self.path:
             self.tmp = self.stack.enter_context(atomic_path(self.path))

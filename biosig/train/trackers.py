@@ -26,8 +26,8 @@ import os
 import tempfile
 import time
 
-from .errors import UserError, needs, warn
-from .runs import write_json
+from ..errors import UserError, needs, warn
+from ..atomic import write_json
 
 NAMES = ("mlflow", "tensorboard", "wandb")
 # name -> (modules it needs, what to pip install); MLflow's local default store is sqlite

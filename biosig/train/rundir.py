@@ -8,8 +8,8 @@ import os
 import shutil
 import time
 
-from .atomic import atomic_path, can_create_files
-from .errors import UserError
+from ..atomic import atomic_path, can_create_files
+from ..errors import UserError
 
 
 # What a run writes in its directory (--save must not be one of them)
@@ -59,22 +59,6 @@ def remove_unstarted_run(path, made_dir):
             os.rmdir(root)
         except OSError:      # not empty: something else lives there
             pass
-
-
-def write_json(path, obj):
-    """Write JSON atomically (temporary file, then rename)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-
-
-def write_npz(path, arrays):
-    """Write {name: array} as .npz atomically (read back with allow_pickle=False)."""
-    import numpy as np
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
 
 
 def append_jsonl(path, obj):

@@ -9,7 +9,7 @@ import math
 import os
 import textwrap
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 FILES = ("report.png", "report.html")
 STYLES = ("-", "--", "-.", ":")

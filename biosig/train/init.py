@@ -9,14 +9,14 @@ shapes agree. With --standardize, the checkpoint's statistics (from the pretrain
 far more windows than the labelled ones) are kept, so the encoder sees its inputs scaled as it
 learnt them.
 """
-from . import checkpoint
-from .errors import UserError
+from .. import checkpoint
+from ..errors import UserError
 
 
 def read_init(args, explicit):
     """Load --init (weights_only) and, when --model was not given, take its model and the model
     options the command line leaves out. -> the checkpoint."""
-    from .models import MODELS
+    from ..models import MODELS
     ckpt = checkpoint.load(args.init, what="--init checkpoint")
     config = ckpt["config"]
     if "model" in explicit or config.get("name") not in MODELS:

@@ -2,11 +2,13 @@
 and the split into training, validation and test windows (prepare_data)."""
 import numpy as np
 
-from . import ledger, options, signalspec
-from .data import fold_split, load_groups, read_source, split_indices
-from .data import parquet
-from .errors import UserError, warn
-from .tasks import TASKS
+from ..data import ledger
+from . import options
+from ..signals import contract as signalspec
+from ..data import fold_split, load_groups, read_source, split_indices
+from ..data import parquet
+from ..errors import UserError, warn
+from ..tasks import TASKS
 
 
 def _read(x, y, args, task_cls):

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed, preprocess
+from . import distributed
+from .. import normalize
 from .augment import augment
-from .data import epoch_batches, iterate_batches, shard_range
-from .errors import UserError
-from .runtime import autocast, epoch_seed
+from .batches import epoch_batches, iterate_batches, shard_range
+from ..errors import UserError
+from ..device import autocast, epoch_seed
 
 
 def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scaler, *, device, amp,
@@ -41,7 +42,7 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
         if device.type == "cuda" and x.device.type == "cpu":     # pinned: the copy runs beside the GPU's work
             x, y = x.pin_memory(), y.pin_memory()
-        x = preprocess.apply(x.to(device, non_blocking=True), preprocess_spec)
+        x = normalize.apply(x.to(device, non_blocking=True), preprocess_spec)
         mix = None
         if augments:
             x, mix = augment(x, augments, generator)
@@ -107,7 +108,7 @@ def predict_outputs(model, task, windows, batch, *, device, amp, preprocess_spec
     keep = len(positions) > 0
     outs, targets = [], []
     for x, y in iterate_batches(windows, positions if keep else [np.arange(1)], workers):
-        x, y = task.batch(preprocess.apply(x.to(device, non_blocking=True), preprocess_spec), y.to(device))
+        x, y = task.batch(normalize.apply(x.to(device, non_blocking=True), preprocess_spec), y.to(device))
         with autocast(device.type, amp):
             outs.append(model(x).float())
         targets.append(y)

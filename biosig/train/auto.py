@@ -63,11 +63,14 @@ import time
 import numpy as np
 import torch
 
-from . import distributed, options, preprocess
-from .data import Windows, kfold_indices, on_device
-from .errors import UserError
+from . import distributed, options
+from .. import normalize
+from ..data import kfold_indices
+from .batches import Windows, on_device
+from ..errors import UserError
 from .loop import EarlyStopping, evaluate, fit, limit_batches
-from .models import MODELS, build_model
+from ..models import DEFAULT_MODEL, GUIDE_MODEL, MODELS, build_model
+from ..tasks import TASKS
 
 CANDIDATES = ("minirocket", "tangent", "eegnet")
 # a task that no candidate can learn (per-frame labels, pretraining) gets the first of these it can
@@ -142,7 +145,7 @@ def closed_form(model, cand, task, windows, folds, key, device):
     fit_head, whose record gives weight (K, D) and bias (K,) on the head features (ridge.py,
     logistic.py), so the held-out outputs are features @ weight.T + bias, as forward gives -> [score]."""
     from .run import fit_to_data, head_data
-    spec = preprocess.fitted_spec(windows.X, windows.indices, cand.normalize, cand.standardize)
+    spec = normalize.fitted_spec(windows.X, windows.indices, cand.normalize, cand.standardize)
     fit_to_data(model, windows, spec, cand.seed)
     model.to(device)
     feats, targets = head_data(model, task, windows, spec, distributed.Context(alone=True), device)
@@ -163,7 +166,7 @@ def gradient_fold(cand, task, X, y, tr, held, data, device, amp, local):
     from .run import fit_head_to_data, fit_to_data, model_config, training_parts
     torch.manual_seed(cand.seed)
     model = build_model(model_config(cand, data["shape"], task.n_outputs))
-    spec = preprocess.fitted_spec(X, tr, cand.normalize, cand.standardize)
+    spec = normalize.fitted_spec(X, tr, cand.normalize, cand.standardize)
     train_set = on_device(Windows(X, y, tr), device, cand.workers)
     fit_to_data(model, train_set, spec, cand.seed)
     net = task.network(model, data["shape"]).to(device)
@@ -213,7 +216,7 @@ def recipes_of(candidates, args, explicit, data, n):
     for name in candidates:
         cand = copy.copy(args)
         cand.model = name
-        options.apply_recipe(cand, explicit)
+        apply_recipe(cand, explicit)
         cand.val_split = 0
         recipes[name] = cand
         model = build_model(model_config(cand, data["shape"], task.n_outputs))
@@ -295,3 +298,49 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
               "sample": {"windows": len(idx), "of": len(train_idx), "how": how},
               "seconds": seconds, "seconds_total": round(time.perf_counter() - started, 2), "chosen": best}
     return best, record
+
+
+def describe_models():
+    """`train.py --model help`: every registered model, what it is, its recipe, options and defaults."""
+    lines = [f"auto: the better of {', '.join(CANDIDATES)} by "
+             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/train/auto.py)"
+             f"{' [the default]' if DEFAULT_MODEL == 'auto' else ''}"]
+    for name, cls in sorted(MODELS.items()):
+        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+        tag = " [the default]" if name == DEFAULT_MODEL else " [the guide's command form]" if name == GUIDE_MODEL else ""
+        lines.append(f"{name}: {doc[0] if doc else ''}{tag}")
+        lines.append(f"  recipe: {' '.join(cls.recipe) or 'train.py defaults'}")
+        for opt in cls.options:
+            how = f"{opt.flag} or " if opt.flag else ""
+            lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
+    lines.append("every model: --drop (dropout). A recipe fills in the options not given on the command line.")
+    return "\n".join(lines)
+
+
+
+def apply_recipe(args, explicit):
+    """A new run's model and recipe. No --model: the guide's model when the command has the
+    guide's form (--elec, --bands or one of that model's own flags), else the default model.
+    Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
+    did not give. Returns a few words on why this model, for the log."""
+    why = "--model"
+    if args.model is None:
+        guide = [f"--{k}" for k in ("elec", "bands") if k in explicit]
+        guide += [o.flag for o in MODELS[GUIDE_MODEL].options if o.flag and o.key in explicit]
+        args.model = GUIDE_MODEL if guide else DEFAULT_MODEL
+        why = f"the guide's command form ({guide[0]})" if guide else "the default"
+    if args.model == "auto":
+        if args.model_kwargs:
+            raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
+                            f"({', '.join(CANDIDATES)})")
+        # auto's own recipe goes with its cross-validation; a task with one candidate has none
+        recipe = RECIPE if len(fitting(TASKS[args.task])) > 1 else ()
+    else:
+        recipe = MODELS[args.model].recipe
+    if recipe:
+        parser = options.train_parser()
+        values = vars(parser.parse_args(list(recipe)))
+        for key in options.explicit_options(parser, list(recipe)):
+            if key not in explicit:
+                setattr(args, key, values[key])
+    return why

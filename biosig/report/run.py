@@ -21,9 +21,9 @@ import sys
 
 import numpy as np
 
-from .errors import ArgumentParser, UserError, needs, prog
-from .plots import STYLES, cell, figure, html_table, legend_below, log_axis
-from .plots import png_bytes, write_files
+from ..errors import ArgumentParser, UserError, needs, prog
+from .figure import STYLES, cell, figure, html_table, legend_below, log_axis
+from .figure import png_bytes, write_files
 
 EXAMPLES = "examples.npz"      # what a task's examples() gave for the report, written by the run
 
@@ -295,7 +295,7 @@ def run_report(run_dir):
 
 def sweep_report(out):
     """Write OUT/report.png and report.html for a sweep's --out; returns their paths."""
-    from .sweep.report import sweep_report       # here: importing biosig.sweep imports the run, which imports this
+    from .sweep import sweep_report       # here: importing biosig.sweep imports the run, which imports this
     return sweep_report(out)
 
 
@@ -312,14 +312,14 @@ def get_args_parser():
                        "(learning curves, confusion matrix, per-class F1, ...) or a sweep's --out (the objective "
                        "against each swept flag, the ranked points). Needs matplotlib.")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (runs/<run>) or sweep --out directories")
-    from .threads import add_threads_flag
+    from ..threads import add_threads_flag
     add_threads_flag(p)
     return p
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    from .threads import apply as apply_threads
+    from ..threads import apply as apply_threads
     threads = apply_threads(args.threads, import_torch=False)
     for d in args.dirs:
         if not os.path.isdir(d):
@@ -337,5 +337,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from .errors import run_cli
+    from ..errors import run_cli
     run_cli(main)

@@ -13,18 +13,21 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import __version__, checkpoint, distributed, options, preprocess, pretrained, report, runs, threads, trackers
-from .data import Windows, on_device, shard_range
-from .data import parquet
-from .prepare import prepare_data
-from .errors import Interrupted, UserError, warn
+from .. import __version__, checkpoint, normalize as preprocess, threads
+from ..atomic import write_json, write_npz
+from . import distributed, options, init, rundir as runs, trackers
+from ..report import run as report
+from .batches import Windows, on_device, shard_range
+from ..data import parquet
+from .inputs import prepare_data
+from ..errors import Interrupted, UserError, warn
 from .loop import EarlyStopping, evaluate, fit, predict_outputs
-from .models import MODELS, build_model
+from ..models import MODELS, build_model
 from .resume import apply_resume, finished_message, interrupted_message
 from .schedule import make_scheduler
-from .select import choose_model
-from .runtime import resolve_amp, resolve_device, seed_everything
-from .tasks import TASKS, load_network_state, network_state
+from .auto import apply_recipe, choose_model
+from ..device import resolve_amp, resolve_device, seed_everything
+from ..tasks import TASKS, load_network_state, network_state
 
 
 def model_config(args, shape, n_outputs):
@@ -163,8 +166,8 @@ def _run(args, explicit, where):
         if value and not (key.startswith("y") and parquet.names_a_column(value)):
             setattr(args, key, os.path.abspath(value))
     resume_state = apply_resume(args, explicit) if args.resume else None
-    init_ckpt = pretrained.read_init(args, explicit) if args.init and resume_state is None else None
-    why_model = options.apply_recipe(args, explicit) if resume_state is None else "the run being resumed"
+    init_ckpt = init.read_init(args, explicit) if args.init and resume_state is None else None
+    why_model = apply_recipe(args, explicit) if resume_state is None else "the run being resumed"
     if init_ckpt is not None and "model" not in explicit:
         why_model = f"the model of --init {args.init}"
     task_cls = TASKS[args.task]
@@ -177,7 +180,7 @@ def _run(args, explicit, where):
         if args.model == "auto":
             raise UserError("--init loads into one model: give --model NAME, or leave --model out to take the "
                             f"checkpoint's ({init_ckpt['config'].get('name')})")
-        pretrained.take_preprocessing(args, explicit, init_ckpt)
+        init.take_preprocessing(args, explicit, init_ckpt)
     for name in args.augment or ():
         if name in task_cls.refused_augments:
             raise UserError(f"--augment {name} does not go with --task {args.task}: {task_cls.refused_augments[name]}")
@@ -233,7 +236,7 @@ def _run(args, explicit, where):
             log = print if ctx.is_main else (lambda *a, **k: None)
             args.model, data["selection"] = choose_model(args, explicit, data, device, amp, ctx, log)
             data["selected_at"] = time.time()       # the final training's seconds count from here
-            options.apply_recipe(args, explicit)
+            apply_recipe(args, explicit)
             why_model = f"chosen by --model auto from {', '.join(data['selection']['candidates'])}"
             seed_everything(args.seed, args.deterministic)
         # recorded as the run's --batch (config.json, summary.json, last.pt); the given one as batch_given
@@ -252,17 +255,17 @@ def _run(args, explicit, where):
             warn(too_large)                       # after the checks: a refused run prints one line
         net = task.network(model, data["shape"])
         if init_ckpt is not None:
-            loaded, new = pretrained.load_matching(model, init_ckpt, args.init)
+            loaded, new = init.load_matching(model, init_ckpt, args.init)
             # the task's own tensors (pretraining's decoder) too, when the checkpoint has matching ones
-            extra, fresh = pretrained.load_task_state(net, model, init_ckpt)
-            data["init"] = {"loaded": loaded, "line": pretrained.describe(loaded + extra, new + fresh, args.init)}
+            extra, fresh = init.load_task_state(net, model, init_ckpt)
+            data["init"] = {"loaded": loaded, "line": init.describe(loaded + extra, new + fresh, args.init)}
         elif resume_state is not None:
             data["init"] = {"loaded": resume_state["resume"].get("init_loaded", []), "line": None}
         if args.freeze_encoder:         # (checked here, before anything is written)
-            pretrained.frozen_parameters(model, data["init"]["loaded"])
+            init.frozen_parameters(model, data["init"]["loaded"])
         if resume_state is not None:    # the same data and split: keep its statistics, don't rescan X
             preprocess_spec = resume_state["preprocess"]
-        elif init_ckpt is not None and (kept := pretrained.preprocessing(init_ckpt, args.normalize,
+        elif init_ckpt is not None and (kept := init.preprocessing(init_ckpt, args.normalize,
                                                                          args.standardize, (c, f))):
             preprocess_spec = {**kept, "from": args.init}
         else:
@@ -281,7 +284,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     main = ctx.is_main
     log = print if main else (lambda *a, **k: None)
     n, c, f, t = data["shape"]
-    # on a GPU, a data set that fits is read from GPU memory (biosig.data.on_device)
+    # on a GPU, a data set that fits is read from GPU memory (biosig.train.batches.on_device)
     train_set = on_device(Windows(data["X"], data["y"], data["train_idx"]), device, args.workers)
     val_set = on_device(Windows(*data["val"]), device, args.workers) if data["val"] is not None else None
 
@@ -293,7 +296,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     net.to(device)
     solved = fit_head_to_data(model, task, train_set, preprocess_spec, ctx, device) if resume_state is None else None
     raw_model, raw_net = model, net
-    frozen = pretrained.frozen_parameters(model, data["init"]["loaded"]) if args.freeze_encoder else []
+    frozen = init.frozen_parameters(model, data["init"]["loaded"]) if args.freeze_encoder else []
     optimizer, scheduler, scaler, stopper = training_parts(net, args, mode, device, amp)
     start_epoch, prior = 1, {"train_samples": 0, "train_seconds": 0.0, "wall_s": 0.0, "best_metrics": None}
     if resume_state is not None:
@@ -335,7 +338,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         os.makedirs(args.run_dir, exist_ok=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
         # config.json: every resolved option, rewritten on resume (--epochs and the like may change)
-        runs.write_json(os.path.join(args.run_dir, "config.json"), _plain(config))
+        write_json(os.path.join(args.run_dir, "config.json"), _plain(config))
         if resume_state is not None:
             runs.truncate_jsonl(metrics_path, start_epoch - 1)
         split = data["split"]
@@ -420,7 +423,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
         outputs, targets = predict_outputs(raw_net, task, Windows(*shown), args.batch, device=device, amp=amp,
                                            preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers)
         if main:
-            runs.write_npz(os.path.join(args.run_dir, report.EXAMPLES), task.examples(outputs, targets))
+            write_npz(os.path.join(args.run_dir, report.EXAMPLES), task.examples(outputs, targets))
     if data["test"] is not None:    # the best checkpoint, once, on the held-out test set
         test = _plain(evaluate(raw_net, task, Windows(*data["test"]), args.batch, device=device,
                                amp=amp, preprocess_spec=preprocess_spec, ctx=ctx, workers=args.workers))
@@ -443,7 +446,7 @@ def _train(args, ctx, device, amp, data, task, model, net, monitor, mode, prepro
     if test is not None:
         summary["test"] = test
     if main:
-        runs.write_json(os.path.join(args.run_dir, "summary.json"), summary)
+        write_json(os.path.join(args.run_dir, "summary.json"), summary)
         kept = (f"best {monitor}={stopper.best:.4f} at epoch {stopper.best_epoch}" if data["val"] is not None else
                 f"last epoch {stopper.best_epoch} (train_loss={stopper.best:.4f}; no validation)")
         log(f"{kept} -> {args.save} | {summary['train_samples_per_s']:.0f} train samples/s | "

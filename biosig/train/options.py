@@ -8,41 +8,19 @@ list of its own:
           (the others -- epochs, patience, device, workers, ... -- may change on resume)
   trial   set by sweep.py for each trial (--run-dir, --save, --resume)
 Model and task options are declared by the models and tasks themselves (an `options` tuple
-of Option), so registering a model or a task adds its flags.
+of biosig.declare.Option), so registering a model or a task adds its flags. The kinds
+(declare.PATH, RUN, TRIAL) are declared in biosig/declare.py.
 """
 import argparse
 import copy
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Callable
 
 from .augment import AUGMENTS
-from .errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
-                     positive_float, positive_int)
-from .threads import add_threads_flag
-
-PATH, RUN, TRIAL = "path", "run", "trial"
-
-
-@dataclass(frozen=True)
-class Option:
-    """One constructor argument of a model (or setting of a task).
-
-    name: the constructor argument; type: parses text and checks its range (errors.number);
-    flag: a train.py flag of its own (the guide's --frame-embed), else only --model-kwargs
-    name=value reaches it; dest: the flag's argparse name when it differs from `name`."""
-    name: str
-    type: Callable
-    default: object
-    help: str
-    flag: str = None
-    dest: str = None
-    kinds: frozenset = field(default=frozenset({RUN}))
-
-    @property
-    def key(self):
-        return self.dest or self.name
+from ..errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
+                      positive_float, positive_int)
+from ..declare import PATH, RUN, TRIAL, own_values
+from ..threads import add_threads_flag
 
 
 KINDS = {}     # train.py's argparse dest -> frozenset of kinds, filled by train_parser()
@@ -99,8 +77,8 @@ def model_kwarg(text):
 
 def train_parser():
     """train.py's ArgumentParser, with the registered models' and tasks' options."""
-    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
-    from .tasks import TASKS
+    from ..models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
+    from ..tasks import TASKS
     prog = "biosig-train" if os.path.basename(sys.argv[0] or "") == "biosig-train" else "train.py"
     p = ArgumentParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
                        formatter_class=HelpFormatter)
@@ -224,56 +202,6 @@ def train_parser():
     return p
 
 
-def describe_models():
-    """`train.py --model help`: every registered model, what it is, its recipe, options and defaults."""
-    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
-    from .select import CANDIDATES, FOLDS
-    lines = [f"auto: the better of {', '.join(CANDIDATES)} by "
-             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/select.py)"
-             f"{' [the default]' if DEFAULT_MODEL == 'auto' else ''}"]
-    for name, cls in sorted(MODELS.items()):
-        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        tag = " [the default]" if name == DEFAULT_MODEL else " [the guide's command form]" if name == GUIDE_MODEL else ""
-        lines.append(f"{name}: {doc[0] if doc else ''}{tag}")
-        lines.append(f"  recipe: {' '.join(cls.recipe) or 'train.py defaults'}")
-        for opt in cls.options:
-            how = f"{opt.flag} or " if opt.flag else ""
-            lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
-    lines.append("every model: --drop (dropout). A recipe fills in the options not given on the command line.")
-    return "\n".join(lines)
-
-
-def apply_recipe(args, explicit):
-    """A new run's model and recipe. No --model: the guide's model when the command has the
-    guide's form (--elec, --bands or one of that model's own flags), else the default model.
-    Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
-    did not give. Returns a few words on why this model, for the log."""
-    from .models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
-    why = "--model"
-    if args.model is None:
-        guide = [f"--{k}" for k in ("elec", "bands") if k in explicit]
-        guide += [o.flag for o in MODELS[GUIDE_MODEL].options if o.flag and o.key in explicit]
-        args.model = GUIDE_MODEL if guide else DEFAULT_MODEL
-        why = f"the guide's command form ({guide[0]})" if guide else "the default"
-    if args.model == "auto":
-        from . import select
-        if args.model_kwargs:
-            raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
-                            f"({', '.join(select.CANDIDATES)})")
-        from .tasks import TASKS
-        # auto's own recipe goes with its cross-validation; a task with one candidate has none
-        recipe = select.RECIPE if len(select.fitting(TASKS[args.task])) > 1 else ()
-    else:
-        recipe = MODELS[args.model].recipe
-    if recipe:
-        parser = train_parser()
-        values = vars(parser.parse_args(list(recipe)))
-        for key in explicit_options(parser, list(recipe)):
-            if key not in explicit:
-                setattr(args, key, values[key])
-    return why
-
-
 def _add_declared(group, options, owner):
     """Flags that a model or task declares (one flag may be shared by several models: it is
     declared once; its default is each model's own, so argparse's default stays None)."""
@@ -286,61 +214,22 @@ def _add_declared(group, options, owner):
              help=f"{opt.help} ({owner} default: {opt.default})" if opt.default is not None else opt.help)
 
 
-def declared_values(options, args, kwargs=None, owner="model"):
-    """Constructor kwargs from the declared `options`: each one's flag if given, else --model-kwargs
-    name=value (parsed by the option's type), else its default. An unknown name in `kwargs`, or
-    one given both ways, is a one-line error."""
-    known = {opt.name: opt for opt in options}
-    values = {}
-    for name, text in [pair for word in kwargs or [] for pair in word]:
-        if name in values:
-            raise UserError(f"--model-kwargs {name}: given twice")
-        opt = known.get(name)
-        if opt is None:
-            raise UserError(f"--model-kwargs {name}: not an option of {owner} (it takes "
-                            f"{', '.join(sorted(known)) or 'none'})")
-        if opt.flag and getattr(args, opt.key, None) is not None:
-            raise UserError(f"--model-kwargs {name}: given twice (also as {opt.flag})")
-        try:
-            values[name] = opt.type(text)
-        except (argparse.ArgumentTypeError, ValueError) as e:
-            raise UserError(f"--model-kwargs {name}={text}: {e}") from None
-    for opt in options:
-        if opt.name in values:
-            continue
-        given = getattr(args, opt.key, None) if opt.flag else None
-        values[opt.name] = opt.default if given is None else given
-    return values
-
-
-def model_options(args):
-    """The chosen model's constructor options from train.py's args: its flags, --model-kwargs,
-    else its defaults. A flag of another model, an unknown name or a bad value: one line."""
-    from .models import MODELS
-    cls = MODELS[args.model]
-    own = {opt.key for opt in cls.options}
-    for other in MODELS.values():        # e.g. --frame-embed given with a model that has no such option
-        for opt in other.options:
-            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
-                raise UserError(f"{opt.flag} is an option of --model {other.name}, not of --model {args.model}")
-    return declared_values(cls.options, args, args.model_kwargs, owner=f"--model {args.model}")
-
-
-def task_values(args):
-    """The chosen task's option values; a flag that only another task has is one line."""
-    from .tasks import TASKS
-    cls = TASKS[args.task]
-    own = {opt.key for opt in cls.options}
-    for other in TASKS.values():
-        for opt in other.options:
-            if opt.flag and opt.key not in own and getattr(args, opt.key, None) is not None:
-                raise UserError(f"{opt.flag} is an option of --task {other.name}, not of --task {args.task}")
-    return declared_values(cls.options, args, owner=f"--task {args.task}")
-
-
 def explicit_options(parser, argv):
     """Names of the options given on the command line (not left at their defaults)."""
     quiet = copy.deepcopy(parser)
     for action in quiet._actions:
         action.default = argparse.SUPPRESS
     return frozenset(vars(quiet.parse_known_args(argv)[0]))
+
+
+def model_options(args):
+    """The chosen model's constructor options (declare.own_values): its flags, --model-kwargs, else
+    its defaults."""
+    from ..models import MODELS
+    return own_values(MODELS, args.model, args, "model", args.model_kwargs)
+
+
+def task_values(args):
+    """The chosen task's option values; a flag that only another task has is one line."""
+    from ..tasks import TASKS
+    return own_values(TASKS, args.task, args, "task")

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from ..errors import UserError
-from ..plots import cell, figure, html_lines, html_table, log_axis, png_bytes, write_files
+from .figure import cell, figure, html_lines, html_table, log_axis, png_bytes, write_files
 from .best import best_lines
 
 N_FOLD_POINTS = 6       # points drawn in the per-fold panel (the best first); every one is in the table

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .errors import UserError, needs, warn
+from ..errors import UserError, needs, warn
 
 
 def _pylsl(flag):

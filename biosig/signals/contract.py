@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .errors import UserError, warn
+from ..errors import UserError, warn
 
 KEYS = ("fs", "channels", "units", "bandpower")
 
@@ -46,7 +46,7 @@ def read(path):
 
 def write(path, spec):
     """Write X.signal.json beside `path` (the keys that are known)."""
-    from .runs import write_json
+    from ..atomic import write_json
     write_json(sidecar(path), {k: spec.get(k) for k in KEYS})
 
 
@@ -169,7 +169,8 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1, source=None):
         if n_bands != 1:
             raise UserError(f"{where}: {ckpt_path} takes band-power frames; give raw samples (F=1), or frames "
                             f"described by their {os.path.basename(sidecar(where))}")
-        bp = from_config(bp_trained)
+        from .bandpower import BandPower
+        bp = BandPower.from_config(bp_trained)
         rate = f"{spec['fs']:g} Hz" + (f", {source}" if source else "")
         print(f"{where}: raw samples (T={x.shape[-1]} at {rate}) made into {ckpt_path}'s band-power frames "
               f"(F={len(bp.bands)}, T={bp.n_frames(x.shape[-1])}): {bp.describe()}")
@@ -208,7 +209,7 @@ class Conformed:
 def conform_input(X, path, fs, channel_names, predictor, ckpt_path):
     """infer.py's --x (N, C, F, T) (with --fs, --channel-names) against the checkpoint's contract:
     conform()ed. A parquet input's columns were already read by the checkpoint's channel names."""
-    from .data import parquet
+    from ..data import parquet
     if parquet.is_parquet(path):
         spec = given(None, fs, channel_names, predictor.channels)
     else:
@@ -216,11 +217,3 @@ def conform_input(X, path, fs, channel_names, predictor, ckpt_path):
     check_shape(spec, X.shape, path)
     source = "--fs" if fs else os.path.basename(sidecar(path)) if spec.get("fs") else None
     return conform(X, spec, predictor.signal, path, ckpt_path, source=source)
-
-
-def from_config(config):
-    """A checkpoint's bandpower entry -> the BandPower that made its frames."""
-    from .bandpower import BandPower
-    fs = config["fs"]
-    return BandPower(fs, {k: tuple(v) for k, v in config["bands"].items()}, config["frame"] / fs, config["hop"] / fs,
-                     config["method"], config["log"])

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from . import signalspec
-from .errors import UserError, needs, warn
+from . import contract
+from ..errors import UserError, needs, warn
 
 VOLTS = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio"}     # MNE channel types given in volts
 
@@ -70,7 +70,7 @@ class Recording:
             self.data = mapped(path, "recording")
             if self.data.ndim != 2:
                 raise UserError(f"{path}: a recording .npy is (C, T_total), got shape {tuple(self.data.shape)}")
-            spec = signalspec.given(path, fs, channel_names)       # its .signal.json, if any, with the flags
+            spec = contract.given(path, fs, channel_names)       # its .signal.json, if any, with the flags
             fs, channel_names = spec.get("fs"), spec.get("channels")
             units = units or spec.get("units")
             if fs is None:
@@ -108,13 +108,13 @@ class Recording:
             if self.channels is None:
                 raise UserError(f"{path}: --channels picks by name; name the recording's channels with "
                                 f"--channel-names")
-            self.index = signalspec.match_channels(self.channels, pick, path, f" (it has {', '.join(self.channels)})")
+            self.index = contract.match_channels(self.channels, pick, path, f" (it has {', '.join(self.channels)})")
             self.channels = [self.channels[i] for i in self.index]     # its own names: FZ picks Fz
 
     def take_order(self, channels):
         """Read this recording's channels in the order (and under the names) `channels`, when
         they are its own but for order or case (another file of the same montage)."""
-        order = signalspec.match_channels(self.channels, channels, self.path)
+        order = contract.match_channels(self.channels, channels, self.path)
         self.index, self.channels = [self.index[i] for i in order], list(channels)
 
     @property

@@ -5,8 +5,9 @@ import shlex
 import shutil
 import sys
 
-from . import checkpoint, options
-from .errors import UserError
+from .. import checkpoint
+from . import options
+from ..errors import UserError
 from .loop import EarlyStopping
 
 

@@ -1,0 +1,378 @@
+"""Sweeps: run train.py once per point of a grid of its flags (x seeds), in parallel, resumably.
+
+A grid file is a JSON object {flag: [values]} (their cartesian product) or a list of such
+objects (the union of their products); flag names are train.py's without dashes. `true` is
+the bare flag, `false`/`null` leave it out. The data are flags like any other: a grid may give
+x and y (one model per subject), the flags after -- whatever every trial shares.
+
+The sweep directory OUT:
+  sweep.json              the grid and options of the command, checked when it is run again
+  trials/<id>/            one trial: trial.json (its state), log.txt (stdout + stderr),
+                          best.pt (train.py --save), run/ (train.py --run-dir)
+  previous/<id>.<k>/      an earlier attempt moved aside before the trial was started afresh
+  trials.csv, summary.csv, best.json   results, rewritten atomically after every trial
+  .lock                   flock-ed while a sweep runs here
+
+Every trial is a subprocess started from an argv list (never a shell string), in its own
+session, so that stopping the sweep can stop the trial's whole process group.
+"""
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+
+from ..errors import UserError
+from ..atomic import write_json
+from .flags import (absolute_paths, absolute_point, check_paths_exist, check_train_flags, is_number, strict_parser,
+                    train_options)
+from .grid import check_grid_flags, expand, load_grid
+from .processes import Queue, run_trials, trial_envs
+from .cv import setup as cv_setup
+from .results import (best_lines, check_metric, objective, objective_name_and_mode, planned_objective, ranked_table,
+                      write_results)
+from .space import check_space, corner_points, random_points, representative
+from .study import StudySource, import_optuna, open_study
+from . import refit, slurm
+from .trials import FAILED, build_trials, continuing_text, load_state, move_aside
+
+
+def acquire_lock(out, shared=False):
+    """flock OUT/.lock for the sweep's lifetime (released by the kernel however the sweep ends).
+    shared: a job-array task or a collector, which run side by side but never beside a sweep."""
+    path = os.path.join(out, ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UserError(f"{out}: another sweep (pid {holder}) is running in this directory") from None
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def one_point_grids(points):
+    """[{flag: value}] -> grids of one point each, for expand() (which makes file values absolute)."""
+    return [{flag: [value] for flag, value in point.items()} for point in points]
+
+
+def trial_dirs(out):
+    """Ids of the trial directories in OUT/trials."""
+    trials_dir = os.path.join(out, "trials")
+    return sorted(os.listdir(trials_dir)) if os.path.isdir(trials_dir) else []
+
+
+def trained_trials(out):
+    """Ids of the trials in OUT/trials that trained at least one epoch (run/last.pt or run/summary.json)."""
+    return [tid for tid in trial_dirs(out) if any(os.path.exists(os.path.join(out, "trials", tid, "run", name))
+                                                  for name in ("last.pt", "summary.json"))]
+
+
+def check_out_dir(out, train_flags):
+    """OUT must be new, empty, or a sweep run with the same train.py flags (the trials' ids do
+    not encode them, so other flags would mix different experiments). Returns the flags OUT was
+    swept with when they differ but no trial trained with them (a command fixed after all its
+    trials failed): its trials are then started afresh. Else None."""
+    if not os.path.exists(out):
+        return None
+    if not os.path.isdir(out):
+        raise UserError(f"--out {out}: exists and is not a directory")
+    state_path = os.path.join(out, "sweep.json")
+    if not os.path.exists(state_path):
+        if set(os.listdir(out)) - {".lock"}:
+            raise UserError(f"--out {out}: exists and is not a sweep directory (no sweep.json); choose another")
+        return None
+    try:
+        with open(state_path) as f:
+            before = json.load(f)["train_flags"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{state_path}: unreadable; move it away to start this sweep again") from None
+    if before == train_flags:
+        return None
+    trained = trained_trials(out)
+    if trained:
+        raise UserError(f"--out {out}: was swept with train.py flags '{shlex.join(before)}' ({len(trained)} "
+                        f"trial(s) trained with them), this command gives '{shlex.join(train_flags)}'; "
+                        f"use another --out")
+    return before
+
+
+def parse_gpus(gpus, jobs):
+    """'0,1,2,3' -> (['0', '1', '2', '3'], jobs): jobs defaults to one trial per GPU and must
+    divide the GPUs evenly (2 jobs on 4 GPUs: 2 GPUs per trial, e.g. for torchrun)."""
+    if not gpus:
+        return [], jobs or 1
+    ids = [g.strip() for g in gpus.split(",")]
+    if not all(ids):
+        raise UserError(f"--gpus {gpus}: expected a comma-separated list of GPU ids such as 0,1")
+    jobs = jobs or len(ids)
+    if jobs > len(ids) or len(ids) % jobs:
+        raise UserError(f"--gpus {gpus}: {len(ids)} GPUs cannot be shared evenly by --jobs {jobs}")
+    return ids, jobs
+
+
+def run_sweep(args, train_flags, train_parser, train_script):
+    """The sweep as `args` (sweep.py's options) say, with `train_flags` (after --) shared by every
+    trial. Returns the exit status: 0, 1 if a trial failed, 128 + signal if stopped."""
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
+    gpus, jobs = parse_gpus(args.gpus, args.jobs)
+    options = train_options(train_parser)
+    if not train_flags:
+        raise UserError("give train.py's flags after --, e.g. -- --x X.npy --y y.npy --epochs 20")
+    check_train_flags(train_flags, options)
+    if args.seeds and any(options.get(t.split("=", 1)[0]) is options["--seed"] for t in train_flags):
+        raise UserError("train.py flags after --: --seed conflicts with --seeds (each trial gets its seed)")
+    grids = load_grid(args.grid)
+    check_space(grids, args.search, args.grid)
+    if args.search != "grid" and not args.trials:
+        raise UserError(f"--search {args.search} needs --trials N (how many points to try)")
+    if args.search == "grid" and args.trials:
+        raise UserError("--trials goes with --search random or optuna (a grid runs every point; --sample K "
+                        "runs K of them)")
+    if args.search != "grid" and args.sample:
+        raise UserError(f"--sample draws grid points; with --search {args.search}, --trials N says how many")
+    check_grid_flags(representative(grids), options, args.grid)
+    if args.search == "optuna" or args.prune:
+        import_optuna()             # before anything is written
+    if args.sbatch and not args.emit_sbatch:
+        raise UserError("--sbatch gives #SBATCH options to the script --emit-sbatch FILE writes; give --emit-sbatch")
+    if args.emit_sbatch:
+        folder = os.path.dirname(os.path.abspath(args.emit_sbatch))
+        if not os.path.isdir(folder):
+            raise UserError(f"--emit-sbatch {args.emit_sbatch}: directory {folder} does not exist")
+    given_after = {options[t.split("=", 1)[0]].dest for t in train_flags if t.startswith("-") and not is_number(t)}
+    for grid in grids:
+        for flag in grid:
+            if options["--" + flag].dest in given_after:
+                raise UserError(f"{args.grid}: '{flag}' is in the grid and also after --; give it in one place")
+    if args.metric is None and any("monitor" in grid for grid in grids):
+        raise UserError(f"{args.grid}: the grid varies 'monitor', so the trials' best values are not "
+                        f"comparable; choose the objective with --metric")
+
+    out = os.path.abspath(args.out)
+    shared = absolute_paths(train_flags, options)
+    check_paths_exist(shared, options)
+    cv_flags, folds, cv = cv_setup(args, shared, grids, options, train_parser)
+    shared = shared + cv_flags
+    refit.check(args, strict_parser(train_parser, "train.py flags after --").parse_args(shared))
+    launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
+    if not args.dry_run and (not launcher or shutil.which(launcher[0]) is None):   # a dry run may be on a login node
+        raise UserError(f"--launcher {args.launcher!r}: {launcher[0] if launcher else 'an empty command'} "
+                        f"is not a program on PATH")
+    prefix = launcher + [os.path.abspath(train_script)]
+    if args.search == "random":
+        points = expand(one_point_grids(random_points(grids[0], args.trials, args.sample_seed)), options=options)
+    if args.search != "grid":          # every bound, not only the values drawn
+        build_trials(expand(one_point_grids(corner_points(grids)), options=options),
+                     args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
+    if args.search == "optuna":         # asked as the sweep goes
+        points = []
+    elif args.search == "grid":
+        points = expand(grids, args.sample, args.sample_seed, args.grid, options)
+    trials = build_trials(points, args.seeds, shared, options, train_parser, out, prefix, args.grid, folds)
+    param_names = list(dict.fromkeys(flag for grid in grids for flag in grid))
+
+    def build(point):
+        """A point's member trials (its folds and seeds), their state read from OUT."""
+        members = build_trials([absolute_point(point, options)], args.seeds, shared, options, train_parser, out,
+                               prefix, args.grid, folds)
+        for m in members:
+            load_state(m)
+        return members
+
+    one_task = args.trial_index is not None or args.collect       # an array task, or the collector
+    array = args.emit_sbatch or one_task
+    if array and args.refit_seeds:
+        raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
+                        "--emit-sbatch, --trial-index or --collect")
+    if array and (args.search == "optuna" or args.prune):
+        raise UserError("--emit-sbatch, --trial-index and --collect run a fixed list of trials: a grid or "
+                        "--search random, without --prune")
+    if sum(map(bool, (args.emit_sbatch, args.trial_index is not None, args.collect, args.dry_run))) > 1:
+        raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
+    replaced = check_out_dir(out, shared)
+    if args.dry_run:
+        if replaced is not None:
+            print(f"# {out} was swept with train.py flags '{shlex.join(replaced)}' and no trial trained: "
+                  f"every trial would start afresh")
+        elif os.path.isdir(out):
+            for trial in trials:
+                load_state(trial)
+        for trial in trials:
+            note = {"completed": "completed, would be skipped",
+                    "failed": "failed, re-run only with --retry-failed"}.get(trial.status, trial.status)
+            print(f"# {trial.id} ({note})")
+            print(shlex.join(trial.argv))
+        if args.search == "optuna":
+            print(f"# --search optuna: up to {args.trials} points proposed by TPE from {args.grid} as the sweep "
+                  f"goes, each run as {len(folds or [None]) * len(args.seeds or [None])} trial(s) like")
+            print(shlex.join(build(corner_points(grids)[0])[0].argv))
+        return 0
+
+    if one_task and not os.path.exists(os.path.join(out, "sweep.json")):
+        raise UserError(f"--out {out}: no sweep here (no sweep.json); --emit-sbatch, or a sweep, starts one")
+    if one_task and replaced is not None:
+        raise UserError(f"--out {out}: was swept with other train.py flags ('{shlex.join(replaced)}'); "
+                        f"give the command the array was emitted with")
+    try:
+        os.makedirs(out, exist_ok=True)
+        lock = acquire_lock(out, shared=one_task)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
+    try:
+        if one_task:
+            return _array_task(args, out, trials, param_names, gpus, cv)
+        warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
+        status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build)
+        if args.refit_seeds and status in (0, 1) and os.path.exists(os.path.join(out, "best.json")):
+            refit_status, lines = refit.refit(args, out, shared, options, train_parser, prefix,
+                                              trial_envs(jobs, gpus), warm)
+            print("\n".join(lines))
+            status = max(status, refit_status) if refit_status < 128 else refit_status
+        return status
+    finally:
+        os.close(lock)
+
+
+def _array_task(args, out, trials, param_names, gpus, cv):
+    """--trial-index I: run trial I alone (a job-array task); --collect: only the results."""
+    for trial in trials:
+        load_state(trial)
+    if args.trial_index is not None:
+        trial, why = slurm.pick(trials, args.trial_index, args.retry_failed)
+        if trial is None:
+            print(f"sweep {out}: {why}; nothing to do")
+            return 0
+        print(f"sweep {out}: trial {args.trial_index} of {len(trials)}: {trial.id}", flush=True)
+        stopped = run_trials(Queue([trial]), trial_envs(1, gpus), out, args.timeout, args.grace,
+                             lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)"
+                                             + (f": {t.error.split(' | ')[-1]}" if t.error else ""), flush=True),
+                             resume="requeue the array task")
+        if stopped:
+            print(f"stopped by {signal.Signals(stopped).name}: the array task can be requeued to resume",
+                  file=sys.stderr)
+            return 128 + stopped
+        return 0 if trial.status == "completed" else 1
+    return _report(args, out, trials, param_names, cv)
+
+
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build):
+    replaced = check_out_dir(out, shared)       # again, now that OUT is locked
+    if replaced is not None:
+        # no trial trained with the old flags (all failed, say, on a value train.py refused):
+        # the fixed command starts every trial afresh; their attempts are kept in OUT/previous
+        moved = trial_dirs(out)
+        for tid in moved:
+            move_aside(out, tid)
+        print(f"sweep {out}: train.py flags changed from '{shlex.join(replaced)}'; no trial had trained with "
+              f"them, so every trial starts afresh ({len(moved)} earlier attempt(s) moved to {out}/previous/)",
+              flush=True)
+    write_json(os.path.join(out, "sweep.json"), {
+        "grid_file": os.path.abspath(args.grid), "grid": grids, "train_flags": shared,
+        "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,
+        "metric": args.metric, "mode": args.mode, "launcher": args.launcher, "jobs": jobs, "gpus": gpus,
+        "timeout": args.timeout, "cv": cv, "search": args.search, "trials": args.trials, "prune": args.prune,
+        "n_trials": len(trials), "argv": sys.argv,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    for trial in trials:
+        load_state(trial)
+    check_metric(trials, args.metric)       # before running anything, when finished trials can tell
+    retry = FAILED if args.retry_failed else ()
+    todo = [t for t in trials if t.status in ("pending", "incomplete") or t.status in retry]
+    if args.emit_sbatch:
+        slurm.emit(os.path.abspath(args.emit_sbatch), trials, todo, out, args.sbatch)
+        return 0
+    n_done = sum(t.status == "completed" for t in trials)
+    kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
+    envs = trial_envs(jobs, gpus)
+    source, n_todo = Queue(todo), len(todo)
+    counts = f"{len(trials)} trials, {n_done} done, {len(todo)} to run{continuing_text(todo)}"
+    if args.search == "optuna" or args.prune:
+        name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
+        study = open_study(out, name, mode, args.sample_seed)
+        if args.search == "optuna":
+            source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
+                                 prune=args.prune, retry=args.retry_failed)
+            per_point = len(build(corner_points(grids)[0]))
+            n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
+            # points, not trials: TPE proposes each as the sweep goes (a stopped one is asked again)
+            counts = (f"optuna: {args.trials} point(s), {source.finished_points} done, {source.left} to run"
+                      + (f" as up to {n_todo} trials ({per_point} per point)" if per_point > 1 else "")
+                      + continuing_text(source.resumed))
+        else:
+            order = list(dict.fromkeys(t.point_id for t in todo))
+            source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
+                                 points=[[t for t in trials if t.point_id == p] for p in order])
+    print(f"sweep {out}: {counts}"
+          + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
+          + (f", {pruned} pruned" if (pruned := sum(t.status == "pruned" for t in trials)) else "")
+          + f" | jobs {jobs}, " + (f"GPUs {gpus}, " if gpus else "") + f"{envs[0]['OMP_NUM_THREADS']} thread"
+          + ("s" if envs[0]["OMP_NUM_THREADS"] != "1" else "") + " each",
+          flush=True)
+
+    from tqdm import tqdm
+    tqdm.monitor_interval = 0          # no monitor thread: trials are forked with a preexec function
+    bar = tqdm(total=n_done + n_todo, initial=n_done, unit="trial", disable=not sys.stderr.isatty(),
+               dynamic_ncols=True)
+    finished = [0]
+
+    def on_finish(trial):
+        if trial.status == "completed":     # a --metric no trial has stops the sweep at its first trial
+            check_metric(trials, args.metric)
+        finished[0] += 1
+        bar.update(1)
+        value = objective(trial.summary, args.metric) if trial.status == "completed" else None
+        detail = (f"{value:.4f} at epoch {trial.summary['best_epoch']}" if value is not None
+                  else f"exit {trial.exit_code}: {trial.error.split(' | ')[-1][-200:]}" if trial.status in FAILED
+                  else "")
+        took = (f"{trial.wall_s:.1f}s" if len(trial.attempts_s) < 2 else
+                f"{trial.attempts_s[-1]:.1f}s, {trial.wall_s:.1f}s over {len(trial.attempts_s)} attempts")
+        bar.write(f"[{finished[0]}/{n_todo}] {trial.status:<11} {trial.id}  {detail}  ({took})")
+        sys.stdout.flush()             # one line per trial, also when stdout is a log file
+        write_results(out, trials, param_names, args.metric, args.mode, cv)
+
+    try:
+        stopped = run_trials(source, envs, out, args.timeout, args.grace, on_finish, warm)
+    finally:
+        bar.close()
+    if stopped:
+        write_results(out, trials, param_names, args.metric, args.mode, cv)
+        print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + stopped
+    return _report(args, out, trials, param_names, cv)
+
+
+def _report(args, out, trials, param_names, cv):
+    """Write the results, print the ranked table and the best point's report. The exit status:
+    1 if a trial failed, else 0."""
+    rows = write_results(out, trials, param_names, args.metric, args.mode, cv)
+    name, mode = objective_name_and_mode(trials, args.metric, args.mode)
+    check_metric(trials, args.metric)
+    waiting = sum(t.status in ("pending", "incomplete", "interrupted", "running") for t in trials)
+    if waiting:
+        print(f"{waiting} of {len(trials)} trials have not finished (pending or interrupted)")
+    print("\n".join(ranked_table(rows, name, mode)))
+    if os.path.exists(os.path.join(out, "best.json")):
+        with open(os.path.join(out, "best.json")) as f:
+            print("\n".join(best_lines(json.load(f))))
+    if not args.no_report and any(t.status == "completed" for t in trials):
+        from ..report import run
+        missing = run.matplotlib_missing()
+        print(missing or f"plots: {run.sweep_report(out)[1]} (and report.png)")
+    failed = [t for t in trials if t.status in FAILED]
+    if failed:
+        print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",
+              file=sys.stderr)
+        return 1
+    best = os.path.join(out, "best.json")
+    if os.path.exists(best):
+        print(f"best: {best}")
+    return 0
