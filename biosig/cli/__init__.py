@@ -11,7 +11,10 @@ train.py, infer.py and sweep.py run them, and `pip install .` installs them as c
     biosig-bandpower biosig.bandpower     (python -m biosig.bandpower)
     biosig-windows  biosig.windows        (python -m biosig.windows)
 
-The functions below are those commands' entry points (pyproject.toml [project.scripts]).
+The functions below are those commands' entry points (pyproject.toml [project.scripts]). A command
+parses its flags and calls the library; the library holds no argparse.
+
+May import: everything (the top layer; nothing imports cli but the entry points and shims).
 """
 import importlib
 import sys

@@ -1,6 +1,5 @@
 """Data: windows X (N, C, F, T) and their targets, from .npy or parquet, read, checked and split,
-in numpy (no torch here: the batches a run serves are biosig/train/batches.py). It may import only
-the shared leaves (errors, atomic, threads) and biosig.signals.
+in numpy (no torch here: the batches a run serves are biosig/train/batches.py).
 
   npy.py      X.npy / y.npy / groups.npy headers, dtypes, shapes, NaN checks (never unpickled)
   parquet.py  parquet windows <-> (N, C, F, T) on Arrow buffers
@@ -9,6 +8,8 @@ the shared leaves (errors, atomic, threads) and biosig.signals.
   ledger.py   which groups a checkpoint trained and validated on
   convert.py  .npy windows <-> a parquet table
   memory.py   how much memory this process may still use (--load auto)
+
+May import: leaves, signals.
 """
 from .npy import load_groups, load_windows, open_npy, read_npy_header, read_targets
 from .sources import read_source

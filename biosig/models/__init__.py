@@ -2,7 +2,7 @@
 
 The Model contract, which the run, the checkpoint and infer.py rely on (and nothing more):
   name                    the registry key, stored in the config
-  options                 tuple of options.Option: its constructor options with types and
+  options                 tuple of declare.Option: its constructor options with types and
                           defaults (become flags or --model-kwargs, are checked, stored)
   Model(n_elec, n_bands, n_outputs, drop, **options)   built from a plain config dict
   fixed_frames            True when the model is built for one window length: the run then
@@ -36,6 +36,8 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
                           model's own cannot
 
 Adding a model: one file here with its class, and one line in MODELS.
+
+May import: leaves.
 """
 from .eeg2arm import EEG2Arm
 from .eegnet import EEGNet

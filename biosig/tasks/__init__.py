@@ -3,7 +3,7 @@ talk to a task only through the Task contract below and never test which task th
 biosig/tasks/base.py has the defaults a task inherits.
 
 A task class has
-  name, options              registry key; its train.py options (tuple of options.Option)
+  name, options              registry key; its train.py options (tuple of declare.Option)
   target_kind                what the data reader checks targets as: "integer" (N,), "frames"
                              (N, T), "float" (N,) or (N, D), or None (no targets: the windows'
                              indices stand in for them)
@@ -42,6 +42,10 @@ and example_data(n, c, f, t, seed) -> (X, y or None) with real signal, so that t
 (tests/test_contract.py) trains every registered model on every task it accepts.
 
 Adding a task: one file here with its class, and one line in TASKS.
+
+metrics.py holds the metrics (numpy) the tasks report.
+
+May import: leaves, models.
 """
 from .classification import Classification
 from .pretrain import Pretrain
