@@ -143,6 +143,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# What an option's type raises on a bad value: argparse prints it as that flag's one-line error, and
+# declare.declared_values as --model-kwargs name=value's. Models and tasks raise it without importing argparse.
+BadValue = argparse.ArgumentTypeError
+
+
 def number(kind=float, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: `kind` (int or float) within [low, high] (an end excluded when *_open).
     argparse turns the ValueError into `error: argument --lr: ...`, one line, exit 2."""

@@ -27,14 +27,13 @@ Everything random is drawn in fit_data() from its seed (numpy), kept in buffers 
 statistics, so the checkpoint alone rebuilds the transform. The defaults are the paper's k = 8,
 g = 64. The head is MiniRocket's closed-form ridge (models/rocket_head.py), as the paper fits it.
 """
-import argparse
 import math
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..errors import number
+from ..errors import BadValue, number
 from ..declare import Option
 from .common import shape_problem
 from .rocket_head import HEAD_OPTION, RocketHead
@@ -46,7 +45,7 @@ def even_groups(text):
     """g: an even integer >= 2 (half the groups take the series, half its first difference)."""
     value = number(int, 2)(text)
     if value % 2:
-        raise argparse.ArgumentTypeError(f"{text} is odd: half the groups take the series, half its difference")
+        raise BadValue(f"{text} is odd: half the groups take the series, half its difference")
     return value
 
 
