@@ -32,6 +32,21 @@ def dataset(tmp_path):
 FAST = ["--frame-embed", "16", "--layers", "1", "--heads", "2", "--batch", "32", "--lr", "3e-3"]
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One small classifier trained once for the session, for the tests that only read a checkpoint:
+    60 windows of make_windows, FAST, 1 epoch, in-process -> {"dir", "x", "y", "ckpt", "run"}.
+    Read only: a test that changes a checkpoint copies it first."""
+    d = tmp_path_factory.mktemp("trained")
+    X, y = make_windows(n=60)
+    np.save(d / "X.npy", X)
+    np.save(d / "y.npy", y)
+    proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--save", d / "m.pt", "--run-dir", d / "run",
+                    "--epochs", "1", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    return {"dir": d, "x": d / "X.npy", "y": d / "y.npy", "ckpt": d / "m.pt", "run": d / "run"}
+
+
 def quiet(script, args, report=False):
     """The scripts' arguments without the run report (--no-report: matplotlib's ~1 s a run, paid by
     hundreds of test runs); tests/test_report.py asks for it (report=True)."""
@@ -46,6 +61,46 @@ def run(script, *args, cwd=None, timeout=300, env=None, report=False):
     cmd = [sys.executable, os.path.join(ROOT, script), *quiet(script, args, report)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
                           env=env or ENV)
+
+
+MAINS = {"train.py": "biosig.cli.train", "infer.py": "biosig.cli.infer", "sweep.py": "biosig.cli.sweep"}
+
+
+def run_here(script, *args, cwd=None, report=False):
+    """run() in this interpreter: the script's main(argv) through errors.run_cli, with its stdout and
+    stderr captured and sys.argv, the working directory and the signal handlers put back after
+    -> CompletedProcess. For what a run writes and says; what only a real process shows (exit
+    status of the interpreter, signals, torchrun, a kill) stays with run(). A bug's traceback is
+    stderr and exit status 1, as in a process."""
+    import contextlib
+    import importlib
+    import io
+    import signal
+    import traceback
+    from biosig.errors import run_cli
+    main = importlib.import_module(MAINS[script]).main
+    argv = quiet(script, args, report)
+    out, err = io.StringIO(), io.StringIO()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    sys.argv = [os.path.join(ROOT, script), *argv]
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run_cli(main, argv)
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            except Exception:                                   # a bug: a traceback, as the script shows it
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 
 def torchrun(nproc, *args, cwd=None, timeout=300, env=None):

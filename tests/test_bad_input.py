@@ -1,4 +1,7 @@
-"""Every input a user can get wrong: exit 2, one line naming the file and the problem, nothing written."""
+"""Every input a user can get wrong: exit 2, one line naming the file and the problem, nothing written.
+
+The checks run the commands' main(argv) in-process (run_here: errors.run_cli, the script's exit
+status and stderr); test_a_real_process_exits_2_with_one_line runs each script as a process once."""
 import os
 import pickle
 
@@ -6,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, assert_user_error, main_fails, make_windows, run, run_main
+from conftest import FAST, assert_user_error, main_fails, make_windows, run, run_here, run_main
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -64,7 +67,7 @@ def train_fails(d, *args, needles, x="X.npy", y="y.npy", save="out.pt", extra_sa
     before = snapshot(d)
     cmd = ["--x", d / x if x else None, "--y", d / y if y else None,
            "--save", extra_save or (d / save if save else None), "--run-dir", d / "run", "--epochs", "1", *FAST, *args]
-    proc = run("train.py", *[a for a in cmd if a is not None])
+    proc = run_here("train.py", *[a for a in cmd if a is not None])
     line = assert_user_error(proc, *needles)
     assert snapshot(d) == before, "a failed run wrote or changed files"
     assert not (d / "PWNED").exists()
@@ -101,26 +104,31 @@ def test_train_bad_data(files, x, y, extra, needles):
     train_fails(files, *extra, x=x, y=y, needles=needles)
 
 
-@pytest.mark.parametrize("flag, value, needle", [
-    ("--lr", "-1", "must be > 0"), ("--lr", "nan", "finite"), ("--wd", "-1", "must be >= 0"),
-    ("--lr-factor", "2", "(0, 1)"), ("--lr-factor", "0", "(0, 1)"), ("--clip", "-1", ">= 0"),
-    ("--patience", "-1", ">= 0"), ("--min-delta", "-1", ">= 0"), ("--workers", "-1", ">= 0"),
-    ("--limit-train-batches", "0", "> 0"), ("--limit-train-batches", "2.5", "whole number"),
-    ("--epochs", "0", ">= 1"), ("--batch", "0", ">= 1"), ("--seed", "-1", ">= 0"), ("--drop", "1", "[0, 1)"),
-    ("--val-split", "1", "[0, 1)"), ("--classes", "1", ">= 2"), ("--heads", "x", "an integer"),
-])
-def test_every_numeric_option_is_range_checked(files, flag, value, needle):
+def test_every_numeric_option_is_range_checked(files):
     """Before: tracebacks (--lr -1), silent acceptance (--clip -1), or an untrained 'best' checkpoint
-    (--limit-train-batches 0). Now: one line at parse time, exit 2, nothing written."""
-    train_fails(files, f"{flag}={value}", needles=[f"argument {flag}", needle])
+    (--limit-train-batches 0). Now: one line at parse time, exit 2, nothing written. (One test: each
+    flag's declared range through the same parse-time check, in-process, milliseconds each.)"""
+    for flag, value, needle in [
+        ("--lr", "-1", "must be > 0"), ("--lr", "nan", "finite"), ("--wd", "-1", "must be >= 0"),
+        ("--lr-factor", "2", "(0, 1)"), ("--lr-factor", "0", "(0, 1)"), ("--clip", "-1", ">= 0"),
+        ("--patience", "-1", ">= 0"), ("--min-delta", "-1", ">= 0"), ("--workers", "-1", ">= 0"),
+        ("--limit-train-batches", "0", "> 0"), ("--limit-train-batches", "2.5", "whole number"),
+        ("--epochs", "0", ">= 1"), ("--batch", "0", ">= 1"), ("--seed", "-1", ">= 0"), ("--drop", "1", "[0, 1)"),
+        ("--val-split", "1", "[0, 1)"), ("--classes", "1", ">= 2"), ("--heads", "x", "an integer"),
+    ]:
+        train_fails(files, f"{flag}={value}", needles=[f"argument {flag}", needle])
 
 
-def test_infer_and_sweep_numbers_are_range_checked(files):
+def test_a_real_process_exits_2_with_one_line(files):
+    """The scripts as processes (the checks above run main in-process): exit status 2, one line on
+    stderr, no traceback, nothing written; infer.py and sweep.py range-check their numbers."""
+    before = snapshot(files)
+    assert_user_error(run("train.py", "--x", files / "X.npy"), "--save")
     assert_user_error(run("infer.py", "--ckpt", files / "m.pt", "--x", files / "X.npy", "--batch", "0"),
                       "--batch", ">= 1")
     assert_user_error(run("sweep.py", "--grid", files / "g.json", "--out", files / "o", "--grace", "-1"),
                       "--grace", ">= 0")
-    assert not (files / "o").exists()
+    assert snapshot(files) == before
 
 
 @pytest.mark.parametrize("labels, extra, needles", [
@@ -141,7 +149,7 @@ def test_empty_classes_on_purpose_warn_once_and_whole_float_labels_train(files, 
     """--classes K given explicitly keeps empty classes with one warning; float labels that are
     whole numbers (MATLAB exports) are read as in parquet."""
     np.save(files / "y_f.npy", np.load(files / "y.npy").astype(np.float64))
-    proc = run("train.py", "--x", files / "X.npy", "--y", files / "y_f.npy", "--classes", "5", "--save",
+    proc = run_here("train.py", "--x", files / "X.npy", "--y", files / "y_f.npy", "--classes", "5", "--save",
                tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--epochs", "1", *FAST)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
@@ -179,24 +187,17 @@ def test_malicious_checkpoint_refused_and_runs_no_code(files):
         pickle.dump(Payload(str(marker)), f)
     np.save(files / "Xi.npy", make_windows(n=4)[0])
     for name in ("evil.pt", "evil2.pt"):
-        proc = run("infer.py", "--ckpt", files / name, "--x", files / "Xi.npy")
+        proc = run_here("infer.py", "--ckpt", files / name, "--x", files / "Xi.npy")
         assert_user_error(proc, name)
         assert not marker.exists(), "unpickling ran code"
-    proc = run("train.py", "--resume", files / "evil.pt")
+    proc = run_here("train.py", "--resume", files / "evil.pt")
     assert_user_error(proc, "evil.pt")
     assert not marker.exists()
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    X, y = make_windows(n=60)
-    np.save(d / "X.npy", X)
-    np.save(d / "y.npy", y)
-    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--save", d / "m.pt", "--run-dir", d / "run",
-               "--epochs", "1", *FAST)
-    assert proc.returncode == 0, proc.stderr
-    return d / "m.pt"
+@pytest.fixture
+def ckpt(trained):
+    return trained["ckpt"]             # conftest: 60 windows, FAST, 1 epoch, trained once a session
 
 
 @pytest.mark.parametrize("shape, needles", [
@@ -208,7 +209,7 @@ def ckpt(tmp_path_factory):
 ])
 def test_infer_input_the_model_cannot_take(ckpt, tmp_path, shape, needles):
     np.save(tmp_path / "bad.npy", np.zeros(shape, np.float32))
-    proc = run("infer.py", "--ckpt", ckpt, "--x", tmp_path / "bad.npy", "--out", tmp_path / "p.csv")
+    proc = run_here("infer.py", "--ckpt", ckpt, "--x", tmp_path / "bad.npy", "--out", tmp_path / "p.csv")
     assert_user_error(proc, "bad.npy", *needles)
     assert not (tmp_path / "p.csv").exists()
 
@@ -217,31 +218,31 @@ def test_infer_bad_checkpoints_and_outputs(ckpt, tmp_path):
     np.save(tmp_path / "X.npy", make_windows(n=6)[0])
     x = tmp_path / "X.npy"
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "other.pt", "--x", x), "other.pt", "not a biosig checkpoint")
+    assert_user_error(run_here("infer.py", "--ckpt", tmp_path / "other.pt", "--x", x), "other.pt", "not a biosig checkpoint")
     old = torch.load(ckpt, weights_only=True)
     old["format"] = 99
     torch.save(old, tmp_path / "future.pt")
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "future.pt", "--x", x), "future.pt", "format 99",
+    assert_user_error(run_here("infer.py", "--ckpt", tmp_path / "future.pt", "--x", x), "future.pt", "format 99",
                       "not supported")
     (tmp_path / "junk.pt").write_bytes(os.urandom(300))
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "junk.pt", "--x", x), "junk.pt")
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "none.pt", "--x", x), "none.pt", "not found")
-    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--out", tmp_path / "p.txt"), "p.txt", ".csv")
-    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--out", x), "X.npy", "overwrite the input given as --x")
+    assert_user_error(run_here("infer.py", "--ckpt", tmp_path / "junk.pt", "--x", x), "junk.pt")
+    assert_user_error(run_here("infer.py", "--ckpt", tmp_path / "none.pt", "--x", x), "none.pt", "not found")
+    assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--out", tmp_path / "p.txt"), "p.txt", ".csv")
+    assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--out", x), "X.npy", "overwrite the input given as --x")
     np.save(tmp_path / "y.npy", np.arange(4))
-    assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
+    assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
                           tmp_path / "p.csv"), "y.npy", "4 labels")
     np.save(tmp_path / "y.npy", np.arange(6))            # labels 3..5 for a 3-class model
-    line = assert_user_error(run("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy"), "y.npy",
+    line = assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy"), "y.npy",
                              "label 5 is outside [0, 2] for the checkpoint's 3 classes")
     assert "--classes" not in line                     # a flag infer.py does not have
     assert sorted(os.listdir(tmp_path)) == ["X.npy", "future.pt", "junk.pt", "other.pt", "y.npy"]
 
 
 def test_resume_bad_inputs(files, ckpt):
-    assert_user_error(run("train.py", "--resume", ckpt), "m.pt", "not a resume checkpoint")
-    assert_user_error(run("train.py", "--resume", files / "none.pt"), "none.pt", "not found")
-    assert_user_error(run("train.py", "--x", files / "X.npy"), "--save")
+    assert_user_error(run_here("train.py", "--resume", ckpt), "m.pt", "not a resume checkpoint")
+    assert_user_error(run_here("train.py", "--resume", files / "none.pt"), "none.pt", "not found")
+    assert_user_error(run_here("train.py", "--x", files / "X.npy"), "--save")
 
 
 def test_non_checkpoints_are_named_for_what_they_are(ckpt, tmp_path):
@@ -263,10 +264,10 @@ def test_non_checkpoints_are_named_for_what_they_are(ckpt, tmp_path):
                 "plain.pt": "a plain Python pickle", "evil.pt": "refused: it holds pickled Python objects",
                 "X.npy": "a .npy array, not a checkpoint"}
     for name, words in expected.items():
-        line = assert_user_error(run("infer.py", "--ckpt", tmp_path / name, "--x", tmp_path / "X.npy"), name, words)
+        line = assert_user_error(run_here("infer.py", "--ckpt", tmp_path / name, "--x", tmp_path / "X.npy"), name, words)
         assert name == "evil.pt" or "refused" not in line, line
     for name in ("hello.pt", "empty.pt"):
-        assert_user_error(run("train.py", "--resume", tmp_path / name), name, expected[name])
+        assert_user_error(run_here("train.py", "--resume", tmp_path / name), name, expected[name])
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -292,7 +293,7 @@ def test_a_pipe_given_as_a_npy_file_is_one_line(files):
         except BrokenPipeError:
             pass
     threading.Thread(target=feed, daemon=True).start()
-    proc = run("train.py", "--x", files / "X.npy", "--y", files / "y.npy", "--groups", fifo, "--split", "group",
+    proc = run_here("train.py", "--x", files / "X.npy", "--y", files / "y.npy", "--groups", fifo, "--split", "group",
                "--save", files / "o.pt", "--run-dir", files / "r", "--epochs", "1", *FAST)
     assert_user_error(proc, "groups.fifo", "a pipe or stream, not a file")
     assert not (files / "r").exists() and not (files / "o.pt").exists()
