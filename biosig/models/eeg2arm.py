@@ -21,12 +21,13 @@ from torch.nn import functional as F
 
 from ..errors import positive_int, positive_int_or
 from ..declare import Option
+from .base import Model
 from .incremental import FrameBuffer, KeyValueCache, conv_frames, folded
 
 MAX_FRAMES = 128        # --cnn-time-pool auto: the most frames the Transformer sees in training
 
 
-class EEG2Arm(nn.Module):
+class EEG2Arm(Model):
     """EEG2Arm (the guide's model): per-electrode convolutions, a spatial mix, a tiny causal Transformer."""
 
     name = "eeg2arm"
@@ -48,11 +49,8 @@ class EEG2Arm(nn.Module):
 
     def __init__(self, n_elec, n_bands, n_outputs, cnn_time_pool=2, frame_embed=256, drop=0.1,
                  depth_mult=4, spatial_filters=32, n_layers=2, n_heads=4, kernel_time=7):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name="eeg2arm", n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs,
-                           cnn_time_pool=cnn_time_pool, frame_embed=frame_embed, drop=drop,
-                           depth_mult=depth_mult, spatial_filters=spatial_filters,
-                           n_layers=n_layers, n_heads=n_heads, kernel_time=kernel_time)
         width = n_elec * depth_mult
         kernel_band = 3 if n_bands >= 3 else 1          # no band kernel wider than the bands
         self.band_pool = 2 if n_bands >= 4 else 1       # pool bands only when there are enough

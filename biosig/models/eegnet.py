@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import positive_int
 from ..declare import Option
+from .base import Model
 from .common import MaxNormConv2d, MaxNormLinear, same_padding, shape_problem
 
 
@@ -26,7 +27,7 @@ def _same(kernel):
     return nn.ZeroPad2d(same_padding(kernel) + (0, 0))
 
 
-class EEGNet(nn.Module):
+class EEGNet(Model):
     """EEGNet-8,2 (Lawhern et al., 2018): temporal filters, depthwise spatial filters, a separable convolution."""
     name = "eegnet"
     per_frame = False
@@ -46,9 +47,8 @@ class EEGNet(nn.Module):
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.25, f1=8, depth=2, f2=16, kernel=64,
                  pool1=4, pool2=8):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                           drop=drop, f1=f1, depth=depth, f2=f2, kernel=kernel, pool1=pool1, pool2=pool2)
         rows = n_elec * n_bands
         self.block1 = nn.Sequential(
             _same(kernel), nn.Conv2d(1, f1, (1, kernel), bias=False), nn.BatchNorm2d(f1),

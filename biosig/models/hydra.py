@@ -71,12 +71,11 @@ class Hydra(RocketHead):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, k=8, g=64, head="auto"):
-        config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                      drop=drop, k=k, g=g, head=head)
+        self.record(locals())
         self.dilations = hydra_dilations(n_times)
         rows, half = n_elec * n_bands, g // 2
         n_features = len(self.dilations) * 2 * half * k * 2
-        super().__init__(config, n_features, n_outputs, drop)
+        super().__init__(n_features, n_outputs, drop)
         self.k, self.half = k, half
         # filled by fit_data(): per (dilation, input): the kernels and the rows each group sums
         self.register_buffer("weight", torch.zeros(len(self.dilations), 2, half * k, 1, LENGTH))

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from ..errors import positive_int
 from ..declare import Option
+from .base import Model
 from .common import same_padding, shape_problem
 
 
@@ -44,7 +45,7 @@ class InceptionModule(nn.Module):
         return self.norm(out).relu()
 
 
-class Inception(nn.Module):
+class Inception(Model):
     """Inception network (InceptionTime, Ismail Fawaz et al., 2020): inception modules with residuals."""
 
     name = "inception"
@@ -57,9 +58,8 @@ class Inception(nn.Module):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, drop=0.0, filters=32, depth=6, kernel=40):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, drop=drop,
-                           filters=filters, depth=depth, kernel=kernel)
         c_in = n_elec * n_bands
         self.blocks = nn.ModuleList()
         self.shortcuts = nn.ModuleList()

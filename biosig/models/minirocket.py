@@ -130,12 +130,11 @@ class MiniRocket(RocketHead):
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32,
                  head="auto"):
+        self.record(locals())
         rows = n_elec * n_bands
         dilations, counts = dilations_and_counts(n_times, features, max_dilations)
         n_features = len(TRIPLES) * sum(counts)
-        super().__init__(dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                              drop=drop, features=features, max_dilations=max_dilations, head=head),
-                         n_features, n_outputs, drop)
+        super().__init__(n_features, n_outputs, drop)
         self.dilations, self.counts = dilations, counts
         self.register_buffer("weight", kernel_weights(), persistent=False)
         self.register_buffer("triples", torch.tensor(TRIPLES), persistent=False)   # (84, 3): where each weighs 2

@@ -96,14 +96,13 @@ class MultiRocket(RocketHead):
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, max_dilations=32,
                  head="auto"):
-        config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                      drop=drop, features=features, max_dilations=max_dilations, head=head)
+        self.record(locals())
         rows = n_elec * n_bands
         # per input: (dilations, biases per kernel at each)
         self.plans = [dilations_and_counts(n_times - r, features // (len(POOLS) * INPUTS),
                                            max_dilations) for r in range(INPUTS)]
         n_biases = [len(TRIPLES) * sum(counts) for _, counts in self.plans]
-        super().__init__(config, len(POOLS) * sum(n_biases), n_outputs, drop)
+        super().__init__(len(POOLS) * sum(n_biases), n_outputs, drop)
         self.register_buffer("weight", kernel_weights(), persistent=False)
         for r, (dilations, _) in enumerate(self.plans):   # filled by fit_data()
             self.register_buffer(f"channels{r}", torch.zeros(len(dilations), len(TRIPLES), rows))

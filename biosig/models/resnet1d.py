@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import positive_int
 from ..declare import Option
+from .base import Model
 from .common import same_padding, shape_problem
 
 
@@ -35,7 +36,7 @@ class ResidualBlock(nn.Module):
         return (self.body(x) + self.shortcut(x)).relu()
 
 
-class ResNet1D(nn.Module):
+class ResNet1D(Model):
     """ResNet (Wang et al., 2017): three residual blocks of 1-D convolutions, global average pooling."""
 
     name = "resnet1d"
@@ -46,9 +47,8 @@ class ResNet1D(nn.Module):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, drop=0.0, width=64):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, drop=drop,
-                           width=width)
         self.blocks = nn.Sequential(ResidualBlock(n_elec * n_bands, width), ResidualBlock(width, 2 * width),
                                     ResidualBlock(2 * width, 2 * width))
         self.drop = nn.Dropout(drop)

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import one_of
 from ..declare import Option
+from .base import Model
 from .ridge import fit_ridge
 
 RIDGE_WINDOWS = 20_000          # head=auto solves in closed form up to this many training windows
@@ -30,15 +31,14 @@ HEAD_OPTION = Option("head", one_of("auto", "ridge", "adamw"), "auto", "auto: ri
                      "adamw beyond; ridge: closed form, penalty by leave-one-out (the paper); adamw: gradient steps")
 
 
-class RocketHead(nn.Module):
+class RocketHead(Model):
     """A fixed transform (the subclass's _features) and a linear head (B, D) -> (B, K)."""
     per_frame = False
     recipe = ("--epochs", "1")       # the head is solved before epoch 1, which only scores it
     fixed_frames = True              # the dilations are chosen for the training T
 
-    def __init__(self, config, n_features, n_outputs, drop):
+    def __init__(self, n_features, n_outputs, drop):
         super().__init__()
-        self.config = config
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         # the ridge penalty the head was solved with; 0: not solved (trained by gradient steps)
         self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))

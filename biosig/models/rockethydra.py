@@ -26,12 +26,11 @@ class RocketHydra(RocketHead):
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.1, features=10_000, k=8, g=64,
                  max_dilations=32, head="auto"):
-        config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                      drop=drop, features=features, k=k, g=g, max_dilations=max_dilations, head=head)
+        self.record(locals())
         hydra = Hydra(n_elec, n_bands, n_outputs, n_times, k=k, g=g)
         multirocket = MultiRocket(n_elec, n_bands, n_outputs, n_times, features=features, max_dilations=max_dilations)
         self.split = hydra.head[-1].in_features
-        super().__init__(config, self.split + multirocket.head[-1].in_features, n_outputs, drop)
+        super().__init__(self.split + multirocket.head[-1].in_features, n_outputs, drop)
         hydra.head = multirocket.head = None            # only their transforms: the head is this one
         self.hydra, self.multirocket = hydra, multirocket
 

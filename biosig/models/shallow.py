@@ -17,10 +17,11 @@ from torch import nn
 
 from ..errors import positive_int
 from ..declare import Option
+from .base import Model
 from .common import shape_problem
 
 
-class ShallowConvNet(nn.Module):
+class ShallowConvNet(Model):
     """ShallowConvNet (Schirrmeister et al., 2017): learned log band power of spatially filtered signals."""
     name = "shallow"
     per_frame = False
@@ -34,9 +35,8 @@ class ShallowConvNet(nn.Module):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, n_times, drop=0.5, filters=40, kernel=25, pool=75, stride=15):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, n_times=n_times,
-                           drop=drop, filters=filters, kernel=kernel, pool=pool, stride=stride)
         self.temporal = nn.Conv2d(1, filters, (1, kernel))
         self.spatial = nn.Conv2d(filters, filters, (n_elec * n_bands, 1), bias=False)
         self.norm = nn.BatchNorm2d(filters)

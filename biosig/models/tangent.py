@@ -62,6 +62,7 @@ from torch import nn
 
 from ..errors import UserError, one_of, positive_int
 from ..declare import Option
+from .base import Model
 from .common import shape_problem
 from .logistic import fit_logistic
 from .ridge import fit_ridge
@@ -139,7 +140,7 @@ def class_labels(targets):
     return positive.long().argmax(1)
 
 
-class TangentSpace(nn.Module):
+class TangentSpace(Model):
     """Covariances (OAS), the tangent space at their Riemannian mean, a logistic or ridge head (Barachant et al.)."""
     name = "tangent"
     per_frame = False
@@ -155,9 +156,8 @@ class TangentSpace(nn.Module):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, drop=0.1, estimator="oas", iterations=50, head="auto"):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, drop=drop,
-                           estimator=estimator, iterations=iterations, head=head)
         rows = n_elec * n_bands
         n_features = rows * (rows + 1) // 2
         # filled by fit_data(): the reference point, its inverse square root, feature statistics

@@ -22,6 +22,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..errors import positive_int, positive_int_or
 from ..declare import Option
+from .base import Model
 from .common import shape_problem
 from .incremental import CausalConv1d
 
@@ -41,7 +42,7 @@ class TemporalBlock(nn.Module):
         return (self.body(x) + self.shortcut(x)).relu()
 
 
-class TCN(nn.Module):
+class TCN(Model):
     """TCN (Bai et al., 2018): dilated causal residual convolutions; per-frame outputs for streaming."""
 
     name = "tcn"
@@ -55,9 +56,8 @@ class TCN(nn.Module):
     )
 
     def __init__(self, n_elec, n_bands, n_outputs, drop=0.1, channels=32, levels=4, kernel=7):
+        self.record(locals())
         super().__init__()
-        self.config = dict(name=self.name, n_elec=n_elec, n_bands=n_bands, n_outputs=n_outputs, drop=drop,
-                           channels=channels, levels=levels, kernel=kernel)
         widths = [n_elec * n_bands] + [channels] * levels
         self.blocks = nn.Sequential(*[TemporalBlock(widths[i], widths[i + 1], kernel, 2 ** i, drop)
                                       for i in range(levels)])

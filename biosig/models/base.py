@@ -1,0 +1,17 @@
+"""What every model shares: its `config` recorded from its constructor's arguments (the Model
+contract is in biosig/models/__init__.py)."""
+import inspect
+
+from torch import nn
+
+
+class Model(nn.Module):
+    """A model whose `config` (what the checkpoint stores and build_model rebuilds it from) is
+    {"name": its registry name, then every argument of its __init__, in the signature's order}.
+    A model's __init__ starts with `self.record(locals())` instead of writing that dict by hand."""
+
+    def record(self, arguments):
+        """Sets self.config from `arguments`, __init__'s locals() taken before it binds another
+        name (so they are the values it was called with, defaults filled in)."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]      # without self
+        self.config = {"name": self.name, **{n: arguments[n] for n in names}}
