@@ -47,6 +47,13 @@ def trained(tmp_path_factory):
     return {"dir": d, "x": d / "X.npy", "y": d / "y.npy", "ckpt": d / "m.pt", "run": d / "run"}
 
 
+def slow_after(values, keep=1):
+    """Parametrize values with all but the first `keep` marked slow: the fast tier (-m "not slow")
+    runs the code path once, the full suite every value."""
+    return [v if i < keep else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
+            for i, v in enumerate(values)]
+
+
 def quiet(script, args, report=False):
     """The scripts' arguments without the run report (--no-report: matplotlib's ~1 s a run, paid by
     hundreds of test runs); tests/test_report.py asks for it (report=True)."""
@@ -67,11 +74,12 @@ MAINS = {"train.py": "biosig.cli.train", "infer.py": "biosig.cli.infer", "sweep.
 
 
 def run_here(script, *args, cwd=None, report=False):
-    """run() in this interpreter: the script's main(argv) through errors.run_cli, with its stdout and
-    stderr captured and sys.argv, the working directory and the signal handlers put back after
-    -> CompletedProcess. For what a run writes and says; what only a real process shows (exit
-    status of the interpreter, signals, torchrun, a kill) stays with run(). A bug's traceback is
-    stderr and exit status 1, as in a process."""
+    """run() in this interpreter, without the ~2 s of a fresh interpreter importing torch: the script's
+    main(argv) through errors.run_cli, in ENV's environment (one thread), its stdout and stderr
+    captured; sys.argv, the working directory, the environment, the signal handlers, torch's threads
+    and deterministic mode put back after -> CompletedProcess. For what a run writes and says; what
+    only a real process shows (its exit status, signals, torchrun, a kill) stays with run(). A bug's
+    traceback goes to stderr with exit status 1, as in a process."""
     import contextlib
     import importlib
     import io
@@ -81,9 +89,12 @@ def run_here(script, *args, cwd=None, report=False):
     main = importlib.import_module(MAINS[script]).main
     argv = quiet(script, args, report)
     out, err = io.StringIO(), io.StringIO()
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
+    import torch
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     sys.argv = [os.path.join(ROOT, script), *argv]
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
         os.chdir(cwd or ROOT)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -98,8 +109,12 @@ def run_here(script, *args, cwd=None, report=False):
     finally:
         sys.argv = saved_argv
         os.chdir(saved_cwd)
-        for s, handler in saved.items():
-            signal.signal(s, handler)
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.use_deterministic_algorithms(deterministic)           # --deterministic is the run's, not the session's
+        torch.set_num_threads(threads)
     return subprocess.CompletedProcess([script, *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -1,6 +1,8 @@
 """Every registered model x task through train.py -> checkpoint -> infer.py, as a user runs them.
 
-A new model or task is tested by being registered: nothing here names one."""
+A new model or task is tested by being registered: nothing here names one. The commands run
+in-process (conftest.run_here: main(argv) through errors.run_cli); the fast tier (-m "not slow")
+runs the first model of each test, the full suite every one."""
 import json
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import torch
 
 from biosig.models import MODELS
 from biosig.tasks import TASKS
-from conftest import assert_user_error, run
+from conftest import assert_user_error, run_here, slow_after
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,7 +20,7 @@ PAIRS = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model
 REFUSED = [(m, t) for m in sorted(MODELS) for t in sorted(TASKS) if TASKS[t].model_problem(MODELS[m]) is not None]
 
 
-@pytest.mark.parametrize("model, task", PAIRS)
+@pytest.mark.parametrize("model, task", slow_after(PAIRS))
 def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     X, y = TASKS[task].example_data(96, 3, 2, 128)     # T=128: above every model's minimum
     np.save(tmp_path / "X.npy", X)
@@ -26,7 +28,7 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     if y is not None:
         np.save(tmp_path / "y.npy", y)
         targets = ["--y", tmp_path / "y.npy"]
-    proc = run("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task,
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task,
                "--epochs", "2", "--batch", "32", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
@@ -34,7 +36,7 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_row"]["epoch"] == summary["best_epoch"]
     # infer.py from the checkpoint alone gives what the Python API gives in-process
-    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", *targets,
+    inf = run_here("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", *targets,
               "--out", tmp_path / "p.npy", "--quiet")
     assert inf.returncode == 0, inf.stderr[-3000:]
     from biosig.deploy.predictor import load_model_from_checkpoint
@@ -42,14 +44,14 @@ def test_model_task_trains_checkpoints_and_infers(tmp_path, model, task):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-4, atol=1e-5)
     # windows of another length: refused in one line by a model built for one T, else one warning
     np.save(tmp_path / "X_long.npy", np.concatenate([X, X], axis=3)[:8])
-    other = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X_long.npy", "--quiet")
+    other = run_here("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X_long.npy", "--quiet")
     if getattr(MODELS[model], "fixed_frames", False):
         assert_user_error(other, "X_long.npy", "T=128", "T=256")
     else:
         assert other.returncode == 0 and other.stderr.count("warning:") == 1, other.stderr
 
 
-@pytest.mark.parametrize("model, task", REFUSED)
+@pytest.mark.parametrize("model, task", slow_after(REFUSED))
 def test_a_task_a_model_cannot_learn_is_refused_in_one_line(tmp_path, model, task):
     X, y = TASKS[task].example_data(40, 3, 1, 64)
     np.save(tmp_path / "X.npy", X)
@@ -57,14 +59,14 @@ def test_a_task_a_model_cannot_learn_is_refused_in_one_line(tmp_path, model, tas
     if y is not None:
         np.save(tmp_path / "y.npy", y)
         targets = ["--y", tmp_path / "y.npy"]
-    proc = run("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task, "--save",
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", *targets, "--model", model, "--task", task, "--save",
                tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     fit = [m for m in sorted(MODELS) if TASKS[task].model_problem(MODELS[m]) is None]
     assert_user_error(proc, f"--task {task}", model, *fit)
     assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", slow_after(sorted(MODELS)))
 def test_model_options_are_declared_checked_and_stored(tmp_path, model):
     """--model-kwargs reaches the constructor, lands in the checkpoint, and a wrong name or
     value is one line and exit 2."""
@@ -74,17 +76,17 @@ def test_model_options_are_declared_checked_and_stored(tmp_path, model):
     np.save(tmp_path / "y.npy", y)
     base = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--epochs", "1",
             "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run"]
-    assert_user_error(run("train.py", *base, "--model-kwargs", "no_such_option=1"), "no_such_option",
+    assert_user_error(run_here("train.py", *base, "--model-kwargs", "no_such_option=1"), "no_such_option",
                       f"--model {model}")
     assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
     name = cls.options[0].name
-    assert_user_error(run("train.py", *base, "--model-kwargs", f"{name}=1", f"{name}=2"), name, "given twice")
+    assert_user_error(run_here("train.py", *base, "--model-kwargs", f"{name}=1", f"{name}=2"), name, "given twice")
     integer = next(o for o in cls.options if o.flag is None and isinstance(o.default, int))
-    assert_user_error(run("train.py", *base, "--model-kwargs", f"{integer.name}=-3"), integer.name, "-3")
-    listing = run("train.py", "--model", "help")
+    assert_user_error(run_here("train.py", *base, "--model-kwargs", f"{integer.name}=-3"), integer.name, "-3")
+    listing = run_here("train.py", "--model", "help")
     assert listing.returncode == 0 and f"{model}: " in listing.stdout
     assert all(f"{opt.name}=" in listing.stdout for opt in cls.options)
-    proc = run("train.py", *base, "--model-kwargs", f"{integer.name}={integer.default + 1}")
+    proc = run_here("train.py", *base, "--model-kwargs", f"{integer.name}={integer.default + 1}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert torch.load(tmp_path / "m.pt", weights_only=True)["config"][integer.name] == integer.default + 1
 
@@ -96,7 +98,7 @@ def test_a_checkpoint_of_biosig_0_1_0_still_loads(tmp_path):
     X, y = make_windows(n=60)                            # the windows 0.1.0 trained and predicted on
     np.save(tmp_path / "X.npy", X)
     ckpt = f"{ROOT}/tests/data/v0_1_0.pt"
-    inf = run("infer.py", "--ckpt", ckpt, "--x", tmp_path / "X.npy", "--out", tmp_path / "p.npy")
+    inf = run_here("infer.py", "--ckpt", ckpt, "--x", tmp_path / "X.npy", "--out", tmp_path / "p.npy")
     assert inf.returncode == 0, inf.stderr
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.load(f"{ROOT}/tests/data/v0_1_0_preds.npy"),
                                rtol=1e-5, atol=1e-6)
@@ -137,14 +139,13 @@ def test_inference_imports_no_training_code(tmp_path):
         assert f"'{module}'" not in loaded, module
 
 
-@pytest.mark.parametrize("f", [1, 2])
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model, f", slow_after([(m, f) for m in sorted(MODELS) for f in (1, 2)]))
 def test_every_model_learns_a_task_with_real_signal(tmp_path, model, f):
     """Raw time (F=1) and band rows (F=2): validation accuracy well above chance (1/3)."""
     X, y = TASKS["classification"].example_data(240, 3, f, 128)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
-    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--epochs", "6",
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", model, "--epochs", "6",
                "--batch", "32", "--lr", "3e-3", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -180,7 +181,7 @@ def _minimum_frames(model):
     raise AssertionError(f"{model}: no T up to 512 fits")
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", slow_after(sorted(MODELS)))
 def test_every_model_trains_at_its_minimum_length_and_refuses_one_frame_less(tmp_path, model):
     """At the shortest T its input_problem accepts, a model trains and infers (learning is
     tested above at T=128, where a sinusoid can be told apart); one frame less is one line."""
@@ -189,13 +190,13 @@ def test_every_model_trains_at_its_minimum_length_and_refuses_one_frame_less(tmp
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     args = ["--y", tmp_path / "y.npy", "--model", model, "--epochs", "1", "--batch", "16", "--save", tmp_path / "m.pt"]
-    proc = run("train.py", "--x", tmp_path / "X.npy", *args, "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", *args, "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, (t, proc.stderr[-2000:])
-    inf = run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", "--quiet", "--out", tmp_path / "p.npy")
+    inf = run_here("infer.py", "--ckpt", tmp_path / "m.pt", "--x", tmp_path / "X.npy", "--quiet", "--out", tmp_path / "p.npy")
     assert inf.returncode == 0 and np.isfinite(np.load(tmp_path / "p.npy")).all(), inf.stderr
     if t > 1:
         np.save(tmp_path / "X_short.npy", X[..., :t - 1])
         (tmp_path / "m.pt").unlink()
-        short = run("train.py", "--x", tmp_path / "X_short.npy", *args, "--run-dir", tmp_path / "run2")
+        short = run_here("train.py", "--x", tmp_path / "X_short.npy", *args, "--run-dir", tmp_path / "run2")
         assert_user_error(short, "X_short.npy", f"T={t - 1}")
         assert not (tmp_path / "run2").exists() and not (tmp_path / "m.pt").exists()
