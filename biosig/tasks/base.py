@@ -1,5 +1,7 @@
 """What every task shares: the Task defaults, and the per-frame pieces of segmentation and
 pretraining (which model may run them, and how output frames map to input frames)."""
+from dataclasses import fields
+
 import torch
 from torch import nn
 
@@ -7,13 +9,20 @@ from ..errors import UserError
 
 
 class Task:
-    """Defaults of the Task contract (see biosig/tasks/__init__.py); a task overrides what differs."""
+    """Defaults of the Task contract (see biosig/tasks/__init__.py); a task overrides what differs.
+    A task is a @dataclass(eq=False) (tasks compare by identity, as before) whose fields are its
+    settings, declared once: they are its __init__'s arguments and, after its name, its config."""
 
     options = ()
     target_kind = "integer"
     select_by = None
     needs_per_frame = False      # True: only models with forward_seq (per-frame outputs) fit
     refused_augments = {}        # --augment names this task cannot take -> why (one line)
+
+    @property
+    def config(self):
+        """What the checkpoint stores: {"name": ..., then every field}; Task(**rest) rebuilds it."""
+        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}
 
     @classmethod
     def model_problem(cls, model_cls):

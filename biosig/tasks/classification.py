@@ -1,5 +1,6 @@
 """Classification: one integer label in [0, K-1] per window; the model gives (B, K) logits."""
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from ..declare import PATH, RUN, Option
 from .base import Task
 
 
+@dataclass(eq=False)
 class Classification(Task):
     name = "classification"
     target_kind = "integer"
@@ -28,19 +30,13 @@ class Classification(Task):
                "N / (K x its windows in --y), so rare classes count as much as common ones", flag="--class-weights"),
     )
 
-    def __init__(self, n_classes, class_names=None, label_smoothing=0.0, class_weights=None):
-        self.n_classes = n_classes
-        self.class_names = class_names
-        self.label_smoothing = label_smoothing
-        self.class_weights = class_weights      # K floats, or None
+    n_classes: int
+    class_names: list[str] | None = None
+    label_smoothing: float = 0.0
+    class_weights: list[float] | None = None        # K floats, or None
 
     def __str__(self):
         return f"{self.n_classes} classes"
-
-    @property
-    def config(self):
-        return {"name": self.name, "n_classes": self.n_classes, "class_names": self.class_names,
-                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights}
 
     @property
     def n_outputs(self):

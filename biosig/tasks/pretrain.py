@@ -19,6 +19,8 @@ neighbours (interp_mse), and predicting 0 (zero_mse): a model that does not beat
 has learnt little. Only models with per-frame outputs (forward_seq) can be pretrained; --model auto
 takes tcn (biosig/select.py), whose levels follow the window, so its last frame sees all of it.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -89,6 +91,7 @@ def interpolate(x, masked):
     return out
 
 
+@dataclass(eq=False)
 class Pretrain(Task):
     name = "pretrain"
     target_kind = None
@@ -104,15 +107,12 @@ class Pretrain(Task):
                flag="--decoder-width"),
     )
 
-    def __init__(self, mask_ratio=0.5, mask_span=8, width=64):
-        self.mask_ratio, self.mask_span, self.width = mask_ratio, mask_span, width
+    mask_ratio: float = 0.5
+    mask_span: int = 8
+    width: int = 64
 
     def __str__(self):
         return f"masked reconstruction ({self.mask_ratio:g} of spans of {self.mask_span} frames)"
-
-    @property
-    def config(self):
-        return {"name": self.name, "mask_ratio": self.mask_ratio, "mask_span": self.mask_span, "width": self.width}
 
     @property
     def n_outputs(self):

@@ -4,6 +4,7 @@ Targets y (N,) or (N, D). The model gives (B, D) outputs in standardized units: 
 mean and standard deviation are fitted on the training split (--target-scale standard, the
 default), stored in the checkpoint, and predictions come back in the targets' own units.
 """
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from .base import Task, check_array
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
 
 
+@dataclass(eq=False)
 class Regression(Task):
     name = "regression"
     target_kind = "float"
@@ -31,18 +33,19 @@ class Regression(Task):
                flag="--target-scale"),
     )
 
-    def __init__(self, n_targets, vector=True, loss="mse", target_scale="standard", mean=None, std=None):
-        self.n_targets, self.vector, self.loss, self.target_scale = n_targets, vector, loss, target_scale
-        self.mean = mean if mean is not None else [0.0] * n_targets
-        self.std = std if std is not None else [1.0] * n_targets
+    n_targets: int
+    vector: bool = True
+    loss: str = "mse"
+    target_scale: str = "standard"
+    mean: list[float] | None = None         # None: zeros (fit() sets the training split's)
+    std: list[float] | None = None          # None: ones
+
+    def __post_init__(self):
+        self.mean = self.mean if self.mean is not None else [0.0] * self.n_targets
+        self.std = self.std if self.std is not None else [1.0] * self.n_targets
 
     def __str__(self):
         return f"{self.n_targets} regression target{'s' if self.n_targets > 1 else ''}"
-
-    @property
-    def config(self):
-        return {"name": self.name, "n_targets": self.n_targets, "vector": self.vector, "loss": self.loss,
-                "target_scale": self.target_scale, "mean": self.mean, "std": self.std}
 
     @property
     def n_outputs(self):

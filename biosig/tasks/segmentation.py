@@ -11,6 +11,8 @@ Metrics: per-frame accuracy, macro-F1, balanced accuracy, the confusion matrix o
 onset detection per positive class (an onset predicted within --onset-tolerance frames of a
 true one is a hit): event_f1.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -24,6 +26,7 @@ from .classification import Classification, _read_class_names, check_empty_class
 FRAMES = "output frame j covers input frames [j*s, (j+1)*s), s = T // T', trained on the label of frame (j+1)*s-1"
 
 
+@dataclass(eq=False)
 class Segmentation(Task):
     name = "segmentation"
     target_kind = "frames"
@@ -38,16 +41,13 @@ class Segmentation(Task):
                "true onset of the same class counts as a hit (event_f1)", flag="--onset-tolerance"),
     )
 
-    def __init__(self, n_classes, class_names=None, tolerance=5, frames=FRAMES):
-        self.n_classes, self.class_names, self.tolerance, self.frames = n_classes, class_names, tolerance, frames
+    n_classes: int
+    class_names: list[str] | None = None
+    tolerance: int = 5
+    frames: str = FRAMES        # how output frames map to input frames, said in the checkpoint
 
     def __str__(self):
         return f"{self.n_classes} classes per frame"
-
-    @property
-    def config(self):
-        return {"name": self.name, "n_classes": self.n_classes, "class_names": self.class_names,
-                "tolerance": self.tolerance, "frames": self.frames}
 
     @property
     def n_outputs(self):
