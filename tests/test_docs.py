@@ -85,6 +85,27 @@ def test_readme_is_short_and_maps_every_docs_page():
     assert "(CONTRIBUTING.md)" in text
 
 
+def test_paths_and_imports_shown_exist():
+    """Every biosig/... file the pages name exists, and every `from biosig... import name` they show
+    imports (the module paths follow the package's folders)."""
+    import importlib
+    bad = []
+    for page in PAGES:
+        with open(page, encoding="utf-8") as f:
+            text = f.read()
+        for path in sorted(set(re.findall(r"\bbiosig/[\w/]*\w\.py\b", text))):
+            if not os.path.isfile(os.path.join(ROOT, path)):
+                bad.append(f"{rel(page)}: {path} does not exist")
+        for module, names in sorted(set(re.findall(r"\bfrom (biosig[\w.]*) import (\w+(?:, \w+)*)", text))):
+            try:
+                imported = importlib.import_module(module)
+            except ImportError as e:
+                bad.append(f"{rel(page)}: from {module} import ...: {e}")
+                continue
+            bad += [f"{rel(page)}: {module} has no {n}" for n in names.split(", ") if not hasattr(imported, n)]
+    assert not bad, "\n".join(bad)
+
+
 def commands(path):
     """Each shell command of the page's code blocks: continuation lines joined, then split at &&."""
     out = []
