@@ -302,7 +302,7 @@ def test_a_pipe_given_as_a_npy_file_is_one_line(files):
 def test_abbreviated_flags_are_refused_with_the_closest_one(files, capsys):
     """`--epoch 1` was argparse's prefix for --epochs in train.py (a typo silently becoming another
     option), while sweep.py refused it: every parser now refuses a prefix and names the closest flag."""
-    from biosig.signals.bandpower import main as bandpower
+    from biosig.cli.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.sweep import main as sweep
     from biosig.cli.train import main as train
@@ -353,7 +353,7 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
 def test_messages_name_what_was_given(files, capsys):
     """Each said something else: `--y DIR` 'X.npy: no labels'; biosig.bandpower '--frame None s';
     4 class names for 3 classes not counted; infer.py --x model.pt 'a recording'."""
-    from biosig.signals.bandpower import main as bandpower
+    from biosig.cli.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.train import main as train
     d = files
@@ -377,7 +377,7 @@ def test_messages_name_what_was_given(files, capsys):
 def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, capsys):
     """An existing --out said only that it exists: now --overwrite (or another --out), and
     --overwrite replaces the windows, never a directory this tool did not write nor its inputs."""
-    from biosig.signals.windows import main as windows
+    from biosig.cli.windows import main as windows
     rng = np.random.default_rng(0)
     np.save(tmp_path / "rec.npy", rng.standard_normal((3, 640)).astype(np.float32))
     np.save(tmp_path / "labels.npy", np.arange(640) // 160 % 2)

@@ -134,9 +134,9 @@ def test_inference_imports_no_training_code(tmp_path):
                           cwd=ROOT, env=ENV, timeout=120)
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stdout.strip().splitlines()[-1]
-    assert "biosig.inference" in loaded
-    for module in ("biosig.run", "biosig.loop", "biosig.distributed", "biosig.resume", "biosig.sweep"):
-        assert f"'{module}'" not in loaded, module
+    assert "'biosig.deploy.predictor'" in loaded
+    for prefix in ("biosig.train", "biosig.sweep"):
+        assert f"'{prefix}'" not in loaded and f"'{prefix}." not in loaded, prefix
 
 
 @pytest.mark.parametrize("model, f", slow_after([(m, f) for m in sorted(MODELS) for f in (1, 2)]))

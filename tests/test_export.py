@@ -118,12 +118,13 @@ def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data)
 
 def test_a_wrong_export_is_caught_before_the_file_appears(data, monkeypatch):
     from biosig.deploy import export as exporter
+    from biosig.cli.export import main as export_main
     ckpt, _ = trained(data, "tcn")
     right = exporter.Deployed.forward
     monkeypatch.setattr(exporter.Deployed, "forward", lambda module, x: right(module, x) + 1e-3)
     out = data["dir"] / "wrong.pt2"
     with pytest.raises(AssertionError, match=r"max \|diff\| 0.001 to PyTorch on a batch of 3"):
-        exporter.main(["--ckpt", str(ckpt), "--out", str(out)])
+        export_main(["--ckpt", str(ckpt), "--out", str(out)])
     assert not out.exists() and not [p for p in os.listdir(data["dir"]) if p.startswith(".wrong")]
 
 
@@ -158,9 +159,9 @@ def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_pa
     import json
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    from biosig.signals.bandpower import main as bandpower
+    from biosig.cli.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
-    from biosig.deploy.export import main as exporter
+    from biosig.cli.export import main as exporter
     fs, rng = 128, np.random.default_rng(0)
     y = np.arange(64) % 2
     raw = rng.normal(size=(64, 3, 1, 256)) * 1e-5 + 2e-3                    # volts, with a DC offset

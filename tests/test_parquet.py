@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from biosig.data import convert
+import biosig.cli.convert as convert
 from biosig.data import parquet
 from biosig.errors import UserError
 from biosig.data.parquet import is_parquet, read_windows_table, write_windows_table

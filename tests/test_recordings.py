@@ -204,7 +204,7 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
 def windows_main(argv, capsys):
     """python -m biosig.windows ARGV in-process -> its warning lines (stderr)."""
     import signal
-    from biosig.signals.windows import main
+    from biosig.cli.windows import main
     sigterm = signal.getsignal(signal.SIGTERM)               # main() takes SIGTERM over
     capsys.readouterr()
     try:
@@ -270,7 +270,7 @@ def test_channel_names_match_ignoring_case_where_that_is_unambiguous(tmp_path, c
     from biosig.signals import contract
     from biosig.errors import UserError
     from conftest import main_fails
-    from biosig.signals.windows import main
+    from biosig.cli.windows import main
     a = edf(tmp_path / "a.edf", ["Fz", "Cz", "Pz"], 4, annotations=[(0.0, 4.0, "rest")])
     b = edf(tmp_path / "b.edf", ["PZ", "FZ", "CZ"], 4, annotations=[(0.0, 4.0, "rest")])   # another amplifier
     warnings = windows_main(["--recording", a, b, "--length", 2, "--out", tmp_path / "w"], capsys)
@@ -349,7 +349,7 @@ def test_windows_carry_their_onsets_into_infer_predictions(tmp_path, capsys):
 def test_a_refused_raw_input_prints_only_its_error(tmp_path, capsys):
     """Raw samples given to a band-power checkpoint with --onsets that do not fit: the one error
     line, not first the line saying the samples were made into band-power frames."""
-    from biosig.signals.bandpower import main as bandpower
+    from biosig.cli.bandpower import main as bandpower
     from biosig.cli.infer import main as infer
     from biosig.cli.train import main as train
     from conftest import main_fails, run_main

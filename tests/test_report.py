@@ -250,7 +250,7 @@ def write_loso_sweep(out):
 
 
 def test_loso_sweep_report_shows_each_fold_and_the_honest_line(tmp_path, monitor_figures, capsys):
-    from biosig.report import run as report
+    import biosig.cli.report as report
     from biosig.report.best import best_lines
     best = write_loso_sweep(tmp_path)
     report.main([str(tmp_path), "--threads", "1"])
@@ -295,7 +295,7 @@ def monitor_figures(monkeypatch):
 
 
 def test_a_sole_panel_fills_the_figure(tmp_path, monitor_figures):
-    from biosig.report import run as report
+    import biosig.cli.report as report
     write_loso_sweep(tmp_path)
     (tmp_path / "folds.csv").unlink()          # no folds panel: the model panel alone
     report.main([str(tmp_path)])

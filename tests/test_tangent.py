@@ -129,7 +129,7 @@ def test_it_learns_a_class_that_lives_in_the_correlation_and_exports(tmp_path, c
     assert int(state["solver"]) == 2 and float(state["penalty"]) > 0 and state["reference"].dtype == torch.float64
     # exported as a torch.export program it predicts what infer.py's Predictor predicts; ONNX has no
     # eigendecomposition: refused in one line, nothing written
-    from biosig.deploy.export import main as export
+    from biosig.cli.export import main as export
     from biosig.deploy.predictor import load_model_from_checkpoint
     code, _, err = run_main(export, ["--ckpt", tmp_path / "m.pt", "--out", tmp_path / "m.pt2"], capsys)
     assert code == 0, err[-3000:]

@@ -103,10 +103,10 @@ def test_module_tools_say_their_thread_count_in_their_summary_line(tmp_path, cap
     """Each module tool names the thread count it chose in the line it prints anyway (issue 27):
     the summary line on stdout; on stderr where stdout lists the files written."""
     import numpy as np
-    from biosig.signals.bandpower import main as bandpower
-    from biosig.data.convert import main as convert
+    from biosig.cli.bandpower import main as bandpower
+    from biosig.cli.convert import main as convert
     from biosig.cli.examples import main as examples
-    from biosig.signals.windows import main as windows
+    from biosig.cli.windows import main as windows
     said = "threads 1 (--threads)"
     before = torch.get_num_threads()
     try:

@@ -1,15 +1,15 @@
 """The command-line programs. Each module has get_args_parser() and main(argv); the checkout's
 train.py, infer.py and sweep.py run them, and `pip install .` installs them as commands:
 
-    biosig-train    biosig.cli.train      (train.py)
-    biosig-infer    biosig.cli.infer      (infer.py)
-    biosig-sweep    biosig.cli.sweep      (sweep.py)
-    biosig-convert  biosig.convert        (python -m biosig.convert)
-    biosig-export   biosig.export         (python -m biosig.export)
-    biosig-report   biosig.report         (python -m biosig.report)
-    biosig-examples biosig.examples       (python -m biosig.examples)
-    biosig-bandpower biosig.bandpower     (python -m biosig.bandpower)
-    biosig-windows  biosig.windows        (python -m biosig.windows)
+    biosig-train     biosig.cli.train      (train.py)
+    biosig-infer     biosig.cli.infer      (infer.py; --stream/--lsl flags: cli/stream_flags.py)
+    biosig-sweep     biosig.cli.sweep      (sweep.py)
+    biosig-convert   biosig.cli.convert    (python -m biosig.convert)
+    biosig-export    biosig.cli.export     (python -m biosig.export)
+    biosig-report    biosig.cli.report     (python -m biosig.report)
+    biosig-examples  biosig.cli.examples   (python -m biosig.examples)
+    biosig-bandpower biosig.cli.bandpower  (python -m biosig.bandpower)
+    biosig-windows   biosig.cli.windows    (python -m biosig.windows)
 
 The functions below are those commands' entry points (pyproject.toml [project.scripts]). A command
 parses its flags and calls the library; the library holds no argparse.
@@ -32,9 +32,9 @@ def _command(module):
 train = _command("biosig.cli.train")
 infer = _command("biosig.cli.infer")
 sweep = _command("biosig.cli.sweep")
-convert = _command("biosig.data.convert")
-export = _command("biosig.deploy.export")
-report = _command("biosig.report.run")
+convert = _command("biosig.cli.convert")
+export = _command("biosig.cli.export")
+report = _command("biosig.cli.report")
 examples = _command("biosig.cli.examples")
-bandpower = _command("biosig.signals.bandpower")
-windows = _command("biosig.signals.windows")
+bandpower = _command("biosig.cli.bandpower")
+windows = _command("biosig.cli.windows")

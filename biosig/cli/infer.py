@@ -12,8 +12,8 @@ from biosig.errors import ArgumentParser, HelpFormatter, positive_float, positiv
 
 
 def get_args_parser():
-    from biosig.train.options import add_source_flags
-    from biosig.deploy.decode import add_stream_flags
+    from biosig.cli.stream_flags import add_stream_flags
+    from biosig.data.flags import add_source_flags
     from biosig.threads import add_threads_flag
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
@@ -57,7 +57,7 @@ def main(argv=None):
     threads.quiet_waiting()             # before torch loads its OpenMP runtime (biosig/threads.py)
     threads.check_environment(sys.argv[1:] if argv is None else argv)    # our one line before libgomp's own
     args = get_args_parser().parse_args(argv)
-    from biosig.deploy.decode import check_flags
+    from biosig.cli.stream_flags import check_flags
     if args.x and os.path.isfile(args.x):
         from biosig.checkpoint import looks_like_checkpoint
         if looks_like_checkpoint(args.x):
@@ -79,20 +79,7 @@ def main(argv=None):
     if not args.x.endswith(".npy") and not parquet.is_parquet(args.x) and os.path.isfile(args.x):
         raise UserError(f"{args.x}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
                         f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
-    inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
-    if args.out:
-        if os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
-            raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
-        checkpoint.check_writable(args.out, "--out", inputs=inputs)
-    if args.report:
-        if os.path.splitext(args.report)[1] != ".json":
-            raise UserError(f"{args.report}: --report must end in .json")
-        checkpoint.check_writable(args.report, "--report", inputs=inputs + [("--out", args.out)])
-    if args.onsets and (not args.out or args.out.endswith(".npy")):
-        raise UserError("--onsets become the onset_s column of a .csv or .jsonl --out (a .npy --out holds the "
-                        "predictions alone)")
-    if args.strict_groups and not (args.groups or args.group_col):
-        raise UserError("--strict-groups needs the windows' groups: --groups groups.npy (or --group-col with parquet)")
+    check_outputs(args)
     device = resolve_device(args.device)
     ckpt = checkpoint.load(args.ckpt)
     predictor = Predictor(ckpt, device=device, path=args.ckpt)
@@ -101,25 +88,7 @@ def main(argv=None):
     if args.normalize and not trained_zscore:
         warn(f"--normalize ignored: {args.ckpt} was trained without it; applying the checkpoint's preprocessing")
 
-    # the channels the model was trained on, by name: a parquet input is read by them (--signal-cols in
-    # another order are the same channels, read in the checkpoint's order, as .npy windows are reordered);
-    # a selection without one of them is refused (same count, other channels would run without complaint)
-    signal_cols, matched = args.signal_cols, []
-    if parquet.is_parquet(args.x) and parquet.parse_columns(signal_cols):
-        # the table's own spelling first (pz names its column Pz), so a name is never matched
-        # ignoring case against the checkpoint and then looked up as typed
-        columns, matched = parquet.table_columns(parquet.parse_columns(signal_cols), args.x)
-        signal_cols = ",".join(columns)
-    if predictor.channels and parquet.is_parquet(args.x):
-        given = parquet.parse_columns(signal_cols)
-        if given is None:
-            signal_cols = ",".join(predictor.channels)
-        elif given != predictor.channels:
-            from biosig.signals.contract import match_channels
-            order = match_channels(given, predictor.channels, f"{args.x} --signal-cols {','.join(given)}",
-                                   f" of the {len(predictor.channels)} {args.ckpt} was trained on "
-                                   f"({','.join(predictor.channels)})")
-            signal_cols = ",".join(given[i] for i in order)
+    signal_cols, matched = signal_columns(args, predictor)
     # parquet: the label column is scored when present; .npy: only with --y
     X, y, groups, where = read_source(args.x, args.y, x_col=args.x_col, signal_cols=signal_cols,
                                       label_col=args.label_col, group_col=args.group_col, load="mmap", ndims=(3, 4),
@@ -131,7 +100,7 @@ def main(argv=None):
         y = task.check_targets(y, where, source=f"the checkpoint's {task}")
     # before conform_input says what it made of raw samples: a refused run prints its error alone
     onsets = load_onsets(args, len(X)) if args.out and not args.out.endswith(".npy") else None
-    from biosig.signals.contract import conform_input
+    from biosig.deploy.inputs import conform_input
     X = conform_input(X, args.x, args.fs, args.channel_names, predictor, args.ckpt)
     problem = predictor.input_problem(X.shape)
     if problem:
@@ -160,12 +129,61 @@ def main(argv=None):
     if args.out:
         write_predictions(args.out, task, pred, softmax, leak, onsets=onsets)
     if args.report:
-        from biosig.atomic import write_json
-        groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
-        write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
-                                 "windows": int(len(X)), "scored": y is not None, "task": task.name,
-                                 "scores": scores, "report": lines,
-                                 "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
+        write_report(args, len(X), y is not None, task, scores, lines, leak)
+
+
+def write_report(args, n_windows, scored, task, scores, lines, leak):
+    """--report: the scores as numbers, the printed lines and the group check, as JSON."""
+    from biosig.atomic import write_json
+    groups_part = None if leak is None else {k: v for k, v in leak.items() if k != "seen"}
+    write_json(args.report, {"checkpoint": os.path.abspath(args.ckpt), "x": os.path.abspath(args.x),
+                             "windows": int(n_windows), "scored": scored, "task": task.name,
+                             "scores": scores, "report": lines,
+                             "groups": groups_part, "leaky": None if leak is None else leak["leaky"]})
+
+
+def check_outputs(args):
+    """--out, --report, --onsets and --strict-groups: refused in one line before anything is read."""
+    from biosig import checkpoint
+    from biosig.deploy.inputs import check_out
+    from biosig.errors import UserError
+    inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
+    check_out(args.out, inputs)
+    if args.report:
+        if os.path.splitext(args.report)[1] != ".json":
+            raise UserError(f"{args.report}: --report must end in .json")
+        checkpoint.check_writable(args.report, "--report", inputs=inputs + [("--out", args.out)])
+    if args.onsets and (not args.out or args.out.endswith(".npy")):
+        raise UserError("--onsets become the onset_s column of a .csv or .jsonl --out (a .npy --out holds the "
+                        "predictions alone)")
+    if args.strict_groups and not (args.groups or args.group_col):
+        raise UserError("--strict-groups needs the windows' groups: --groups groups.npy (or --group-col with parquet)")
+
+
+def signal_columns(args, predictor):
+    """--signal-cols as a parquet --x is read -> (the columns, comma-separated, or None; the names
+    matched ignoring case). The channels the model was trained on, by name: a parquet input is read
+    by them (--signal-cols in another order are the same channels, read in the checkpoint's order,
+    as .npy windows are reordered); a selection without one of them is refused (same count, other
+    channels would run without complaint)."""
+    from biosig.data import parquet
+    signal_cols, matched = args.signal_cols, []
+    if parquet.is_parquet(args.x) and parquet.parse_columns(signal_cols):
+        # the table's own spelling first (pz names its column Pz), so a name is never matched
+        # ignoring case against the checkpoint and then looked up as typed
+        columns, matched = parquet.table_columns(parquet.parse_columns(signal_cols), args.x)
+        signal_cols = ",".join(columns)
+    if predictor.channels and parquet.is_parquet(args.x):
+        given = parquet.parse_columns(signal_cols)
+        if given is None:
+            signal_cols = ",".join(predictor.channels)
+        elif given != predictor.channels:
+            from biosig.signals.contract import match_channels
+            order = match_channels(given, predictor.channels, f"{args.x} --signal-cols {','.join(given)}",
+                                   f" of the {len(predictor.channels)} {args.ckpt} was trained on "
+                                   f"({','.join(predictor.channels)})")
+            signal_cols = ",".join(given[i] for i in order)
+    return signal_cols, matched
 
 
 def as_raw_windows(path, predictor):

@@ -15,29 +15,7 @@ from ..signals import contract
 from ..atomic import atomic_path
 from . import load_windows, open_npy, read_npy_header
 from .parquet import is_parquet, parse_columns, read_windows_table, write_windows_table
-from ..errors import ArgumentParser, HelpFormatter, UserError, prog, run_cli
-from ..train.options import add_source_flags
-
-
-def get_args_parser():
-    p = ArgumentParser(prog=prog("biosig.convert"),
-                       description="Convert windows between X.npy/y.npy and a parquet table.",
-                       formatter_class=HelpFormatter)
-    p.add_argument("--x", required=True, help="X.npy (N, C, F, T), or a .parquet file / directory of them")
-    p.add_argument("--y", help="npy -> parquet: targets y.npy: (N,) class ids or regression targets, or (N, D) "
-                   "rows (D targets, or one label per frame), written as a number or a list per row")
-    p.add_argument("--groups", help="npy -> parquet: group ids g.npy (N,), e.g. subject")
-    p.add_argument("--out", help="npy -> parquet: the .parquet file to write")
-    p.add_argument("--layout", choices=["nested", "channels"], default="nested",
-                   help="npy -> parquet: one column of (C, F, T) lists, or one column per channel")
-    p.add_argument("--out-x", help="parquet -> npy: X.npy (N, C, F, T) float32 to write")
-    p.add_argument("--out-y", help="parquet -> npy: targets y.npy to write, (N,) or (N, D) as the column holds them")
-    p.add_argument("--out-groups", help="parquet -> npy: group ids g.npy (N,) to write")
-    add_source_flags(p, group_col=False)   # npy -> parquet with --layout channels: --signal-cols names them
-    p.add_argument("--group-col", help="column holding the group id (default 'group' when --groups/--out-groups)")
-    from ..threads import add_threads_flag
-    add_threads_flag(p)
-    return p
+from ..errors import UserError
 
 
 def save_npy(path, array):
@@ -133,12 +111,7 @@ def parquet_to_npy(args):
     return f"wrote {', '.join(p for p, _ in outs)}: {len(X)} windows of (C, F, T) = {tuple(X.shape[1:])}"
 
 
-def main(argv=None):
-    args = get_args_parser().parse_args(argv)
-    from ..threads import apply as apply_threads
-    threads = apply_threads(args.threads, import_torch=False)
-    print((parquet_to_npy if is_parquet(args.x) else npy_to_parquet)(args) + f" | {threads}")
-
-
-if __name__ == "__main__":
-    run_cli(main)
+def convert(args):
+    """What biosig.convert does with its parsed flags (biosig/cli/convert.py), in the direction
+    --x gives -> the line that says what was written."""
+    return (parquet_to_npy if is_parquet(args.x) else npy_to_parquet)(args)

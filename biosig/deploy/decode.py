@@ -12,69 +12,18 @@ import time
 import numpy as np
 import torch
 
-from ..errors import Interrupted, UserError, number, positive_int, positive_int_or, warn
+from ..errors import Interrupted, UserError, warn
 from .streamer import Hysteresis, Streamer, stream_problem
 
 
-def add_stream_flags(p):
-    """infer.py's streaming flags."""
-    g = p.add_argument_group("streaming (per-frame models: eeg2arm, tcn)")
-    g.add_argument("--stream", action="store_true", help="decode --x as a recording frame by frame, as it would "
-                   "arrive: (C, F, T) one recording, (N, C, F, T) N recordings, or a parquet table of them")
-    g.add_argument("--chunk", type=positive_int, default=1, help="input frames handed to the model per step")
-    g.add_argument("--context", type=positive_int_or("all"), help="input frames an output may see: W keeps memory and time "
-                   "per frame constant (outputs see the last W/2..W frames); all: everything since the start, "
-                   "exactly forward_seq (default: the training window T)")
-    g.add_argument("--hysteresis", type=positive_int, default=1, metavar="K",
-                   help="the decision switches only after a new class wins K frames in a row")
-    g.add_argument("--threshold", type=number(float, 0, 1), default=0.0, metavar="P",
-                   help="... each with probability >= P")
-    g.add_argument("--lsl", metavar="NAME", help="decode a live Lab Streaming Layer stream of that name instead of "
-                   "--x (needs pylsl); stop with Ctrl-C, --max-frames or --lsl-timeout")
-    g.add_argument("--lsl-out", metavar="NAME", help="push each output frame's decision, class and probabilities "
-                   "to an LSL outlet of that name (needs pylsl); it does not wait for listeners")
-    g.add_argument("--max-frames", type=positive_int, help="--lsl: stop after this many input frames (the stream's "
-                   "samples: a band-power model's raw samples)")
-    g.add_argument("--lsl-timeout", type=number(float, 0, low_open=True), default=None, metavar="S",
-                   help="--lsl: seconds to wait for the stream to appear, and for data before stopping (10)")
-
-
-def check_flags(args):
-    """Streaming flags without --stream/--lsl, and window flags with them: one line each."""
-    streaming = args.stream or args.lsl
-    for flag, used in (("--chunk", args.chunk != 1), ("--context", args.context), ("--hysteresis", args.hysteresis != 1),
-                       ("--threshold", args.threshold), ("--lsl-out", args.lsl_out), ("--max-frames", args.max_frames),
-                       ("--lsl-timeout", args.lsl_timeout)):
-        if used and not streaming:
-            raise UserError(f"{flag} is for decoding frame by frame: add --stream (or --lsl NAME)")
-    if not streaming:
-        return
-    for flag, used in (("--y", args.y), ("--groups", args.groups), ("--group-col", args.group_col),
-                       ("--onsets", args.onsets),
-                       ("--report", args.report), ("--strict-groups", args.strict_groups),
-                       ("--no-softmax", args.no_softmax), ("--normalize", args.normalize), ("--batch", args.batch != 256)):
-        if used:
-            raise UserError(f"{flag} is for scoring whole windows; it is not used with --stream/--lsl")
-    if args.lsl and args.x:
-        raise UserError("--lsl and --x: decode a live stream or a recording, not both")
-    if not args.lsl and not args.x:
-        raise UserError("--stream needs the recording: --x recording.npy (or --lsl NAME for a live stream)")
-    if args.max_frames and not args.lsl:
-        raise UserError("--max-frames is for --lsl (a recording ends by itself)")
-    if args.lsl_timeout and not args.lsl:
-        raise UserError("--lsl-timeout is for --lsl")
-
-
 def run(args):
-    """Decode recordings or a live stream frame by frame, with hysteresis. Prints the decision
-    switches (unless --quiet) and the latency per step at the end."""
+    """Decode recordings or a live stream frame by frame, with hysteresis, as infer.py's flags
+    (checked: biosig/cli/stream_flags.py) say. Prints the decision switches (unless --quiet) and
+    the latency per step at the end."""
     from .. import checkpoint
+    from .inputs import check_out
     from .predictor import Predictor
-    check_flags(args)
-    if args.out and os.path.splitext(args.out)[1] not in (".csv", ".npy", ".jsonl"):
-        raise UserError(f"{args.out}: --out must end in .csv, .npy or .jsonl")
-    if args.out:
-        checkpoint.check_writable(args.out, "--out", inputs=[("--x", args.x), ("--ckpt", args.ckpt)])
+    check_out(args.out, [("--x", args.x), ("--ckpt", args.ckpt)])
     predictor = Predictor(checkpoint.load(args.ckpt), device="cpu", path=args.ckpt)
     problem = stream_problem(predictor)
     if problem:
@@ -136,7 +85,7 @@ def live_frames(inlet, predictor, args, c, f):
     frames (each frame stamped with its last sample's time). The stream carries C x F channels
     (channel c, band f at c * F + f), or C raw ones for a band-power model."""
     from ..signals.bandpower import BandPower
-    from ..signals.contract import match_channels, names
+    from ..signals.contract import channel_order, names
     trained, where = predictor.signal, f"--lsl {args.lsl}"
     bp = BandPower.from_config(trained["bandpower"]) if trained.get("bandpower") else None
     raw = bp is not None and inlet.count == c
@@ -154,9 +103,8 @@ def live_frames(inlet, predictor, args, c, f):
     if labels and len(labels) != inlet.count:
         raise UserError(f"{where}: {len(labels)} channel names for the stream's {inlet.count} channels")
     order = None
-    if trained.get("channels") and labels and (raw or f == 1) and labels != trained["channels"]:
-        order = match_channels(labels, trained["channels"], where, f" of those {args.ckpt} was trained on "
-                               f"({', '.join(trained['channels'])})")
+    if trained.get("channels") and labels and (raw or f == 1):
+        order = channel_order(labels, trained["channels"], where, args.ckpt, those=True)
     frames, held = (bp.stream(), np.zeros(0)) if raw else (None, None)
     for x, stamps in inlet.chunks(args.chunk, args.max_frames):
         x = x[order] if order is not None else x
@@ -176,7 +124,8 @@ def read_recordings(args, predictor):
     (EDF, BDF, .fif, ...) -> (N, C, F, T) float32, conformed to the checkpoint's signal contract
     and checked against the model."""
     from ..data import parquet, read_source
-    from ..signals.contract import Conformed, conform, conform_input
+    from ..signals.contract import Conformed, conform
+    from .inputs import conform_input
     from ..signals.windows import mapped
     raw = mapped(args.x, "recording") if args.x.endswith(".npy") and os.path.isfile(args.x) else None
     if raw is not None and raw.ndim == 2:       # a raw recording (C, T_total), as biosig.windows takes one

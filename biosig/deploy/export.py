@@ -31,107 +31,16 @@ import warnings
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..signals import bandpower, contract
+from ..signals import bandpower
 from .. import checkpoint, normalize as preprocess
 from ..atomic import atomic_path
-from ..errors import ArgumentParser, HelpFormatter, UserError, needs, prog
+from ..errors import UserError, needs
+from .modules import BandPowerFrames, Deployed, Step  # noqa: F401 (BandPowerFrames: imported from here)
 from .predictor import Predictor
 
 TOLERANCE = 1e-4
 METADATA = "biosig.input"          # the file's metadata entry that describes its input x (JSON)
-
-
-def get_args_parser():
-    p = ArgumentParser(prog=prog("biosig.export"), formatter_class=HelpFormatter,
-                       description="Export a checkpoint with its preprocessing and output transform baked in.")
-    p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
-    p.add_argument("--out", required=True, help="model.onnx (needs onnx and onnxscript) or model.pt2 (torch.export)")
-    p.add_argument("--step", action="store_true", help="export the per-frame step instead: (x (B, C, F, 1), "
-                   "state_0...) -> (class probabilities (B, K), next_state_0...), for models with a fixed-size "
-                   "state (tcn); state starts as zeros")
-    p.add_argument("--no-check", action="store_true", help="do not compare the written file with PyTorch")
-    from ..threads import add_threads_flag
-    add_threads_flag(p)
-    return p
-
-
-class BandPowerFrames(nn.Module):
-    """x (B, C, 1, T) raw samples -> (B, C, F, T') float32 band power, what biosig.bandpower.BandPower
-    computes (in float64 there): frames, each segment's mean removed, the Hann taper and the DFT
-    rows of the bins the bands use as one matrix, then the bands' sums (and log10 with its floor)."""
-
-    def __init__(self, bp):
-        super().__init__()
-        self.frame, self.hop, self.seg, self.step, self.log = bp.frame, bp.hop, bp.seg, bp.step, bp.log
-        segs = 1 + (bp.frame - bp.seg) // bp.step                   # welch: segments averaged per frame
-        used = np.flatnonzero(bp.weights.any(0))                     # only the bins some band sums
-        angle = 2 * np.pi * np.arange(bp.seg)[:, None] * used[None, :] / bp.seg
-        dft = np.concatenate([np.cos(angle), np.sin(angle)], 1) * bp.taper[:, None]          # (seg, 2 * bins)
-        self.register_buffer("dft", torch.tensor(dft, dtype=torch.float32))
-        self.register_buffer("band_sum", torch.tensor(bp.weights[:, used].T / segs, dtype=torch.float32))  # (bins, F)
-
-    def forward(self, x):
-        x = x[:, :, 0] - x[:, :, 0].mean(-1, keepdim=True)      # a DC offset would cost each frame float32 digits
-        frames = x.unfold(-1, self.frame, self.hop)                            # (B, C, T', frame)
-        segments = frames.unfold(-1, self.seg, self.step)                     # (B, C, T', segs, seg)
-        coef = (segments - segments.mean(-1, keepdim=True)) @ self.dft        # (B, C, T', segs, 2 * bins)
-        bins = self.dft.shape[1] // 2
-        power = (coef[..., :bins] ** 2 + coef[..., bins:] ** 2).sum(-2)      # (B, C, T', bins)
-        bands = power @ self.band_sum                                          # (B, C, T', F)
-        if self.log:
-            bands = torch.log10(torch.clamp(bands, min=bandpower.LOG_FLOOR))
-        return bands.transpose(-1, -2)
-
-
-class Deployed(nn.Module):
-    """x (B, C, F, T) windows -> "values", as Predictor.predict gives them; with `bp` (the
-    checkpoint's BandPower) x is (B, C, 1, samples) raw samples, made into its frames first."""
-
-    def __init__(self, predictor, n_frames, bp=None):
-        super().__init__()
-        self.task, self.n_frames = predictor.task, n_frames
-        self.bandpower = BandPowerFrames(bp) if bp is not None else None
-        model = predictor.model
-        # a model whose forward does not trace (minirocket's data-dependent indexing) gives an equivalent one
-        self.net = model.export_module() if hasattr(model, "export_module") else predictor.net
-        spec = predictor.preprocess
-        self.zscore = spec.get("normalize") == "sample_zscore"
-        self.standardize = spec.get("mean") is not None
-        if self.standardize:                     # (1, C, F, 1), as preprocess.apply shapes them
-            self.register_buffer("input_mean", torch.tensor(spec["mean"], dtype=torch.float32)[None, :, :, None])
-            self.register_buffer("input_std", torch.tensor(spec["std"], dtype=torch.float32)[None, :, :, None])
-
-    def forward(self, x):
-        if self.bandpower is not None:
-            x = self.bandpower(x)
-        if self.standardize:
-            x = (x - self.input_mean) / (self.input_std + preprocess.EPS)
-        if self.zscore:
-            x = preprocess.apply(x, {"normalize": "sample_zscore"})
-        return self.task.values(self.net(x), self.n_frames)
-
-
-class Step(nn.Module):
-    """(x (B, C, F, 1) one input frame as the checkpoint's windows have them (band-power frames:
-    one frame of band power, made outside), *state) -> (class probabilities (B, K), *next state):
-    the model's step_module() with --standardize baked in, as infer.py --stream decodes."""
-
-    def __init__(self, predictor):
-        super().__init__()
-        self.step = predictor.model.step_module()
-        spec, config = predictor.preprocess, predictor.model.config
-        standardized = spec.get("mean") is not None                   # else (x - 0) / (1 - EPS + EPS) = x
-        shape = (config["n_elec"], config["n_bands"])
-        mean = torch.tensor(spec["mean"]) if standardized else torch.zeros(shape)
-        std = torch.tensor(spec["std"]) if standardized else torch.ones(shape) - preprocess.EPS
-        self.register_buffer("input_mean", mean.float()[None, :, :, None])
-        self.register_buffer("input_std", std.float()[None, :, :, None])
-
-    def forward(self, x, *state):
-        logits, *after = self.step((x - self.input_mean) / (self.input_std + preprocess.EPS), *state)
-        return (torch.softmax(logits, -1), *after)
 
 
 # ops torch's ONNX exporter has no translation for: refused in one line, not a traceback from the exporter
@@ -284,10 +193,10 @@ def check(path, ext, predictor, shape, bp=None):
     return f"max |diff| {worst:.2g}{relative} ({runtime})"
 
 
-def main(argv=None):
-    args = get_args_parser().parse_args(argv)
-    from ..threads import apply as apply_threads
-    threads = apply_threads(args.threads, import_torch=False)
+def run(args, threads):
+    """What biosig.export does with its parsed flags (biosig/cli/export.py): --ckpt written to
+    --out (.onnx or .pt2), checked against PyTorch unless --no-check, and described in lines
+    ending the first with `threads` (the start-up text)."""
     ext = os.path.splitext(args.out)[1]
     if ext not in (".onnx", ".pt2"):
         raise UserError(f"{args.out}: --out must end in .onnx (ONNX) or .pt2 (torch.export program)")
@@ -366,8 +275,3 @@ def report_check(checked, args, how):
         print(f"checked against PyTorch {how}: {checked}")
     elif not args.no_check:
         print("check skipped: onnxruntime is not installed (pip install onnxruntime)")
-
-
-if __name__ == "__main__":
-    from ..errors import run_cli
-    run_cli(main)

@@ -17,11 +17,10 @@ matplotlib is optional (pip install matplotlib): without it the report is skippe
 import importlib.util
 import json
 import os
-import sys
 
 import numpy as np
 
-from ..errors import ArgumentParser, UserError, needs, prog
+from ..errors import UserError
 from .figure import STYLES, cell, figure, html_table, legend_below, log_axis
 from .figure import png_bytes, write_files
 
@@ -304,38 +303,3 @@ def write_report(directory):
     if os.path.isfile(os.path.join(directory, "trials.csv")):
         return sweep_report(directory)
     return run_report(directory)
-
-
-def get_args_parser():
-    p = ArgumentParser(prog=prog("biosig.report"),
-                       description="Write report.png and a self-contained report.html for a run directory "
-                       "(learning curves, confusion matrix, per-class F1, ...) or a sweep's --out (the objective "
-                       "against each swept flag, the ranked points). Needs matplotlib.")
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (runs/<run>) or sweep --out directories")
-    from ..threads import add_threads_flag
-    add_threads_flag(p)
-    return p
-
-
-def main(argv=None):
-    args = get_args_parser().parse_args(argv)
-    from ..threads import apply as apply_threads
-    threads = apply_threads(args.threads, import_torch=False)
-    for d in args.dirs:
-        if not os.path.isdir(d):
-            raise UserError(f"{d}: not a directory (a run directory or a sweep's --out)" if os.path.exists(d)
-                            else f"{d}: no such directory")
-    if matplotlib_missing():
-        raise needs("the report", "matplotlib")
-    for d in args.dirs:
-        for path in write_report(d):
-            print(path)
-    # the summary on stderr, once all is written (a refused directory stays one line): stdout lists
-    # the files written, one a line, for a script to read
-    print(f"biosig.report: {len(args.dirs)} director{'y' if len(args.dirs) == 1 else 'ies'} | {threads}",
-          file=sys.stderr)
-
-
-if __name__ == "__main__":
-    from ..errors import run_cli
-    run_cli(main)

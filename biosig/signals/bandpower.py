@@ -14,12 +14,10 @@ is the one-sided power spectral density integrated over [low, high) Hz (units^2;
 --log). The same computation runs on a stream (BandPower.stream(): frames out as samples come in),
 frame for frame equal to the windows'.
 """
-import os
 
 import numpy as np
 
-from . import contract
-from ..errors import ArgumentParser, UserError, positive_float, positive_int, prog, stop_on_sigterm
+from ..errors import UserError
 
 # name: (low, high) Hz, in the order of the F axis
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0)}
@@ -155,72 +153,3 @@ def parse_bands(text):
     if not bands:
         raise UserError("--bands: give at least one band, name:low-high")
     return bands
-
-
-def get_args_parser():
-    p = ArgumentParser(prog=prog("biosig.bandpower"),
-                       description="Raw windows (N, C, 1, T) -> band-power frames (N, C, F, T') for train.py.")
-    p.add_argument("--x", required=True, help="raw windows .npy, (N, C, 1, T) or (N, C, T)")
-    p.add_argument("--fs", type=positive_float, required=True, help="sampling rate of --x in Hz")
-    p.add_argument("--out", required=True, help="band-power frames .npy (N, C, F, T'), written atomically")
-    p.add_argument("--bands", help="name:low-high,... in Hz, in F-axis order (default "
-                   + ",".join(f"{k}:{lo:g}-{hi:g}" for k, (lo, hi) in BANDS.items()) + ")")
-    p.add_argument("--frame", type=positive_float, help="frame length in seconds (default 0.5; 1 with --method welch, "
-                   "whose half-frame segments must resolve delta's 1-4 Hz)")
-    p.add_argument("--hop", type=positive_float, default=0.25, help="seconds between frame starts (default 0.25)")
-    p.add_argument("--method", choices=["stft", "welch"], default="stft",
-                   help="one Hann-tapered periodogram per frame (stft), or the mean of half-frame ones (welch)")
-    p.add_argument("--log", action="store_true", help="log10 of the band power")
-    p.add_argument("--batch", type=positive_int, default=256, help="windows computed at a time (memory)")
-    from ..threads import add_threads_flag
-    add_threads_flag(p)
-    return p
-
-
-def main(argv=None):
-    from ..atomic import atomic_path
-    from .recordings import mapped
-    stop_on_sigterm()                # kill, scancel: the partial output is removed as on Ctrl-C
-    args = get_args_parser().parse_args(argv)
-    from ..threads import apply as apply_threads
-    threads = apply_threads(args.threads, import_torch=False)
-    from ..checkpoint import check_writable      # loads torch: after a bad OMP_NUM_THREADS is our one line
-    if os.path.splitext(args.out)[1] != ".npy":
-        raise UserError(f"{args.out}: --out must end in .npy")
-    check_writable(args.out, "--out", inputs=[("--x", args.x)])
-    bp = BandPower(args.fs, parse_bands(args.bands) if args.bands is not None else None, args.frame, args.hop,
-                   args.method, args.log)
-    X = mapped(args.x, "raw windows")
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise UserError(f"{args.x}: raw windows must be numbers, got dtype {X.dtype}")
-    if X.ndim == 3:
-        X = X[:, :, None]
-    if X.ndim != 4 or X.shape[2] != 1:
-        raise UserError(f"{args.x}: raw windows are (N, C, 1, T) or (N, C, T), got shape {tuple(X.shape)}")
-    t_out = bp.n_frames(X.shape[-1])
-    if t_out == 0:
-        raise UserError(f"{args.x}: windows of {X.shape[-1]} samples are shorter than one frame ({bp.frame} samples "
-                        f"= --frame {bp.frame / bp.fs:g} s at {args.fs:g} Hz"
-                        + (f", the --method {args.method} default" if args.frame is None else "") + ")")
-    spec = contract.read(args.x)          # the raw windows' description, if they have one
-    if spec.get("bandpower"):
-        raise UserError(f"{args.x}: holds band-power frames already ({contract.sidecar(args.x)})")
-    if spec.get("fs") and abs(spec["fs"] - args.fs) > 1e-6:
-        raise UserError(f"{args.x}: sampled at {spec['fs']:g} Hz ({contract.sidecar(args.x)}), not --fs {args.fs:g}")
-    contract.check_shape(spec, X.shape, args.x)
-    with atomic_path(args.out) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(len(X), X.shape[1], len(bp.bands), t_out))
-        for start in range(0, len(X), args.batch):
-            out[start:start + args.batch] = bp(X[start:start + args.batch])
-        out.flush()
-        del out
-    contract.write(args.out, {**spec, "fs": args.fs, "bandpower": bp.config})
-    print(f"{args.out}: {len(X)} windows (N, C, F, T') = ({len(X)}, {X.shape[1]}, {len(bp.bands)}, {t_out}); bands "
-          + ", ".join(f"{k} {lo:g}-{hi:g} Hz" for k, (lo, hi) in bp.bands.items())
-          + f"; frames of {bp.frame} samples every {bp.hop}" + ("; log10" if bp.log else "") + f" | {threads}")
-
-
-if __name__ == "__main__":
-    from ..errors import run_cli
-    run_cli(main)

@@ -96,6 +96,18 @@ def match_channels(have, want, where, of=""):
     return order
 
 
+def channel_order(have, trained, where, ckpt_path, those=False):
+    """An input's channel names `have` against the `trained` ones of the checkpoint at ckpt_path
+    -> the indices into `have` that give trained's order (match_channels), or None when `have`
+    is in that order already (FZ for Fz: nothing to move). A missing channel is refused; its
+    message names the checkpoint's channels ("of those ..." when `those`, "of the 3 ..." else)."""
+    if have == trained:
+        return None
+    count = "those" if those else f"the {len(trained)}"
+    order = match_channels(have, trained, where, f" of {count} {ckpt_path} was trained on ({', '.join(trained)})")
+    return None if order == list(range(len(have))) else order
+
+
 def given(path, fs=None, channel_names=None, parquet_channels=None):
     """The spec of an input: its sidecar, with --fs / --channel-names (which must agree with it)
     and a parquet input's signal columns."""
@@ -154,10 +166,8 @@ def conform(x, spec, trained, where, ckpt_path, channel_axis=1, source=None):
     if trained.get("units") and spec.get("units") and trained["units"] != spec["units"]:
         raise UserError(f"{where}: in {spec['units']}, {ckpt_path} was trained on {trained['units']} (scale it first)")
     order = None
-    if trained.get("channels") and spec.get("channels") and trained["channels"] != spec["channels"]:
-        order = match_channels(spec["channels"], trained["channels"], where, f" of the {len(trained['channels'])} "
-                               f"{ckpt_path} was trained on ({', '.join(trained['channels'])})")
-        order = None if order == list(range(len(spec["channels"]))) else order     # FZ for Fz: nothing to move
+    if trained.get("channels") and spec.get("channels"):
+        order = channel_order(spec["channels"], trained["channels"], where, ckpt_path)
     if bp_given and bp_given != bp_trained:
         raise UserError(f"{where}: band-power frames ({describe(spec)}) computed unlike {ckpt_path}'s input "
                         f"({describe(trained) if bp_trained else 'raw samples'})")
@@ -204,16 +214,3 @@ class Conformed:
 
     def __getitem__(self, index):
         return self.fix(np.asarray(self.x[index]))
-
-
-def conform_input(X, path, fs, channel_names, predictor, ckpt_path):
-    """infer.py's --x (N, C, F, T) (with --fs, --channel-names) against the checkpoint's contract:
-    conform()ed. A parquet input's columns were already read by the checkpoint's channel names."""
-    from ..data import parquet
-    if parquet.is_parquet(path):
-        spec = given(None, fs, channel_names, predictor.channels)
-    else:
-        spec = given(path, fs, channel_names)
-    check_shape(spec, X.shape, path)
-    source = "--fs" if fs else os.path.basename(sidecar(path)) if spec.get("fs") else None
-    return conform(X, spec, predictor.signal, path, ckpt_path, source=source)

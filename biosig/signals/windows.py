@@ -34,7 +34,7 @@ import shutil
 import numpy as np
 
 from . import contract
-from ..errors import ArgumentParser, UserError, needs, positive_float, prog, stop_on_sigterm, warn
+from ..errors import UserError, needs, warn
 from .recordings import VOLTS, Recording, _mne, first_line, mapped, read_events, signal_channels
 
 BAD = ("bad", "edge")          # annotations MNE marks as bad spans (BAD_muscle, EDGE boundary): not classes
@@ -92,40 +92,9 @@ def from_epochs(epochs):
                                                "channels": [epochs.ch_names[i] for i in picks], "units": units}
 
 
-def get_args_parser():
-    p = ArgumentParser(prog=prog("biosig.windows"),
-                       description="Cut continuous recordings (.npy (C, T_total), or EDF/BDF/BrainVision/FIF/... "
-                       "through MNE) into windows X (N, C, 1, T) with labels and groups, for train.py.")
-    p.add_argument("--recording", nargs="+", metavar="PATH", help="recordings: .npy (C, T_total) with --fs, or files "
-                   "MNE reads; each is a group")
-    p.add_argument("--epochs", metavar="EPO.FIF", help="instead: MNE epochs (-epo.fif) to X/y as they are")
-    p.add_argument("--out", required=True, help="directory to write X.npy, y.npy, groups.npy, ... (must be new or empty, "
-                   "or --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out's windows (a directory this tool wrote); "
-                   "the new ones are written beside it and swapped in once complete")
-    p.add_argument("--fs", type=positive_float, help="sampling rate in Hz (.npy recordings; checked for others)")
-    p.add_argument("--channel-names", help="names of a .npy recording's channels, comma-separated")
-    p.add_argument("--channels", help="use these channels, in this order (comma-separated names)")
-    p.add_argument("--length", type=positive_float, help="window length in seconds")
-    p.add_argument("--stride", type=positive_float, help="seconds between window starts (default: --length)")
-    p.add_argument("--labels", nargs="+", metavar="NPY", help="per-sample integer labels (T_total,), one per recording")
-    p.add_argument("--events", nargs="+", metavar="CSV", help="events onset,duration,label (seconds), one per recording")
-    p.add_argument("--classes", help="event names that are classes, in class order: comma-separated, or the "
-                   "training windows' classes.json (for a new recording, so that its labels mean the same); default: "
-                   "every name, sorted. Windows of other events are left out")
-    p.add_argument("--label-rule", choices=["majority", "center"], default="majority",
-                   help="a window's label: its samples' most common one, or its center sample's")
-    p.add_argument("--units", help=".npy recordings: the samples' units, recorded in signal.json (MNE files: V)")
-    from ..threads import add_threads_flag
-    add_threads_flag(p)
-    return p
-
-
-def main(argv=None):
-    stop_on_sigterm()                                  # kill, scancel: cleaned up as Ctrl-C is
-    args = get_args_parser().parse_args(argv)
-    from ..threads import apply as apply_threads
-    threads = apply_threads(args.threads, import_torch=False)
+def run(args):
+    """What biosig.windows does with its parsed flags (biosig/cli/windows.py): recordings cut, or
+    MNE epochs taken as they are, into OUT -> the summary line. OUT.partial never stays behind."""
     if bool(args.recording) == bool(args.epochs):
         raise UserError("give --recording PATH... (continuous recordings) or --epochs EPO.FIF, one of them")
     if args.epochs:
@@ -148,11 +117,9 @@ def main(argv=None):
     try:
         if args.epochs:
             onsets = epochs.events[:, 0] / signal["fs"] + epochs.tmin       # MNE's clock (from its first_samp)
-            summary = _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)],
-                             signal, onsets=onsets)
-        else:
-            summary = _cut(args)
-        print(f"{summary} | {threads}")
+            return _write(args.out, X, y, np.zeros(len(X), np.int64), names, [os.path.basename(args.epochs)],
+                          signal, onsets=onsets)
+        return _cut(args)
     except BaseException:                      # Ctrl-C, a full disk: no OUT.partial left behind
         shutil.rmtree(args.out.rstrip("/") + ".partial", ignore_errors=True)
         raise
@@ -341,8 +308,3 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=Non
     return (f"{out}: X {shape} (N, C, F, T) at {signal['fs']:g} Hz from {len(group_names)} recording(s)"
             + counts + (f" | classes.json: {', '.join(classes)}" if classes else "") + ("" if y is not None else
                                                                                        " | no labels (y.npy not written)"))
-
-
-if __name__ == "__main__":
-    from ..errors import run_cli
-    run_cli(main)

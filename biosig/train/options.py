@@ -43,14 +43,12 @@ def dests(kind):
 
 
 def add_source_flags(parser, kinds=None, group_col=True):
-    """The parquet column flags that train.py, infer.py and biosig.convert share (kinds: train.py's)."""
-    _add(parser, "--x-col", default="x", kinds=kinds,
-         help="parquet: column holding each window as (C, F, T) or (C, T) lists")
-    _add(parser, "--signal-cols", kinds=kinds, help="parquet: comma-separated channel columns, each (T,) or "
-         "(F, T) lists (instead of --x-col)")
-    _add(parser, "--label-col", default="label", kinds=kinds, help="parquet: label column")
-    if group_col:
-        _add(parser, "--group-col", kinds=kinds, help="parquet: group column (e.g. subject) for --split group")
+    """The parquet column flags that train.py, infer.py and biosig.convert share (declared once in
+    biosig/data/flags.py), with their kinds recorded (train.py's)."""
+    from ..data.flags import add_source_flags as source_flags
+    for action in source_flags(parser, group_col):
+        if kinds is not None:
+            KINDS[action.dest] = frozenset(kinds)
 
 
 def batch_limit(text):

@@ -1,0 +1,47 @@
+"""biosig-windows (python -m biosig.windows): continuous recordings or MNE epochs -> windows
+(N, C, 1, T) with labels and groups, for train.py. The work: biosig/signals/windows.py.
+"""
+from biosig.errors import ArgumentParser, positive_float, prog, stop_on_sigterm
+from biosig.signals import windows
+
+
+def get_args_parser():
+    p = ArgumentParser(prog=prog("biosig.windows"),
+                       description="Cut continuous recordings (.npy (C, T_total), or EDF/BDF/BrainVision/FIF/... "
+                       "through MNE) into windows X (N, C, 1, T) with labels and groups, for train.py.")
+    p.add_argument("--recording", nargs="+", metavar="PATH", help="recordings: .npy (C, T_total) with --fs, or files "
+                   "MNE reads; each is a group")
+    p.add_argument("--epochs", metavar="EPO.FIF", help="instead: MNE epochs (-epo.fif) to X/y as they are")
+    p.add_argument("--out", required=True, help="directory to write X.npy, y.npy, groups.npy, ... (must be new or empty, "
+                   "or --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out's windows (a directory this tool wrote); "
+                   "the new ones are written beside it and swapped in once complete")
+    p.add_argument("--fs", type=positive_float, help="sampling rate in Hz (.npy recordings; checked for others)")
+    p.add_argument("--channel-names", help="names of a .npy recording's channels, comma-separated")
+    p.add_argument("--channels", help="use these channels, in this order (comma-separated names)")
+    p.add_argument("--length", type=positive_float, help="window length in seconds")
+    p.add_argument("--stride", type=positive_float, help="seconds between window starts (default: --length)")
+    p.add_argument("--labels", nargs="+", metavar="NPY", help="per-sample integer labels (T_total,), one per recording")
+    p.add_argument("--events", nargs="+", metavar="CSV", help="events onset,duration,label (seconds), one per recording")
+    p.add_argument("--classes", help="event names that are classes, in class order: comma-separated, or the "
+                   "training windows' classes.json (for a new recording, so that its labels mean the same); default: "
+                   "every name, sorted. Windows of other events are left out")
+    p.add_argument("--label-rule", choices=["majority", "center"], default="majority",
+                   help="a window's label: its samples' most common one, or its center sample's")
+    p.add_argument("--units", help=".npy recordings: the samples' units, recorded in signal.json (MNE files: V)")
+    from biosig.threads import add_threads_flag
+    add_threads_flag(p)
+    return p
+
+
+def main(argv=None):
+    stop_on_sigterm()                                  # kill, scancel: cleaned up as Ctrl-C is
+    args = get_args_parser().parse_args(argv)
+    from biosig.threads import apply as apply_threads
+    threads = apply_threads(args.threads, import_torch=False)
+    print(f"{windows.run(args)} | {threads}")
+
+
+if __name__ == "__main__":
+    from biosig.errors import run_cli
+    run_cli(main)
