@@ -50,8 +50,13 @@ def trained(tmp_path_factory):
 def slow_after(values, keep=1):
     """Parametrize values with all but the first `keep` marked slow: the fast tier (-m "not slow")
     runs the code path once, the full suite every value."""
-    return [v if i < keep else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
-            for i, v in enumerate(values)]
+    return slow_except(values, *values[:keep])
+
+
+def slow_except(values, *kept):
+    """Parametrize values with all but `kept` marked slow (kept: a quick one that runs the same code)."""
+    return [v if v in kept else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
+            for v in values]
 
 
 def quiet(script, args, report=False):
@@ -70,14 +75,18 @@ def run(script, *args, cwd=None, timeout=300, env=None, report=False):
                           env=env or ENV)
 
 
-MAINS = {"train.py": "biosig.cli.train", "infer.py": "biosig.cli.infer", "sweep.py": "biosig.cli.sweep"}
+# What run_here runs for a script or a `python -m` tool: its command's main(argv) in biosig/cli/
+MAINS = {"train.py": "biosig.cli.train", "infer.py": "biosig.cli.infer", "sweep.py": "biosig.cli.sweep",
+         **{f"biosig.{tool}": f"biosig.cli.{tool}"
+            for tool in ("bandpower", "convert", "examples", "export", "report", "windows")}}
 
 
 def run_here(script, *args, cwd=None, report=False):
     """run() in this interpreter, without the ~2 s of a fresh interpreter importing torch: the script's
-    main(argv) through errors.run_cli, in ENV's environment (one thread), its stdout and stderr
-    captured; sys.argv, the working directory, the environment, the signal handlers, torch's threads
-    and deterministic mode put back after -> CompletedProcess. For what a run writes and says; what
+    (or the `python -m` tool's, script="biosig.export") main(argv) through errors.run_cli, in ENV's
+    environment (one thread), its stdout and stderr captured; sys.argv, the working directory, the
+    environment, the signal handlers, torch's threads and deterministic mode put back after
+    -> CompletedProcess. For what a run writes and says; what
     only a real process shows (its exit status, signals, torchrun, a kill) stays with run(). A bug's
     traceback goes to stderr with exit status 1, as in a process."""
     import contextlib
@@ -93,16 +102,24 @@ def run_here(script, *args, cwd=None, report=False):
     saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
     import torch
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    sys.argv = [os.path.join(ROOT, script), *argv]
+    # sys.argv[0] as the process has it: the script, or the module's file for python -m (usage lines name it)
+    sys.argv = [os.path.join(ROOT, script if script.endswith(".py") else script.replace(".", "/") + ".py"), *argv]
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
         os.chdir(cwd or ROOT)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                run_cli(main, argv)
-                code = 0
+                returned = run_cli(main, argv)
+                # sweep.py and the tools exit with what main returns (sys.exit(run_cli(main))); train.py
+                # and infer.py exit 0
+                code = 0 if script in ("train.py", "infer.py") or returned is None else returned
+                if not isinstance(code, int):
+                    print(code, file=sys.stderr)
+                    code = 1
             except SystemExit as stop:
                 code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+                if stop.code is not None and not isinstance(stop.code, int):
+                    print(stop.code, file=sys.stderr)                  # sys.exit("message"), as Python does
             except Exception:                                   # a bug: a traceback, as the script shows it
                 traceback.print_exc()
                 code = 1

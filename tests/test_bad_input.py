@@ -131,6 +131,28 @@ def test_a_real_process_exits_2_with_one_line(files):
     assert snapshot(files) == before
 
 
+def test_each_python_m_tool_as_a_process_exits_2_with_one_line(files):
+    """python -m biosig.<tool> as a user runs it (their other checks call main in-process): a bad
+    input is exit status 2, one line on stderr naming it, no traceback, nothing written."""
+    import subprocess
+    import sys
+    from conftest import ENV, ROOT
+    before = snapshot(files)
+    for tool, argv, needles in [
+        ("bandpower", ["--x", files / "none.npy", "--fs", "128", "--out", files / "bp.npy"], ["none.npy"]),
+        ("convert", ["--x", files / "none.npy", "--out", files / "w.parquet"], ["none.npy", "not found"]),
+        ("windows", ["--recording", files / "none.npy", "--fs", "64", "--length", "1", "--out", files / "win"],
+         ["none.npy", "not found"]),
+        ("export", ["--ckpt", files / "none.pt", "--out", files / "m.onnx"], ["none.pt", "not found"]),
+        ("report", [files / "norun"], ["norun", "no such directory"]),
+        ("examples", ["nosuchtask", files / "ex"], ["nosuchtask", "python -m biosig.examples --help"]),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", f"biosig.{tool}", *map(str, argv)], capture_output=True,
+                              text=True, cwd=ROOT, env=ENV, timeout=300)
+        assert_user_error(proc, *needles)
+    assert snapshot(files) == before
+
+
 @pytest.mark.parametrize("labels, extra, needles", [
     ("typo", [], ["y_bad.npy", "no window has class 3, 4, 5, 6 of 0..7", "label 7 (1 window)", "typo"]),
     ("one_based", [], ["y_bad.npy", "no window has class 0 of 0..3", "1-based"]),
@@ -150,7 +172,7 @@ def test_empty_classes_on_purpose_warn_once_and_whole_float_labels_train(files, 
     whole numbers (MATLAB exports) are read as in parquet."""
     np.save(files / "y_f.npy", np.load(files / "y.npy").astype(np.float64))
     proc = run_here("train.py", "--x", files / "X.npy", "--y", files / "y_f.npy", "--classes", "5", "--save",
-               tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--epochs", "1", *FAST)
+                    tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--epochs", "1", *FAST)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "class 3, 4" in warnings[0], proc.stderr
@@ -231,7 +253,7 @@ def test_infer_bad_checkpoints_and_outputs(ckpt, tmp_path):
     assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--out", x), "X.npy", "overwrite the input given as --x")
     np.save(tmp_path / "y.npy", np.arange(4))
     assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy", "--out",
-                          tmp_path / "p.csv"), "y.npy", "4 labels")
+                               tmp_path / "p.csv"), "y.npy", "4 labels")
     np.save(tmp_path / "y.npy", np.arange(6))            # labels 3..5 for a 3-class model
     line = assert_user_error(run_here("infer.py", "--ckpt", ckpt, "--x", x, "--y", tmp_path / "y.npy"), "y.npy",
                              "label 5 is outside [0, 2] for the checkpoint's 3 classes")
@@ -294,7 +316,7 @@ def test_a_pipe_given_as_a_npy_file_is_one_line(files):
             pass
     threading.Thread(target=feed, daemon=True).start()
     proc = run_here("train.py", "--x", files / "X.npy", "--y", files / "y.npy", "--groups", fifo, "--split", "group",
-               "--save", files / "o.pt", "--run-dir", files / "r", "--epochs", "1", *FAST)
+                    "--save", files / "o.pt", "--run-dir", files / "r", "--epochs", "1", *FAST)
     assert_user_error(proc, "groups.fifo", "a pipe or stream, not a file")
     assert not (files / "r").exists() and not (files / "o.pt").exists()
 

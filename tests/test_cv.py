@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_user_error, run
+from conftest import assert_user_error, run_here
 from biosig.data import fold_split
 from biosig.cli.examples import subjects
 
@@ -46,8 +46,8 @@ def subj(tmp_path):
 
 def test_test_fold_ledger_and_infer_group_check(subj):
     d = subj
-    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--groups", d / "groups.npy", "--split", "group",
-               "--folds", "6", "--fold", "1", "--test-fold", "0", *EEGNET, "--save", d / "m.pt", "--run-dir", d / "r")
+    proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--groups", d / "groups.npy", "--split", "group",
+                    "--folds", "6", "--fold", "1", "--test-fold", "0", *EEGNET, "--save", d / "m.pt", "--run-dir", d / "r")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((d / "r" / "summary.json").read_text())
     split = summary["split"]
@@ -62,13 +62,13 @@ def test_test_fold_ledger_and_infer_group_check(subj):
     test_group = split["test"]["group_ids"][0]
     np.save(d / "Xt.npy", X[g == test_group])
     np.save(d / "gt.npy", g[g == test_group])
-    clean = run("infer.py", "--ckpt", d / "m.pt", "--x", d / "Xt.npy", "--groups", d / "gt.npy", "--quiet",
-                "--strict-groups", "--report", d / "clean.json")
+    clean = run_here("infer.py", "--ckpt", d / "m.pt", "--x", d / "Xt.npy", "--groups", d / "gt.npy", "--quiet",
+                     "--strict-groups", "--report", d / "clean.json")
     assert clean.returncode == 0, clean.stderr
     assert json.loads((d / "clean.json").read_text())["leaky"] is False
 
-    leaky = run("infer.py", "--ckpt", d / "m.pt", "--x", d / "X.npy", "--y", d / "y.npy", "--groups",
-                d / "groups.npy", "--quiet", "--out", d / "p.csv", "--report", d / "rep.json")
+    leaky = run_here("infer.py", "--ckpt", d / "m.pt", "--x", d / "X.npy", "--y", d / "y.npy", "--groups",
+                     d / "groups.npy", "--quiet", "--out", d / "p.csv", "--report", d / "rep.json")
     assert leaky.returncode == 0, leaky.stderr
     assert "LEAKY: of the 180 scored windows, 120 from 4 group(s) it trained on and 30 from 1" in leaky.stdout
     report = json.loads((d / "rep.json").read_text())
@@ -77,8 +77,8 @@ def test_test_fold_ledger_and_infer_group_check(subj):
     seen = [r.split(",")[-1] for r in rows[1:]]
     assert rows[0].endswith(",seen") and seen.count("train") == 120 and seen.count("val") == 30
 
-    refused = run("infer.py", "--ckpt", d / "m.pt", "--x", d / "X.npy", "--groups", d / "groups.npy",
-                  "--strict-groups", "--out", d / "q.csv")
+    refused = run_here("infer.py", "--ckpt", d / "m.pt", "--x", d / "X.npy", "--groups", d / "groups.npy",
+                       "--strict-groups", "--out", d / "q.csv")
     assert_user_error(refused, "groups.npy: refused (--strict-groups): of the 180 scored windows, 120 from 4 group(s) "
                       "it trained on")
     assert not (d / "q.csv").exists()
@@ -96,8 +96,8 @@ def test_test_fold_ledger_and_infer_group_check(subj):
 ])
 def test_bad_fold_options(subj, flags, needle):
     d = subj
-    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--groups", d / "groups.npy", *flags, *EEGNET,
-               "--save", d / "m.pt", "--run-dir", d / "r")
+    proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--groups", d / "groups.npy", *flags, *EEGNET,
+                    "--save", d / "m.pt", "--run-dir", d / "r")
     assert_user_error(proc, needle)
     assert not (d / "r").exists() and not (d / "m.pt").exists()
 

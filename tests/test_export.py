@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ENV, ROOT, assert_user_error, make_windows, run
+from conftest import ENV, ROOT, assert_user_error, make_windows, run_here, slow_after
 
 MODELS = {   # small and fast; tcn also gets the per-window z-score, eegnet is built for one T
     "tcn": ["--model", "tcn", "--standardize", "--normalize", "--model-kwargs", "channels=8", "levels=2"],
@@ -19,8 +19,11 @@ TRAINED = {}
 
 
 def export(*args, env=None):
+    """python -m biosig.export ARGS: in-process, or as a process in another environment `env`."""
+    if env is None:
+        return run_here("biosig.export", *args)
     return subprocess.run([sys.executable, "-m", "biosig.export", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env=env or ENV)
+                          cwd=ROOT, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +42,17 @@ def trained(data, model):
     """(checkpoint path, infer.py --out preds.npy on X_few.npy) for a classification `model`, trained once."""
     if model not in TRAINED:
         d = data["dir"]
-        proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", *MODELS[model], "--epochs", "1",
-                   "--batch", "32", "--save", d / f"{model}.pt", "--run-dir", d / f"run_{model}")
+        proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", *MODELS[model], "--epochs", "1",
+                        "--batch", "32", "--save", d / f"{model}.pt", "--run-dir", d / f"run_{model}")
         assert proc.returncode == 0, proc.stderr[-3000:]
-        inf = run("infer.py", "--ckpt", d / f"{model}.pt", "--x", d / "X_few.npy", "--out", d / f"{model}.npy",
-                  "--quiet")
+        inf = run_here("infer.py", "--ckpt", d / f"{model}.pt", "--x", d / "X_few.npy", "--out", d / f"{model}.npy",
+                       "--quiet")
         assert inf.returncode == 0, inf.stderr[-3000:]
         TRAINED[model] = (d / f"{model}.pt", np.load(d / f"{model}.npy"))
     return TRAINED[model]
 
 
+@pytest.mark.slow
 def test_onnx_gives_infer_py_predictions_at_any_batch_size(data):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
@@ -71,7 +75,7 @@ def test_onnx_gives_infer_py_predictions_at_any_batch_size(data):
     assert not np.allclose(preds[0], preds[1], atol=1e-3)                   # the check compares something
 
 
-@pytest.mark.parametrize("model", ["tcn", "eegnet"])
+@pytest.mark.parametrize("model", slow_after(["tcn", "eegnet"]))
 def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
     ckpt, preds = trained(data, model)
     out = data["dir"] / f"{model}.pt2"
@@ -85,6 +89,7 @@ def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
         np.testing.assert_allclose(got, preds[part], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data):
     """--step: the exported per-frame step, run from zero state one frame at a time by onnxruntime,
     gives infer.py --stream's probabilities; eeg2arm (a growing key/value cache) is refused."""
@@ -97,8 +102,8 @@ def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data)
     proc = export("--ckpt", ckpt, "--out", d / "step.onnx", "--step")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "checked against PyTorch frame by frame: max |diff|" in proc.stdout
-    stream = run("infer.py", "--ckpt", ckpt, "--stream", "--x", d / "recording.npy", "--context", "all",
-                 "--out", d / "stream.npy", "--quiet")
+    stream = run_here("infer.py", "--ckpt", ckpt, "--stream", "--x", d / "recording.npy", "--context", "all",
+                      "--out", d / "stream.npy", "--quiet")
     assert stream.returncode == 0, stream.stderr[-2000:]
     session = ort.InferenceSession(str(d / "step.onnx"), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
@@ -109,8 +114,8 @@ def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data)
         got.append(values[0])
     assert np.abs(np.array(got) - np.load(d / "stream.npy")[0]).max() < 1e-4
     model = d / "eeg2arm.pt"
-    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", "--frame-embed", "16",
-               "--layers", "1", "--epochs", "1", "--save", model, "--run-dir", d / "run_eeg2arm")
+    proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", "--frame-embed", "16",
+                    "--layers", "1", "--epochs", "1", "--save", model, "--run-dir", d / "run_eeg2arm")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_user_error(export("--ckpt", model, "--out", d / "e.onnx", "--step"), "eeg2arm", "key/value cache")
     assert not (d / "e.onnx").exists()
@@ -151,6 +156,7 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["blocked", "pre.pt"]
 
 
+@pytest.mark.slow
 def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_path, capsys):
     """The README's recordings path: raw windows of Fz, Cz, Pz -> --log band power -> tcn --standardize.
     The exported .onnx takes raw samples (the band power is computed inside) and gives infer.py's
@@ -173,9 +179,9 @@ def test_a_band_power_model_exports_taking_the_raw_samples_infer_py_takes(tmp_pa
     np.save(tmp_path / "y.npy", y)
     (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"], "units": "V"}))
     bandpower(["--x", str(tmp_path / "raw.npy"), "--fs", str(fs), "--out", str(tmp_path / "bands.npy"), "--log"])
-    proc = run("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
-               "--model-kwargs", "channels=8", "levels=2", "--epochs", "2", "--save", tmp_path / "bp.pt",
-               "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
+                    "--model-kwargs", "channels=8", "levels=2", "--epochs", "2", "--save", tmp_path / "bp.pt",
+                    "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.save(tmp_path / "new.npy", raw[:9, [2, 0, 1]])                       # raw windows, Pz first, as infer.py takes
     infer(["--ckpt", str(tmp_path / "bp.pt"), "--x", str(tmp_path / "new.npy"), "--fs", str(fs), "--channel-names",

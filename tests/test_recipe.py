@@ -8,7 +8,7 @@ import torch
 
 from biosig.train import augment as aug
 from biosig.tasks import Classification
-from conftest import assert_user_error, run, torchrun
+from conftest import assert_user_error, run_here, torchrun
 
 RECIPE = ["--augment", *aug.AUGMENTS, "--schedule", "cosine", "--warmup", "1", "--label-smoothing", "0.1",
           "--class-weights", "balanced"]
@@ -69,10 +69,10 @@ def test_the_recipe_resumes_bitwise(tmp_path, model):
             "--batch", "32", "--lr", "1e-3"]
     if model == "minirocket":
         base += ["--model-kwargs", "features=840"]
-    whole = run("train.py", *base, "--epochs", "4", "--save", tmp_path / "a.pt", "--run-dir", tmp_path / "a")
-    half = run("train.py", *base, "--epochs", "2", "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b")
+    whole = run_here("train.py", *base, "--epochs", "4", "--save", tmp_path / "a.pt", "--run-dir", tmp_path / "a")
+    half = run_here("train.py", *base, "--epochs", "2", "--save", tmp_path / "b.pt", "--run-dir", tmp_path / "b")
     assert whole.returncode == 0 and half.returncode == 0, whole.stderr[-2000:] + half.stderr[-2000:]
-    rest = run("train.py", "--resume", tmp_path / "b" / "last.pt", "--epochs", "4")
+    rest = run_here("train.py", "--resume", tmp_path / "b" / "last.pt", "--epochs", "4")
     assert rest.returncode == 0, rest.stderr[-2000:]
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
@@ -108,10 +108,11 @@ def test_recipe_options_are_checked(tmp_path):
     for bad, needle in ((["--warmup", "2"], "--schedule cosine"), (["--label-smoothing", "1"], "--label-smoothing"),
                         (["--class-weights", "inverse"], "--class-weights"), (["--augment", "flip"], "--augment"),
                         (["--warmup", "-1"], "--warmup")):
-        assert_user_error(run("train.py", *base, *bad), needle)
+        assert_user_error(run_here("train.py", *base, *bad), needle)
         assert not (tmp_path / "run").exists() and not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.slow
 def test_minirocket_fits_its_transform_once_and_matches_under_torchrun(tmp_path):
     """Biases and feature statistics come from the training windows before epoch 1, travel in the
     checkpoint, and two processes fit and train exactly what one does."""
@@ -120,7 +121,7 @@ def test_minirocket_fits_its_transform_once_and_matches_under_torchrun(tmp_path)
     np.save(tmp_path / "y.npy", y)
     data = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", "minirocket", "--model-kwargs",
             "features=420", "--drop", "0", "--epochs", "2", "--batch", "32", "--deterministic"]
-    one = run("train.py", *data, "--save", tmp_path / "one.pt", "--run-dir", tmp_path / "one")
+    one = run_here("train.py", *data, "--save", tmp_path / "one.pt", "--run-dir", tmp_path / "one")
     two = torchrun(2, *data, "--save", tmp_path / "two.pt", "--run-dir", tmp_path / "two")
     assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
     a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)["model_state"]
@@ -138,9 +139,9 @@ def test_val_split_0_trains_on_every_window_and_keeps_the_last_epoch(tmp_path):
     base = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", "eegnet", "--val-split", "0",
             "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run"]
     for bad in (["--patience", "2"], ["--monitor", "val_acc"]):
-        assert_user_error(run("train.py", *base, *bad), bad[0], "--val-split 0")
+        assert_user_error(run_here("train.py", *base, *bad), bad[0], "--val-split 0")
         assert not (tmp_path / "run").exists()
-    proc = run("train.py", *base, "--epochs", "3", "--batch", "32")
+    proc = run_here("train.py", *base, "--epochs", "3", "--batch", "32")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "no validation (--val-split 0): train 90" in proc.stdout and "val:" not in proc.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -160,7 +161,7 @@ def test_the_default_picks_its_model_by_cross_validation(tmp_path):
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     data = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy"]
-    proc = run("train.py", *data, "--save", tmp_path / "a.pt", "--run-dir", tmp_path / "a")
+    proc = run_here("train.py", *data, "--save", tmp_path / "a.pt", "--run-dir", tmp_path / "a")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     chosen = summary["selection"]["chosen"]
@@ -176,22 +177,22 @@ def test_the_default_picks_its_model_by_cross_validation(tmp_path):
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["model"] == chosen and config["val_split"] == 0
 
-    recipe = run("train.py", *data, "--model", "eegnet", "--epochs", "1", "--save", tmp_path / "b.pt",
-                 "--run-dir", tmp_path / "b")
+    recipe = run_here("train.py", *data, "--model", "eegnet", "--epochs", "1", "--save", tmp_path / "b.pt",
+                      "--run-dir", tmp_path / "b")
     assert recipe.returncode == 0, recipe.stderr[-2000:]
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["epochs"] == 1                                          # given: beats the recipe's 100
     assert config["lr"] == 6.25e-4 and config["schedule"] == "cosine" and config["standardize"]
     assert config["val_split"] == 0.2                                     # a model's recipe keeps validation
 
-    guide = run("train.py", *data, "--elec", "3", "--epochs", "1", "--frame-embed", "16", "--save",
-                tmp_path / "c.pt", "--run-dir", tmp_path / "c")
+    guide = run_here("train.py", *data, "--elec", "3", "--epochs", "1", "--frame-embed", "16", "--save",
+                     tmp_path / "c.pt", "--run-dir", tmp_path / "c")
     assert guide.returncode == 0, guide.stderr[-2000:]
     config = json.loads((tmp_path / "c" / "config.json").read_text())
     assert config["model"] == "eeg2arm" and config["lr"] == 3e-4 and config["schedule"] == "plateau"
     assert "model: eeg2arm (the guide's command form (--elec)" in guide.stdout
 
-    assert_user_error(run("train.py", *data, "--model-kwargs", "f1=4", "--save", tmp_path / "d.pt"),
+    assert_user_error(run_here("train.py", *data, "--model-kwargs", "f1=4", "--save", tmp_path / "d.pt"),
                       "--model-kwargs", "--model auto")
 
 
@@ -209,13 +210,14 @@ def test_cross_validation_folds_keep_classes_balanced_and_groups_whole():
         assert not set(groups[train]) & set(groups[h]) and len(set(groups[h])) == 2
 
 
+@pytest.mark.slow
 def test_the_default_under_torchrun_chooses_and_trains_what_one_process_does(tmp_path):
     """Each rank cross-validates alone (no collective inside), and all take rank 0's choice."""
     X, y = Classification.example_data(60, 3, 1, 48)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     data = ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--drop", "0", "--deterministic"]
-    one = run("train.py", *data, "--save", tmp_path / "one.pt", "--run-dir", tmp_path / "one")
+    one = run_here("train.py", *data, "--save", tmp_path / "one.pt", "--run-dir", tmp_path / "one")
     two = torchrun(2, *data, "--save", tmp_path / "two.pt", "--run-dir", tmp_path / "two")
     assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-3000:]
     a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two"))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, assert_user_error, make_windows, run
+from conftest import FAST, assert_user_error, make_windows, run_here
 
 pytest.importorskip("pyarrow")
 from biosig.data.parquet import write_windows_table  # noqa: E402
@@ -26,8 +26,8 @@ def subjects(tmp_path):
 
 
 def train(d, name, *args):
-    proc = run("train.py", *args, "--save", d / f"{name}.pt", "--run-dir", d / name, "--epochs", "2",
-               "--deterministic", *FAST)
+    proc = run_here("train.py", *args, "--save", d / f"{name}.pt", "--run-dir", d / name, "--epochs", "2",
+                    "--deterministic", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, torch.load(d / f"{name}.pt", weights_only=True), json.loads((d / name / "summary.json").read_text())
 
@@ -42,8 +42,8 @@ def test_npy_and_both_parquet_layouts_train_identically(subjects):
         assert all(torch.equal(a["model_state"][k], other["model_state"][k]) for k in a["model_state"])
     assert sa["split"] == sb["split"] == sc["split"]
     # parquet inference: labels in the table are scored by themselves
-    inf = run("infer.py", "--ckpt", d / "nested.pt", "--x", d / "channels.parquet", "--signal-cols", "fz,cz,pz",
-              "--quiet")
+    inf = run_here("infer.py", "--ckpt", d / "nested.pt", "--x", d / "channels.parquet", "--signal-cols", "fz,cz,pz",
+                   "--quiet")
     assert inf.returncode == 0, inf.stderr
     assert "accuracy=" in inf.stdout and "(n=240)" in inf.stdout
 
@@ -102,21 +102,21 @@ def test_the_checkpoint_remembers_its_channels_and_window_length(subjects):
     d, X, y, groups = subjects
     _, ckpt, _ = train(d, "chan", "--x", d / "channels.parquet", "--signal-cols", "fz,cz,pz")
     assert ckpt["channels"] == ["fz", "cz", "pz"] and ckpt["example_input_shape"][-1] == 32
-    proc = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--signal-cols", "cz,pz",
-               "--out", d / "p.csv")
+    proc = run_here("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--signal-cols", "cz,pz",
+                    "--out", d / "p.csv")
     assert_user_error(proc, "channels.parquet", "cz,pz", "no channel fz", "fz,cz,pz")
     assert not (d / "p.csv").exists()
-    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--quiet")
+    inf = run_here("infer.py", "--ckpt", d / "chan.pt", "--x", d / "channels.parquet", "--quiet")
     assert inf.returncode == 0 and "(n=240)" in inf.stdout, inf.stderr
     assert "warning" not in inf.stderr
     np.save(d / "short.npy", X[:, :, :, :24])
-    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--quiet")
+    inf = run_here("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--quiet")
     warnings = [line for line in inf.stderr.splitlines() if line.strip()]
     assert inf.returncode == 0 and len(warnings) == 2, inf.stderr
     # .npy windows name no channels: their order cannot be checked against the checkpoint's (signal contract)
     assert warnings[0].startswith("warning:") and "channel names and order unknown" in warnings[0]
     assert warnings[1].startswith("warning:") and "T=24" in warnings[1] and "T=32" in warnings[1]
-    inf = run("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--channel-names", "fz,cz,pz", "--quiet")
+    inf = run_here("infer.py", "--ckpt", d / "chan.pt", "--x", d / "short.npy", "--channel-names", "fz,cz,pz", "--quiet")
     assert [line for line in inf.stderr.splitlines() if line.strip()] == warnings[1:], inf.stderr
 
 
@@ -132,7 +132,7 @@ def test_explicit_validation_and_test_files(subjects):
     assert s["test"]["per_class"]["support"] and sum(s["test"]["per_class"]["support"]) == 60
     assert 0.0 <= s["test"]["acc"] <= 1.0 and "test (" in proc.stdout
     # the reported test accuracy is the best checkpoint's, as infer.py computes it
-    inf = run("infer.py", "--ckpt", d / "ex.pt", "--x", d / "test.parquet", "--quiet")
+    inf = run_here("infer.py", "--ckpt", d / "ex.pt", "--x", d / "test.parquet", "--quiet")
     assert float(inf.stdout.split("accuracy=")[1].split()[0]) == pytest.approx(s["test"]["acc"], abs=1e-4)
 
 
@@ -142,12 +142,12 @@ def test_bad_tables_through_the_cli(subjects, tmp_path):
     import pyarrow.parquet as pq
     rows = [np.zeros((3, 8)).tolist()] * 3 + [np.zeros((3, 7)).tolist()]
     pq.write_table(pa.table({"x": rows, "label": [0, 1, 0, 1]}), tmp_path / "ragged.parquet")
-    proc = run("train.py", "--x", tmp_path / "ragged.parquet", "--save", tmp_path / "m.pt", *FAST)
+    proc = run_here("train.py", "--x", tmp_path / "ragged.parquet", "--save", tmp_path / "m.pt", *FAST)
     assert_user_error(proc, "ragged.parquet", "'x'", "row 3")
-    proc = run("train.py", "--x", d / "nested.parquet", "--label-col", "activity", "--save", tmp_path / "m.pt")
+    proc = run_here("train.py", "--x", d / "nested.parquet", "--label-col", "activity", "--save", tmp_path / "m.pt")
     assert_user_error(proc, "nested.parquet", "activity")
-    proc = run("train.py", "--x", d / "nested.parquet", "--split", "group", "--save", tmp_path / "m.pt")
+    proc = run_here("train.py", "--x", d / "nested.parquet", "--split", "group", "--save", tmp_path / "m.pt")
     assert_user_error(proc, "--split group", "--group-col")
-    proc = run("infer.py", "--ckpt", d / "nothing.pt", "--x", tmp_path / "ragged.parquet")
+    proc = run_here("infer.py", "--ckpt", d / "nothing.pt", "--x", tmp_path / "ragged.parquet")
     assert_user_error(proc, "nothing.pt")
     assert not (tmp_path / "m.pt").exists()

@@ -14,7 +14,7 @@ import torch
 
 from biosig.models import build_model
 from biosig.deploy.streamer import Hysteresis, Streamer
-from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run
+from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run_here
 
 CHUNKINGS = {"one frame at a time": [1], "odd sizes": [3, 7, 1, 5, 2], "all at once": [10 ** 6]}
 
@@ -165,8 +165,8 @@ def streamed(tmp_path_factory):
     X, y = make_windows(n=240, t=32)
     np.save(d / "X.npy", X)
     np.save(d / "y.npy", y)
-    proc = run("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", *FAST, "--epochs", "12",
-               "--standardize", "--save", d / "ckpt.pt", "--run-dir", d / "run")
+    proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", *FAST, "--epochs", "12",
+                    "--standardize", "--save", d / "ckpt.pt", "--run-dir", d / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     Xr, yr = make_windows(n=60, t=32, seed=7)
     order = np.argsort(yr, kind="stable")[::3]          # blocks of one class after another
@@ -178,8 +178,8 @@ def streamed(tmp_path_factory):
 
 def test_infer_stream_writes_a_row_per_output_frame_as_the_model_decodes(streamed):
     d = streamed["dir"]
-    proc = run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--chunk", "3",
-               "--hysteresis", "3", "--threshold", "0.4", "--out", d / "frames.csv")
+    proc = run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--chunk", "3",
+                    "--hysteresis", "3", "--threshold", "0.4", "--out", d / "frames.csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "decision ->" in proc.stdout and "latency per step of 3 input frames: p50" in proc.stdout
     rows = list(csv.DictReader(open(d / "frames.csv")))
@@ -203,8 +203,8 @@ def test_infer_stream_writes_a_row_per_output_frame_as_the_model_decodes(streame
 
 def test_infer_stream_jsonl_and_npy_and_full_context(streamed):
     d = streamed["dir"]
-    proc = run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--context", "all",
-               "--out", d / "frames.jsonl", "--quiet")
+    proc = run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--context", "all",
+                    "--out", d / "frames.jsonl", "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in open(d / "frames.jsonl")]
     from biosig.deploy.predictor import load_model_from_checkpoint
@@ -212,7 +212,7 @@ def test_infer_stream_jsonl_and_npy_and_full_context(streamed):
     full = predictor.predict_frames(streamed["rec"][None])["values"][0]      # forward_seq over everything
     assert np.abs(np.array([r["prob"] for r in rows]) - full).max() < 1e-5
     assert rows[-1]["context"] == streamed["rec"].shape[-1]
-    proc = run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--out", d / "f.npy", "--quiet")
+    proc = run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--out", d / "f.npy", "--quiet")
     assert proc.returncode == 0 and np.load(d / "f.npy").shape == (1, streamed["rec"].shape[-1] // 2, 3)
 
 
@@ -223,24 +223,25 @@ def test_streaming_refusals_are_one_line_and_write_nothing(streamed, tmp_path):
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     # a checkpoint trained with the per-window z-score, which a stream does not have
-    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--epochs", "1",
-               "--normalize", "--save", tmp_path / "z.pt", "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--epochs", "1",
+                    "--normalize", "--save", tmp_path / "z.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert_user_error(run("infer.py", "--ckpt", tmp_path / "z.pt", "--stream", "--x", d / "rec.npy", "--out", out),
+    assert_user_error(run_here("infer.py", "--ckpt", tmp_path / "z.pt", "--stream", "--x", d / "rec.npy", "--out", out),
                       "z.pt", "cannot decode frame by frame", "--normalize", "--standardize")
-    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--x", d / "X.npy", "--hysteresis", "3"),
+    assert_user_error(run_here("infer.py", "--ckpt", streamed["ckpt"], "--x", d / "X.npy", "--hysteresis", "3"),
                       "--hysteresis", "--stream")
-    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--threshold", "1.5"),
+    assert_user_error(run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--threshold", "1.5"),
                       "--threshold")
-    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--out", out), "--stream", "--x")
-    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--no-softmax"),
+    assert_user_error(run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--out", out), "--stream", "--x")
+    assert_user_error(run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", d / "rec.npy", "--no-softmax"),
                       "--no-softmax", "whole windows")
     np.save(tmp_path / "wrong.npy", np.zeros((5, 1, 100), np.float32))
-    assert_user_error(run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", tmp_path / "wrong.npy", "--out", out),
+    assert_user_error(run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", tmp_path / "wrong.npy", "--out", out),
                       "wrong.npy", "C=5", "C=3")
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_lsl_live_stream_decodes_like_the_recording_and_publishes_decisions(streamed, tmp_path):
     """A real LSL outlet in this process plays the recording; infer.py --lsl decodes it and
     --lsl-out publishes one sample per output frame, which an inlet here reads back."""
@@ -283,8 +284,8 @@ def test_lsl_live_stream_decodes_like_the_recording_and_publishes_decisions(stre
     assert proc.returncode == 0, stderr[-3000:]
     assert f"decoded {rec.shape[-1]} input frames -> {rec.shape[-1] // 2} output frames" in stdout
     rows = list(csv.DictReader(open(tmp_path / "live.csv")))
-    offline = run("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", streamed["dir"] / "rec.npy",
-                  "--hysteresis", "2", "--out", tmp_path / "offline.csv", "--quiet")
+    offline = run_here("infer.py", "--ckpt", streamed["ckpt"], "--stream", "--x", streamed["dir"] / "rec.npy",
+                       "--hysteresis", "2", "--out", tmp_path / "offline.csv", "--quiet")
     assert offline.returncode == 0
     expected = list(csv.DictReader(open(tmp_path / "offline.csv")))
     assert len(rows) == len(expected)
@@ -297,6 +298,7 @@ def test_lsl_live_stream_decodes_like_the_recording_and_publishes_decisions(stre
     assert np.abs(received[:, 2] - [float(r["prob_0"]) for r in rows]).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_lsl_sigterm_keeps_what_was_decoded(streamed, tmp_path):
     """A supervisor's SIGTERM ends a live decode as Ctrl-C does: --out written, one line, exit 143."""
     pylsl = pytest.importorskip("pylsl")

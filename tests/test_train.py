@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, ROOT, assert_user_error, make_windows, run
+from conftest import FAST, ROOT, assert_user_error, make_windows, run_here
 
 
 def train(dataset, *extra, name="run", epochs=4):
     d = dataset["dir"]
-    proc = run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / f"{name}.pt",
-               "--run-dir", d / name, "--epochs", epochs, *FAST, *extra)
+    proc = run_here("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / f"{name}.pt",
+                    "--run-dir", d / name, "--epochs", epochs, *FAST, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, d / f"{name}.pt", d / name
 
@@ -59,8 +59,8 @@ def test_learns_writes_artifacts_and_infers(dataset):
     np.save(dataset["dir"] / "X2.npy", X2)
     np.save(dataset["dir"] / "y2.npy", y2)
     out = dataset["dir"] / "preds.csv"
-    inf = run("infer.py", "--ckpt", ckpt, "--x", dataset["dir"] / "X2.npy", "--y", dataset["dir"] / "y2.npy",
-              "--out", out, "--report", dataset["dir"] / "rep.json")
+    inf = run_here("infer.py", "--ckpt", ckpt, "--x", dataset["dir"] / "X2.npy", "--y", dataset["dir"] / "y2.npy",
+                   "--out", out, "--report", dataset["dir"] / "rep.json")
     assert inf.returncode == 0, inf.stderr
     lines = [l for l in inf.stdout.splitlines() if l.startswith("[sample ")]
     assert len(lines) == 90 and lines[0].startswith("[sample 0] pred=") and " conf=0." in lines[0]
@@ -85,12 +85,12 @@ def test_learns_writes_artifacts_and_infers(dataset):
 def test_sample_data_trains_above_chance(tmp_path):
     """The shipped BasicMotions windows (real smart-watch data) as the README's first command uses them."""
     data = os.path.join(ROOT, "data", "basicmotions")
-    proc = run("train.py", "--x", f"{data}/X_train.npy", "--y", f"{data}/y_train.npy",
-               "--class-names", f"{data}/classes.json", "--epochs", "12", "--batch", "8", "--lr", "1e-3",
-               "--frame-embed", "64", "--save", tmp_path / "bm.pt", "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", f"{data}/X_train.npy", "--y", f"{data}/y_train.npy",
+                    "--class-names", f"{data}/classes.json", "--epochs", "12", "--batch", "8", "--lr", "1e-3",
+                    "--frame-embed", "64", "--save", tmp_path / "bm.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    inf = run("infer.py", "--ckpt", tmp_path / "bm.pt", "--x", f"{data}/X_test.npy", "--y", f"{data}/y_test.npy",
-              "--quiet", "--out", tmp_path / "preds.csv")
+    inf = run_here("infer.py", "--ckpt", tmp_path / "bm.pt", "--x", f"{data}/X_test.npy", "--y", f"{data}/y_test.npy",
+                   "--quiet", "--out", tmp_path / "preds.csv")
     assert inf.returncode == 0, inf.stderr
     acc = float(inf.stdout.split("accuracy=")[1].split()[0])
     assert acc >= 0.6, inf.stdout            # 4 classes: chance is 0.25
@@ -103,18 +103,18 @@ def test_sample_data_trains_above_chance(tmp_path):
     assert all(r["pred_name"] == names[int(r["pred"])] for r in rows) and len(rows) == 40
 
 
-def test_single_window_and_formats(dataset):
-    _, ckpt, _ = train(dataset, epochs=1)
+def test_single_window_and_formats(dataset, trained):
+    ckpt = trained["ckpt"]                      # conftest's shared 1-epoch FAST classifier of the same windows' kind
     d = dataset["dir"]
     np.save(d / "one.npy", dataset["X"][5])                       # (C, F, T)
-    one = run("infer.py", "--ckpt", ckpt, "--x", d / "one.npy", "--out", d / "one.jsonl")
+    one = run_here("infer.py", "--ckpt", ckpt, "--x", d / "one.npy", "--out", d / "one.jsonl")
     assert one.returncode == 0, one.stderr
     assert one.stdout.count("[sample ") == 1
     row = json.loads((d / "one.jsonl").read_text())
     assert set(row) == {"sample", "pred", "score", "prob"} and abs(sum(row["prob"]) - 1) < 1e-5
 
-    many = run("infer.py", "--ckpt", ckpt, "--x", dataset["x"], "--out", d / "all.npy", "--no-softmax", "--quiet",
-               "--batch", "7")
+    many = run_here("infer.py", "--ckpt", ckpt, "--x", dataset["x"], "--out", d / "all.npy", "--no-softmax", "--quiet",
+                    "--batch", "7")
     assert many.returncode == 0, many.stderr
     logits = np.load(d / "all.npy")
     assert logits.shape == (240, 3)
@@ -126,10 +126,10 @@ def test_single_window_and_formats(dataset):
     assert int(row["pred"]) == int(pred["pred"][5])
 
 
-def test_normalization_travels_in_the_checkpoint(dataset):
+def test_normalization_travels_in_the_checkpoint(dataset, trained):
     """Inference applies the training-time z-score by itself; a contradicting flag only warns."""
     _, ck_norm, _ = train(dataset, "--normalize", name="norm", epochs=1)
-    _, ck_raw, _ = train(dataset, name="raw", epochs=1)
+    ck_raw = trained["ckpt"]                    # conftest's shared 1-epoch FAST classifier, no --normalize
     from biosig.deploy.predictor import load_model_from_checkpoint
     X = dataset["X"][:16]
     p = load_model_from_checkpoint(str(ck_norm))
@@ -137,7 +137,7 @@ def test_normalization_travels_in_the_checkpoint(dataset):
     np.testing.assert_allclose(scaled, p.predict(X, softmax=False)["values"], rtol=1e-3, atol=1e-3)
     raw = load_model_from_checkpoint(str(ck_raw))
     assert not np.allclose(raw.predict(X * 50 + 3, softmax=False)["values"], raw.predict(X, softmax=False)["values"])
-    warn = run("infer.py", "--ckpt", ck_raw, "--x", dataset["x"], "--normalize", "--quiet")
+    warn = run_here("infer.py", "--ckpt", ck_raw, "--x", dataset["x"], "--normalize", "--quiet")
     assert warn.returncode == 0 and "warning: --normalize ignored" in warn.stderr
     # per-frame predictions apply the checkpoint's preprocessing too; the bare model does not
     frames = p.predict_frames(X * 50 + 3, softmax=False)["values"]
@@ -153,8 +153,8 @@ def test_save_inside_the_run_dir(dataset):
     d = dataset["dir"]
     for save in ("runs/a/best.pt", "runs/b/ckpt/best.pt"):
         run_dir = d / os.path.dirname(save).split("/ckpt")[0]
-        proc = run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / save, "--run-dir", run_dir,
-                   "--epochs", "1", *FAST)
+        proc = run_here("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / save, "--run-dir", run_dir,
+                        "--epochs", "1", *FAST)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert (d / save).exists() and (run_dir / "last.pt").exists()
 
@@ -203,17 +203,18 @@ def test_monitor_val_acc_and_fraction_limit(dataset):
 
 def test_default_run_dir_never_overwrites(dataset, tmp_path):
     args = ("--x", dataset["x"], "--y", dataset["y"], "--epochs", "1", *FAST)
-    first = run("train.py", *args, "--save", tmp_path / "a.pt", cwd=tmp_path)
-    second = run("train.py", *args, "--save", tmp_path / "b.pt", cwd=tmp_path)
+    first = run_here("train.py", *args, "--save", tmp_path / "a.pt", cwd=tmp_path)
+    second = run_here("train.py", *args, "--save", tmp_path / "b.pt", cwd=tmp_path)
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     dirs = sorted(os.listdir(tmp_path / "runs"))
     assert len(dirs) == 2 and all((tmp_path / "runs" / d / "summary.json").exists() for d in dirs)
     # an explicit --run-dir holding a run is refused, not overwritten
-    again = run("train.py", *args, "--save", tmp_path / "c.pt", "--run-dir", tmp_path / "runs" / dirs[0], cwd=tmp_path)
+    again = run_here("train.py", *args, "--save", tmp_path / "c.pt", "--run-dir", tmp_path / "runs" / dirs[0], cwd=tmp_path)
     assert_user_error(again, "already holds a run", "--resume")
     assert not (tmp_path / "c.pt").exists()
 
 
+@pytest.mark.slow
 def test_compile_trains(dataset):
     proc, ckpt, _ = train(dataset, "--compile", "--compile-backend", "aot_eager", epochs=1)
     ck = torch.load(ckpt, weights_only=True)
@@ -230,6 +231,7 @@ def test_mmap_ram_and_worker_reads_agree(dataset):
     assert all(torch.equal(sa[k], sb[k]) and torch.equal(sa[k], sc[k]) for k in sa)
 
 
+@pytest.mark.slow
 def test_tcn_sees_the_whole_of_a_long_window(tmp_path):
     """Windows of 256 frames whose class is decided in their first 64 (a burst after a cue): tcn's
     levels follow T (auto: 5, a receptive field of 373 frames), so its last frame, which a window
