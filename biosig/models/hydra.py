@@ -103,13 +103,9 @@ class Hydra(RocketHead):
         self.rows.copy_(torch.from_numpy(np.stack(picks)).view(self.rows.shape))
         self._clear_cache()
         counts = self._chunked(x)
-        if x.device.type == "cpu":       # the first epoch's features, computed already
-            self._remember([self._key(window) for window in x], counts)
         root = counts.clamp_min(0).sqrt()
         zeros = (root == 0).double().mean(0) ** 4 + 1e-8
-        self.mean.copy_(root.mean(0))
-        self.std.copy_((root.std(0) + zeros).clamp_min(1e-3))
-        self.fitted.fill_(True)
+        self._fitted(x, counts, root.mean(0), (root.std(0) + zeros).clamp_min(1e-3))
 
     def scale(self, counts):
         """The sparse scaler: counts (B, D) -> (B, D), a zero (or negative soft) count kept at 0."""

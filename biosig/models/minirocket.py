@@ -98,6 +98,35 @@ def quantiles(rows, q):
     return (a + (b - a) * (pos - lo)).to(rows.dtype)
 
 
+def draw_row_subsets(gen, channels):
+    """Fills channels (dilations, 84, rows) with the paper's random row subsets, drawn from the
+    numpy generator gen in (dilation, kernel) order: 1 at 2^U(0, log2(min(rows, 9) + 1)) rows
+    (rounded down), 0 elsewhere."""
+    rows = channels.shape[-1]
+    top = math.log2(min(rows, LENGTH) + 1)
+    channels.zero_()
+    for i in range(channels.shape[0]):
+        for k in range(len(TRIPLES)):
+            size = int(2 ** gen.uniform(0, top))
+            channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
+
+
+def bias_quantiles(first, shape):
+    """The quantiles the biases (84, count) from feature number `first` on take: feature j of the
+    whole transform takes frac((j + 1) * golden ratio), float64 (84, count)."""
+    j = first + torch.arange(math.prod(shape), dtype=torch.float64).view(shape)
+    return torch.remainder((j + 1) * GOLDEN, 1.0)
+
+
+def bias_blocks(biases, dilations, counts):
+    """Per dilation: (index, dilation, its first bias's number, its biases as an (84, count) view
+    into the flat `biases`)."""
+    first = 0
+    for i, (d, count) in enumerate(zip(dilations, counts)):
+        yield i, d, first, biases[first: first + len(TRIPLES) * count].view(len(TRIPLES), count)
+        first += len(TRIPLES) * count
+
+
 def ppv(out, bias, compare_upto=4):
     """Proportion of positive values: out (B, k, T') and bias (k, n) -> (B, k, n), the share of
     frames where out > bias. A few biases are compared one by one; more are counted at once:
@@ -221,14 +250,8 @@ class MiniRocket(RocketHead):
         windows x (N, C, F, T), already preprocessed as training will see them."""
         gen = np.random.default_rng(seed)
         x = x.float().flatten(1, 2).to(self.biases.device)              # (N, rows, T)
-        n, rows, _ = x.shape
-        channels = torch.zeros_like(self.channels)
-        top = math.log2(min(rows, LENGTH) + 1)
-        for i in range(len(self.dilations)):
-            for k in range(len(TRIPLES)):
-                size = int(2 ** gen.uniform(0, top))
-                channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
-        self.channels.copy_(channels)
+        n = x.shape[0]
+        draw_row_subsets(gen, self.channels)
         self._clear_cache()
         for i, d, first, bias in self._blocks():
             # one random training window per kernel
@@ -236,17 +259,11 @@ class MiniRocket(RocketHead):
             mixed = torch.einsum("kc,kct->tk", self.channels[i], x[pick])[None]     # (1, T, 84)
             out, padded = self._conv(mixed, i, mixed=True)
             out = out.transpose(1, 2)                                              # (1, 84, T)
-            # feature j of the whole transform takes quantile frac((j + 1) * golden ratio)
-            j = first + torch.arange(bias.numel(), dtype=torch.float64).view(bias.shape)
-            q = torch.remainder((j + 1) * GOLDEN, 1.0)
+            q = bias_quantiles(first, bias.shape)
             for idx, part in self._parts(out, padded, d):
                 bias[idx] = quantiles(part[0], q[idx])
         feats = torch.cat([self._features(x[s: s + 256]) for s in range(0, n, 256)])
-        if x.device.type == "cpu":       # the first epoch's features, computed already
-            self._remember([self._key(w) for w in x], feats)
-        self.mean.copy_(feats.mean(0))
-        self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
-        self.fitted.fill_(True)
+        self._fitted(x, feats, feats.mean(0), feats.std(0, unbiased=False).clamp_min(1e-3))
 
     def scale(self, features):
         """The standardized features the head takes: (B, n_features) -> (B, n_features)."""
@@ -255,10 +272,7 @@ class MiniRocket(RocketHead):
     def _blocks(self):
         """Per dilation: (index, dilation, its first feature's number, its biases as a (84, count)
         view into self.biases)."""
-        first = 0
-        for i, (d, count) in enumerate(zip(self.dilations, self.counts)):
-            yield i, d, first, self.biases[first: first + len(TRIPLES) * count].view(len(TRIPLES), count)
-            first += len(TRIPLES) * count
+        return bias_blocks(self.biases, self.dilations, self.counts)
 
     def _features(self, x):
         """(B, rows, T) float32 -> PPV features (B, n_features). At each dilation the 84 outputs

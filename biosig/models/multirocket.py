@@ -33,8 +33,6 @@ CPU-seconds at 10,000 features and 14 at 5,000 (2 threads on a machine loaded ~9
 ~2 minutes of CPU, far past 30 s of wall time. The default is 10,000 (the count MiniRocket's paper
 keeps): 8 x 84 x 14 = 9,408 features after rounding.
 """
-import math
-
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -42,7 +40,8 @@ from torch.nn import functional as F
 from ..errors import number, positive_int
 from ..declare import Option
 from .common import shape_problem
-from .minirocket import GOLDEN, LENGTH, TRIPLES, dilations_and_counts, kernel_weights, quantiles
+from .minirocket import (LENGTH, TRIPLES, bias_blocks, bias_quantiles, dilations_and_counts, draw_row_subsets,
+                         kernel_weights, quantiles)
 from .rocket_head import HEAD_OPTION, ExportForward, RocketHead
 
 POOLS = ("ppv", "lspv", "mpv", "mipv")
@@ -122,10 +121,7 @@ class MultiRocket(RocketHead):
     def _blocks(self, r):
         """Per dilation of input r: (index, dilation, its first bias's number, its biases as an
         (84, count) view into biases{r})."""
-        biases, first = getattr(self, f"biases{r}"), 0
-        for i, (d, count) in enumerate(zip(*self.plans[r])):
-            yield i, d, first, biases[first: first + len(TRIPLES) * count].view(len(TRIPLES), count)
-            first += len(TRIPLES) * count
+        return bias_blocks(getattr(self, f"biases{r}"), *self.plans[r])
 
     def _convolve(self, z, r, i, d):
         """z (B, rows, T') -> the 84 kernels' outputs at dilation d of input r, zero-padded (B, 84, T')."""
@@ -147,31 +143,21 @@ class MultiRocket(RocketHead):
         windows x (N, C, F, T), already preprocessed as training will see them."""
         gen = np.random.default_rng(seed)
         x = x.float().flatten(1, 2).to(self.weight.device)                     # (N, rows, T)
-        n, rows, _ = x.shape
-        top = math.log2(min(rows, LENGTH) + 1)
+        n = x.shape[0]
         for r, z in enumerate(self._inputs(x)):
             channels = getattr(self, f"channels{r}")
-            channels.zero_()
-            for i in range(channels.shape[0]):
-                for k in range(len(TRIPLES)):
-                    size = int(2 ** gen.uniform(0, top))
-                    channels[i, k, gen.choice(rows, min(size, rows), replace=False)] = 1.0
+            draw_row_subsets(gen, channels)
             for i, d, first, bias in self._blocks(r):
                 pick = torch.as_tensor(gen.integers(0, n, len(TRIPLES)))       # one training window per kernel
                 summed = torch.einsum("kc,kct->kt", channels[i], z[pick])[None]
                 out = F.conv1d(summed, self.weight, padding=(LENGTH - 1) * d // 2, dilation=d,
                                groups=len(TRIPLES))[0]
-                j = first + torch.arange(bias.numel(), dtype=torch.float64).view(bias.shape)
-                q = torch.remainder((j + 1) * GOLDEN, 1.0)
+                q = bias_quantiles(first, bias.shape)
                 for half, lo, hi in self._halves(i, d, out.shape[-1]):
                     bias[half] = quantiles(out[half, lo:hi], q[half])
         self._clear_cache()
         feats = self._chunked(x)
-        if x.device.type == "cpu":       # the first epoch's features, computed already
-            self._remember([self._key(window) for window in x], feats)
-        self.mean.copy_(feats.mean(0))
-        self.std.copy_(feats.std(0, unbiased=False).clamp_min(1e-3))
-        self.fitted.fill_(True)
+        self._fitted(x, feats, feats.mean(0), feats.std(0, unbiased=False).clamp_min(1e-3))
 
     def scale(self, feats):
         """Standardized features (B, D) -> (B, D)."""

@@ -71,6 +71,15 @@ class RocketHead(Model):
         """The head once solved in closed form: gradient steps leave it as it is."""
         return list(self.head.parameters()) if float(self.penalty) > 0 else []
 
+    def _fitted(self, x, feats, mean, std):
+        """fit_data's last step, once the transform is drawn: the scaler's statistics mean and std
+        (D,) set, and the training windows x's features (N, D) kept for the first epoch on CPU."""
+        if x.device.type == "cpu":       # the first epoch's features, computed already
+            self._remember([self._key(window) for window in x], feats)
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+        self.fitted.fill_(True)
+
     @staticmethod
     def _before_ridge(module, state, prefix, *_):
         """A checkpoint written before the ridge head (a head trained by AdamW) has no penalty."""
