@@ -7,7 +7,8 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   Model(n_elec, n_bands, n_outputs, drop, **options)   built from a plain config dict
   fixed_frames            True when the model is built for one window length: the run then
                           passes n_times (the training T) and inference refuses another T
-  model.config            that dict, so the checkpoint can rebuild the model
+  model.config            that dict, so the checkpoint can rebuild the model (base.Model records
+                          it from __init__'s arguments: self.record(locals()), its first line)
   model.input_problem(C, F, T)  why an input shape will not fit, before any forward pass (or None)
   model.forward(x)        (B, C, F, T) -> (B, K)
   per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K)

@@ -14,6 +14,7 @@ A task class has
                              values, `targets` [(y, where), ...] training first; checks them
 and an instance has
   config                     what the checkpoint stores ({"name": ..., ...}); Task(**rest) rebuilds it
+                             (a task is a dataclass: base.Task derives config from its fields)
   n_outputs                  the model's output size
   refused_augments           {--augment name: why}: augmentations that would break its targets
   fit(y_train, where)        statistics of the training split's targets (regression's mean/std)
