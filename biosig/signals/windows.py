@@ -219,25 +219,7 @@ def _cut(args):
             if not any(e[2] in classes for e in ev):
                 warn(f"{r.path}: no event of the classes ({', '.join(classes)}): none of its windows is kept")
 
-    plans = []                                   # per recording: window starts kept and their labels
-    for k, r in enumerate(recs):
-        starts = np.arange(0, r.n_samples - length + 1, stride)
-        if args.labels:
-            lab = np.asarray(mapped(args.labels[k], "labels"))
-            if lab.shape != (r.n_samples,) or not np.issubdtype(lab.dtype, np.integer):
-                raise UserError(f"{args.labels[k]}: per-sample labels are integers of shape ({r.n_samples},), got "
-                                f"{lab.dtype} {tuple(lab.shape)}")
-        elif named:
-            lab = sample_labels(events[k], r.n_samples, fs, classes)
-            late = [e for e in events[k] if e[2] in classes and round(e[0] * fs) >= r.n_samples]
-            if late:
-                warn(f"{r.path}: {len(late)} event(s) start past its end ({r.n_samples / fs:g} s; the first at "
-                     f"{min(e[0] for e in late):g} s): dropped")
-        else:
-            lab = None
-        y = None if lab is None else window_labels(lab, starts, length, args.label_rule)
-        keep = np.ones(len(starts), bool) if y is None else y >= 0
-        plans.append((starts[keep], None if y is None else y[keep]))
+    plans = _plans(args, recs, events if named else None, classes, length, stride)
     n = sum(len(s) for s, _ in plans)
     if n == 0:
         short = [f"{r.path} ({r.n_samples / fs:g} s)" for r in recs if r.n_samples < length]
@@ -268,6 +250,31 @@ def _cut(args):
     onsets = np.concatenate([s / fs for s, _ in plans])          # float64 seconds from each recording's start
     return _write(args.out, None, y, groups, classes, [os.path.basename(r.path) for r in recs], signal, tmp,
                   onsets=onsets)
+
+
+def _plans(args, recs, events, classes, length, stride):
+    """Per recording: (the starts of the windows kept, their labels or None). events: each
+    recording's [(onset, duration, name)] when the labels are named events, else None."""
+    fs, plans = recs[0].fs, []
+    for k, r in enumerate(recs):
+        starts = np.arange(0, r.n_samples - length + 1, stride)
+        if args.labels:
+            lab = np.asarray(mapped(args.labels[k], "labels"))
+            if lab.shape != (r.n_samples,) or not np.issubdtype(lab.dtype, np.integer):
+                raise UserError(f"{args.labels[k]}: per-sample labels are integers of shape ({r.n_samples},), got "
+                                f"{lab.dtype} {tuple(lab.shape)}")
+        elif events is not None:
+            lab = sample_labels(events[k], r.n_samples, fs, classes)
+            late = [e for e in events[k] if e[2] in classes and round(e[0] * fs) >= r.n_samples]
+            if late:
+                warn(f"{r.path}: {len(late)} event(s) start past its end ({r.n_samples / fs:g} s; the first at "
+                     f"{min(e[0] for e in late):g} s): dropped")
+        else:
+            lab = None
+        y = None if lab is None else window_labels(lab, starts, length, args.label_rule)
+        keep = np.ones(len(starts), bool) if y is None else y >= 0
+        plans.append((starts[keep], None if y is None else y[keep]))
+    return plans
 
 
 # every file _write may write (what --overwrite may replace)
