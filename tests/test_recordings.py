@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ENV, ROOT, assert_user_error, run
+from conftest import ENV, ROOT, assert_user_error, run_here
 
 
 def module(name, *args, cwd=None):
-    return subprocess.run([sys.executable, "-m", name, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=ENV, timeout=300)
+    """python -m NAME ARGS, in-process (tests/test_bad_input.py runs each tool as a process once)."""
+    return run_here(name, *args, cwd=cwd)
 
 
 def test_windows_of_a_recording_get_their_events_labels_and_groups(tmp_path):
@@ -123,16 +123,16 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
     (tmp_path / "raw.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Fz", "Cz", "Pz"], "units": "V"}))
     proc = module("biosig.bandpower", "--x", tmp_path / "raw.npy", "--fs", fs, "--out", tmp_path / "bands.npy", "--log")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
-               "--lr", "3e-3", "--epochs", "4", "--save", tmp_path / "bp.pt", "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", tmp_path / "bands.npy", "--y", tmp_path / "y.npy", "--model", "tcn", "--standardize",
+                    "--lr", "3e-3", "--epochs", "4", "--save", tmp_path / "bp.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     import torch
     signal = torch.load(tmp_path / "bp.pt", weights_only=True)["signal"]
     assert signal["fs"] == fs and signal["channels"] == ["Fz", "Cz", "Pz"] and signal["bandpower"]["log"] is True
 
     def infer(x, *extra):
-        return run("infer.py", "--ckpt", tmp_path / "bp.pt", "--x", x, "--y", tmp_path / "y.npy", "--quiet",
-                   "--out", tmp_path / "p.npy", *extra)
+        return run_here("infer.py", "--ckpt", tmp_path / "bp.pt", "--x", x, "--y", tmp_path / "y.npy", "--quiet",
+                        "--out", tmp_path / "p.npy", *extra)
     frames = infer(tmp_path / "bands.npy")
     assert frames.returncode == 0 and float(frames.stdout.split("accuracy=")[1].split()[0]) > 0.9, frames.stdout
     expected = np.load(tmp_path / "p.npy")
@@ -161,8 +161,8 @@ def test_the_signal_contract_reorders_channels_refuses_mismatches_and_makes_band
     recording = np.concatenate(list(raw[:4, [2, 0, 1]]), axis=-1)       # (3, 1, 4 * t), Pz, Fz, Cz
     np.save(tmp_path / "rec.npy", recording)
     (tmp_path / "rec.signal.json").write_text(json.dumps({"fs": fs, "channels": ["Pz", "Fz", "Cz"]}))
-    proc = run("infer.py", "--ckpt", tmp_path / "bp.pt", "--stream", "--x", tmp_path / "rec.npy", "--context", "all",
-               "--out", tmp_path / "frames.csv", "--quiet")
+    proc = run_here("infer.py", "--ckpt", tmp_path / "bp.pt", "--stream", "--x", tmp_path / "rec.npy", "--context", "all",
+                    "--out", tmp_path / "frames.csv", "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len((tmp_path / "frames.csv").read_text().splitlines()) - 1 == BandPower(fs).n_frames(4 * t)
 

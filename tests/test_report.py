@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ENV, ROOT, assert_user_error, make_windows, run
+from conftest import ENV, ROOT, assert_user_error, make_windows, run, run_here
 
 pytest.importorskip("matplotlib")
 TCN = ["--model", "tcn", "--batch", "32", "--lr", "3e-3"]
@@ -29,14 +29,15 @@ def chromium_screenshot(html, png):
     return matplotlib.image.imread(png)[..., :3]
 
 
+@pytest.mark.slow
 def test_a_run_writes_a_report_and_a_browser_renders_it(tmp_path):
     X, y = make_windows(n=160, t=32)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     (tmp_path / "names.json").write_text(json.dumps(["rest", "left", "right"]))
-    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", *TCN, "--epochs", "3",
-               "--class-names", tmp_path / "names.json", "--save", tmp_path / "c.pt", "--run-dir", tmp_path / "run",
-               report=True)
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", *TCN, "--epochs", "3",
+                    "--class-names", tmp_path / "names.json", "--save", tmp_path / "c.pt", "--run-dir", tmp_path / "run",
+                    report=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = tmp_path / "run"
     assert f"plots: {run_dir / 'report.html'} (and report.png)" in proc.stdout
@@ -71,8 +72,8 @@ def test_regression_and_segmentation_reports_show_their_examples(tmp_path):
         np.save(tmp_path / f"X_{task}.npy", X)
         np.save(tmp_path / f"y_{task}.npy", y)
         run_dir = tmp_path / task
-        proc = run("train.py", "--task", task, "--x", tmp_path / f"X_{task}.npy", "--y", tmp_path / f"y_{task}.npy",
-                   *TCN, "--epochs", "2", "--save", tmp_path / f"{task}.pt", "--run-dir", run_dir, report=True)
+        proc = run_here("train.py", "--task", task, "--x", tmp_path / f"X_{task}.npy", "--y", tmp_path / f"y_{task}.npy",
+                        *TCN, "--epochs", "2", "--save", tmp_path / f"{task}.pt", "--run-dir", run_dir, report=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
         with np.load(run_dir / "examples.npz", allow_pickle=False) as z:
             shown = {k: z[k] for k in z.files}
@@ -84,6 +85,7 @@ def test_regression_and_segmentation_reports_show_their_examples(tmp_path):
         assert panel in panels and (run_dir / "report.png").stat().st_size > 10000
 
 
+@pytest.mark.slow
 def test_sweep_report_and_python_m_biosig_report(tmp_path, dataset):
     (tmp_path / "grid.json").write_text(json.dumps({"lr": [0.003, 0.0003]}))
     out = tmp_path / "sw"
@@ -98,14 +100,12 @@ def test_sweep_report_and_python_m_biosig_report(tmp_path, dataset):
 
     (out / "report.png").unlink()
     trial_run = next(out.glob("trials/*/run"))
-    made = subprocess.run([sys.executable, "-m", "biosig.report", str(out), str(trial_run)], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=300)
+    made = run_here("biosig.report", out, trial_run)
     assert made.returncode == 0, made.stderr[-2000:]
     assert made.stdout.split() == [str(out / "report.png"), str(out / "report.html"), str(trial_run / "report.png"),
                                    str(trial_run / "report.html")]
     for bad, needle in ((tmp_path / "nowhere", "no such directory"), (tmp_path, "not a run directory")):
-        proc = subprocess.run([sys.executable, "-m", "biosig.report", str(bad)], capture_output=True, text=True,
-                              cwd=ROOT, env=ENV, timeout=300)
+        proc = run_here("biosig.report", bad)
         assert_user_error(proc, str(bad), needle)
 
 

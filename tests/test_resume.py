@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ENV, FAST, ROOT, assert_user_error, run
+from conftest import ENV, FAST, ROOT, assert_user_error, run, run_here
 
 ARGS = ["--epochs", "6", "--deterministic", "--patience", "4", "--drop", "0.2", "--lr-patience", "1", *FAST]
 
@@ -23,6 +23,7 @@ def metrics_without_time(path):
     return rows
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(dataset):
     d = dataset["dir"]
     data = ["--x", dataset["x"], "--y", dataset["y"]]
@@ -67,20 +68,20 @@ def test_sigkill_then_resume_matches_uninterrupted_run(dataset):
 
 def test_resume_extends_epochs_and_refuses_contradictions(dataset):
     d = dataset["dir"]
-    first = run("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / "m.pt", "--run-dir", d / "r",
-                "--epochs", "2", *FAST)
+    first = run_here("train.py", "--x", dataset["x"], "--y", dataset["y"], "--save", d / "m.pt", "--run-dir", d / "r",
+                     "--epochs", "2", *FAST)
     assert first.returncode == 0, first.stderr
     last = d / "r" / "last.pt"
     before = last.stat().st_mtime_ns
-    assert_user_error(run("train.py", "--resume", last, "--lr", "0.1"), "last.pt", "--lr 0.1", "differs")
-    assert_user_error(run("train.py", "--resume", last, "--x", d / "other.npy"), "--x", "differs")
+    assert_user_error(run_here("train.py", "--resume", last, "--lr", "0.1"), "last.pt", "--lr 0.1", "differs")
+    assert_user_error(run_here("train.py", "--resume", last, "--x", d / "other.npy"), "--x", "differs")
     assert last.stat().st_mtime_ns == before
     # resuming a finished run trains nothing and says how to extend it
-    done = run("train.py", "--resume", last)
+    done = run_here("train.py", "--resume", last)
     assert done.returncode == 0 and "[epoch" not in done.stdout, done.stderr
     assert "the run is complete (2 of 2 epochs" in done.stdout and "--epochs 12" in done.stdout
     assert last.stat().st_mtime_ns == before
-    more = run("train.py", "--resume", last, "--epochs", "3")
+    more = run_here("train.py", "--resume", last, "--epochs", "3")
     assert more.returncode == 0, more.stderr
     assert [json.loads(l)["epoch"] for l in open(d / "r" / "metrics.jsonl")] == [1, 2, 3]
     assert json.loads((d / "r" / "summary.json").read_text())["epochs_run"] == 3
@@ -104,6 +105,7 @@ def interrupt(cmd, when):
     return proc.returncode, [line for line in err.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_in_one_line_that_says_how_to_resume(tmp_path):
     """Ctrl-C at start-up, before the first epoch is saved, and later: exit 130, one line, no
     traceback; what it says to run works."""

@@ -7,7 +7,7 @@ import torch
 
 from biosig.models import MODELS, build_model
 from biosig.tasks import Classification
-from conftest import ENV, ROOT
+from conftest import run_here
 
 ROCKETS = [name for name in ("hydra", "multirocket", "rockethydra") if name in MODELS]
 SMALL = {"hydra": {"k": 4, "g": 8}, "multirocket": {"features": 2688}, "rockethydra": {"features": 2688}}
@@ -100,19 +100,17 @@ def test_hydras_sparse_scaler_keeps_a_zero_count_at_zero():
     torch.testing.assert_close(m.mean, root.mean(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ROCKETS)
 def test_export_gives_the_models_numbers(name, tmp_path):
     """python -m biosig.export on a trained checkpoint: .pt2 (and .onnx where onnx is installed)
     checked against PyTorch by the exporter itself."""
-    import subprocess
-    import sys
-    from conftest import run
     x, y = Classification.example_data(48, 3, 1, 64)
     np.save(tmp_path / "X.npy", x)
     np.save(tmp_path / "y.npy", y)
     kwargs = [f"{k}={v}" for k, v in SMALL[name].items()]
-    proc = run("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", name, "--model-kwargs",
-               *kwargs, "--standardize", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
+    proc = run_here("train.py", "--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--model", name, "--model-kwargs",
+                    *kwargs, "--standardize", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     outs = ["m.pt2"]
     try:
@@ -121,8 +119,7 @@ def test_export_gives_the_models_numbers(name, tmp_path):
     except ImportError:
         pass
     for out in outs:
-        proc = subprocess.run([sys.executable, "-m", "biosig.export", "--ckpt", str(tmp_path / "m.pt"), "--out",
-                               str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT, timeout=300, env=ENV)
+        proc = run_here("biosig.export", "--ckpt", tmp_path / "m.pt", "--out", tmp_path / out)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "max |diff|" in proc.stdout, proc.stdout
 
