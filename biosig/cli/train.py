@@ -4,8 +4,9 @@
     torchrun --nproc_per_node=2 train.py --x X.npy --y y.npy --save ckpt.pt   # DDP
     python train.py --resume runs/<run>/last.pt                               # continue
 
-The options come from biosig/options.py (with each registered model's and task's own);
-see README.md for every option, the run directory and the checkpoint format.
+The options come from biosig/train/options.py (with each registered model's and task's own) and
+are resolved once by biosig/train/resolve.py; biosig.train(...) is the same run from Python.
+See README.md for every option, the run directory and the checkpoint format.
 """
 import os
 import sys

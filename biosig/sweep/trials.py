@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from ..data.parquet import is_parquet
 from ..errors import UserError
-from ..train.auto import apply_recipe
-from ..train.options import explicit_options, model_options
+from ..train.options import explicit_options
+from ..train.resolve import planned_options
 from ..atomic import write_json
 from .flags import point_flags, strict_parser
 from .grid import trial_id
@@ -37,7 +37,7 @@ class Trial:
     error: str = ""
     warm: bool = False          # its last attempt ran in a warm process (biosig.sweep.warm)
     summary: dict = field(default=None, repr=False)
-    train_args: object = field(default=None, repr=False)    # its argv as train.py's parser reads it
+    train_args: object = field(default=None, repr=False)    # its options as train.py resolves them (planned_options)
 
     @property
     def run_dir(self):
@@ -84,9 +84,7 @@ def build_trials(points, seeds, train_flags, options, train_parser, out, command
             if parsed.model == "help":
                 raise UserError(f"{grid_path}: trial {tid}: --model help lists the models; it trains none")
             try:        # the model and its options (--model-kwargs, its flags), as train.py will resolve them
-                apply_recipe(parsed, explicit_options(train_parser, flags + per_trial))
-                if parsed.model != "auto":
-                    model_options(parsed)
+                parsed = planned_options(parsed, explicit_options(train_parser, flags + per_trial))
             except UserError as e:
                 raise UserError(f"{grid_path if point else 'train.py flags after --'}: trial {tid}: {e}") from None
             trials.append(Trial(id=tid, point_id=trial_id(point), params=point, seed=parsed.seed, fold=fold,

@@ -56,7 +56,6 @@ What it costs, bounded whatever N is:
                which says little of where a cosine schedule ends. Metrics that are not a
                proportion of windows (r2 for regression) run every fold.
 """
-import copy
 import math
 import time
 
@@ -64,6 +63,7 @@ import numpy as np
 import torch
 
 from . import distributed, options
+from .build import fit_head_to_data, fit_to_data, head_data, model_config, training_parts
 from .. import normalize
 from ..data import kfold_indices
 from .batches import Windows, on_device
@@ -94,16 +94,16 @@ def fitting(task_cls):
     return [m for m in CANDIDATES if task_cls.model_problem(MODELS[m]) is None]
 
 
-def sample_size(args, n, window_bytes, epochs):
+def sample_size(flags, n, window_bytes, epochs):
     """How many of the n training windows the selection draws: at most SELECT_WINDOWS, SELECT_BYTES
     of X, GRADIENT_BYTE_EPOCHS over the most `epochs` a candidate trains by gradient steps (0: none
     does), and, under --limit-train-batches, what an epoch of a fold's training lets through."""
     cap = min(SELECT_WINDOWS, SELECT_BYTES // max(1, window_bytes))
     if epochs:
         cap = min(cap, GRADIENT_BYTE_EPOCHS // (epochs * max(1, window_bytes)))
-    if args.limit_train_batches is not None:
+    if flags.limit_train_batches is not None:
         fold_train = n * (FOLDS - 1) // FOLDS
-        per_epoch = limit_batches(args.limit_train_batches, math.ceil(fold_train / args.batch)) * args.batch
+        per_epoch = limit_batches(flags.limit_train_batches, math.ceil(fold_train / flags.batch)) * flags.batch
         cap = min(cap, math.ceil(per_epoch * FOLDS / (FOLDS - 1)))
     return min(n, max(cap, 2 * FOLDS))
 
@@ -144,7 +144,6 @@ def closed_form(model, cand, task, windows, folds, key, device):
     computed once over `windows` (every sampled window), the head solved per fold by the model's
     fit_head, whose record gives weight (K, D) and bias (K,) on the head features (ridge.py,
     logistic.py), so the held-out outputs are features @ weight.T + bias, as forward gives -> [score]."""
-    from .run import fit_to_data, head_data
     spec = normalize.fitted_spec(windows.X, windows.indices, cand.normalize, cand.standardize)
     fit_to_data(model, windows, spec, cand.seed)
     model.to(device)
@@ -163,7 +162,6 @@ def closed_form(model, cand, task, windows, folds, key, device):
 
 def gradient_fold(cand, task, X, y, tr, held, data, device, amp, local):
     """One fold of a candidate trained by its recipe's epochs -> its held-out metrics."""
-    from .run import fit_head_to_data, fit_to_data, model_config, training_parts
     torch.manual_seed(cand.seed)
     model = build_model(model_config(cand, data["shape"], task.n_outputs))
     spec = normalize.fitted_spec(X, tr, cand.normalize, cand.standardize)
@@ -193,12 +191,10 @@ def score_line(name, key, scores, seconds, closed, stopped):
     return line
 
 
-def too_short(name, args, data, log):
+def too_short(name, flags, data, log):
     """Why candidate `name` cannot take the training windows (its input_problem), said in the log,
     or None."""
-    from .run import model_config
-    cand = copy.copy(args)
-    cand.model = name
+    cand = flags.with_(model=name)
     model = build_model(model_config(cand, data["shape"], data["task"].n_outputs))
     problem = model.input_problem(*data["shape"][1:])
     if problem:
@@ -206,18 +202,14 @@ def too_short(name, args, data, log):
     return problem
 
 
-def recipes_of(candidates, args, explicit, data, n):
+def recipes_of(candidates, flags, explicit, data, n):
     """Each candidate's options (its recipe under the command line's) and, for those whose head is
     solved in closed form from up to n training windows, the model -> (recipes, closed)."""
-    from .run import model_config
     task = data["task"]
     probe = Windows(data["X"], data["y"], data["train_idx"][:1]).read(np.arange(1))
     recipes, closed = {}, {}
     for name in candidates:
-        cand = copy.copy(args)
-        cand.model = name
-        apply_recipe(cand, explicit)
-        cand.val_split = 0
+        cand = with_recipe(flags.with_(model=name), explicit)[0].with_(val_split=0)
         recipes[name] = cand
         model = build_model(model_config(cand, data["shape"], task.n_outputs))
         solves = getattr(model, "head_windows", None)
@@ -226,14 +218,33 @@ def recipes_of(candidates, args, explicit, data, n):
     return recipes, closed
 
 
-def choose_model(args, explicit, data, device, amp, ctx, log):
+def selection_sample(flags, data, size, log):
+    """`size` of data's training windows, read once (sorted rows) and held in memory when fewer than
+    all: by group under --split group (every subject kept, for the folds of whole groups), else by
+    class. -> (how, X, y, positions in X, their groups or None)."""
+    task, train_idx = data["task"], data["train_idx"]
+    grouped = flags.split == "group" and data["groups"] is not None
+    if size >= len(train_idx):
+        return "all", data["X"], data["y"], train_idx, data["groups"][train_idx] if grouped else None
+    strata = (data["groups"][train_idx] if grouped else
+              task.strata(data["y"][train_idx]) if data["y"] is not None else None)
+    how = "stratified by group" if grouped else "stratified" if strata is not None else "at random"
+    rows = train_idx[stratified_sample(strata, size, flags.seed)]
+    X = np.ascontiguousarray(data["X"][rows])
+    y = data["y"][rows] if data["y"] is not None else None
+    groups = data["groups"][rows] if grouped else None
+    log(f"auto: selecting on {size:,} of {len(train_idx):,} training windows ({how})")
+    return how, X, y, np.arange(size), groups
+
+
+def choose_model(flags, explicit, data, device, amp, ctx, log):
     """Cross-validate CANDIDATES on (a sample of) data's training windows -> (name, selection record)."""
     task = data["task"]
     learn = fitting(task)
-    candidates = [m for m in learn if not too_short(m, args, data, log)]
+    candidates = [m for m in learn if not too_short(m, flags, data, log)]
     if len(candidates) < 2:         # nothing to compare: the one that fits, else the first fallback that does
         chosen = candidates[0] if candidates else next(
-            (m for m in FALLBACK if task.model_problem(MODELS[m]) is None and not too_short(m, args, data, log)), None)
+            (m for m in FALLBACK if task.model_problem(MODELS[m]) is None and not too_short(m, flags, data, log)), None)
         if chosen is None:
             raise UserError(f"no model of --model auto ({', '.join(CANDIDATES + FALLBACK)}) can take windows of "
                             f"T={data['shape'][-1]} frames for --task {task.name}: give --model NAME")
@@ -245,26 +256,12 @@ def choose_model(args, explicit, data, device, amp, ctx, log):
     started = time.perf_counter()
     train_idx = data["train_idx"]
     # head_windows(n) holds up to a size: what holds for every sampled window holds for a fold's share
-    recipes, closed = recipes_of(candidates, args, explicit, data, min(len(train_idx), SELECT_WINDOWS))
+    recipes, closed = recipes_of(candidates, flags, explicit, data, min(len(train_idx), SELECT_WINDOWS))
     epochs = max((recipes[m].epochs for m in candidates if m not in closed), default=0)
-    size = sample_size(args, len(train_idx), data["X"][0].nbytes, epochs)
-    grouped = args.split == "group" and data["groups"] is not None
-    if size < len(train_idx):       # the sample, read once (sorted rows) and held in memory
-        # by group under --split group (every subject kept, for the folds of whole groups), else by class
-        strata = (data["groups"][train_idx] if grouped else
-                  task.strata(data["y"][train_idx]) if data["y"] is not None else None)
-        how = "stratified by group" if grouped else "stratified" if strata is not None else "at random"
-        rows = train_idx[stratified_sample(strata, size, args.seed)]
-        X = np.ascontiguousarray(data["X"][rows])
-        y = data["y"][rows] if data["y"] is not None else None
-        groups = data["groups"][rows] if grouped else None
-        idx = np.arange(size)
-        log(f"auto: selecting on {size:,} of {len(train_idx):,} training windows ({how})")
-    else:
-        how, X, y, idx = "all", data["X"], data["y"], train_idx
-        groups = data["groups"][train_idx] if grouped else None
-    folds = kfold_indices(task.strata(y[idx]) if y is not None else None, FOLDS, args.seed, groups=groups,
-                          where=args.groups or args.x, n=len(idx))
+    size = sample_size(flags, len(train_idx), data["X"][0].nbytes, epochs)
+    how, X, y, idx, groups = selection_sample(flags, data, size, log)
+    folds = kfold_indices(task.strata(y[idx]) if y is not None else None, FOLDS, flags.seed, groups=groups,
+                          where=flags.groups or flags.x, n=len(idx))
     rel_folds = folds                           # positions in idx: rows of a closed-form candidate's features
     folds = [(idx[tr], idx[held]) for tr, held in folds]     # positions in X
     key = task.select_by[len("val_"):]
@@ -318,29 +315,31 @@ def describe_models():
 
 
 
-def apply_recipe(args, explicit):
+def with_recipe(flags, explicit):
     """A new run's model and recipe. No --model: the guide's model when the command has the
     guide's form (--elec, --bands or one of that model's own flags), else the default model.
     Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
-    did not give. Returns a few words on why this model, for the log."""
-    why = "--model"
-    if args.model is None:
+    did not give. flags: biosig.train.resolve.Flags -> (flags with the model and its recipe,
+    a few words on why this model, for the log)."""
+    why, model = "--model", flags.model
+    if model is None:
         guide = [f"--{k}" for k in ("elec", "bands") if k in explicit]
         guide += [o.flag for o in MODELS[GUIDE_MODEL].options if o.flag and o.key in explicit]
-        args.model = GUIDE_MODEL if guide else DEFAULT_MODEL
+        model = GUIDE_MODEL if guide else DEFAULT_MODEL
         why = f"the guide's command form ({guide[0]})" if guide else "the default"
-    if args.model == "auto":
-        if args.model_kwargs:
+    if model == "auto":
+        if flags.model_kwargs:
             raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
                             f"({', '.join(CANDIDATES)})")
         # auto's own recipe goes with its cross-validation; a task with one candidate has none
-        recipe = RECIPE if len(fitting(TASKS[args.task])) > 1 else ()
+        recipe = RECIPE if len(fitting(TASKS[flags.task])) > 1 else ()
     else:
-        recipe = MODELS[args.model].recipe
+        recipe = MODELS[model].recipe
+    changes = {"model": model}
     if recipe:
         parser = options.train_parser()
         values = vars(parser.parse_args(list(recipe)))
         for key in options.explicit_options(parser, list(recipe)):
             if key not in explicit:
-                setattr(args, key, values[key])
-    return why
+                changes[key] = values[key]
+    return flags.with_(**changes), why

@@ -13,34 +13,39 @@ from .. import checkpoint
 from ..errors import UserError
 
 
-def read_init(args, explicit):
+def read_init(flags, explicit):
     """Load --init (weights_only) and, when --model was not given, take its model and the model
-    options the command line leaves out. -> the checkpoint."""
+    options the command line leaves out. flags: biosig.train.resolve.Flags -> (the checkpoint, flags)."""
     from ..models import MODELS
-    ckpt = checkpoint.load(args.init, what="--init checkpoint")
+    ckpt = checkpoint.load(flags.init, what="--init checkpoint")
     config = ckpt["config"]
     if "model" in explicit or config.get("name") not in MODELS:
-        return ckpt
-    args.model = config["name"]
-    given = {name for word in args.model_kwargs or [] for name, _ in word}
+        return ckpt, flags
+    changes = {"model": config["name"]}
+    given = {name for word in flags.model_kwargs or [] for name, _ in word}
     extra = []
-    for opt in MODELS[args.model].options:
+    for opt in MODELS[config["name"]].options:
         if opt.name not in config or opt.name in given or (opt.flag and opt.key in explicit):
             continue
         if opt.flag:
-            setattr(args, opt.key, config[opt.name])
+            changes[opt.key] = config[opt.name]
         else:
             extra.append([opt.name, str(config[opt.name])])
     if extra:
-        args.model_kwargs = (args.model_kwargs or []) + [extra]
-    return ckpt
+        changes["model_kwargs"] = (flags.model_kwargs or []) + [extra]
+    return ckpt, flags.with_(**changes)
+
+
+def matching(own, theirs):
+    """The names of `own`'s tensors that `theirs` holds with the same shape (state dicts)."""
+    return [k for k, v in own.items() if k in theirs and tuple(theirs[k].shape) == tuple(v.shape)]
 
 
 def load_matching(model, ckpt, path):
     """Copy the checkpoint's tensors that match the model's by name and shape.
     -> (loaded names, new names); nothing matching is a one-line error."""
     own, theirs = model.state_dict(), ckpt["model_state"]
-    loaded = [k for k, v in own.items() if k in theirs and tuple(theirs[k].shape) == tuple(v.shape)]
+    loaded = matching(own, theirs)
     if not loaded:
         raise UserError(f"{path}: --init: none of its tensors fits --model {model.config['name']} (the checkpoint "
                         f"holds a {ckpt['config'].get('name')} model for C={ckpt['config'].get('n_elec')}, "
@@ -55,9 +60,8 @@ def load_task_state(net, model, ckpt):
     if net is model:
         return [], []
     own = {k: v for k, v in net.state_dict().items() if not k.startswith("model.")}
-    theirs = ckpt.get("task_state") or {}
-    loaded = [k for k, v in own.items() if k in theirs and tuple(theirs[k].shape) == tuple(v.shape)]
-    net.load_state_dict({k: theirs[k] for k in loaded}, strict=False)
+    loaded = matching(own, ckpt.get("task_state") or {})
+    net.load_state_dict({k: ckpt["task_state"][k] for k in loaded}, strict=False)
     return loaded, [k for k in own if k not in loaded]
 
 
@@ -85,14 +89,17 @@ def frozen_parameters(model, loaded):
     return frozen
 
 
-def take_preprocessing(args, explicit, ckpt):
+def take_preprocessing(flags, explicit, ckpt):
     """Without --standardize/--normalize on the command line, a run from --init preprocesses as
-    the checkpoint's run did (as it takes its model): the encoder sees inputs scaled as it learnt."""
+    the checkpoint's run did (as it takes its model): the encoder sees inputs scaled as it learnt.
+    -> flags (biosig.train.resolve.Flags)."""
     spec = ckpt["preprocess"]
+    changes = {}
     if "standardize" not in explicit:
-        args.standardize = spec.get("mean") is not None
+        changes["standardize"] = spec.get("mean") is not None
     if "normalize" not in explicit:
-        args.normalize = spec.get("normalize") == "sample_zscore"
+        changes["normalize"] = spec.get("normalize") == "sample_zscore"
+    return flags.with_(**changes)
 
 
 def preprocessing(ckpt, normalize, standardize, shape):

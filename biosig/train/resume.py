@@ -11,47 +11,49 @@ from ..errors import UserError
 from .loop import EarlyStopping
 
 
-def apply_resume(args, explicit):
+def read_resume(flags, explicit):
     """Load RUN_DIR/last.pt and continue with its options: run-defining ones given again must
-    agree; others (--epochs, --patience, --device, ...) may be changed on the command line."""
-    state = checkpoint.load(args.resume, what="resume checkpoint")
+    agree; others (--epochs, --patience, --device, ...) may be changed on the command line.
+    flags: the command line's (biosig.train.resolve.Flags) -> (last.pt's contents, the run's flags)."""
+    state = checkpoint.load(flags.resume, what="resume checkpoint")
     if "resume" not in state:
-        raise UserError(f"{args.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
+        raise UserError(f"{flags.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
     run_defining = options.dests(options.RUN)
+    changes = {}
     for key, value in state["resume"]["args"].items():
-        if key in ("resume", "run_dir") or not hasattr(args, key):
+        if key in ("resume", "run_dir") or not hasattr(flags, key):
             continue
         if key in explicit:
             # the same --batch as the run's, which was more than its training windows (run.batch_for_data)
-            if key == "batch" and getattr(args, key) == state["resume"].get("batch_given"):
-                args.batch = value
+            if key == "batch" and getattr(flags, key) == state["resume"].get("batch_given"):
+                changes["batch"] = value
                 continue
-            if key in run_defining and getattr(args, key) != value:
+            if key in run_defining and getattr(flags, key) != value:
                 def shown(v):
                     return "not given" if v is None else "given" if v is True else v
-                raise UserError(f"{args.resume}: --{key.replace('_', '-')} {shown(getattr(args, key))} differs from "
+                raise UserError(f"{flags.resume}: --{key.replace('_', '-')} {shown(getattr(flags, key))} differs from "
                                 f"the run being resumed ({shown(value)}); resume with the same options")
             continue
-        setattr(args, key, value)
-    args.run_dir = os.path.dirname(os.path.abspath(args.resume))
-    return state
+        changes[key] = value
+    changes["run_dir"] = os.path.dirname(os.path.abspath(flags.resume))
+    return state, flags.with_(**changes)
 
 
-def finished_message(args, state, mode):
+def finished_message(flags, state, mode):
     """None if the run in last.pt `state` has epochs left to train, else the one line saying it
     is complete and how to extend it."""
     r = state["resume"]
-    stopper = EarlyStopping(mode, args.patience, args.min_delta)
+    stopper = EarlyStopping(mode, flags.patience, flags.min_delta)
     stopper.load_state_dict(r["early_stopping"])
-    again = shlex.join(resume_command(args.resume))
-    if r["epoch"] >= args.epochs:
-        done = (f"{r['epoch']} of {args.epochs} epochs" if r["epoch"] == args.epochs
-                else f"it has trained {r['epoch']} epochs, more than --epochs {args.epochs}")
-        return (f"{args.resume}: the run is complete ({done}; best at epoch {stopper.best_epoch}); nothing to "
+    again = shlex.join(resume_command(flags.resume))
+    if r["epoch"] >= flags.epochs:
+        done = (f"{r['epoch']} of {flags.epochs} epochs" if r["epoch"] == flags.epochs
+                else f"it has trained {r['epoch']} epochs, more than --epochs {flags.epochs}")
+        return (f"{flags.resume}: the run is complete ({done}; best at epoch {stopper.best_epoch}); nothing to "
                 f"train. To train longer: {again} --epochs {r['epoch'] + 10} (--epochs is the total)")
     if stopper.should_stop:
-        return (f"{args.resume}: the run is complete (stopped early at epoch {r['epoch']}: no improvement for "
-                f"{stopper.bad_epochs} epochs, --patience {args.patience}); nothing to train. To go on: {again} "
+        return (f"{flags.resume}: the run is complete (stopped early at epoch {r['epoch']}: no improvement for "
+                f"{stopper.bad_epochs} epochs, --patience {flags.patience}); nothing to train. To go on: {again} "
                 f"--patience {stopper.bad_epochs + 5} (or --patience 0: no early stopping)")
     return None
 
