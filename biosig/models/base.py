@@ -4,11 +4,17 @@ import inspect
 
 from torch import nn
 
+from .common import shape_problem
+
 
 class Model(nn.Module):
     """A model whose `config` (what the checkpoint stores and build_model rebuilds it from) is
     {"name": its registry name, then every argument of its __init__, in the signature's order}.
     A model's __init__ starts with `self.record(locals())` instead of writing that dict by hand."""
+
+    def input_problem(self, n_elec, n_bands, n_times):
+        """The Model contract's check, for a model that takes its C and F and any T >= 1 (or None)."""
+        return shape_problem(self.config, n_elec, n_bands, n_times, 1)
 
     def record(self, arguments):
         """Sets self.config from `arguments`, __init__'s locals() taken before it binds another

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from ..errors import positive_int
 from ..declare import Option
 from .base import Model
-from .common import same_padding, shape_problem
+from .common import same_padding
 
 
 def _same_conv(c_in, c_out, kernel):
@@ -73,9 +73,6 @@ class Inception(Model):
                 block_in = width
         self.drop = nn.Dropout(drop)
         self.head = nn.Linear(width, n_outputs)
-
-    def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, 1)
 
     def forward(self, x):
         """x (B, C, F, T) -> logits (B, K)."""

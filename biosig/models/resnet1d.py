@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import positive_int
 from ..declare import Option
 from .base import Model
-from .common import same_padding, shape_problem
+from .common import same_padding
 
 
 def _conv(c_in, c_out, kernel):
@@ -53,9 +53,6 @@ class ResNet1D(Model):
                                     ResidualBlock(2 * width, 2 * width))
         self.drop = nn.Dropout(drop)
         self.head = nn.Linear(2 * width, n_outputs)
-
-    def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, 1)
 
     def forward(self, x):
         """x (B, C, F, T) -> logits (B, K)."""

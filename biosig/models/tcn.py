@@ -23,7 +23,6 @@ from torch.nn.utils.parametrizations import weight_norm
 from ..errors import positive_int, positive_int_or
 from ..declare import Option
 from .base import Model
-from .common import shape_problem
 from .incremental import CausalConv1d
 
 
@@ -70,9 +69,6 @@ class TCN(Model):
         if config.get("levels", "auto") == "auto":
             config["levels"] = levels_for(n_times, config.get("kernel", 7))
         return config
-
-    def input_problem(self, n_elec, n_bands, n_times):
-        return shape_problem(self.config, n_elec, n_bands, n_times, 1)
 
     def forward_seq(self, x):
         """x (B, C, F, T) -> per-frame logits (B, T, K)."""
