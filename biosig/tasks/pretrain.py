@@ -19,7 +19,7 @@ neighbours (interp_mse), and predicting 0 (zero_mse): a model that does not beat
 has learnt little. Only models with per-frame outputs (forward_seq) can be pretrained; --model auto
 takes tcn (biosig/select.py), whose levels follow the window, so its last frame sees all of it.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ class Pretrain(Task):
 
     @classmethod
     def from_targets(cls, values, targets):
-        return cls(values.get("mask_ratio", 0.5), values.get("mask_span", 8), values.get("width", 64))
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})     # the rest: defaults
 
     def check_targets(self, y, where, source=None):
         return y
