@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ENV, ROOT, assert_user_error, run
+from conftest import ENV, ROOT, assert_user_error, run, run_here
 from biosig.cli.examples import subjects
 
 EEGNET = ["--model", "eegnet"]
@@ -46,6 +46,7 @@ def data_flags(d, *extra, batch=True):
             *(["--batch", "32"] if batch else []), *extra]
 
 
+@pytest.mark.slow
 def test_loso_is_honest_where_a_random_split_leaks_and_the_refit_reports_test_data(subj):
     d = subj
     grid = write(d / "grid.json", {"lr": [0.003]})
@@ -77,6 +78,7 @@ def test_loso_is_honest_where_a_random_split_leaks_and_the_refit_reports_test_da
     assert header == "point,lr,fold 0,fold 1,fold 2,fold 3,fold 4,fold 5"
 
 
+@pytest.mark.slow
 def test_nested_cross_validation_chooses_on_inner_folds_and_reports_outer_ones(subj):
     d = subj
     grid = write(d / "grid.json", {"lr": [0.003, 0.00003]})
@@ -105,6 +107,7 @@ def wait_for(condition, timeout=120, what=""):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("search", ["random", "optuna"])
 def test_a_search_resumes_after_sigterm_without_running_a_finished_trial_again(subj, search):
     if search == "optuna":
@@ -149,6 +152,7 @@ def test_a_search_resumes_after_sigterm_without_running_a_finished_trial_again(s
         assert_user_error(other, "this study optimizes val_loss (min); the command asks for val_acc (max)")
 
 
+@pytest.mark.slow
 def test_prune_stops_a_clearly_worse_point_and_records_it_as_pruned(subj):
     pytest.importorskip("optuna")
     d = subj
@@ -166,6 +170,7 @@ def test_prune_stops_a_clearly_worse_point_and_records_it_as_pruned(subj):
     assert {p["point"]: p["pruned"] for p in read_csv(d / "sw" / "summary.csv")}["lr=1e-07"] == "1"
 
 
+@pytest.mark.slow
 def test_a_job_array_runs_trials_independently_and_collect_merges_them(subj):
     d = subj
     grid = write(d / "grid.json", {"lr": [0.003, 0.001]})
@@ -232,7 +237,7 @@ def test_a_bad_search_is_one_line_and_nothing_is_written(subj, space, own, needl
              "X-TEST": ["--x-test", d / "X_test.npy", "--y-test", d / "y_test.npy"]}
     after = [a for flag in own if flag in extra for a in extra[flag]]
     own = [flag for flag in own if flag not in extra]
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *own, *data_flags(d, "--epochs", "2", *after))
+    proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", *own, *data_flags(d, "--epochs", "2", *after))
     assert_user_error(proc, needle)
     assert not (d / "sw").exists() and not (d / "a.sbatch").exists()
 
@@ -240,11 +245,12 @@ def test_a_bad_search_is_one_line_and_nothing_is_written(subj, space, own, needl
 def test_cv_loso_needs_groups(subj):
     d = subj
     grid = write(d / "grid.json", {"lr": [0.1]})
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--cv", "loso", "--", "--x", d / "X.npy", "--y",
-               d / "y.npy", "--epochs", "2")
+    proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", "--cv", "loso", "--", "--x", d / "X.npy", "--y",
+                    d / "y.npy", "--epochs", "2")
     assert_user_error(proc, "--cv loso needs the windows' groups after --")
 
 
+@pytest.mark.slow
 def test_a_metric_no_trial_has_stops_the_sweep_at_its_first_trial(subj):
     d = subj
     grid = write(d / "grid.json", {"lr": [0.003, 0.002, 0.001]})

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run
+from conftest import ENV, FAST, ROOT, assert_user_error, make_windows, run, run_here
 
 
 def without(flags, *names):
@@ -61,6 +61,7 @@ def wait_for(condition, timeout=120, what=""):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_grid_with_seeds_in_parallel_writes_results_and_a_rerunnable_best(dataset):
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"lr": [3e-3, 1e-3], "batch": [32, 64]})
@@ -118,6 +119,7 @@ def test_grid_with_seeds_in_parallel_writes_results_and_a_rerunnable_best(datase
     assert stamps == {t["id"]: os.path.getmtime(os.path.join(t["run_dir"], "summary.json")) for t in trials}
 
 
+@pytest.mark.slow
 def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothing_twice(dataset, tmp_path):
     d = dataset["dir"]
     out = d / "sw"
@@ -182,6 +184,7 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
     assert [t["status"] for t in read_csv(out / "trials.csv")] == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_warm_started_trials_train_exactly_as_fresh_processes_and_none_is_left(dataset):
     """Trials forked from the warm process (torch imported once) train what `python train.py`
     trains, and neither it nor a trial outlives the sweep."""
@@ -202,6 +205,7 @@ def test_warm_started_trials_train_exactly_as_fresh_processes_and_none_is_left(d
     assert processes_mentioning("biosig.sweep.warm") == []
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_recorded_the_others_go_on_and_retry_failed_reruns_it(dataset):
     d = dataset["dir"]
     names = d / "names.json"                     # missing at first: train.py refuses it (exit 2)
@@ -251,6 +255,7 @@ def write_subjects(directory, names, n=96):
     return files
 
 
+@pytest.mark.slow
 def test_a_grid_over_data_files_trains_one_model_per_subject(tmp_path):
     subjects = write_subjects(tmp_path, ["subj01", "subj02"])
     # x varies with y: a list of grids, one per subject, with paths relative to where sweep.py runs
@@ -284,19 +289,21 @@ def test_a_grid_value_naming_a_missing_file_is_a_failed_trial_and_the_other_goes
     assert bad["error"].startswith("error: ") and missing in bad["error"]        # train.py's one line
 
 
-@pytest.mark.parametrize("flag", ["--x", "--y", "--groups=", "--x-val", "--class-names"])
-def test_a_missing_path_after_dashdash_is_refused_before_anything_starts(dataset, flag):
+def test_a_missing_path_after_dashdash_is_refused_before_anything_starts(dataset):
+    """Each path flag after -- (one test: the sweep's one check of train.py's path flags, in-process)."""
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"lr": [1e-3, 3e-3]})
-    missing = str(d / "data" / ("names.json" if flag == "--class-names" else "nope.npy"))
-    given = {"--x": dataset["x"], "--y": dataset["y"], flag: missing}
-    if flag == "--x-val":
-        given["--y-val"] = dataset["y"]
-    flags = [word for name, value in given.items()
-             for word in ([name + value] if name.endswith("=") else [name, value])]
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--", *flags, *without(FAST, "lr"), "--epochs", 1)
-    assert_user_error(proc, flag.rstrip("="), missing, "no such file")
-    assert not (d / "sw").exists()
+    for flag in ["--x", "--y", "--groups=", "--x-val", "--class-names"]:
+        missing = str(d / "data" / ("names.json" if flag == "--class-names" else "nope.npy"))
+        given = {"--x": dataset["x"], "--y": dataset["y"], flag: missing}
+        if flag == "--x-val":
+            given["--y-val"] = dataset["y"]
+        flags = [word for name, value in given.items()
+                 for word in ([name + value] if name.endswith("=") else [name, value])]
+        proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", "--", *flags, *without(FAST, "lr"),
+                        "--epochs", 1)
+        assert_user_error(proc, flag.rstrip("="), missing, "no such file")
+        assert not (d / "sw").exists()
 
 
 def test_x_and_y_may_come_from_the_grid_and_a_parquet_x_needs_no_y(dataset):
@@ -304,17 +311,18 @@ def test_x_and_y_may_come_from_the_grid_and_a_parquet_x_needs_no_y(dataset):
     (d / "w.parquet").write_bytes(b"")       # a dry run reads no data: only the name matters
     grid = write_grid(d / "grid.json", {"lr": [1e-3]})
     for labels in ([], ["--y", "subject_label"]):      # the label column (default: --label-col), not a file
-        proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--", "--x", d / "w.parquet", *labels)
+        proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--", "--x", d / "w.parquet", *labels)
         assert proc.returncode == 0, proc.stderr
     both = write_grid(d / "both.json", [{"x": ["a.parquet"]}, {"x": ["b_X.npy"], "y": ["b_y.npy"]}])
-    proc = run("sweep.py", "--grid", both, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
+    proc = run_here("sweep.py", "--grid", both, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
     assert proc.returncode == 0 and proc.stdout.count("train.py") == 2, proc.stderr
     one_short = write_grid(d / "short.json", [{"x": ["a.parquet"]}, {"x": ["b_X.npy"]}])
-    proc = run("sweep.py", "--grid", one_short, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
+    proc = run_here("sweep.py", "--grid", one_short, "--out", d / "sw", "--dry-run", "--", "--epochs", 1)
     assert_user_error(proc, one_short, "trial x=b_X.npy", "--y y.npy")
     assert not (d / "sw").exists()
 
 
+@pytest.mark.slow
 def test_a_command_fixed_after_every_trial_failed_may_reuse_the_out_dir(dataset):
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"lr": [3e-3]})
@@ -334,6 +342,7 @@ def test_a_command_fixed_after_every_trial_failed_may_reuse_the_out_dir(dataset)
     assert_user_error(run("sweep.py", *base, "--patience", 3), "was swept with train.py flags", "another --out")
 
 
+@pytest.mark.slow
 def test_a_trial_past_the_timeout_is_stopped_and_recorded(dataset):
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", {"epochs": [50]})
@@ -353,8 +362,8 @@ def test_dry_run_prints_every_command_and_writes_nothing(dataset):
     grid = write_grid(d / "grid.json", [{"lr": [1e-3, 3e-3], "normalize": [True, False]},
                                         {"lr": [1e-3], "normalize": [True]},           # a duplicate point
                                         {"drop": [0.0], "split": ["random"]}])
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--seeds", 0, 1,
-               "--launcher", "srun -N1 -n1 --gres=gpu:1 python", *train_flags(dataset, "--epochs", 3, vary=("lr",)))
+    proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", "--dry-run", "--seeds", 0, 1,
+                    "--launcher", "srun -N1 -n1 --gres=gpu:1 python", *train_flags(dataset, "--epochs", 3, vary=("lr",)))
     assert proc.returncode == 0, proc.stderr
     commands = [shlex.split(line) for line in proc.stdout.splitlines() if not line.startswith("#")]
     assert len(commands) == (4 + 1) * 2
@@ -369,8 +378,8 @@ def test_dry_run_prints_every_command_and_writes_nothing(dataset):
     big = write_grid(d / "big.json", {"lr": [1e-3, 2e-3, 3e-3, 4e-3], "drop": [0.0, 0.1, 0.2, 0.3]})
 
     def sampled(seed):
-        p = run("sweep.py", "--grid", big, "--out", d / "sw", "--dry-run", "--sample", 3, "--sample-seed", seed,
-                *train_flags(dataset, vary=("lr",)))
+        p = run_here("sweep.py", "--grid", big, "--out", d / "sw", "--dry-run", "--sample", 3, "--sample-seed", seed,
+                     *train_flags(dataset, vary=("lr",)))
         return [line for line in p.stdout.splitlines() if line.startswith("#")]
 
     first = sampled(1)
@@ -402,7 +411,7 @@ BAD_GRIDS = [
 def test_a_bad_grid_is_one_line_naming_the_file_and_nothing_is_written(dataset, text, needle):
     d = dataset["dir"]
     grid = write_grid(d / "grid.json", text)
-    proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset))
+    proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset))
     assert_user_error(proc, grid, needle)
     assert not (d / "sw").exists()
 
@@ -437,7 +446,7 @@ def test_bad_train_flags_are_refused_before_anything_starts(dataset, flags, need
         tail = []
     else:
         tail = train_flags(dataset, *[f for f in flags if f != "SEEDS"], vary=("lr",))
-    assert_user_error(run("sweep.py", *own, *tail), needle)
+    assert_user_error(run_here("sweep.py", *own, *tail), needle)
     assert not (d / "sw").exists()
 
 
@@ -449,11 +458,11 @@ def test_a_locked_or_foreign_out_directory_is_refused(dataset):
         fcntl.flock(lock, fcntl.LOCK_EX)
         lock.write("4242\n")
         lock.flush()
-        proc = run("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset, vary=("lr",)))
+        proc = run_here("sweep.py", "--grid", grid, "--out", d / "sw", *train_flags(dataset, vary=("lr",)))
     assert_user_error(proc, str(d / "sw"), "another sweep (pid 4242) is running")
     (d / "other").mkdir()
     (d / "other" / "notes.txt").write_text("mine")
-    proc = run("sweep.py", "--grid", grid, "--out", d / "other", *train_flags(dataset, vary=("lr",)))
+    proc = run_here("sweep.py", "--grid", grid, "--out", d / "other", *train_flags(dataset, vary=("lr",)))
     assert_user_error(proc, "not a sweep directory")
     assert os.listdir(d / "other") == ["notes.txt"]
 
