@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-from . import CHECKPOINT_FORMAT, __version__
+from .version import CHECKPOINT_FORMAT, __version__
 from .atomic import atomic_path, can_create_files
 from .errors import UserError
 from .device import bare_model

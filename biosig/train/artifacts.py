@@ -9,8 +9,9 @@ import time
 import numpy as np
 import torch
 
-from .. import __version__, checkpoint, normalize as preprocess
+from .. import checkpoint, normalize as preprocess
 from ..atomic import write_json
+from ..version import __version__
 from ..report import run as report
 from ..tasks import network_state
 from . import rundir as runs, trackers

@@ -13,6 +13,7 @@ of biosig.declare.Option), so registering a model or a task adds its flags. The 
 """
 import argparse
 import copy
+import difflib
 import os
 import sys
 
@@ -218,6 +219,44 @@ def explicit_options(parser, argv):
     for action in quiet._actions:
         action.default = argparse.SUPPRESS
     return frozenset(vars(quiet.parse_known_args(argv)[0]))
+
+
+def to_argv(given):
+    """{dest: value} (biosig.train's keyword arguments) -> train.py's argv: None and False leave an
+    option out, True gives an on/off flag, a list (a dict for model_kwargs) several values. An
+    unknown dest is one line, with the closest one."""
+    actions = {a.dest: a for a in train_parser()._actions if a.dest != "help" and a.option_strings}
+    argv = []
+    for dest, value in given.items():
+        action = actions.get(dest)
+        if action is None:
+            close = difflib.get_close_matches(dest, actions, n=1)
+            raise UserError(f"train({dest}=...): not an option of train.py"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+        if value is None or value is False:
+            continue
+        flag = next(s for s in action.option_strings if s.startswith("--"))
+        if value is True:
+            argv.append(flag)
+        elif isinstance(action, argparse._StoreTrueAction):
+            raise UserError(f"train({dest}={value!r}): {flag} is on or off: give True or False")
+        elif isinstance(action, argparse._AppendAction):
+            argv += [f"{flag}={_text(item)}" for item in _listed(value)]
+        elif action.nargs in ("+", "*"):
+            if isinstance(value, dict):         # model_kwargs={"kernel": 9}
+                value = [f"{k}={v}" for k, v in value.items()]
+            argv += [flag, *(_text(item) for item in _listed(value))]
+        else:
+            argv.append(f"{flag}={_text(value)}")
+    return argv
+
+
+def _listed(value):
+    return [value] if isinstance(value, (str, bytes, os.PathLike)) or not hasattr(value, "__iter__") else list(value)
+
+
+def _text(value):
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
 
 
 def model_options(args):

@@ -1,0 +1,64 @@
+"""biosig.train(...): train.py as a Python call, on train.py's own path (its parser, resolve, run)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import biosig
+from biosig.errors import UserError
+from biosig.tasks import TASKS
+
+QUICK = {"model": "minirocket", "val_split": 0.25, "no_report": True}     # a head solved in closed form: seconds
+
+
+@pytest.fixture(scope="module")
+def windows():
+    """(X (120, 3, 1, 64), y (120,)) with real signal, and 60 held-out windows of the same kind."""
+    X, y = TASKS["classification"].example_data(180, 3, 1, 64)
+    return X[:120], y[:120], X[120:], y[120:]
+
+
+def test_arrays_train_a_model_whose_checkpoint_predicts_above_chance(windows, tmp_path):
+    from biosig.inference import load_model_from_checkpoint
+    X, y, X_held, y_held = windows
+    summary = biosig.train(x=X, y=y, save=tmp_path / "m.pt", run_dir=tmp_path / "run", **QUICK)
+    assert summary["status"] == "completed" and summary["checkpoint"] == str(tmp_path / "m.pt")
+    assert summary["best_metrics"]["acc"] > 0.6                  # chance is 1/3
+    with open(tmp_path / "run" / "summary.json") as f:           # what summary.json holds
+        assert json.load(f)["best_metrics"] == summary["best_metrics"]
+    predicted = load_model_from_checkpoint(summary["checkpoint"]).predict(X_held)["pred"]
+    assert (predicted == y_held).mean() > 0.6
+    assert sorted(os.listdir(tmp_path)) == ["m.pt", "run"]        # the arrays' temporary files are gone
+
+
+def test_paths_train_the_same_run_as_arrays(windows, tmp_path):
+    X, y, _, _ = windows
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    from_paths = biosig.train(x=str(tmp_path / "X.npy"), y=tmp_path / "y.npy", save=tmp_path / "a.pt",
+                              run_dir=tmp_path / "a", **QUICK)
+    from_arrays = biosig.train(x=X, y=y, save=tmp_path / "b.pt", run_dir=tmp_path / "b", **QUICK)
+    assert from_paths["best_metrics"] == from_arrays["best_metrics"] and from_paths["split"] == from_arrays["split"]
+
+
+@pytest.mark.parametrize("flags, needle", [
+    ({"epoch": 5}, "train(epoch=...): not an option of train.py (did you mean epochs?)"),
+    ({"lr": -1}, "--lr"),
+    ({"task": "nonsense"}, "--task"),
+    ({"standardize": "yes"}, "give True or False"),
+    ({"model_kwargs": {"nope": 1}}, "--model-kwargs nope"),
+])
+def test_a_bad_flag_is_one_line_and_nothing_is_written(windows, tmp_path, flags, needle):
+    X, y, _, _ = windows
+    with pytest.raises(UserError) as e:
+        biosig.train(x=X, y=y, save=tmp_path / "m.pt", run_dir=tmp_path / "run", **{**QUICK, **flags})
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_importing_biosig_loads_no_torch():
+    import subprocess
+    import sys
+    code = "import sys, biosig; assert callable(biosig.train); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
