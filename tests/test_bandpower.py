@@ -1,17 +1,14 @@
 """Band-power frames: a pure sine's power lands in its band, in the right amount; a stream gives
 the windows' numbers frame by frame; the CLI writes (N, C, F, T') and refuses bad input in one line."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import ENV, ROOT, assert_user_error
+from conftest import assert_user_error, run_here
 
 
 def bandpower(*args):
-    return subprocess.run([sys.executable, "-m", "biosig.bandpower", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=ENV, timeout=300)
+    """python -m biosig.bandpower ARGS, in-process (tests/test_bad_input.py runs it as a process once)."""
+    return run_here("biosig.bandpower", *args)
 
 
 @pytest.mark.parametrize("method,frame", [("stft", 0.5), ("welch", 1.0)])

@@ -8,7 +8,9 @@ import time
 import pytest
 import torch
 
-from conftest import ENV, FAST, ROOT, run, torchrun
+from conftest import ENV, FAST, ROOT, run_here, torchrun
+
+pytestmark = pytest.mark.slow        # torchrun: 2 more interpreters a run; not in the fast tier
 
 # dropout 0 and SyncBatchNorm: two processes splitting each global batch must compute what
 # one process does, up to float summation order
@@ -30,7 +32,7 @@ def runs(tmp_path_factory):
     np.save(d / "X.npy", X)
     np.save(d / "y.npy", y)
     data = ["--x", d / "X.npy", "--y", d / "y.npy", "--epochs", "1", *SAME]
-    one = run("train.py", *data, "--save", d / "one.pt", "--run-dir", d / "one")
+    one = run_here("train.py", *data, "--save", d / "one.pt", "--run-dir", d / "one")
     two = torchrun(2, *data, "--save", d / "two.pt", "--run-dir", d / "two")
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
@@ -63,7 +65,7 @@ def test_two_processes_match_one(runs):
 
 def test_ddp_checkpoint_runs_in_single_process_infer(runs):
     d = runs["dir"]
-    proc = run("infer.py", "--ckpt", d / "two.pt", "--x", d / "X.npy", "--y", d / "y.npy", "--quiet")
+    proc = run_here("infer.py", "--ckpt", d / "two.pt", "--x", d / "X.npy", "--y", d / "y.npy", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy=" in proc.stdout
 
@@ -88,7 +90,7 @@ def test_early_stopping_compile_and_amp_under_ddp(tmp_path, dataset):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["status"] == "early_stopped" and summary["epochs_run"] == 2
-    assert run("infer.py", "--ckpt", tmp_path / "m.pt", "--x", dataset["x"], "--quiet").returncode == 0
+    assert run_here("infer.py", "--ckpt", tmp_path / "m.pt", "--x", dataset["x"], "--quiet").returncode == 0
 
 
 def test_a_failing_rank_ends_the_job(tmp_path, dataset):

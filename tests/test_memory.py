@@ -52,6 +52,7 @@ def big(tmp_path_factory):
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["rlimit", "cgroup"])
 def test_bigger_than_memory_trains_memory_mapped(big, how):
     common = ["--x", big / "X.npy", "--y", big / "y.npy", "--epochs", "1", "--limit-train-batches", "8",

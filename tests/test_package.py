@@ -7,9 +7,12 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
 from conftest import ENV, ROOT, assert_user_error
 
 
+@pytest.mark.slow
 def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
     src = tmp_path / "src"        # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(os.path.join(ROOT, "biosig"), src / "biosig", ignore=shutil.ignore_patterns("__pycache__"))

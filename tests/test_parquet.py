@@ -1,6 +1,5 @@
 """Windows as a parquet table: round trips through `python -m biosig.convert`, directories read in
 name order, only the needed columns read, and every malformed table refused in one line."""
-import subprocess
 import sys
 
 import numpy as np
@@ -10,15 +9,15 @@ import biosig.cli.convert as convert
 from biosig.data import parquet
 from biosig.errors import UserError
 from biosig.data.parquet import is_parquet, read_windows_table, write_windows_table
-from conftest import ENV, ROOT, assert_user_error, make_windows
+from conftest import assert_user_error, make_windows, run_here
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 
 def run_convert(*args):
-    return subprocess.run([sys.executable, "-m", "biosig.convert", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=120)
+    """python -m biosig.convert ARGS, in-process (tests/test_bad_input.py runs it as a process once)."""
+    return run_here("biosig.convert", *args)
 
 
 def write(path, **columns):

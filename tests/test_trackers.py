@@ -18,6 +18,7 @@ def val_losses(run_dir):
         return [json.loads(line)["val_loss"] for line in f]
 
 
+@pytest.mark.slow
 def test_mlflow_and_tensorboard_get_the_run_and_its_resume(tmp_path, dataset):
     pytest.importorskip("mlflow")
     pytest.importorskip("tensorboard")
@@ -52,6 +53,7 @@ def test_mlflow_and_tensorboard_get_the_run_and_its_resume(tmp_path, dataset):
     assert "report.png" in events.Tags()["images"] and "config" in "".join(events.Tags()["tensors"])
 
 
+@pytest.mark.slow
 def test_wandb_logs_offline(tmp_path, dataset):
     pytest.importorskip("wandb")
     env = {k: v for k, v in ENV.items() if not k.startswith("WANDB_")}
@@ -65,6 +67,7 @@ def test_wandb_logs_offline(tmp_path, dataset):
     assert b"c.pt" in data                               # the best checkpoint as an artifact
 
 
+@pytest.mark.slow
 def test_only_rank_0_logs(tmp_path, dataset):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -77,6 +80,7 @@ def test_only_rank_0_logs(tmp_path, dataset):
     assert [e.step for e in acc.Scalars("train_loss")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_parallel_sweep_trials_share_one_new_mlflow_store(tmp_path, dataset):
     """Two trials starting at once on a new local MLflow database (its creation is locked)."""
     pytest.importorskip("mlflow")
