@@ -16,8 +16,6 @@ The sweep directory OUT:
 Every trial is a subprocess started from an argv list (never a shell string), in its own
 session, so that stopping the sweep can stop the trial's whole process group.
 """
-import fcntl
-import json
 import os
 import shlex
 import shutil
@@ -31,76 +29,19 @@ from .flags import (absolute_paths, absolute_point, check_paths_exist, check_tra
                     train_options)
 from .grid import check_grid_flags, expand, load_grid
 from .processes import Queue, run_trials, trial_envs
+from .collect import array_task, report
 from .cv import setup as cv_setup
-from .results import (best_lines, check_metric, objective, objective_name_and_mode, planned_objective, ranked_table,
-                      write_results)
+from .outdir import acquire_lock, check_out_dir, trial_dirs
+from .results import check_metric, objective, planned_objective, write_results
 from .space import check_space, corner_points, random_points, representative
 from .study import StudySource, import_optuna, open_study
 from . import refit, slurm
 from .trials import FAILED, build_trials, continuing_text, load_state, move_aside
 
 
-def acquire_lock(out, shared=False):
-    """flock OUT/.lock for the sweep's lifetime (released by the kernel however the sweep ends).
-    shared: a job-array task or a collector, which run side by side but never beside a sweep."""
-    path = os.path.join(out, ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise UserError(f"{out}: another sweep (pid {holder}) is running in this directory") from None
-    if not shared:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
-
-
 def one_point_grids(points):
     """[{flag: value}] -> grids of one point each, for expand() (which makes file values absolute)."""
     return [{flag: [value] for flag, value in point.items()} for point in points]
-
-
-def trial_dirs(out):
-    """Ids of the trial directories in OUT/trials."""
-    trials_dir = os.path.join(out, "trials")
-    return sorted(os.listdir(trials_dir)) if os.path.isdir(trials_dir) else []
-
-
-def trained_trials(out):
-    """Ids of the trials in OUT/trials that trained at least one epoch (run/last.pt or run/summary.json)."""
-    return [tid for tid in trial_dirs(out) if any(os.path.exists(os.path.join(out, "trials", tid, "run", name))
-                                                  for name in ("last.pt", "summary.json"))]
-
-
-def check_out_dir(out, train_flags):
-    """OUT must be new, empty, or a sweep run with the same train.py flags (the trials' ids do
-    not encode them, so other flags would mix different experiments). Returns the flags OUT was
-    swept with when they differ but no trial trained with them (a command fixed after all its
-    trials failed): its trials are then started afresh. Else None."""
-    if not os.path.exists(out):
-        return None
-    if not os.path.isdir(out):
-        raise UserError(f"--out {out}: exists and is not a directory")
-    state_path = os.path.join(out, "sweep.json")
-    if not os.path.exists(state_path):
-        if set(os.listdir(out)) - {".lock"}:
-            raise UserError(f"--out {out}: exists and is not a sweep directory (no sweep.json); choose another")
-        return None
-    try:
-        with open(state_path) as f:
-            before = json.load(f)["train_flags"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{state_path}: unreadable; move it away to start this sweep again") from None
-    if before == train_flags:
-        return None
-    trained = trained_trials(out)
-    if trained:
-        raise UserError(f"--out {out}: was swept with train.py flags '{shlex.join(before)}' ({len(trained)} "
-                        f"trial(s) trained with them), this command gives '{shlex.join(train_flags)}'; "
-                        f"use another --out")
-    return before
 
 
 def parse_gpus(gpus, jobs):
@@ -117,13 +58,9 @@ def parse_gpus(gpus, jobs):
     return ids, jobs
 
 
-def run_sweep(args, train_flags, train_parser, train_script):
-    """The sweep as `args` (sweep.py's options) say, with `train_flags` (after --) shared by every
-    trial. Returns the exit status: 0, 1 if a trial failed, 128 + signal if stopped."""
-    if args.seeds and len(set(args.seeds)) != len(args.seeds):
-        raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
-    gpus, jobs = parse_gpus(args.gpus, args.jobs)
-    options = train_options(train_parser)
+def check_flags(args, train_flags, options):
+    """sweep.py's flags, the grid file and train.py's flags after -- (`options`: train.py's, by
+    option string), checked before anything is written -> the grids."""
     if not train_flags:
         raise UserError("give train.py's flags after --, e.g. -- --x X.npy --y y.npy --epochs 20")
     check_train_flags(train_flags, options)
@@ -155,6 +92,17 @@ def run_sweep(args, train_flags, train_parser, train_script):
     if args.metric is None and any("monitor" in grid for grid in grids):
         raise UserError(f"{args.grid}: the grid varies 'monitor', so the trials' best values are not "
                         f"comparable; choose the objective with --metric")
+    return grids
+
+
+def run_sweep(args, train_flags, train_parser, train_script):
+    """The sweep as `args` (sweep.py's options) say, with `train_flags` (after --) shared by every
+    trial. Returns the exit status: 0, 1 if a trial failed, 128 + signal if stopped."""
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: a seed is repeated")
+    gpus, jobs = parse_gpus(args.gpus, args.jobs)
+    options = train_options(train_parser)
+    grids = check_flags(args, train_flags, options)
 
     out = os.path.abspath(args.out)
     shared = absolute_paths(train_flags, options)
@@ -199,22 +147,7 @@ def run_sweep(args, train_flags, train_parser, train_script):
         raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
     replaced = check_out_dir(out, shared)
     if args.dry_run:
-        if replaced is not None:
-            print(f"# {out} was swept with train.py flags '{shlex.join(replaced)}' and no trial trained: "
-                  f"every trial would start afresh")
-        elif os.path.isdir(out):
-            for trial in trials:
-                load_state(trial)
-        for trial in trials:
-            note = {"completed": "completed, would be skipped",
-                    "failed": "failed, re-run only with --retry-failed"}.get(trial.status, trial.status)
-            print(f"# {trial.id} ({note})")
-            print(shlex.join(trial.argv))
-        if args.search == "optuna":
-            print(f"# --search optuna: up to {args.trials} points proposed by TPE from {args.grid} as the sweep "
-                  f"goes, each run as {len(folds or [None]) * len(args.seeds or [None])} trial(s) like")
-            print(shlex.join(build(corner_points(grids)[0])[0].argv))
-        return 0
+        return dry_run(args, out, trials, replaced, lambda: build(corner_points(grids)[0])[0], len(folds or [None]))
 
     if one_task and not os.path.exists(os.path.join(out, "sweep.json")):
         raise UserError(f"--out {out}: no sweep here (no sweep.json); --emit-sbatch, or a sweep, starts one")
@@ -228,7 +161,7 @@ def run_sweep(args, train_flags, train_parser, train_script):
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
         if one_task:
-            return _array_task(args, out, trials, param_names, gpus, cv)
+            return array_task(args, out, trials, param_names, gpus, cv)
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
         status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build)
         if args.refit_seeds and status in (0, 1) and os.path.exists(os.path.join(out, "best.json")):
@@ -241,26 +174,52 @@ def run_sweep(args, train_flags, train_parser, train_script):
         os.close(lock)
 
 
-def _array_task(args, out, trials, param_names, gpus, cv):
-    """--trial-index I: run trial I alone (a job-array task); --collect: only the results."""
+def dry_run(args, out, trials, replaced, example, n_folds):
+    """--dry-run: print each trial's command and what a run would do with it -> exit status 0.
+    replaced: the flags OUT was swept with when every trial would start afresh; example: a
+    function giving one trial of a point (--search optuna: its points are asked as it goes)."""
+    if replaced is not None:
+        print(f"# {out} was swept with train.py flags '{shlex.join(replaced)}' and no trial trained: "
+              f"every trial would start afresh")
+    elif os.path.isdir(out):
+        for trial in trials:
+            load_state(trial)
     for trial in trials:
-        load_state(trial)
-    if args.trial_index is not None:
-        trial, why = slurm.pick(trials, args.trial_index, args.retry_failed)
-        if trial is None:
-            print(f"sweep {out}: {why}; nothing to do")
-            return 0
-        print(f"sweep {out}: trial {args.trial_index} of {len(trials)}: {trial.id}", flush=True)
-        stopped = run_trials(Queue([trial]), trial_envs(1, gpus), out, args.timeout, args.grace,
-                             lambda t: print(f"{t.status} {t.id} ({t.wall_s:.1f}s)"
-                                             + (f": {t.error.split(' | ')[-1]}" if t.error else ""), flush=True),
-                             resume="requeue the array task")
-        if stopped:
-            print(f"stopped by {signal.Signals(stopped).name}: the array task can be requeued to resume",
-                  file=sys.stderr)
-            return 128 + stopped
-        return 0 if trial.status == "completed" else 1
-    return _report(args, out, trials, param_names, cv)
+        note = {"completed": "completed, would be skipped",
+                "failed": "failed, re-run only with --retry-failed"}.get(trial.status, trial.status)
+        print(f"# {trial.id} ({note})")
+        print(shlex.join(trial.argv))
+    if args.search == "optuna":
+        print(f"# --search optuna: up to {args.trials} points proposed by TPE from {args.grid} as the sweep "
+              f"goes, each run as {n_folds * len(args.seeds or [None])} trial(s) like")
+        print(shlex.join(example().argv))
+    return 0
+
+
+def trial_source(args, out, grids, trials, todo, build):
+    """What the sweep runs -> (source: a Queue of the trials `todo`, or the Optuna study's
+    StudySource with --search optuna or --prune; trials done; trials to run; the start-up
+    line's counts)."""
+    n_done = sum(t.status == "completed" for t in trials)
+    source, n_todo = Queue(todo), len(todo)
+    counts = f"{len(trials)} trials, {n_done} done, {len(todo)} to run{continuing_text(todo)}"
+    if args.search == "optuna" or args.prune:
+        name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
+        study = open_study(out, name, mode, args.sample_seed)
+        if args.search == "optuna":
+            source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
+                                 prune=args.prune, retry=args.retry_failed)
+            per_point = len(build(corner_points(grids)[0]))
+            n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
+            # points, not trials: TPE proposes each as the sweep goes (a stopped one is asked again)
+            counts = (f"optuna: {args.trials} point(s), {source.finished_points} done, {source.left} to run"
+                      + (f" as up to {n_todo} trials ({per_point} per point)" if per_point > 1 else "")
+                      + continuing_text(source.resumed))
+        else:
+            order = list(dict.fromkeys(t.point_id for t in todo))
+            source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
+                                 points=[[t for t in trials if t.point_id == p] for p in order])
+    return source, n_done, n_todo, counts
 
 
 def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build):
@@ -289,27 +248,9 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
     if args.emit_sbatch:
         slurm.emit(os.path.abspath(args.emit_sbatch), trials, todo, out, args.sbatch)
         return 0
-    n_done = sum(t.status == "completed" for t in trials)
     kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
     envs = trial_envs(jobs, gpus)
-    source, n_todo = Queue(todo), len(todo)
-    counts = f"{len(trials)} trials, {n_done} done, {len(todo)} to run{continuing_text(todo)}"
-    if args.search == "optuna" or args.prune:
-        name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
-        study = open_study(out, name, mode, args.sample_seed)
-        if args.search == "optuna":
-            source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
-                                 prune=args.prune, retry=args.retry_failed)
-            per_point = len(build(corner_points(grids)[0]))
-            n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
-            # points, not trials: TPE proposes each as the sweep goes (a stopped one is asked again)
-            counts = (f"optuna: {args.trials} point(s), {source.finished_points} done, {source.left} to run"
-                      + (f" as up to {n_todo} trials ({per_point} per point)" if per_point > 1 else "")
-                      + continuing_text(source.resumed))
-        else:
-            order = list(dict.fromkeys(t.point_id for t in todo))
-            source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
-                                 points=[[t for t in trials if t.point_id == p] for p in order])
+    source, n_done, n_todo, counts = trial_source(args, out, grids, trials, todo, build)
     print(f"sweep {out}: {counts}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
           + (f", {pruned} pruned" if (pruned := sum(t.status == "pruned" for t in trials)) else "")
@@ -347,32 +288,6 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
               f"run the same command to resume", file=sys.stderr)
         return 128 + stopped
-    return _report(args, out, trials, param_names, cv)
+    return report(args, out, trials, param_names, cv)
 
 
-def _report(args, out, trials, param_names, cv):
-    """Write the results, print the ranked table and the best point's report. The exit status:
-    1 if a trial failed, else 0."""
-    rows = write_results(out, trials, param_names, args.metric, args.mode, cv)
-    name, mode = objective_name_and_mode(trials, args.metric, args.mode)
-    check_metric(trials, args.metric)
-    waiting = sum(t.status in ("pending", "incomplete", "interrupted", "running") for t in trials)
-    if waiting:
-        print(f"{waiting} of {len(trials)} trials have not finished (pending or interrupted)")
-    print("\n".join(ranked_table(rows, name, mode)))
-    if os.path.exists(os.path.join(out, "best.json")):
-        with open(os.path.join(out, "best.json")) as f:
-            print("\n".join(best_lines(json.load(f))))
-    if not args.no_report and any(t.status == "completed" for t in trials):
-        from ..report import run
-        missing = run.matplotlib_missing()
-        print(missing or f"plots: {run.sweep_report(out)[1]} (and report.png)")
-    failed = [t for t in trials if t.status in FAILED]
-    if failed:
-        print(f"{len(failed)} of {len(trials)} trials failed or timed out (see trials.csv and trials/<id>/log.txt)",
-              file=sys.stderr)
-        return 1
-    best = os.path.join(out, "best.json")
-    if os.path.exists(best):
-        print(f"best: {best}")
-    return 0
