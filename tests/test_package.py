@@ -71,7 +71,7 @@ def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
                       "missing.npy")
     converted = command(py, "-m", "biosig.convert", "--help")
     assert converted.returncode == 0 and "parquet" in converted.stdout
-    assert os.path.exists(os.path.join(site, "biosig", "lsl_api.cfg"))      # package data travels
+    assert os.path.exists(os.path.join(site, "biosig", "deploy", "lsl_api.cfg"))      # package data travels
     # the license travels with the package: its metadata says BSD-3-Clause, the LICENSE file is installed
     meta = command(py, "-c", "from importlib.metadata import metadata, files; m = metadata('biosig'); "
                              "print(m['License-Expression']); print(any(f.name == 'LICENSE' for f in files('biosig')))")
