@@ -62,3 +62,20 @@ def test_importing_biosig_loads_no_torch():
     import sys
     code = "import sys, biosig; assert callable(biosig.train); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_resolved_run_is_frozen_and_changes_only_into_a_new_config():
+    import dataclasses
+    from biosig.train.options import explicit_options, train_parser
+    from biosig.train.resolve import resolve
+    argv = ["--x", "X.npy", "--y", "y.npy", "--save", "m.pt", "--model", "eegnet", "--lr", "0.01"]
+    parser = train_parser()
+    cfg = resolve(parser.parse_args(argv), explicit_options(parser, argv))
+    assert cfg.flags.x == os.path.abspath("X.npy")                              # paths made absolute
+    assert cfg.flags.schedule == "cosine" and cfg.flags.lr == 0.01               # eegnet's recipe under the flags
+    with pytest.raises(AttributeError):
+        cfg.flags.lr = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.monitor = "val_acc"
+    changed = cfg.with_flags(lr=1.0)
+    assert changed.flags.lr == 1.0 and cfg.flags.lr == 0.01 and changed.monitor == cfg.monitor
