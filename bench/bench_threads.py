@@ -35,7 +35,7 @@ def worker(side, seconds):
     if side == "biosig":
         threads.quiet_waiting()
     import torch
-    from biosig.train import options, run
+    from biosig.training import options, run
     from biosig.models import build_model
     if side == "biosig":
         threads.apply(None)

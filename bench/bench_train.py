@@ -47,10 +47,10 @@ ARGS = ap.parse_args() if __name__ == "__main__" else ap.parse_args([])
 sys.path.insert(0, ARGS.root)
 
 from biosig import normalize
-from biosig.train import batches as biosig_data
-from biosig.train import loop  # noqa: E402
-from biosig.train.batches import Windows, epoch_batches  # noqa: E402
-from biosig.train.distributed import Context  # noqa: E402
+from biosig.training import batches as biosig_data
+from biosig.training import loop  # noqa: E402
+from biosig.training.batches import Windows, epoch_batches  # noqa: E402
+from biosig.training.distributed import Context  # noqa: E402
 from biosig.deploy.predictor import Predictor  # noqa: E402
 from biosig.models import MODELS, build_model  # noqa: E402
 from biosig.tasks import Classification  # noqa: E402
@@ -107,7 +107,7 @@ class PerSample(torch.utils.data.Dataset):
 def biosig_model(shape, k=4, name="eeg2arm"):
     """The model train.py builds for windows of `shape` (its option defaults; EEG2Arm at the
     guide's defaults)."""
-    from biosig.train import options, run
+    from biosig.training import options, run
     torch.manual_seed(0)
     argv = ["--x", "X.npy", "--y", "y.npy", "--model", name, "--drop", str(GUIDE["drop"])]
     if name == "eeg2arm":
@@ -118,7 +118,7 @@ def biosig_model(shape, k=4, name="eeg2arm"):
 
 def optimizer_for(model, device="cpu"):
     """train.py's optimizer (biosig.run.make_optimizer where the measured checkout has it)."""
-    from biosig.train import run
+    from biosig.training import run
     make = getattr(run, "make_optimizer", None)
     if make is None:
         return torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
@@ -361,7 +361,7 @@ def gpu_bare_rate(net, params, Xg, yg, steps, batch, amp):
 
 
 def optimizer_for_params(params, device):
-    from biosig.train import run
+    from biosig.training import run
     return run.make_optimizer(params, LR, WD, torch.device(device))
 
 

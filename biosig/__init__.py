@@ -13,7 +13,7 @@ import cycle):
   tasks/    what is learned (classification, regression, segmentation, pretrain) and metrics
   deploy/   a trained checkpoint used: prediction, streaming, LSL, export
   report/   report.png / report.html of a run or a sweep
-  train/    a run from flags to checkpoint
+  training/ a run from flags to checkpoint (biosig.train(...) runs it from Python)
   sweep/    many runs over a grid or a search
   cli/      the commands: each one's flags and main()
 
@@ -21,7 +21,7 @@ Shims: inference, streaming, windows, convert, export, examples, bandpower. They
 `from biosig.inference import ...`, `from biosig.streaming import ...` and `python -m biosig.X`
 have always had; nothing inside biosig imports them.
 
-biosig.train(x=..., y=..., **flags) trains as train.py does, from Python (biosig/train/api.py).
+biosig.train(x=..., y=..., **flags) trains as train.py does, from Python (biosig/training/api.py).
 """
 
 from .version import CHECKPOINT_FORMAT, __version__  # noqa: F401
@@ -36,6 +36,6 @@ def train(x=None, y=None, model=None, **flags):
     RUN_DIR/summary.json holds; summary["checkpoint"] is the best checkpoint's path, which
     biosig.inference.load_model_from_checkpoint loads), or None when a resumed run had nothing
     left to train. A bad option is a biosig.errors.UserError with train.py's one line, raised
-    before anything is written. (biosig/train/api.py has the details; importing biosig loads no torch.)"""
-    from .train.api import train as train_in_process
+    before anything is written. (biosig/training/api.py has the details; importing biosig loads no torch.)"""
+    from .training.api import train as train_in_process
     return train_in_process(x, y, model, **flags)

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
-from biosig.train import distributed  # noqa: E402
+from biosig.training import distributed  # noqa: E402
 
 
 def train_and_evaluate(ctx):

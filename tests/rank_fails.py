@@ -7,10 +7,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import biosig.train.batches  # noqa: E402
+import biosig.training.batches  # noqa: E402
 
 if os.environ.get("RANK") == "1":
-    read, calls = biosig.train.batches.Windows.read, [0]
+    read, calls = biosig.training.batches.Windows.read, [0]
 
     def failing_read(self, positions):
         calls[0] += 1
@@ -18,7 +18,7 @@ if os.environ.get("RANK") == "1":
             raise OSError("rank 1: simulated unreadable shard")
         return read(self, positions)
 
-    biosig.train.batches.Windows.read = failing_read
+    biosig.training.batches.Windows.read = failing_read
 
 import train  # noqa: E402
 from biosig.errors import run_cli  # noqa: E402

@@ -57,17 +57,18 @@ def test_a_bad_flag_is_one_line_and_nothing_is_written(windows, tmp_path, flags,
     assert os.listdir(tmp_path) == []
 
 
-def test_importing_biosig_loads_no_torch():
+def test_importing_biosig_loads_no_torch_and_the_training_code_never_hides_biosig_train():
     import subprocess
     import sys
-    code = "import sys, biosig; assert callable(biosig.train); assert 'torch' not in sys.modules"
+    code = ("import sys, biosig; assert callable(biosig.train); assert 'torch' not in sys.modules; "
+            "import biosig.training.run, biosig.cli.train; assert callable(biosig.train)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_a_resolved_run_is_frozen_and_changes_only_into_a_new_config():
     import dataclasses
-    from biosig.train.options import explicit_options, train_parser
-    from biosig.train.resolve import resolve
+    from biosig.training.options import explicit_options, train_parser
+    from biosig.training.resolve import resolve
     argv = ["--x", "X.npy", "--y", "y.npy", "--save", "m.pt", "--model", "eegnet", "--lr", "0.01"]
     parser = train_parser()
     cfg = resolve(parser.parse_args(argv), explicit_options(parser, argv))

@@ -367,7 +367,7 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
     config = json.loads((d / "r" / "config.json").read_text())
     assert (config["batch"], config["resolved"]["batch_given"]) == (48, 100000000)
     assert torch.load(d / "r" / "last.pt", weights_only=True)["resume"]["epoch"] == 2
-    from biosig.train.run import batch_for_data                # under DDP: each process its share of them
+    from biosig.training.run import batch_for_data                # under DDP: each process its share of them
     assert batch_for_data(100000000, 48, 2)[0] == 48 and "(2 processes x ~24)" in batch_for_data(100000000, 48, 2)[1]
     assert batch_for_data(48, 48, 2) == (48, None)
 
@@ -430,12 +430,12 @@ def test_windows_out_exists_says_how_to_go_on_and_overwrite_replaces(tmp_path, c
 def test_model_auto_checks_output_paths_before_choosing(files, capsys, monkeypatch, save, run_dir, needles):
     """With the default --model auto a bad --save or --run-dir is one line before the candidates'
     cross-validation (10-20 s on real data), as with a named model."""
-    import biosig.train.run
+    import biosig.training.run
     from biosig.cli.train import main
 
     def choose_model(*args, **kwargs):
         raise AssertionError("--model auto cross-validated before the output paths were checked")
-    monkeypatch.setattr(biosig.train.run, "choose_model", choose_model)
+    monkeypatch.setattr(biosig.training.run, "choose_model", choose_model)
     (files / "done").mkdir()
     for name in ("config.json", "last.pt"):       # an earlier, finished run
         (files / "done" / name).write_text("{}")

@@ -135,7 +135,7 @@ def test_inference_imports_no_training_code(tmp_path):
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stdout.strip().splitlines()[-1]
     assert "'biosig.deploy.predictor'" in loaded
-    for prefix in ("biosig.train", "biosig.sweep"):
+    for prefix in ("biosig.training", "biosig.sweep"):
         assert f"'{prefix}'" not in loaded and f"'{prefix}." not in loaded, prefix
 
 

@@ -146,7 +146,7 @@ def test_docs_script_lines_parse():
     parser (parsed only: nothing runs, no file need exist); a sweep's flags after -- by train.py's."""
     from biosig.cli.infer import get_args_parser as infer_parser
     from biosig.cli.sweep import get_args_parser as sweep_parser
-    from biosig.train.options import train_parser
+    from biosig.training.options import train_parser
     lines = script_lines()
     assert {s for _, _, s, _ in lines} == {"train", "infer", "sweep"}, "the docs show all three commands"
     bad = []

@@ -79,7 +79,7 @@ def test_pip_install_into_a_fresh_venv_gives_the_api_and_the_commands(tmp_path):
 
 
 def test_the_installed_command_says_how_to_resume_with_itself(monkeypatch):
-    from biosig.train.resume import resume_command
+    from biosig.training.resume import resume_command
     monkeypatch.setattr(sys, "argv", ["/opt/v/bin/biosig-train", "--x", "X.npy"])
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     assert resume_command("runs/a/last.pt") == ["/opt/v/bin/biosig-train", "--resume", "runs/a/last.pt"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from biosig.train import augment as aug
+from biosig.training import augment as aug
 from biosig.tasks import Classification
 from conftest import assert_user_error, run_here, torchrun
 
@@ -32,9 +32,9 @@ def test_each_augmentation_changes_the_batch_reproducibly():
 
 def test_augmentation_sees_training_windows_only(tmp_path, monkeypatch):
     """Validation windows (all 100.0 here) never pass through augmentation; every training batch does."""
-    import biosig.train.loop
-    from biosig.train.options import train_parser
-    from biosig.train.run import run as train
+    import biosig.training.loop
+    from biosig.training.options import train_parser
+    from biosig.training.run import run as train
     X, y = Classification.example_data(96, 3, 1, 64)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
@@ -46,7 +46,7 @@ def test_augmentation_sees_training_windows_only(tmp_path, monkeypatch):
         seen.append((len(x), float(x.abs().max()), tuple(names)))
         return aug.augment(x, names, gen)
 
-    monkeypatch.setattr(biosig.train.loop, "augment", spy)
+    monkeypatch.setattr(biosig.training.loop, "augment", spy)
     args = train_parser().parse_args(
         [str(a) for a in ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--x-val", tmp_path / "Xv.npy",
                           "--y-val", tmp_path / "yv.npy", "--model", "shallow", "--model-kwargs", "kernel=9",
@@ -156,7 +156,7 @@ def test_the_default_picks_its_model_by_cross_validation(tmp_path):
     """No --model: each candidate is cross-validated on the training windows, the winner trains
     on all of them with its recipe; the guide's command form still trains EEG2Arm; an option on
     the command line beats a model's recipe."""
-    from biosig.train.auto import CANDIDATES, FOLDS
+    from biosig.training.auto import CANDIDATES, FOLDS
     X, y = Classification.example_data(72, 3, 1, 64)
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from biosig.train import distributed, auto as select
+from biosig.training import distributed, auto as select
 from biosig import normalize
 from biosig.cli.train import main as train
 from biosig.data import kfold_indices
-from biosig.train.batches import Windows
-from biosig.train.loop import evaluate
+from biosig.training.batches import Windows
+from biosig.training.loop import evaluate
 from biosig.models import build_model
 from biosig.tasks import Classification
 from conftest import run_main
@@ -21,8 +21,8 @@ def test_closed_form_fold_scores_equal_an_explicit_refit_per_fold():
     """One transform, the head solved per fold on its training features: each fold's score is the
     one the run's own path gives (the head fitted on the fold's training windows, the held-out fold
     evaluated), with class weights."""
-    from biosig.train.options import train_parser
-    from biosig.train.run import fit_head_to_data, fit_to_data
+    from biosig.training.options import train_parser
+    from biosig.training.run import fit_head_to_data, fit_to_data
     X, y = Classification.example_data(66, 3, 1, 40, noise=2.5, seed=4)
     y[:12] = 0                                                    # imbalanced: the weights matter
     counts = np.bincount(y, minlength=3)

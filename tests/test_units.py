@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from biosig.train import loop
+from biosig.training import loop
 from biosig import normalize
 from biosig.data import split_indices
-from biosig.train.batches import Windows, epoch_batches, shard_range
-from biosig.train.distributed import Context
+from biosig.training.batches import Windows, epoch_batches, shard_range
+from biosig.training.distributed import Context
 from biosig.errors import UserError
 from biosig.tasks.metrics import classification_report
 from biosig.tasks import Classification
@@ -210,8 +210,8 @@ def test_eeg2arm_dropout_drops_the_asked_share_and_keeps_the_mean():
                                             (1152, ["--cnn-time-pool", "4"], 4)])
 def test_eeg2arm_pools_long_windows_to_at_most_128_frames_unless_told(t, flags, pool):
     from biosig.models import build_model
-    from biosig.train.options import train_parser
-    from biosig.train.run import model_config
+    from biosig.training.options import train_parser
+    from biosig.training.run import model_config
     args = train_parser().parse_args(["--x", "X.npy", "--y", "y.npy", "--model", "eeg2arm", *flags])
     config = model_config(args, (10, 3, 1, t), 2)
     assert config["cnn_time_pool"] == pool
@@ -247,7 +247,7 @@ def test_minirocket_reuses_training_features_exactly_and_forgets_them_with_new_b
 @pytest.mark.parametrize("y_kind", ["labels", "frames", "none"])
 def test_device_windows_serve_exactly_the_batches_windows_serve(y_kind):
     """What a GPU run reads from GPU memory (here on the CPU: the same code) is what Windows reads."""
-    from biosig.train.batches import DeviceWindows
+    from biosig.training.batches import DeviceWindows
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 3, 2, 8)).astype(np.float32)
     y = {"labels": rng.integers(0, 3, 50), "frames": rng.integers(0, 3, (50, 8)), "none": None}[y_kind]

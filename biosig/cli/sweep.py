@@ -105,7 +105,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     own, train_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = get_args_parser().parse_args(own)
-    from biosig.train.options import train_parser
+    from biosig.training.options import train_parser
     from biosig.sweep.driver import run_sweep
     return run_sweep(args, train_flags, train_parser(), train_script())
 

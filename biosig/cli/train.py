@@ -4,8 +4,8 @@
     torchrun --nproc_per_node=2 train.py --x X.npy --y y.npy --save ckpt.pt   # DDP
     python train.py --resume runs/<run>/last.pt                               # continue
 
-The options come from biosig/train/options.py (with each registered model's and task's own) and
-are resolved once by biosig/train/resolve.py; biosig.train(...) is the same run from Python.
+The options come from biosig/training/options.py (with each registered model's and task's own) and
+are resolved once by biosig/training/resolve.py; biosig.train(...) is the same run from Python.
 See README.md for every option, the run directory and the checkpoint format.
 """
 import os
@@ -15,7 +15,7 @@ from biosig.errors import Interrupted, stop_on_sigterm
 
 
 def get_args_parser():
-    from biosig.train.options import train_parser
+    from biosig.training.options import train_parser
     return train_parser()
 
 
@@ -29,14 +29,14 @@ def main(argv=None):
     quiet_waiting()                     # before torch loads its OpenMP runtime (biosig/threads.py)
     check_environment(argv)             # a bad OMP_NUM_THREADS: our one line, before libgomp's own
     try:
-        from biosig.train.options import explicit_options
+        from biosig.training.options import explicit_options
         parser = get_args_parser()
         args = parser.parse_args(argv)
         if args.model == "help":
-            from biosig.train.auto import describe_models
+            from biosig.training.auto import describe_models
             print(describe_models())
             return
-        from biosig.train.run import run
+        from biosig.training.run import run
     except KeyboardInterrupt as e:
         stopped, code = Interrupted.stopped_by(e)
         raise Interrupted(f"{stopped} before training started; nothing was written", code=code) from None

@@ -1,5 +1,5 @@
 """Data: windows X (N, C, F, T) and their targets, from .npy or parquet, read, checked and split,
-in numpy (no torch here: the batches a run serves are biosig/train/batches.py).
+in numpy (no torch here: the batches a run serves are biosig/training/batches.py).
 
   npy.py      X.npy / y.npy / groups.npy headers, dtypes, shapes, NaN checks (never unpickled)
   parquet.py  parquet windows <-> (N, C, F, T) on Arrow buffers (parquet_columns.py: one column's checks)

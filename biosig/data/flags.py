@@ -1,7 +1,7 @@
 """The parquet column flags (--x-col, --signal-cols, --label-col, --group-col) that train.py,
 infer.py and biosig.convert share. They name columns of the tables this folder reads
 (parquet.py), so they live here, below everything that reads a table: the training options
-(biosig/train/options.py) and the commands (biosig/cli/) import them from here, and infer.py
+(biosig/training/options.py) and the commands (biosig/cli/) import them from here, and infer.py
 and biosig.convert need nothing of biosig.train. It adds flags to a parser it is given and
 makes none itself.
 """

@@ -6,5 +6,5 @@ trials.py, processes.py and warm.py start and watch the trials; results.py write
 and best.json; cv.py cross-validates; study.py is the Optuna study; refit.py retrains the best
 point; slurm.py writes the job array.
 
-May import: leaves, data, tasks, train, report.
+May import: leaves, data, tasks, training, report.
 """

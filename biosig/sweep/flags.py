@@ -4,7 +4,7 @@ import copy
 import json
 import os
 
-from ..train import options as train_options_table
+from ..training import options as train_options_table
 from ..data.parquet import names_a_column
 from ..errors import UserError, closest_flag
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from ..data.parquet import is_parquet
 from ..errors import UserError
-from ..train.options import explicit_options
-from ..train.resolve import planned_options
+from ..training.options import explicit_options
+from ..training.resolve import planned_options
 from ..atomic import write_json
 from .flags import point_flags, strict_parser
 from .grid import trial_id

@@ -44,7 +44,7 @@ def main(script):
     """The warm process: import, then fork one trial per request until stdin closes."""
     import importlib
     sys.path[:2] = [os.path.dirname(os.path.abspath(script))]   # what `python train.py` has first
-    for name in ("torch", "torch._dynamo", "numpy", "biosig.train.run"):
+    for name in ("torch", "torch._dynamo", "numpy", "biosig.training.run"):
         importlib.import_module(name)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

@@ -5,7 +5,7 @@ around it, --init's weights, --freeze-encoder's check and the preprocessing; rea
 model fitted to the data where its contract asks (fit_data, a closed-form head), on the device,
 with AdamW, the schedule, the GradScaler and early stopping, resumed state loaded, compiled and
 wrapped for DDP as the flags say. The pieces (model_config, fit_to_data, fit_head_to_data,
-training_parts) serve --model auto's cross-validation too (biosig.train.auto).
+training_parts) serve --model auto's cross-validation too (biosig.training.auto).
 """
 from dataclasses import dataclass
 
@@ -186,7 +186,7 @@ def ready_to_fit(cfg, ctx, device, data, model, net, preprocess_spec):
     """The model fitted to the data where its contract asks (a new run only), on the device, with
     its optimizer's parts; a resumed run's state loaded; compiled and DDP-wrapped. -> Fitting."""
     flags, task, resumed = cfg.flags, data["task"], cfg.resumed
-    # on a GPU, a data set that fits is read from GPU memory (biosig.train.batches.on_device)
+    # on a GPU, a data set that fits is read from GPU memory (biosig.training.batches.on_device)
     train_set = on_device(Windows(data["X"], data["y"], data["train_idx"]), device, flags.workers)
     val_set = on_device(Windows(*data["val"]), device, flags.workers) if data["val"] is not None else None
     if resumed is None:

@@ -19,7 +19,7 @@ def _read(x, y, flags, task_cls):
 
 def prepare_data(flags):
     """Open and check the training data (and explicit validation/test data), build the task, split,
-    as the run's resolved flags (biosig.train.resolve.Flags) say; reads, never writes, them.
+    as the run's resolved flags (biosig.training.resolve.Flags) say; reads, never writes, them.
 
     Returns a dict: X, y, task, train_idx, val (X, y, idx), test (X, y) or None,
     shape (N, C, F, T), channels (names or None), signal (biosig.signalspec: the input's

@@ -300,7 +300,7 @@ def choose_model(flags, explicit, data, device, amp, ctx, log):
 def describe_models():
     """`train.py --model help`: every registered model, what it is, its recipe, options and defaults."""
     lines = [f"auto: the better of {', '.join(CANDIDATES)} by "
-             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/train/auto.py)"
+             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/training/auto.py)"
              f"{' [the default]' if DEFAULT_MODEL == 'auto' else ''}"]
     for name, cls in sorted(MODELS.items()):
         doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
@@ -319,7 +319,7 @@ def with_recipe(flags, explicit):
     """A new run's model and recipe. No --model: the guide's model when the command has the
     guide's form (--elec, --bands or one of that model's own flags), else the default model.
     Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
-    did not give. flags: biosig.train.resolve.Flags -> (flags with the model and its recipe,
+    did not give. flags: biosig.training.resolve.Flags -> (flags with the model and its recipe,
     a few words on why this model, for the log)."""
     why, model = "--model", flags.model
     if model is None:

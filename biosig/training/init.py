@@ -15,7 +15,7 @@ from ..errors import UserError
 
 def read_init(flags, explicit):
     """Load --init (weights_only) and, when --model was not given, take its model and the model
-    options the command line leaves out. flags: biosig.train.resolve.Flags -> (the checkpoint, flags)."""
+    options the command line leaves out. flags: biosig.training.resolve.Flags -> (the checkpoint, flags)."""
     from ..models import MODELS
     ckpt = checkpoint.load(flags.init, what="--init checkpoint")
     config = ckpt["config"]
@@ -92,7 +92,7 @@ def frozen_parameters(model, loaded):
 def take_preprocessing(flags, explicit, ckpt):
     """Without --standardize/--normalize on the command line, a run from --init preprocesses as
     the checkpoint's run did (as it takes its model): the encoder sees inputs scaled as it learnt.
-    -> flags (biosig.train.resolve.Flags)."""
+    -> flags (biosig.training.resolve.Flags)."""
     spec = ckpt["preprocess"]
     changes = {}
     if "standardize" not in explicit:

@@ -1,14 +1,14 @@
 """A training run, start to finish, as a short sequence of named phases:
 
-  resolve        the flags -> one frozen RunConfig (biosig/train/resolve.py); every check a user's
+  resolve        the flags -> one frozen RunConfig (biosig/training/resolve.py); every check a user's
                  input can fail happens before anything is written
-  inputs         the data read, checked and split (prepare_data, biosig/train/inputs.py)
+  inputs         the data read, checked and split (prepare_data, biosig/training/inputs.py)
   settle         the output paths checked, --model auto's choice, --batch for the data: the one
                  place a RunConfig is rebuilt after resolve
-  model and task build_network and ready_to_fit (biosig/train/build.py)
+  model and task build_network and ready_to_fit (biosig/training/build.py)
   fit            loop.fit, every epoch written by artifacts.EpochWriter
   test, report   the best checkpoint on the report's examples and the test windows; summary.json
-                 and the report (biosig/train/artifacts.py)
+                 and the report (biosig/training/artifacts.py)
 
 Under torchrun every rank runs this same code; only rank 0 writes or prints. The run talks to
 the task and the model only through their contracts (biosig.tasks, biosig.models).

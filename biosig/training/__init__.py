@@ -6,22 +6,7 @@ task and optimizer (build.py), fits (loop.py over batches.py, with schedule.py, 
 distributed.py for torchrun), and writes the run directory, the checkpoint and the summary
 (artifacts.py, rundir.py) and trackers' logs (trackers.py); resume.py continues a run, init.py
 starts one from another checkpoint's weights (--init). api.py is biosig.train(...), the same run
-called from Python.
+called from Python (the folder is not called train/, so that importing it never hides that function).
 
 May import: leaves, signals, data, models, tasks, report.
 """
-import sys
-import types
-
-
-class _CallablePackage(types.ModuleType):
-    """biosig.train is both this package and the Python API biosig.train(x=..., y=..., ...) (defined
-    in biosig/__init__.py): importing the package replaces the function by the package, so the
-    package calls the same function."""
-
-    def __call__(self, x=None, y=None, model=None, **flags):
-        from .api import train
-        return train(x, y, model, **flags)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

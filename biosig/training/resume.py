@@ -14,7 +14,7 @@ from .loop import EarlyStopping
 def read_resume(flags, explicit):
     """Load RUN_DIR/last.pt and continue with its options: run-defining ones given again must
     agree; others (--epochs, --patience, --device, ...) may be changed on the command line.
-    flags: the command line's (biosig.train.resolve.Flags) -> (last.pt's contents, the run's flags)."""
+    flags: the command line's (biosig.training.resolve.Flags) -> (last.pt's contents, the run's flags)."""
     state = checkpoint.load(flags.resume, what="resume checkpoint")
     if "resume" not in state:
         raise UserError(f"{flags.resume}: a model checkpoint, not a resume checkpoint (use RUN_DIR/last.pt)")
