@@ -137,7 +137,7 @@ def quiet_waiting(environ=None):
     OpenMP on Linux; default 300000), so that an OpenMP thread that finishes first spins ~0.1 ms,
     then sleeps, instead of spinning on until a descheduled sibling gets a core back: 10-40x slower
     steps on a loaded machine otherwise, and within 2% of spinning on a quiet one, where PASSIVE
-    (no spinning) lost 30% (README, Troubleshooting). Not when the user set a wait policy, nor
+    (no spinning) lost 30% (docs/troubleshooting.md). Not when the user set a wait policy, nor
     once torch's OpenMP runtime has read its settings (when loaded)."""
     if environ is None:
         if "torch" in sys.modules:

@@ -7,11 +7,11 @@ Synthetic windows with real signal (each task's `example_data`, the data the tes
 regression targets are a linear map of per-channel levels under noise; segmentation windows
 carry one burst event each, labelled frame by frame; pretrain writes 2,000 unlabelled noisy
 windows (X_unlabelled.npy), 12 labelled ones (X_few.npy, y_few.npy) and 500 test windows of
-the classification example, for pretraining then fine-tuning (README, "Tasks"). `subjects` is
+the classification example, for pretraining then fine-tuning (docs/tasks.md). `subjects` is
 a classification set of 8 subjects whose windows carry a pattern of their own subject's beside
 the class's shared one, for cross-validation by subject (docs/sweep.md). `recordings` writes
 continuous EDF recordings with annotated events (needs mne and edfio), for biosig.windows
-(README, "From recordings to windows").
+(docs/recordings.md).
 """
 import argparse
 import os

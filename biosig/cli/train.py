@@ -6,7 +6,7 @@
 
 The options come from biosig/training/options.py (with each registered model's and task's own) and
 are resolved once by biosig/training/resolve.py; biosig.train(...) is the same run from Python.
-See README.md for every option, the run directory and the checkpoint format.
+See docs/training.md for every option, docs/rundir.md for the run directory and the checkpoint format.
 """
 import os
 import sys

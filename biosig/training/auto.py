@@ -1,7 +1,7 @@
 """--model auto, the default recipe: pick the model by cross-validation on the training windows,
 then train the winner, with its own recipe, on all of them.
 
-Why: no single model wins on every kind of biosignal (bench/bench_cv.py, README "The default
+Why: no single model wins on every kind of biosignal (bench/bench_cv.py, docs/training.md "The default
 recipe"). On the UEA EEG sets, EEGNet is far ahead on HandMovementDirection and behind on
 EyesOpenShut and BasicMotions; MiniRocket is the reverse; the Riemannian tangent space
 (covariance, another kind of feature) ties MiniRocket on EyesOpenShut and FingerMovements. The

@@ -84,7 +84,7 @@ def train_parser():
     P, R = (PATH, RUN), (RUN,)
     d = p.add_argument_group("data")
     _add(d, "--x", kinds=P, help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
-         "(a file or a directory of them, one row per window, see README)")
+         "(a file or a directory of them, one row per window, see docs/parquet.md)")
     _add(d, "--y", kinds=P, help="y.npy, targets: class labels (N,) in [0, K-1]; regression (N,) or (N, D) "
          "floats; segmentation (N, T) labels per frame; none for --task pretrain. With parquet --x, the label "
          "column (default: --label-col)")
@@ -171,7 +171,7 @@ def train_parser():
          help="ReduceLROnPlateau factor")
     _add(o, "--augment", nargs="+", choices=AUGMENTS, default=[], metavar="NAME", kinds=R,
          help=f"augment training batches (never validation or inference): {', '.join(AUGMENTS)} "
-         "(see biosig/augment.py for each one's strength)")
+         "(see biosig/training/augment.py for each one's strength)")
     _add(o, "--patience", kinds=(), type=nonnegative_int, default=0,
          help="early stopping after this many epochs without improvement (0: off)")
     _add(o, "--min-delta", kinds=(), type=nonnegative_float, default=0.0, help="smallest change that counts as an improvement")
@@ -197,7 +197,7 @@ def train_parser():
          "needs matplotlib); python -m biosig.report RUN_DIR writes them later")
     _add(r, "--tracker", kinds=(), action="append", choices=["mlflow", "tensorboard", "wandb"],
          help="also log the config, every epoch's metrics, the summary, the best checkpoint and the report to "
-         "this experiment tracker (repeatable; offline by default, see README)")
+         "this experiment tracker (repeatable; offline by default, see docs/training.md)")
     return p
 
 
