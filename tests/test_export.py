@@ -92,7 +92,7 @@ def test_pt2_gives_infer_py_predictions_at_any_batch_size(data, model):
 @pytest.mark.slow
 def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data):
     """--step: the exported per-frame step, run from zero state one frame at a time by onnxruntime,
-    gives infer.py --stream's probabilities; eeg2arm (a growing key/value cache) is refused."""
+    gives infer.py --stream's probabilities (eeg2arm, a growing key/value cache, is refused: below)."""
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
     ckpt, _ = trained(data, "tcn-stream")
@@ -113,6 +113,12 @@ def test_step_export_decodes_a_recording_frame_by_frame_as_infer_py_stream(data)
         values, *state = session.run(None, {"x": recording[None, ..., t:t + 1], **dict(zip([i.name for i in inputs[1:]], state))})
         got.append(values[0])
     assert np.abs(np.array(got) - np.load(d / "stream.npy")[0]).max() < 1e-4
+
+
+def test_step_export_refuses_a_model_with_a_growing_key_value_cache(data):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    d = data["dir"]
     model = d / "eeg2arm.pt"
     proc = run_here("train.py", "--x", d / "X.npy", "--y", d / "y.npy", "--model", "eeg2arm", "--frame-embed", "16",
                     "--layers", "1", "--epochs", "1", "--save", model, "--run-dir", d / "run_eeg2arm")

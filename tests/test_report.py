@@ -104,6 +104,10 @@ def test_sweep_report_and_python_m_biosig_report(tmp_path, dataset):
     assert made.returncode == 0, made.stderr[-2000:]
     assert made.stdout.split() == [str(out / "report.png"), str(out / "report.html"), str(trial_run / "report.png"),
                                    str(trial_run / "report.html")]
+
+
+def test_python_m_biosig_report_refuses_what_is_not_a_run_in_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("a directory, but not a run's")
     for bad, needle in ((tmp_path / "nowhere", "no such directory"), (tmp_path, "not a run directory")):
         proc = run_here("biosig.report", bad)
         assert_user_error(proc, str(bad), needle)

@@ -169,7 +169,16 @@ def test_pretraining_on_unlabelled_windows_then_fine_tuning_beats_scratch_on_few
     tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)["model_state"]     # fine-tuning moved them
     assert not all(torch.equal(a[k], tuned[k]) for k in tuned if k.startswith("blocks") and "weight" in k)
 
-    # nothing to load, or nothing loaded to freeze: one line, nothing written
+
+def test_init_and_pretraining_refusals_are_one_line_and_write_nothing(tmp_path):
+    """Nothing to load, or nothing loaded to freeze, or a pretraining option that cannot apply: one
+    line, nothing written (from a 1-epoch pretrained tcn; the test above pretrains one that learns)."""
+    X, y = TASKS["classification"].example_data(72, 3, 1, 64, seed=5, noise=2.0)
+    unlabelled = save(tmp_path, "u", X[:60])
+    few = save(tmp_path, "few", X[60:], y[60:])
+    pre = run_here("train.py", *unlabelled, "--task", "pretrain", "--model", "tcn", "--epochs", "1", "--standardize",
+                   "--save", tmp_path / "pre.pt", "--run-dir", tmp_path / "pre")
+    assert pre.returncode == 0, pre.stderr[-3000:]
     X2, y2 = TASKS["classification"].example_data(40, 5, 1, 64)
     other = save(tmp_path, "c5", X2, y2)
     assert_user_error(run_here("train.py", *other, "--init", tmp_path / "pre.pt", "--model", "eegnet", "--save",
