@@ -52,9 +52,9 @@ from .shallow import ShallowConvNet
 from .tangent import TangentSpace
 from .tcn import TCN
 
-# the model of the EEG2Arm guide's command form, and the default: see README, "The default recipe"
+# the model of the EEG2Arm guide's command form, and the default: see docs/training.md, "The default recipe"
 GUIDE_MODEL = "eeg2arm"
-DEFAULT_MODEL = "auto"         # not a model: biosig/select.py picks one by cross-validation
+DEFAULT_MODEL = "auto"         # not a model: biosig/training/auto.py picks one by cross-validation
 MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket,
                               TangentSpace, Hydra, MultiRocket, RocketHydra)}
 

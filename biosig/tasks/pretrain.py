@@ -17,7 +17,7 @@ as one process does.
 Reported beside the model: linear interpolation across each masked span from its unmasked
 neighbours (interp_mse), and predicting 0 (zero_mse): a model that does not beat interpolation
 has learnt little. Only models with per-frame outputs (forward_seq) can be pretrained; --model auto
-takes tcn (biosig/select.py), whose levels follow the window, so its last frame sees all of it.
+takes tcn (biosig/training/auto.py), whose levels follow the window, so its last frame sees all of it.
 """
 from dataclasses import dataclass, fields
 
