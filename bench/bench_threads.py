@@ -35,13 +35,13 @@ def worker(side, seconds):
     if side == "biosig":
         threads.quiet_waiting()
     import torch
-    from biosig.training import options, run
+    from biosig.training import build, options
     from biosig.models import build_model
     if side == "biosig":
         threads.apply(None)
     torch.manual_seed(0)
     args = options.train_parser().parse_args(["--x", "X.npy", "--y", "y.npy", "--model", "tcn"])
-    model = build_model(run.model_config(args, SHAPE, 4))
+    model = build_model(build.model_config(args, SHAPE, 4))
     optimizer = torch.optim.AdamW(model.parameters(), 3e-4, weight_decay=1e-4)
     x, y = torch.randn(BATCH, *SHAPE[1:]), torch.randint(0, 4, (BATCH,))
 

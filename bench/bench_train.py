@@ -107,19 +107,19 @@ class PerSample(torch.utils.data.Dataset):
 def biosig_model(shape, k=4, name="eeg2arm"):
     """The model train.py builds for windows of `shape` (its option defaults; EEG2Arm at the
     guide's defaults)."""
-    from biosig.training import options, run
+    from biosig.training import build, options
     torch.manual_seed(0)
     argv = ["--x", "X.npy", "--y", "y.npy", "--model", name, "--drop", str(GUIDE["drop"])]
     if name == "eeg2arm":
         argv += ["--frame-embed", str(GUIDE["frame_embed"]), "--layers", str(GUIDE["n_layers"]),
                  "--heads", str(GUIDE["n_heads"])]
-    return build_model(run.model_config(options.train_parser().parse_args(argv), shape, k))
+    return build_model(build.model_config(options.train_parser().parse_args(argv), shape, k))
 
 
 def optimizer_for(model, device="cpu"):
-    """train.py's optimizer (biosig.run.make_optimizer where the measured checkout has it)."""
-    from biosig.training import run
-    make = getattr(run, "make_optimizer", None)
+    """train.py's optimizer (biosig.training.build.make_optimizer where the measured checkout has it)."""
+    from biosig.training import build
+    make = getattr(build, "make_optimizer", None)
     if make is None:
         return torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
     return make(model.parameters(), LR, WD, torch.device(device))
@@ -361,8 +361,8 @@ def gpu_bare_rate(net, params, Xg, yg, steps, batch, amp):
 
 
 def optimizer_for_params(params, device):
-    from biosig.training import run
-    return run.make_optimizer(params, LR, WD, torch.device(device))
+    from biosig.training import build
+    return build.make_optimizer(params, LR, WD, torch.device(device))
 
 
 def gpu_section(rounds):

@@ -367,7 +367,7 @@ def test_a_batch_larger_than_the_data_warns_and_uses_the_training_windows(files,
     config = json.loads((d / "r" / "config.json").read_text())
     assert (config["batch"], config["resolved"]["batch_given"]) == (48, 100000000)
     assert torch.load(d / "r" / "last.pt", weights_only=True)["resume"]["epoch"] == 2
-    from biosig.training.run import batch_for_data                # under DDP: each process its share of them
+    from biosig.training.build import batch_for_data                # under DDP: each process its share of them
     assert batch_for_data(100000000, 48, 2)[0] == 48 and "(2 processes x ~24)" in batch_for_data(100000000, 48, 2)[1]
     assert batch_for_data(48, 48, 2) == (48, None)
 

@@ -22,7 +22,7 @@ def test_closed_form_fold_scores_equal_an_explicit_refit_per_fold():
     one the run's own path gives (the head fitted on the fold's training windows, the held-out fold
     evaluated), with class weights."""
     from biosig.training.options import train_parser
-    from biosig.training.run import fit_head_to_data, fit_to_data
+    from biosig.training.build import fit_head_to_data, fit_to_data
     X, y = Classification.example_data(66, 3, 1, 40, noise=2.5, seed=4)
     y[:12] = 0                                                    # imbalanced: the weights matter
     counts = np.bincount(y, minlength=3)

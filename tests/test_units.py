@@ -211,7 +211,7 @@ def test_eeg2arm_dropout_drops_the_asked_share_and_keeps_the_mean():
 def test_eeg2arm_pools_long_windows_to_at_most_128_frames_unless_told(t, flags, pool):
     from biosig.models import build_model
     from biosig.training.options import train_parser
-    from biosig.training.run import model_config
+    from biosig.training.build import model_config
     args = train_parser().parse_args(["--x", "X.npy", "--y", "y.npy", "--model", "eeg2arm", *flags])
     config = model_config(args, (10, 3, 1, t), 2)
     assert config["cnn_time_pool"] == pool

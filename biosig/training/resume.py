@@ -24,7 +24,7 @@ def read_resume(flags, explicit):
         if key in ("resume", "run_dir") or not hasattr(flags, key):
             continue
         if key in explicit:
-            # the same --batch as the run's, which was more than its training windows (run.batch_for_data)
+            # the same --batch as the run's, which was more than its training windows (build.batch_for_data)
             if key == "batch" and getattr(flags, key) == state["resume"].get("batch_given"):
                 changes["batch"] = value
                 continue

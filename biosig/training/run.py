@@ -27,8 +27,7 @@ from ..report import run as report
 from . import artifacts, distributed, options, rundir as runs
 from .auto import choose_model, with_recipe
 from .batches import Windows
-from .build import (batch_for_data, build_network, fit_head_to_data, fit_to_data, make_optimizer,  # noqa: F401
-                    model_config, ready_to_fit, training_parts)
+from .build import batch_for_data, build_network, ready_to_fit
 from .inputs import prepare_data
 from .loop import evaluate, fit, predict_outputs
 from .resolve import resolve
