@@ -1,15 +1,9 @@
 """train.py's options in one place: the parser, and what kind of option each one is.
 
-Every option has kinds that the rest of the package reads from here, never from a hand-kept
-list of its own:
-  path    a file: stored as an absolute path, so a run resumes, and a sweep trial runs, from
-          any directory (a --y naming a parquet label column stays a name)
-  run     defines the run: a resumed run takes it from last.pt, and one given again must agree
-          (the others -- epochs, patience, device, workers, ... -- may change on resume)
-  trial   set by sweep.py for each trial (--run-dir, --save, --resume)
-Model and task options are declared by the models and tasks themselves (an `options` tuple
-of biosig.declare.Option), so registering a model or a task adds its flags. The kinds
-(declare.PATH, RUN, TRIAL) are declared in biosig/declare.py.
+Every option has kinds (path, run, trial: their meaning is in biosig/declare.py) that the rest
+of the package reads from here (dests(PATH), KINDS), never from a hand-kept list of its own.
+Model and task options are declared by the models and tasks themselves (an `options` tuple of
+biosig.declare.Option), so registering a model or a task adds its flags.
 """
 import argparse
 import copy
