@@ -163,14 +163,17 @@ def test_docs_script_lines_parse():
 
 
 def readme_runnable_blocks():
-    """The README's shell blocks that run as they are on the repository's own sample data
-    (data/basicmotions), not the test suite's: each as a list of commands (&&-joined parts)."""
+    """The README's shell blocks (and Python blocks, as `python -c`) that run as they are on the
+    repository's own sample data (data/basicmotions), not the test suite's: each as a list of
+    commands (&&-joined parts)."""
     out = []
     for lang, lines in prose_and_blocks(README)[1]:
         text = "\n".join(lines)
         if lang == "bash" and "data/basicmotions/" in text and "pytest" not in text \
                 and "..." not in text and "<" not in text:
             out.append(commands_of(text))
+        elif lang == "python" and "data/basicmotions/" in text:
+            out.append([f"python -c {shlex.quote(text)}"])
     return out
 
 
