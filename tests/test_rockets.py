@@ -10,7 +10,8 @@ from biosig.tasks import Classification
 from conftest import run_here
 
 ROCKETS = [name for name in ("hydra", "multirocket", "rockethydra") if name in MODELS]
-SMALL = {"hydra": {"k": 4, "g": 8}, "multirocket": {"features": 2688}, "rockethydra": {"features": 2688}}
+SMALL = {"hydra": {"k": 4, "g": 8}, "multirocket": {"features": 2688}, "rockethydra": {"features": 2688},
+         "minirocket": {"features": 840}}
 
 
 def build(name, n_elec=3, n_times=64, **kw):
@@ -101,7 +102,7 @@ def test_hydras_sparse_scaler_keeps_a_zero_count_at_zero():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ROCKETS)
+@pytest.mark.parametrize("name", ["minirocket", *ROCKETS])
 def test_export_gives_the_models_numbers(name, tmp_path):
     """python -m biosig.export on a trained checkpoint: .pt2 (and .onnx where onnx is installed)
     checked against PyTorch by the exporter itself."""

@@ -322,7 +322,7 @@ class ExportForward(nn.Module):
         self.groups = []                         # per dilation: ([(kernel indices, frames trimmed)], order)
         n_times = model.config["n_times"]
         for i, d, _, _ in model._blocks():
-            _, padded = model._conv(torch.zeros(1, model.weight.shape[0], n_times), i)   # the model's rule
+            _, padded = model._convolve(torch.zeros(1, model.channels[i].shape[1], n_times), i)   # the model's rule
             kept = padded.nonzero().flatten().tolist()
             trimmed = (~padded).nonzero().flatten().tolist()
             groups = [(idx, trim) for idx, trim in ((kept, 0), (trimmed, (LENGTH - 1) * d // 2)) if idx]
