@@ -57,6 +57,19 @@ def test_a_bad_flag_is_one_line_and_nothing_is_written(windows, tmp_path, flags,
     assert os.listdir(tmp_path) == []
 
 
+def test_bad_arrays_are_named_as_the_user_gave_them(windows, tmp_path):
+    """(N, C, T) windows get the line that says how to make them (N, C, F, T); a bad array's
+    message names train(y=<array>), not the temporary file it went through."""
+    X, y, _, _ = windows
+    out = {"save": tmp_path / "m.pt", "run_dir": tmp_path / "run", **QUICK}
+    with pytest.raises(UserError, match=r"train\(x=<array>\): expected windows \(N, C, F, T\), got shape "
+                                         r"\(120, 3, 64\); raw windows \(N, C, T\) are x\[:, :, None, :\]"):
+        biosig.train(x=X[:, :, 0], y=y, **out)
+    with pytest.raises(UserError, match=r"^train\(y=<array>\): 60 labels but train\(x=<array>\) has 120 windows$"):
+        biosig.train(x=X, y=y[:60], **out)
+    assert os.listdir(tmp_path) == []
+
+
 def test_importing_biosig_loads_no_torch_and_the_training_code_never_hides_biosig_train():
     import subprocess
     import sys

@@ -49,10 +49,19 @@ def train(x=None, y=None, model=None, **flags):
             print(describe_models())
             return None
         import numpy as np
+        if "x" in arrays and arrays["x"].ndim == 3:
+            raise UserError(f"train(x=<array>): expected windows (N, C, F, T), got shape {arrays['x'].shape}; "
+                            "raw windows (N, C, T) are x[:, :, None, :]")
         for dest, value in arrays.items():     # only once every option is known good
             np.save(paths[dest], value)
         from .run import run
-        return run(args, explicit_options(parser, argv))
+        try:
+            return run(args, explicit_options(parser, argv))
+        except UserError as e:                 # name the array the user gave, not our temporary file
+            message = str(e)
+            for dest, path in paths.items():
+                message = message.replace(path, f"train({dest}=<array>)")
+            raise UserError(message) from None
 
 
 def parse(parser, argv):
