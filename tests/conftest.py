@@ -181,3 +181,11 @@ def main_fails(main, argv, capsys, *needles):
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pytest-xdist): one worker per CPU this process may use (biosig.threads counts
+    the affinity mask and a container's quota), at most 4: every test's processes run one thread,
+    so two cores take two workers, and past four, workers mostly add torch imports."""
+    from biosig.threads import usable_cpus
+    return max(1, min(4, usable_cpus()[0]))

@@ -42,13 +42,21 @@ def read_csv(path):
 
 
 def processes_mentioning(text):
-    """pids of live processes whose command line contains `text` (zombies have none)."""
+    """pids of live processes whose command line contains `text` (zombies have none), among those
+    this pytest process started: under pytest-xdist (-n) another worker's sweeps run beside this
+    one, and its processes carry that worker's PYTEST_XDIST_WORKER, not ours."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if text in f.read().decode(errors="replace"):
-                    pids.append(int(pid))
+                if text not in f.read().decode(errors="replace"):
+                    continue
+            if worker is not None:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if f"PYTEST_XDIST_WORKER={worker}".encode() not in f.read().split(b"\0"):
+                        continue
+            pids.append(int(pid))
         except OSError:
             pass
     return pids
