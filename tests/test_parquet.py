@@ -232,3 +232,31 @@ def test_infer_reads_signal_cols_in_another_order_by_name(tmp_path, capsys):
     assert err.strip() == f"warning: {tmp_path / 'w.parquet'}: --signal-cols matched its columns ignoring case: " \
                           f"pz as Pz, fz as Fz, cz as Cz"
     assert (tmp_path / "case.csv").read_text() == scored["same"]
+
+
+def test_infer_on_parquet_reads_the_sampling_rate_beside_it(tmp_path, capsys):
+    """biosig.convert writes the windows' description beside the table; infer.py reads its rate as
+    train.py does: windows at the model's rate are scored, at another rate refused in one line,
+    as .npy windows are (the table's columns stay read by the checkpoint's channel names)."""
+    import json
+    from biosig.cli.infer import main as infer
+    from biosig.cli.train import main as train
+    from conftest import FAST, main_fails, run_main
+    X, y = make_windows(n=60)
+    np.save(tmp_path / "X.npy", X), np.save(tmp_path / "y.npy", y)
+    spec = {"fs": 128.0, "channels": ["Fz", "Cz", "Pz"]}
+    (tmp_path / "X.signal.json").write_text(json.dumps(spec))
+    code, _, err = run_main(train, ["--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--save", tmp_path / "m.pt",
+                                    "--run-dir", tmp_path / "run", "--epochs", "1", "--no-report", *FAST], capsys)
+    assert code == 0, err
+    assert run_convert("--x", tmp_path / "X.npy", "--y", tmp_path / "y.npy", "--layout", "channels",
+                       "--out", tmp_path / "w.parquet").returncode == 0
+    code, _, err = run_main(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", "--quiet",
+                                    "--out", tmp_path / "p.csv"], capsys)
+    assert code == 0 and "not checked" not in err, err
+    (tmp_path / "w.signal.json").write_text(json.dumps({**spec, "fs": 256.0}))
+    main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", "--out", tmp_path / "q.csv"],
+               capsys, "w.parquet", "256 Hz", "128 Hz")
+    main_fails(infer, ["--ckpt", tmp_path / "m.pt", "--x", tmp_path / "w.parquet", "--fs", "128", "--out",
+                       tmp_path / "q.csv"], capsys, "--fs 128", "w.signal.json (256)")
+    assert not (tmp_path / "q.csv").exists()

@@ -5,7 +5,7 @@ frame by frame: decode.py): the --out file, and --x made what the checkpoint was
 import os
 
 from ..errors import UserError
-from ..signals.contract import check_shape, conform, given, sidecar
+from ..signals.contract import check_shape, conform, given, read, sidecar
 
 OUT_SUFFIXES = (".csv", ".npy", ".jsonl")
 
@@ -23,10 +23,18 @@ def check_out(out, inputs):
 
 def conform_input(X, path, fs, channel_names, predictor, ckpt_path):
     """infer.py's --x (N, C, F, T) (with --fs, --channel-names) against the checkpoint's contract:
-    conform()ed. A parquet input's columns were already read by the checkpoint's channel names."""
+    conform()ed. A parquet input's columns were already read by the checkpoint's channel names; the
+    rest of its description (sampling rate, units, band power) comes from the sidecar beside it, as
+    train.py reads it (biosig.convert writes one), checked against --fs."""
     from ..data import parquet
     if parquet.is_parquet(path):
         spec = given(None, fs, channel_names, predictor.channels)
+        for key, value in read(path).items():
+            if key == "channels":
+                continue
+            if key == "fs" and fs is not None and value != fs:
+                raise UserError(f"{path}: --fs {fs:g} contradicts {sidecar(path)} ({value:g})")
+            spec.setdefault(key, value)
     else:
         spec = given(path, fs, channel_names)
     check_shape(spec, X.shape, path)
