@@ -11,7 +11,14 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
                           it from __init__'s arguments: self.record(locals()), its first line)
   model.input_problem(C, F, T)  why an input shape will not fit, before any forward pass (or None)
   model.forward(x)        (B, C, F, T) -> (B, K)
-  per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K)
+  model.features(x)       (B, C, F, T) -> (B, D): what the model's last layer takes (an embedding
+                          for other models to build on); model.n_features is D, known once the
+                          model is built (for a model with fit_data: its value then, too)
+  model.head              the last layer as a module, (B, D) -> (B, K): in eval mode
+                          head(features(x)) is forward(x), exactly (tcn's within 1e-6: see
+                          TCN.forward; tests/test_features.py)
+  per_frame               True when the model also has a causal forward_seq(x) -> (B, T', K),
+                          and features_seq(x) -> (B, T', D), which head maps frame by frame to it
   recipe                  train.py flags it trains best with, e.g. ("--lr", "1e-3"): they fill in
                           whatever the command line leaves out (chosen by bench/bench_cv.py)
   Model.resolve_options(config, T)  optional: fills in options whose default depends on the
@@ -21,7 +28,7 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   model.head_windows(n)   optional: True when the model fits its head in closed form from the
                           features of n training windows (the run then calls the two below,
                           after fit_data, before the first epoch)
-  model.head_features(x)  (B, C, F, T) -> (B, D) what the head takes (no gradient, float32)
+  model.head_features(x)  (B, C, F, T) -> (B, D) what the head takes (no gradient, float32): features(x)
   model.fit_head(features, targets, weights)  fits the head from every training window's
                           features and the task's least_squares targets (N, K), weights (N,) or None
   model.fixed_parameters()  optional: parameters gradient steps must leave as they are (a head

@@ -12,6 +12,11 @@ class Model(nn.Module):
     {"name": its registry name, then every argument of its __init__, in the signature's order}.
     A model's __init__ starts with `self.record(locals())` instead of writing that dict by hand."""
 
+    @property
+    def n_features(self):
+        """D, the width of features(x) (B, D) that the head takes: the head's input size."""
+        return self.head.in_features
+
     def input_problem(self, n_elec, n_bands, n_times):
         """The Model contract's check, for a model that takes its C and F and any T >= 1 (or None)."""
         return shape_problem(self.config, n_elec, n_bands, n_times, 1)

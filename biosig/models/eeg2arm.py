@@ -125,15 +125,22 @@ class EEG2Arm(Model):
         h = h.transpose(1, 2)                              # (B, T', D)
         return h + self._positions(t, h.shape[-1], h.device, h.dtype)
 
+    def features_seq(self, x):
+        """x (B, C, F, T) -> every frame's normed Transformer output, what the head takes (B, T', frame_embed)."""
+        return self.norm(self.transformer(self._frames(x)))
+
+    def features(self, x):
+        """x (B, C, F, T) -> the last frame's, (B, frame_embed): features_seq(x)[:, -1], but the last
+        layer computes its query, attention output and feed-forward for the last frame only."""
+        return self.norm(self.transformer(self._frames(x), last_only=True))[:, -1]
+
     def forward_seq(self, x):
         """x (B, C, F, T) -> per-frame logits (B, T', K)."""
-        return self.head(self.norm(self.transformer(self._frames(x))))
+        return self.head(self.features_seq(x))
 
     def forward(self, x):
-        """x (B, C, F, T) -> logits of the last frame (B, K). The same as forward_seq(x)[:, -1],
-        but the last layer computes its query, attention output and feed-forward for the last
-        frame only (nothing else reaches the output)."""
-        return self.head(self.norm(self.transformer(self._frames(x), last_only=True)))[:, -1]
+        """x (B, C, F, T) -> logits of the last frame (B, K): forward_seq(x)[:, -1] through features(x)."""
+        return self.head(self.features(x))
 
     def stepper(self, frames=None):
         """forward_seq stepped through time (biosig.models.incremental); `frames`: how many

@@ -63,8 +63,12 @@ class EEGNet(Model):
     def input_problem(self, n_elec, n_bands, n_times):
         return shape_problem(self.config, n_elec, n_bands, n_times, self.config["pool1"] * self.config["pool2"])
 
-    def forward(self, x):
-        """x (B, C, F, T) -> logits (B, K)."""
+    def features(self, x):
+        """x (B, C, F, T) -> what the dense head takes (B, F2 * (T // pool1 // pool2))."""
         b, c, f, t = x.shape
         h = self.block2(self.block1(x.reshape(b, 1, c * f, t)))      # (B, F2, 1, T // pool1 // pool2)
-        return self.head(h.flatten(1))
+        return h.flatten(1)
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits (B, K)."""
+        return self.head(self.features(x))

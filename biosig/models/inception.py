@@ -74,8 +74,8 @@ class Inception(Model):
         self.drop = nn.Dropout(drop)
         self.head = nn.Linear(width, n_outputs)
 
-    def forward(self, x):
-        """x (B, C, F, T) -> logits (B, K)."""
+    def features(self, x):
+        """x (B, C, F, T) -> the pooled last module, after dropout (B, 4 * filters)."""
         b, c, f, t = x.shape
         h = residual = x.reshape(b, c * f, t)
         for i, module in enumerate(self.blocks):
@@ -83,4 +83,8 @@ class Inception(Model):
             if i % 3 == 2:
                 h = (h + self.shortcuts[i // 3](residual)).relu()
                 residual = h
-        return self.head(self.drop(h.mean(dim=2)))
+        return self.drop(h.mean(dim=2))
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits (B, K)."""
+        return self.head(self.features(x))

@@ -54,8 +54,12 @@ class ResNet1D(Model):
         self.drop = nn.Dropout(drop)
         self.head = nn.Linear(2 * width, n_outputs)
 
-    def forward(self, x):
-        """x (B, C, F, T) -> logits (B, K)."""
+    def features(self, x):
+        """x (B, C, F, T) -> the pooled last block, after dropout (B, 2 * width)."""
         b, c, f, t = x.shape
         h = self.blocks(x.reshape(b, c * f, t))           # (B, 2 * width, T)
-        return self.head(self.drop(h.mean(dim=2)))
+        return self.drop(h.mean(dim=2))
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits (B, K)."""
+        return self.head(self.features(x))

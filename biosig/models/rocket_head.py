@@ -118,10 +118,20 @@ class RocketHead(Model):
     def _clear_cache(self, *_):
         self._cache, self._cache_bytes = {}, 0
 
-    def forward(self, x):
+    @property
+    def n_features(self):
+        """D, the width of the features the head takes."""
+        return self.head[-1].in_features
+
+    def features(self, x):
+        """(B, C, F, T) -> the scaled features the head takes (B, n_features), once fit_data() drew the transform."""
         if not bool(self.fitted):
             raise RuntimeError(f"{type(self).__name__}.fit_data() was not called: its transform is not fitted")
-        return self.head(self.head_features(x))
+        return self.head_features(x)
+
+    def forward(self, x):
+        """(B, C, F, T) -> logits (B, K): the head (dropout, linear) on features(x)."""
+        return self.head(self.features(x))
 
     def export_module(self):
         """An eval forward that torch.export and ONNX can trace, with the same numbers (biosig.export)."""

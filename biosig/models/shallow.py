@@ -49,9 +49,13 @@ class ShallowConvNet(Model):
         c = self.config
         return shape_problem(c, n_elec, n_bands, n_times, c["kernel"] - 1 + c["pool"])
 
-    def forward(self, x):
-        """x (B, C, F, T) -> logits (B, K)."""
+    def features(self, x):
+        """x (B, C, F, T) -> the log band powers the dense head takes, after dropout (B, filters * steps)."""
         b, c, f, t = x.shape
         h = self.norm(self.spatial(self.temporal(x.reshape(b, 1, c * f, t))))   # (B, filters, 1, T')
         h = torch.log(torch.clamp(self.pool(h * h), min=1e-6))                   # log band power
-        return self.head(self.drop(h).flatten(1))
+        return self.drop(h).flatten(1)
+
+    def forward(self, x):
+        """x (B, C, F, T) -> logits (B, K)."""
+        return self.head(self.features(x))

@@ -245,10 +245,20 @@ class TangentSpace(Model):
         """The head once solved in closed form: gradient steps leave it as it is."""
         return list(self.head.parameters()) if int(self.solver) > 0 else []
 
-    def forward(self, x):
+    @property
+    def n_features(self):
+        """D = R(R+1)/2, the width of the tangent vectors the head takes."""
+        return self.head[-1].in_features
+
+    def features(self, x):
+        """(B, C, F, T) -> the standardized tangent vectors the head takes (B, n_features), once fit_data() ran."""
         if not bool(self.fitted):
             raise RuntimeError("TangentSpace.fit_data() was not called: its reference point is not fitted")
-        return self.head(self.head_features(x))
+        return self.head_features(x)
+
+    def forward(self, x):
+        """(B, C, F, T) -> logits (B, K): the head (dropout, linear) on features(x)."""
+        return self.head(self.features(x))
 
     def export_module(self):
         """An eval forward that torch.export can trace, with the same numbers (biosig.export): the

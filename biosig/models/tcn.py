@@ -60,7 +60,7 @@ class TCN(Model):
         widths = [n_elec * n_bands] + [channels] * levels
         self.blocks = nn.Sequential(*[TemporalBlock(widths[i], widths[i + 1], kernel, 2 ** i, drop)
                                       for i in range(levels)])
-        self.head = nn.Conv1d(channels, n_outputs, 1)
+        self.head = FrameHead(channels, n_outputs)
 
     @staticmethod
     def resolve_options(config, n_times):
@@ -70,13 +70,28 @@ class TCN(Model):
             config["levels"] = levels_for(n_times, config.get("kernel", 7))
         return config
 
+    @property
+    def n_features(self):
+        """D = channels, the width of a frame's features."""
+        return self.head.in_channels
+
+    def features_seq(self, x):
+        """x (B, C, F, T) -> every frame's last-block output, what the head takes (B, T, channels)."""
+        b, c, f, t = x.shape
+        return self.blocks(x.reshape(b, c * f, t)).transpose(1, 2)
+
+    def features(self, x):
+        """x (B, C, F, T) -> the last frame's features (B, channels)."""
+        return self.features_seq(x)[:, -1]
+
     def forward_seq(self, x):
         """x (B, C, F, T) -> per-frame logits (B, T, K)."""
-        b, c, f, t = x.shape
-        return self.head(self.blocks(x.reshape(b, c * f, t))).transpose(1, 2)
+        return self.head(self.features_seq(x))
 
     def forward(self, x):
-        """x (B, C, F, T) -> logits of the last frame (B, K)."""
+        """x (B, C, F, T) -> logits of the last frame (B, K): forward_seq's last frame, as checkpoints
+        have always been scored. head(features(x)) is the same within 1e-6, not bit for bit: the
+        head's 1x1 convolution over T frames sums in another order than over the last frame alone."""
         return self.forward_seq(x)[:, -1]
 
     @property
@@ -94,6 +109,19 @@ class TCN(Model):
         """The stepper as an nn.Module of one frame and explicit state, for export (torch.export,
         ONNX): (x (B, C, F, 1), *state) -> (logits (B, K), *next state); initial_state(B) are zeros."""
         return StepModule(self.eval())
+
+
+class FrameHead(nn.Conv1d):
+    """The per-frame linear layer, a 1x1 Conv1d (so its parameters keep their names and shapes) that
+    takes frame vectors: (B, D) -> (B, K), or (B, T, D) -> (B, T, K)."""
+
+    def __init__(self, width, n_outputs):
+        super().__init__(width, n_outputs, 1)
+
+    def forward(self, h):
+        if h.dim() == 2:
+            return super().forward(h[..., None])[..., 0]
+        return super().forward(h.transpose(1, 2)).transpose(1, 2)
 
 
 def levels_for(n_frames, kernel, least=4):
@@ -126,7 +154,7 @@ class StepModule(nn.Module):
                 after.append(full[..., 1:])
                 y = F.relu(F.conv1d(full, conv.weight, conv.bias, dilation=conv.dilation))
             h = F.relu(y + block.shortcut(h))
-        return (self.model.head(h)[..., 0], *after)
+        return (self.model.head(h[..., 0]), *after)
 
 
 class Stepper:
