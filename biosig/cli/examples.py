@@ -2,6 +2,7 @@
 
     python -m biosig.examples regression ex/reg        # -> ex/reg/X_train.npy, y_train.npy, X_test.npy, y_test.npy
     python -m biosig.examples subjects ex/subj         # -> ex/subj/X.npy, y.npy, groups.npy (8 subjects)
+    python -m biosig.examples wearable ex/wrist        # -> ex/wrist/ppg.npy, acc.npy, hr.npy, act.npy, *_test.npy
 
 Synthetic windows with real signal (each task's `example_data`, the data the tests train on):
 regression targets are a linear map of per-channel levels under noise; segmentation windows
@@ -9,7 +10,11 @@ carry one burst event each, labelled frame by frame; pretrain writes 2,000 unlab
 windows (X_unlabelled.npy), 12 labelled ones (X_few.npy, y_few.npy) and 500 test windows of
 the classification example, for pretraining then fine-tuning (docs/tasks.md). `subjects` is
 a classification set of 8 subjects whose windows carry a pattern of their own subject's beside
-the class's shared one, for cross-validation by subject (docs/sweep.md). `recordings` writes
+the class's shared one, for cross-validation by subject (docs/sweep.md). `wearable` writes 8 s
+windows from a wrist, PPG at 64 Hz (ppg.npy) and a 3-axis accelerometer at 32 Hz (acc.npy), each
+with its signal contract (ppg.signal.json, acc.signal.json), heart rate in bpm (hr.npy) and the
+activity (act.npy, named in act_classes.json), the PPG carrying motion artifacts driven by the
+acceleration (docs/tasks.md). `recordings` writes
 continuous EDF recordings with annotated events (needs mne and edfio), for biosig.windows
 (docs/recordings.md).
 """
@@ -20,15 +25,17 @@ import sys
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.examples import SHAPE, recordings, subjects
+from ..data.examples import ACTIVITIES, SHAPE, WEARABLE_SIGNALS, recordings, subjects, wearable
 from ..errors import ArgumentParser, prog, run_cli
 from ..tasks import TASKS
 
 
 def arrays(task, seed=0):
-    """{file name: array} for `task` (or "subjects")."""
+    """{file name: array} for `task` (or "subjects", "wearable")."""
     if task == "subjects":
         return subjects(seed=seed)
+    if task == "wearable":
+        return wearable(seed=seed)
     c, f, t = SHAPE
     if task == "pretrain":
         X, y = TASKS["classification"].example_data(2512, c, f, t, seed=seed, noise=2.0)
@@ -41,7 +48,7 @@ def arrays(task, seed=0):
 def main(argv=None):
     p = ArgumentParser(prog=prog("biosig.examples"), description=__doc__.splitlines()[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=sorted(TASKS) + ["subjects", "recordings"])
+    p.add_argument("task", choices=sorted(TASKS) + ["subjects", "wearable", "recordings"])
     p.add_argument("out", help="directory to write the .npy files to (created)")
     from ..threads import add_threads_flag, apply as apply_threads
     add_threads_flag(p)
@@ -60,6 +67,25 @@ def main(argv=None):
             with open(tmp, "wb") as fh:
                 np.save(fh, array)
         print(f"{path} {array.shape} {array.dtype}")
+    if args.task == "wearable":
+        for path in described(args.out):
+            print(path)
+
+
+def described(out):
+    """The wearable set's descriptions beside its arrays: each modality's signal contract
+    (ppg.signal.json, acc_test.signal.json, ...) and act_classes.json. Returns the paths."""
+    from ..atomic import write_json
+    from ..signals import contract
+    paths = []
+    for name, spec in WEARABLE_SIGNALS.items():
+        for suffix in ("", "_test"):
+            path = os.path.join(out, f"{name}{suffix}.npy")
+            contract.write(path, spec)
+            paths.append(contract.sidecar(path))
+    paths.append(os.path.join(out, "act_classes.json"))
+    write_json(paths[-1], ACTIVITIES)
+    return paths
 
 
 if __name__ == "__main__":

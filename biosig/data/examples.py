@@ -1,7 +1,8 @@
 """Synthetic example data that is not one task's `example_data` (biosig/cli/examples.py writes
 both): `subjects`, windows of 8 subjects with a pattern of their own beside the class's shared
-one (cross-validation by subject), and `recordings`, continuous EDF recordings with annotated
-events (for biosig.windows; needs mne and edfio).
+one (cross-validation by subject), `wearable`, wrist PPG at 64 Hz beside a 3-axis accelerometer
+at 32 Hz with heart rate and activity (the modalities of issue 30's fusion), and `recordings`,
+continuous EDF recordings with annotated events (for biosig.windows; needs mne and edfio).
 """
 import os
 
@@ -32,6 +33,75 @@ def subjects(n_subjects=8, per_subject=60, seed=0, k=3, shared=0.4, own=1.2, noi
         ys.append(y)
     groups = np.repeat(np.arange(n_subjects), per_subject)
     return {"X": np.concatenate(Xs), "y": np.concatenate(ys).astype(np.int64), "groups": groups}
+
+
+# The wearable set: its modalities' signal contracts (X.signal.json) and its activities
+WEARABLE_SIGNALS = {"ppg": {"fs": 64, "channels": ["ppg"], "units": "a.u."},
+                    "acc": {"fs": 32, "channels": ["acc_x", "acc_y", "acc_z"], "units": "g"}}
+ACTIVITIES = ["rest", "walk", "run"]
+# per activity: heart rate mean and std (bpm), step rate range (Hz), vertical and arm-swing amplitude (g)
+_MOTION = {"rest": (70, 10, (0.2, 0.5), 0.02, 0.02),
+           "walk": (100, 12, (1.6, 2.2), 0.35, 0.2),
+           "run": (145, 15, (2.3, 3.0), 1.1, 0.45)}
+
+
+def wearable(n=600, n_test=200, seed=0, seconds=8):
+    """{ppg, acc, hr, act} and their *_test: windows of `seconds` s from a wrist, PPG (N, 1, 1, 64 s)
+    float32 and acceleration (N, 3, 1, 32 s) float32 in g, heart rate hr (N,) float32 in bpm and
+    activity act (N,) int64 (ACTIVITIES). The activity sets the motion (rest: still, gravity only;
+    walk: ~2 Hz steps; run: ~3 Hz and stronger, in a random wrist orientation) and shifts the heart
+    rate; the PPG is a pulse wave at the heart rate under noise and baseline wander, plus a motion
+    artifact: the acceleration's magnitude less gravity, scaled by a coupling drawn per window (a
+    loose or tight strap). Running's step rate lies near its heart rate, so HR from PPG alone is
+    hardest there and the accelerometer says where the artifact is."""
+    rng = np.random.default_rng(seed)
+    total = n + n_test
+    act = np.arange(total) % len(ACTIVITIES)
+    rng.shuffle(act)
+    fs = WEARABLE_SIGNALS["ppg"]["fs"]
+    t = np.arange(int(seconds * fs)) / fs                    # the PPG's clock; acc is every 2nd sample
+    hr = np.empty(total)
+    motion = np.empty((total, 3, len(t)))
+    for k, name in enumerate(ACTIVITIES):
+        at = act == k
+        mean, std, steps, vertical, swing = _MOTION[name]
+        hr[at] = np.clip(rng.normal(mean, std, at.sum()), 45, 190)
+        motion[at] = _wrist_motion(rng, t, at.sum(), steps, vertical, swing)
+    acc = motion[:, :, ::fs // WEARABLE_SIGNALS["acc"]["fs"]]
+    acc = acc + rng.normal(0, 0.02, acc.shape)
+    dynamic = np.linalg.norm(motion, axis=1) - 1.0           # |a| less gravity (1 g)
+    coupling = rng.uniform(1.0, 4.0, (total, 1))
+    ppg = _pulse(rng, t, hr) + coupling * dynamic + rng.normal(0, 0.6, (total, len(t)))
+    arrays = {"ppg": ppg[:, None, None, :], "acc": acc[:, :, None, :], "hr": hr, "act": act.astype(np.int64)}
+    arrays = {k: v.astype(np.int64 if k == "act" else np.float32) for k, v in arrays.items()}
+    return {**{k: v[:n] for k, v in arrays.items()}, **{f"{k}_test": v[n:] for k, v in arrays.items()}}
+
+
+def _wrist_motion(rng, t, m, steps, vertical, swing):
+    """(m, 3, T) acceleration in g on the sensor's axes: gravity plus a step oscillation (vertical,
+    with its harmonic) and an arm swing at half the step rate, turned by a random wrist orientation."""
+    f = rng.uniform(*steps, (m, 1))
+    a = vertical * rng.uniform(0.7, 1.3, (m, 1))
+    b = swing * rng.uniform(0.7, 1.3, (m, 1))
+    phase = rng.uniform(0, 2 * np.pi, (m, 3, 1))
+    body = np.stack([b * np.sin(np.pi * f * t + phase[:, 0]),
+                     0.5 * b * np.sin(2 * np.pi * f * t + phase[:, 1]),
+                     1.0 + a * (np.sin(2 * np.pi * f * t + phase[:, 2]) + 0.3 * np.sin(4 * np.pi * f * t))], 1)
+    q, r = np.linalg.qr(rng.normal(size=(m, 3, 3)))          # a random rotation per window
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    return np.einsum("mij,mjt->mit", q, body)
+
+
+def _pulse(rng, t, hr):
+    """(N, T) pulse waves at hr bpm (a beat-to-beat wobble of 3 %): a systolic peak and a smaller
+    dicrotic wave, random amplitude and phase, over breathing's baseline wander."""
+    m = len(hr)
+    wobble = 1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3, (m, 1)) * t + rng.uniform(0, 2 * np.pi, (m, 1)))
+    dt = t[1] - t[0]
+    theta = 2 * np.pi * np.cumsum(hr[:, None] / 60 * wobble, axis=1) * dt + rng.uniform(0, 2 * np.pi, (m, 1))
+    wave = np.sin(theta) + 0.4 * np.sin(2 * theta - 0.8)
+    breath = 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 0.33, (m, 1)) * t + rng.uniform(0, 2 * np.pi, (m, 1)))
+    return rng.uniform(0.7, 1.3, (m, 1)) * wave + breath
 
 
 def recordings(out, minutes=2, fs=128):
