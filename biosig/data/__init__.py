@@ -8,7 +8,8 @@ in numpy (no torch here: the batches a run serves are biosig/training/batches.py
   ledger.py   which groups a checkpoint trained and validated on
   convert.py  .npy windows <-> a parquet table
   flags.py    the parquet column flags (--x-col, --signal-cols, ...) train.py, infer.py and convert share
-  examples.py synthetic data sets that are not one task's example_data (subjects, EDF recordings)
+  examples.py synthetic data sets that are not one task's example_data (subjects, EDF recordings,
+              the wearable PPG + accelerometer set)
   memory.py   how much memory this process may still use (--load auto)
 
 May import: leaves, signals.
