@@ -131,10 +131,12 @@ def test_grid_with_seeds_in_parallel_writes_results_and_a_rerunnable_best(datase
 def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothing_twice(dataset, tmp_path):
     d = dataset["dir"]
     out = d / "sw"
-    grid = write_grid(d / "grid.json", {"epochs": [2, 8]})
+    # the long trial has epochs enough that a SIGKILL after its first one lands before its last, also
+    # when another pytest worker shares the CPUs (at 8 it once finished before the kill arrived)
+    grid = write_grid(d / "grid.json", {"epochs": [2, 40]})
     cmd = [sys.executable, os.path.join(ROOT, "sweep.py"), "--grid", grid, "--out", str(out), "--jobs", "1",
            *map(str, train_flags(dataset))]
-    short, long = out / "trials" / "epochs=2", out / "trials" / "epochs=8"
+    short, long = out / "trials" / "epochs=2", out / "trials" / "epochs=40"
 
     def start():
         log = open(tmp_path / "sweep.log", "a")
@@ -188,7 +190,7 @@ def test_ctrl_c_sigterm_and_sigkill_leave_no_trial_running_and_resume_runs_nothi
     assert len(commands) == 2 and "--resume" not in commands[0] and "--resume" in commands[1]
     assert "resuming after epoch" in log
     epochs = [json.loads(line)["epoch"] for line in (long / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == list(range(1, 9))
+    assert epochs == list(range(1, 41))
     assert [t["status"] for t in read_csv(out / "trials.csv")] == ["completed", "completed"]
 
 
