@@ -25,7 +25,7 @@ Writes OUT/X.npy (N, C, 1, T) float32, y.npy, groups.npy, groups.json, onsets.np
 classes.json (named labels), X.signal.json ({"fs", "channels", "units"}: what the windows are; train.py stores it in
 the checkpoint, infer.py checks new recordings against it). Memory-bounded: the
 windows go straight to a memory-mapped X.npy, a block of recording at a time; OUT appears
-only once complete.
+only once complete. Several signals at their own rates (named recordings, --modality): modalities.py.
 """
 import json
 import os
@@ -100,8 +100,7 @@ def run(args):
     if args.epochs:
         for flag in ("channels", "channel_names", "length", "stride", "labels", "events", "classes", "units", "fs"):
             if getattr(args, flag) is not None:
-                raise UserError(f"--{flag.replace('_', '-')} is for cutting recordings; --epochs takes MNE's epochs "
-                                f"as they are")
+                raise UserError(f"--{flag.replace('_', '-')} is for cutting recordings; --epochs takes MNE's epochs")
     _check_out(args)
     if args.epochs:
         mne = _mne()
@@ -137,8 +136,10 @@ def _check_out(args):
         raise UserError(f"{out}: --out exists and is not an empty directory; give --overwrite to replace its "
                         f"windows, or another --out")
     names = os.listdir(out)
-    others = sorted(set(names) - set(WRITTEN))
-    if not {"X.npy", "X.signal.json"} <= set(names) or others:
+    pairs = {n[:-4] for n in names if n.endswith(".npy") and n[:-4] + ".signal.json" in names}   # X, or modalities
+    ours = {"groups.npy", "groups.json"} <= set(names) and pairs or {"X.npy", "X.signal.json"} <= set(names)
+    others = sorted(set(names) - set(WRITTEN) - {f"{p}{ext}" for p in pairs for ext in (".npy", ".signal.json")})
+    if not ours or others:
         raise UserError(f"{out}: --overwrite replaces only windows written by this tool (X.npy, X.signal.json, ...); "
                         f"this directory holds " + (f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}"
                                                     if others else "no X.npy and X.signal.json") + "; give another --out")
@@ -185,15 +186,7 @@ def _cut(args):
         raise UserError("--recording: a file is given twice (each recording is a group of its own)")
     recs = [Recording(p, args.fs, _split(args.channel_names, "--channel-names"), _split(args.channels, "--channels"),
                       args.units) for p in args.recording]
-    first = recs[0]
-    for r in recs[1:]:
-        if (r.channels and first.channels and len(r.channels) == len(first.channels)
-                and {c.casefold() for c in r.channels} == {c.casefold() for c in first.channels}):
-            r.take_order(first.channels)         # the same montage, named in another order or case
-        if r.fs != first.fs or r.channels != first.channels or len(r.index) != len(first.index):
-            raise UserError(f"{r.path}: its sampling rate or channels differ from {first.path}'s "
-                            f"({r.fs:g} Hz {r.channels or len(r.index)} vs {first.fs:g} Hz "
-                            f"{first.channels or len(first.index)}); pick common ones with --channels")
+    first = same_montage(recs)
     fs = first.fs
     length, stride = int(round(args.length * fs)), int(round((args.stride or args.length) * fs))
     if length < 1 or stride < 1:
@@ -204,6 +197,32 @@ def _cut(args):
     if rounded:
         warn(f"rounded to whole samples at {fs:g} Hz: {'; '.join(rounded)}")
     events = [read_events(p) for p in args.events] if args.events else [r.annotations() for r in recs]
+    named, classes = event_classes(args, events, [r.path for r in recs])
+    plans = _plans(args, recs, events if named else None, classes, length, stride)
+    n = sum(len(s) for s, _ in plans)
+    if n == 0:
+        short = [f"{r.path} ({r.n_samples / fs:g} s)" for r in recs if r.n_samples < length]
+        rest = [r.path for r in recs if r.n_samples >= length]
+        why = ([f"{', '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than --length {args.length:g} s"]
+               if short else []) + ([f"no window of {', '.join(rest)} has a label"] if rest else [])
+        raise UserError(f"no window: {'; '.join(why)}")
+    tmp = args.out.rstrip("/") + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    per_block = max(1, BLOCK_BYTES // (8 * len(first.index) * max(stride, length)))
+    write_windows(os.path.join(tmp, "X.npy"), (n, len(first.index), 1, length),
+                  [(r, starts) for r, (starts, _) in zip(recs, plans)], per_block)
+    y = None if plans[0][1] is None else np.concatenate([yk for _, yk in plans])
+    groups = np.concatenate([np.full(len(s), k, np.int64) for k, (s, _) in enumerate(plans)])
+    signal = {"fs": fs, "channels": first.channels, "units": first.units or args.units}
+    onsets = np.concatenate([s / fs for s, _ in plans])          # float64 seconds from each recording's start
+    return _write(args.out, None, y, groups, classes, [os.path.basename(r.path) for r in recs], signal, tmp,
+                  onsets=onsets)
+
+
+def event_classes(args, events, paths):
+    """Each recording's events (its --events CSV or annotations) -> (whether the labels are named
+    events, the class names in class order or None): --classes checked against the events' names."""
     named = not args.labels and any(events)
     if args.classes and not named:
         raise UserError("--classes picks event names: give --events, or recordings with annotations")
@@ -215,41 +234,42 @@ def _cut(args):
         raise UserError(f"--classes: no event is named {', '.join(sorted(set(classes) - set(found)))} "
                         f"(the events: {', '.join(found)})")
     if named:
-        for r, ev in zip(recs, events):
+        for r, ev in zip(paths, events):
             if not any(e[2] in classes for e in ev):
-                warn(f"{r.path}: no event of the classes ({', '.join(classes)}): none of its windows is kept")
+                warn(f"{r}: no event of the classes ({', '.join(classes)}): none of its windows is kept")
+    return named, classes
 
-    plans = _plans(args, recs, events if named else None, classes, length, stride)
-    n = sum(len(s) for s, _ in plans)
-    if n == 0:
-        short = [f"{r.path} ({r.n_samples / fs:g} s)" for r in recs if r.n_samples < length]
-        rest = [r.path for r in recs if r.n_samples >= length]
-        why = [f"{', '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than --length {args.length:g} s"
-               ] if short else []
-        why += [f"no window of {', '.join(rest)} has a label"] if rest else []
-        raise UserError(f"no window: {'; '.join(why)}")
-    tmp = args.out.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    per_block = max(1, BLOCK_BYTES // (8 * len(first.index) * max(stride, length)))
-    with open(os.path.join(tmp, "X.npy"), "wb") as f:       # appended block by block: no page of X stays resident
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
-                                                 "shape": (n, len(first.index), 1, length)})
-        for r, (starts, _) in zip(recs, plans):
+
+def same_montage(recs, what="--channels"):
+    """Recordings of one montage: the same rate and channels (another order or case of the same
+    names is taken in the first's) -> the first; else one line naming the odd one."""
+    first = recs[0]
+    for r in recs[1:]:
+        if (r.channels and first.channels and len(r.channels) == len(first.channels)
+                and {c.casefold() for c in r.channels} == {c.casefold() for c in first.channels}):
+            r.take_order(first.channels)         # the same montage, named in another order or case
+        if r.fs != first.fs or r.channels != first.channels or len(r.index) != len(first.index):
+            raise UserError(f"{r.path}: its sampling rate or channels differ from {first.path}'s "
+                            f"({r.fs:g} Hz {r.channels or len(r.index)} vs {first.fs:g} Hz "
+                            f"{first.channels or len(first.index)}); pick common ones with {what}")
+    return first
+
+
+def write_windows(path, shape, parts, per_block):
+    """Windows (N, C, 1, T) float32 written to path from parts [(recording, starts in samples)]: the
+    header, then per_block windows at a time appended (no page of a recording or of them stays resident)."""
+    length = shape[-1]
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        for r, starts in parts:
             for b in range(0, len(starts), per_block):
                 s = starts[b:b + per_block]
                 block = r.read(int(s[0]), int(s[-1]) + length)                 # (C, span)
                 if not np.isfinite(block).all():
-                    raise UserError(f"{r.path}: holds NaN or Inf (around {s[0] / fs:.1f} s)")
+                    raise UserError(f"{r.path}: holds NaN or Inf (around {s[0] / r.fs:.1f} s)")
                 view = np.lib.stride_tricks.sliding_window_view(block, length, axis=1)[:, s - s[0]]   # (C, k, T)
                 np.ascontiguousarray(view.transpose(1, 0, 2), dtype="<f4").tofile(f)
                 r.release()
-    y = None if plans[0][1] is None else np.concatenate([yk for _, yk in plans])
-    groups = np.concatenate([np.full(len(s), k, np.int64) for k, (s, _) in enumerate(plans)])
-    signal = {"fs": fs, "channels": first.channels, "units": first.units or args.units}
-    onsets = np.concatenate([s / fs for s, _ in plans])          # float64 seconds from each recording's start
-    return _write(args.out, None, y, groups, classes, [os.path.basename(r.path) for r in recs], signal, tmp,
-                  onsets=onsets)
 
 
 def _plans(args, recs, events, classes, length, stride):
@@ -277,7 +297,7 @@ def _plans(args, recs, events, classes, length, stride):
     return plans
 
 
-# every file _write may write (what --overwrite may replace)
+# every file _write may write (what --overwrite may replace, with each modality's NAME.npy and NAME.signal.json)
 WRITTEN = ("X.npy", "y.npy", "groups.npy", "onsets.npy", "groups.json", "X.signal.json", "classes.json")
 
 
@@ -289,12 +309,22 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=Non
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         np.save(os.path.join(tmp, "X.npy"), X)
+    finish(out, tmp, y, groups, classes, group_names, {"X": signal}, onsets)
+    shape = np.load(os.path.join(out, "X.npy"), mmap_mode="r").shape
+    return (f"{out}: X {shape} (N, C, F, T) at {signal['fs']:g} Hz from {len(group_names)} recording(s)"
+            + per_class(y, classes))
+
+
+def finish(out, tmp, y, groups, classes, group_names, signals, onsets=None):
+    """The shared files (y, groups, onsets, groups.json, classes.json) and NAME.signal.json for each
+    of signals {NAME: signal} written into tmp beside the windows, then tmp renamed to OUT."""
     if y is not None:
         np.save(os.path.join(tmp, "y.npy"), y)
     np.save(os.path.join(tmp, "groups.npy"), groups)
     if onsets is not None:
         np.save(os.path.join(tmp, "onsets.npy"), np.asarray(onsets, np.float64))
-    files = {"groups.json": group_names, "X.signal.json": {**dict.fromkeys(contract.KEYS), **signal}}
+    files = {"groups.json": group_names,
+             **{f"{name}.signal.json": {**dict.fromkeys(contract.KEYS), **sig} for name, sig in signals.items()}}
     if classes:
         files["classes.json"] = classes
     for name, obj in files.items():
@@ -309,9 +339,12 @@ def _write(out, X, y, groups, classes, group_names, signal, tmp=None, onsets=Non
         os.rmdir(out)                               # checked empty
     os.rename(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
-    shape = np.load(os.path.join(out, "X.npy"), mmap_mode="r").shape
-    counts = "" if y is None else " | windows per class " + ", ".join(
+
+
+def per_class(y, classes):
+    """The summary line's end: windows per class, the class names, or that there are no labels."""
+    if y is None:
+        return " | no labels (y.npy not written)"
+    counts = " | windows per class " + ", ".join(
         f"{(classes or range(int(y.max()) + 1))[c] if classes else c}: {int((y == c).sum())}" for c in np.unique(y))
-    return (f"{out}: X {shape} (N, C, F, T) at {signal['fs']:g} Hz from {len(group_names)} recording(s)"
-            + counts + (f" | classes.json: {', '.join(classes)}" if classes else "") + ("" if y is not None else
-                                                                                       " | no labels (y.npy not written)"))
+    return counts + (f" | classes.json: {', '.join(classes)}" if classes else "")
