@@ -119,6 +119,8 @@ def test_modalities_of_one_mne_file_at_their_own_rates(tmp_path, capsys):
     (lambda d, a: [*a, "--resample", "32"], ["--resample NAME=HZ: name the modality"]),
     (lambda d, a: [*a, "--modality", "acc=x"], ["--modality picks channels of each recording"]),
     (lambda d, a: [*a, "--labels", d / "e1.csv"], ["--labels: give one per session (2), got 1"]),
+    (lambda d, a: [*a[:4], f"acc={d / 's01_acc.npy'}", *a[5:]], ["--recording: a file is given twice"]),
+    (lambda d, a: ["--modality", "ppg=ppg", *a[5:]], ["--modality picks channels of recordings: give them"]),
     (lambda d, a: [x.replace("ppg=", "y=") for x in map(str, a)], ["modality y: a name of its own"]),
 ])
 def test_modality_mistakes_are_one_line_and_write_nothing(wrist, capsys, change, needles):

@@ -19,9 +19,9 @@ Window i of a session covers [i*stride, i*stride + length) seconds in every moda
 and --stride must be whole numbers of samples at every modality's rate (else one line naming
 it). A session whose modalities' durations differ by a sample of the slowest or more is cut to
 the shortest (said in a warning). Labels are at the first modality's rate (the first name of
---recording or --modality): --labels, per session an integer array (T_total,) of the first
-modality's samples; --events in seconds; else the annotations of the first modality's file; a
-window's label is that of the first modality's samples of it (--label-rule).
+--recording or --modality, after --resample): --labels, per session an integer array (T_total,)
+of the first modality's samples; --events in seconds; else the annotations of the first
+modality's file; a window's label is that of the first modality's samples of it (--label-rule).
 
 Writes OUT/NAME.npy (N, C_m, 1, T_m) float32 and OUT/NAME.signal.json ({"fs", "channels",
 "units"}) per modality, and, as for one signal (windows.py), y.npy, groups.npy, groups.json (each
@@ -114,6 +114,8 @@ def run(args):
         return windows.run(one)
     if args.epochs:
         raise UserError("--epochs takes MNE's epochs as they are; modalities are cut from --recording")
+    if not recordings:
+        raise UserError("--modality picks channels of recordings: give them, --recording PATH...")
     sessions, names = _sessions(args, recordings)
     checked = copy.copy(args)
     checked.recording = sorted({r.path for s in sessions for r in s.values()})
@@ -164,8 +166,8 @@ def _sessions(args, recordings):
     if clash:
         raise UserError(f"modality {clash[0]}: a name of its own (not y, groups or onsets; not another's but for case)")
     n = len(paths[names[0]])
-    if len(set(map(os.path.realpath, paths[names[0]]))) != n:
-        raise UserError("--recording: a file is given twice (each session is a group of its own)")
+    if len({os.path.realpath(path) for _, path in recordings}) != len(recordings):
+        raise UserError("--recording: a file is given twice (each recording is one modality of one session)")
     sessions = [{m: Recording(paths[m][k], fs[m], windows._split(channel_names[m], "--channel-names"),
                               windows._split(pick[m], "--channels" if not args.modality else "--modality"), units[m])
                  for m in names} for k in range(n)]
