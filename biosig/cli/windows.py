@@ -23,9 +23,9 @@ def get_args_parser():
                    "the new ones are written beside it and swapped in once complete")
     p.add_argument("--fs", nargs="+", action="extend", metavar="HZ", help="sampling rate in Hz (.npy recordings; "
                    "checked for others); modalities: NAME=HZ each (or NAME=HZ,NAME=HZ)")
-    p.add_argument("--channel-names", nargs="+", action="extend", help="names of a .npy recording's channels, "
-                   "comma-separated; modalities: NAME=A,B each")
-    p.add_argument("--channels", nargs="+", action="extend", help="use these channels, in this order "
+    p.add_argument("--channel-names", nargs="+", action="extend", metavar="A,B", help="names of a .npy recording's "
+                   "channels, comma-separated; modalities: NAME=A,B each")
+    p.add_argument("--channels", nargs="+", action="extend", metavar="A,B", help="use these channels, in this order "
                    "(comma-separated names); modalities: NAME=A,B each")
     p.add_argument("--length", type=positive_float, help="window length in seconds")
     p.add_argument("--stride", type=positive_float, help="seconds between window starts (default: --length)")
