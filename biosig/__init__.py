@@ -5,7 +5,7 @@ T frames. The folders are what a user does, bottom to top; each imports only fro
 below it, as its own docstring says (tests/test_imports.py checks it, and that there is no
 import cycle):
 
-  leaves    errors, atomic, threads, declare, device, checkpoint, normalize, version: small
+  leaves    errors, atomic, threads, declare, device, checkpoint, normalize, version, named: small
             shared modules that import only each other
   signals/  signals in, with their rate and channels: recordings, windows, band power
   data/     windows and targets from .npy or parquet, checked and split (numpy, no torch)

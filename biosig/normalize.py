@@ -20,7 +20,10 @@ def make_spec(normalize=False, mean=None, std=None):
 
 
 def apply(x, spec):
-    """x: (B, C, F, T) float tensor -> preprocessed (B, C, F, T)."""
+    """x: (B, C, F, T) float tensor -> preprocessed (B, C, F, T). Several inputs: x {name: (B, C, F,
+    T)} and spec {"inputs": {name: spec}}, each input by its own."""
+    if "inputs" in spec:
+        return {k: apply(v, spec["inputs"][k]) for k, v in x.items()}
     if spec.get("mean") is not None:
         mean = torch.tensor(spec["mean"], dtype=x.dtype, device=x.device)[None, :, :, None]
         std = torch.tensor(spec["std"], dtype=x.dtype, device=x.device)[None, :, :, None]
@@ -45,12 +48,17 @@ def per_frame(spec):
 
 def fitted_spec(X, train_idx, normalize=False, standardize=False):
     """The spec of a run (or of one cross-validation fold) whose training windows are X[train_idx]:
-    --standardize statistics from those windows only, so nothing of validation leaks in."""
+    --standardize statistics from those windows only, so nothing of validation leaks in. Several
+    inputs (X a dict): {"inputs": {name: its spec}}."""
+    if isinstance(X, dict):
+        return {"inputs": {k: fitted_spec(v, train_idx, normalize, standardize) for k, v in X.items()}}
     mean, std = channel_stats(X, train_idx) if standardize else (None, None)
     return make_spec(normalize=normalize, mean=mean, std=std)
 
 
 def describe(spec):
+    if "inputs" in spec:
+        return describe(next(iter(spec["inputs"].values()))) + " (each input by its own)"
     parts = []
     if spec.get("mean") is not None:
         parts.append(f"the standardization of --init {spec['from']}" if spec.get("from") else

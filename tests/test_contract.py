@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from biosig.models import MODELS
+from biosig.models import MODELS as REGISTERED
 from biosig.tasks import TASKS
 from conftest import assert_user_error, run_here, slow_after, slow_except
+
+# models of one input; the fusion models (several inputs) are tested in tests/test_fusion.py
+MODELS = {n: m for n, m in REGISTERED.items() if not getattr(m, "multi_input", False)}
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 

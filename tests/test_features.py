@@ -9,7 +9,10 @@ which sums in another order than over one frame (TCN.forward), so head(features(
 import pytest
 import torch
 
-from biosig.models import MODELS, build_model
+from biosig.models import MODELS as REGISTERED, build_model
+
+# models of one input; the fusion models (several inputs) are tested in tests/test_fusion.py
+MODELS = {n: m for n, m in REGISTERED.items() if not getattr(m, "multi_input", False)}
 
 C, F, T, K, B = 3, 2, 64, 4, 5
 SMALL = {"minirocket": {"features": 168}, "multirocket": {"features": 168}, "hydra": {"g": 4, "k": 2},

@@ -43,30 +43,39 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   model.export_module()   optional: an equivalent forward that torch.export can trace, when the
                           model's own cannot
 
-Adding a model: one file here with its class, and one line in MODELS.
+Models of several inputs (fusion.py, perceiver.py: multi_input = True) take a dict of modalities instead:
+  Model(modalities, n_outputs, drop, **options)   modalities {name: {"n_elec", "n_bands", "n_times"}}
+  model.forward(x), features(x)   x {name: (B, C_m, F_m, T_m)}; a name left out is a missing sensor
+  model.modalities_problem({name: (C, F, T)})   why those inputs will not fit (or None)
+
+Adding a model: one file here with its class, and one line in registry.py's ENCODERS.
 
 May import: leaves.
 """
-from .eeg2arm import EEG2Arm
-from .eegnet import EEGNet
-from .hydra import Hydra
-from .inception import Inception
-from .minirocket import MiniRocket
-from .multirocket import MultiRocket
-from .resnet1d import ResNet1D
-from .rockethydra import RocketHydra
-from .shallow import ShallowConvNet
-from .tangent import TangentSpace
-from .tcn import TCN
+from .fusion import EarlyFusion, LateFusion
+from .perceiver import AttentionFusion
+from .registry import ENCODERS
 
 # the model of the EEG2Arm guide's command form, and the default: see docs/training.md, "The default recipe"
 GUIDE_MODEL = "eeg2arm"
 DEFAULT_MODEL = "auto"         # not a model: biosig/training/auto.py picks one by cross-validation
-MODELS = {m.name: m for m in (EEG2Arm, EEGNet, ShallowConvNet, ResNet1D, Inception, TCN, MiniRocket,
-                              TangentSpace, Hydra, MultiRocket, RocketHydra)}
+DEFAULT_FUSION = "fusion-late"  # several named inputs without --model (docs/fusion.md)
+MODELS = {**ENCODERS, **{m.name: m for m in (EarlyFusion, LateFusion, AttentionFusion)}}
 
 
 def build_model(config):
     """config: {"name": ..., **constructor kwargs} -> nn.Module."""
     kwargs = {k: v for k, v in config.items() if k != "name"}
     return MODELS[config["name"]](**kwargs)
+
+
+def input_problem(model, shape):
+    """Why windows of `shape` ((B, C, F, T), or {name: (B, C, F, T)} for several inputs) will not
+    fit `model`, or None."""
+    if isinstance(shape, dict):
+        if not getattr(model, "multi_input", False):
+            return f"model {model.config['name']} takes one input; got several ({', '.join(shape)})"
+        return model.modalities_problem({k: tuple(v[1:]) for k, v in shape.items()})
+    if getattr(model, "multi_input", False):
+        return f"model {model.config['name']} takes the inputs {', '.join(model.config['modalities'])}, by name"
+    return model.input_problem(*shape[1:])

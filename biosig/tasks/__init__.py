@@ -42,6 +42,9 @@ and an instance has
 and example_data(n, c, f, t, seed) -> (X, y or None) with real signal, so that the contract test
 (tests/test_contract.py) trains every registered model on every task it accepts.
 
+Several targets at once: multi.py's MultiTask holds one member task per target and speaks this
+contract for them all (built by build_task from its config, never chosen by --task).
+
 Adding a task: one file here with its class, and one line in TASKS.
 
 metrics.py holds the metrics (numpy) the tasks report.
@@ -49,6 +52,7 @@ metrics.py holds the metrics (numpy) the tasks report.
 May import: leaves, models.
 """
 from .classification import Classification
+from .multi import MultiTask, member_tasks
 from .pretrain import Pretrain
 from .regression import Regression
 from .segmentation import Segmentation
@@ -57,7 +61,9 @@ TASKS = {t.name: t for t in (Classification, Regression, Segmentation, Pretrain)
 
 
 def build_task(config):
-    """The checkpoint's task entry {"name": ..., **kwargs} -> Task."""
+    """The checkpoint's task entry {"name": ..., **kwargs} -> Task (several targets: MultiTask)."""
+    if config["name"] == MultiTask.name:
+        return MultiTask.from_config(config, build_task)
     kwargs = {k: v for k, v in config.items() if k != "name"}
     return TASKS[config["name"]](**kwargs)
 

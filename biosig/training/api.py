@@ -45,7 +45,7 @@ def train(x=None, y=None, model=None, **flags):
         parser = train_parser()
         args = parse(parser, argv)
         if args.model == "help":
-            from .auto import describe_models
+            from .recipe import describe_models
             print(describe_models())
             return None
         import numpy as np

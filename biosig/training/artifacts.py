@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from .. import checkpoint, normalize as preprocess
+from .. import checkpoint, named, normalize as preprocess
 from ..atomic import write_json
 from ..version import __version__
 from ..report import run as report
@@ -25,7 +25,7 @@ def run_record(cfg, ctx, device, data, fitting, preprocess_spec):
                                 "monitor": cfg.monitor, "mode": cfg.mode, "world_size": ctx.world,
                                 "global_batch": flags.batch,
                                 **({"batch_given": data["batch_given"]} if "batch_given" in data else {}),
-                                "data_shape": list(data["shape"]), "task": task.config,
+                                "data_shape": named.each(list, data["shape"]), "task": task.config,
                                 "model": dict(fitting.model.config), "n_params": n_params(fitting),
                                 "split": data["split"], "preprocess": preprocess_spec},
                    "versions": {"biosig": __version__, "torch": torch.__version__, "numpy": np.__version__,
@@ -53,7 +53,9 @@ def split_line(split, task):
 def start_lines(cfg, ctx, device, data, fitting, preprocess_spec):
     """The start-up lines: the data, the model, --init's tensors, the run directory, a solved head."""
     flags, task, split = cfg.flags, data["task"], data["split"]
-    lines = [f"data: {flags.x} {tuple(data['shape'])} -> {task} | {split_line(split, task)}"
+    shown = (", ".join(f"{k}={p} {data['shape'][k]}" for k, p in flags.x.items()) if isinstance(flags.x, dict)
+             else f"{flags.x} {tuple(data['shape'])}")
+    lines = [f"data: {shown} -> {task} | {split_line(split, task)}"
              + (f" | test {split['test']['windows']}" if "test" in split else ""),
              f"model: {flags.model} ({cfg.why_model}; {n_params(fitting):,} parameters) on {device}, {cfg.threads} | "
              f"amp {cfg.amp} | global batch {flags.batch}"
@@ -121,10 +123,11 @@ class EpochWriter:
         if not self.ctx.is_main:
             return
         runs.append_jsonl(metrics_path(flags), row)
-        n, c, f, t = data["shape"]
-        payload = checkpoint.model_payload(fitting.model, data["task"], [1, c, f, t], self.preprocess_spec, epoch,
+        example = named.each(lambda s: [1, *s[1:]], data["shape"])        # [1, C, F, T] (each input's)
+        signal = {"inputs": data["signal"]} if isinstance(data["shape"], dict) else data["signal"]
+        payload = checkpoint.model_payload(fitting.model, data["task"], example, self.preprocess_spec, epoch,
                                            plain(val), data["channels"], network_state(fitting.net, fitting.model),
-                                           data["ledger"], data["signal"])
+                                           data["ledger"], signal)
         if is_best:
             checkpoint.atomic_save(payload, flags.save)
         totals["wall_s"] = fitting.prior["wall_s"] + (time.time() - self.wall_start)

@@ -16,6 +16,8 @@ exactly what the uninterrupted one drew, and turning augmentation on leaves drop
 import numpy as np
 import torch
 
+from .. import named
+
 AUGMENTS = ("shift", "scale", "noise", "chandrop", "mixup")
 SHIFT, SCALE, NOISE, CHANDROP, MIXUP_ALPHA = 0.1, 0.2, 0.1, 0.1, 0.2
 
@@ -27,37 +29,50 @@ class Mix:
         self.perm, self.lam = perm, lam
 
     def loss_sum(self, task, outputs, targets):
-        return self.lam * task.loss_sum(outputs, targets) + (1 - self.lam) * task.loss_sum(outputs, targets[self.perm])
+        return self.lam * task.loss_sum(outputs, targets) + (1 - self.lam) * task.loss_sum(outputs,
+                                                                                           named.take(targets, self.perm))
 
 
 def augment(x, names, gen):
-    """x (B, C, F, T) training batch, names from AUGMENTS, gen a CPU torch.Generator ->
-    (x' (B, C, F, T), Mix or None). x itself is not modified."""
-    b, c, _, t = x.shape
-
-    def draw(*shape):
-        return torch.rand(*shape, generator=gen).to(x.device)
-
-    if "shift" in names:
-        most = max(1, int(t * SHIFT))
-        shift = torch.randint(-most, most + 1, (b,), generator=gen).to(x.device)
-        source = torch.arange(t, device=x.device)[None] - shift[:, None]          # (B, T): frame read from
-        inside = ((source >= 0) & (source < t)).to(x.dtype)
-        index = source.clamp(0, t - 1)[:, None, None, :].expand_as(x)
-        x = x.gather(3, index) * inside[:, None, None, :]
-    if "scale" in names:
-        x = x * torch.exp((draw(b) * 2 - 1) * SCALE).to(x.dtype)[:, None, None, None]
-    if "noise" in names:
-        sd = x.std(dim=3, keepdim=True)
-        x = x + torch.randn(x.shape, generator=gen).to(x.device, x.dtype) * sd * NOISE
-    if "chandrop" in names:
-        x = x * (draw(b, c) >= CHANDROP).to(x.dtype)[:, :, None, None]
+    """x (B, C, F, T) training batch (several inputs: {name: (B, C_m, F_m, T_m)}), names from
+    AUGMENTS, gen a CPU torch.Generator -> (x', Mix or None). x itself is not modified. Several
+    inputs move together: one shift (as a share of the window), one scale factor, one mixup per
+    window; noise and dropped channels are each input's own."""
+    inputs = x if isinstance(x, dict) else {"": x}
+    b = named.rows(x)
+    t0 = named.first(x).shape[-1]
+    most = max(1, int(t0 * SHIFT))
+    # frames of the first input; the others move by as many seconds
+    shift = torch.randint(-most, most + 1, (b,), generator=gen) if "shift" in names else None
+    scale = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * SCALE) if "scale" in names else None
+    out = {}
+    for key, v in inputs.items():
+        if shift is not None:
+            v = _shift(v, shift if v.shape[-1] == t0 else torch.round(shift * v.shape[-1] / t0).long())
+        if scale is not None:
+            v = v * scale.to(v.device, v.dtype)[:, None, None, None]
+        if "noise" in names:
+            sd = v.std(dim=3, keepdim=True)
+            v = v + torch.randn(v.shape, generator=gen).to(v.device, v.dtype) * sd * NOISE
+        if "chandrop" in names:
+            v = v * (torch.rand(b, v.shape[1], generator=gen).to(v.device) >= CHANDROP).to(v.dtype)[:, :, None, None]
+        out[key] = v
     mix = None
     if "mixup" in names:
-        perm = torch.randperm(b, generator=gen).to(x.device)
+        perm = torch.randperm(b, generator=gen)
         lam = float(np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen))).beta(MIXUP_ALPHA,
                                                                                                   MIXUP_ALPHA))
         lam = max(lam, 1 - lam)
-        x = lam * x + (1 - lam) * x[perm]
-        mix = Mix(perm, lam)
-    return x, mix
+        out = {k: lam * v + (1 - lam) * v[perm.to(v.device)] for k, v in out.items()}
+        mix = Mix(perm.to(named.first(x).device), lam)
+    return (out if isinstance(x, dict) else out[""]), mix
+
+
+def _shift(x, shift):
+    """x (B, C, F, T) moved in time by shift (B,) frames."""
+    t = x.shape[-1]
+    shift = shift.to(x.device)
+    source = torch.arange(t, device=x.device)[None] - shift[:, None]          # (B, T): frame read from
+    inside = ((source >= 0) & (source < t)).to(x.dtype)
+    index = source.clamp(0, t - 1)[:, None, None, :].expand_as(x)
+    return x.gather(3, index) * inside[:, None, None, :]

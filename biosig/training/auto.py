@@ -62,15 +62,14 @@ import time
 import numpy as np
 import torch
 
-from . import distributed, options
+from . import distributed
 from .build import fit_head_to_data, fit_to_data, head_data, model_config, training_parts
 from .. import normalize
 from ..data import kfold_indices
 from .batches import Windows, on_device
 from ..errors import UserError
 from .loop import EarlyStopping, evaluate, fit, limit_batches
-from ..models import DEFAULT_MODEL, GUIDE_MODEL, MODELS, build_model
-from ..tasks import TASKS
+from ..models import MODELS, build_model
 
 CANDIDATES = ("minirocket", "tangent", "eegnet")
 # a task that no candidate can learn (per-frame labels, pretraining) gets the first of these it can
@@ -295,51 +294,3 @@ def choose_model(flags, explicit, data, device, amp, ctx, log):
               "sample": {"windows": len(idx), "of": len(train_idx), "how": how},
               "seconds": seconds, "seconds_total": round(time.perf_counter() - started, 2), "chosen": best}
     return best, record
-
-
-def describe_models():
-    """`train.py --model help`: every registered model, what it is, its recipe, options and defaults."""
-    lines = [f"auto: the better of {', '.join(CANDIDATES)} by "
-             f"{FOLDS}-fold cross-validation on the training windows, then trained on all of them (biosig/training/auto.py)"
-             f"{' [the default]' if DEFAULT_MODEL == 'auto' else ''}"]
-    for name, cls in sorted(MODELS.items()):
-        doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        tag = " [the default]" if name == DEFAULT_MODEL else " [the guide's command form]" if name == GUIDE_MODEL else ""
-        lines.append(f"{name}: {doc[0] if doc else ''}{tag}")
-        lines.append(f"  recipe: {' '.join(cls.recipe) or 'train.py defaults'}")
-        for opt in cls.options:
-            how = f"{opt.flag} or " if opt.flag else ""
-            lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
-    lines.append("every model: --drop (dropout). A recipe fills in the options not given on the command line.")
-    return "\n".join(lines)
-
-
-
-def with_recipe(flags, explicit):
-    """A new run's model and recipe. No --model: the guide's model when the command has the
-    guide's form (--elec, --bands or one of that model's own flags), else the default model.
-    Then the model's recipe (Model.recipe, train.py flags) sets every option the command line
-    did not give. flags: biosig.training.resolve.Flags -> (flags with the model and its recipe,
-    a few words on why this model, for the log)."""
-    why, model = "--model", flags.model
-    if model is None:
-        guide = [f"--{k}" for k in ("elec", "bands") if k in explicit]
-        guide += [o.flag for o in MODELS[GUIDE_MODEL].options if o.flag and o.key in explicit]
-        model = GUIDE_MODEL if guide else DEFAULT_MODEL
-        why = f"the guide's command form ({guide[0]})" if guide else "the default"
-    if model == "auto":
-        if flags.model_kwargs:
-            raise UserError("--model-kwargs needs a --model NAME: --model auto tries several models "
-                            f"({', '.join(CANDIDATES)})")
-        # auto's own recipe goes with its cross-validation; a task with one candidate has none
-        recipe = RECIPE if len(fitting(TASKS[flags.task])) > 1 else ()
-    else:
-        recipe = MODELS[model].recipe
-    changes = {"model": model}
-    if recipe:
-        parser = options.train_parser()
-        values = vars(parser.parse_args(list(recipe)))
-        for key in options.explicit_options(parser, list(recipe)):
-            if key not in explicit:
-                changes[key] = values[key]
-    return flags.with_(**changes), why

@@ -2,9 +2,12 @@
 import numpy as np
 import torch
 
+from .. import named
+
 
 class Windows:
-    """Rows of X (maybe memory-mapped) and their labels, served as batches.
+    """Rows of X (maybe memory-mapped) and their labels, served as batches. X may be several
+    inputs and y several targets, {name: array} each (biosig.named): a batch is then such dicts.
 
     A batch is one sorted fancy-index read `X[idx]`, far cheaper than N per-sample reads
     through a Dataset and collate. With workers > 0, batches are read in worker processes
@@ -13,7 +16,7 @@ class Windows:
 
     def __init__(self, X, y, indices):
         self.X, self.y, self.indices = X, y, np.asarray(indices)
-        self.path = X.filename if isinstance(X, np.memmap) else None
+        self.path = named.each(lambda a: a.filename if isinstance(a, np.memmap) else None, X)
 
     def __len__(self):
         return len(self.indices)
@@ -21,20 +24,26 @@ class Windows:
     def read(self, positions):
         """Windows at `positions` (into self.indices) -> (x (B, C, F, T) float32, y (B,))."""
         rows = np.sort(self.indices[positions])
-        x = np.ascontiguousarray(self.X[rows], dtype=np.float32)
-        y = self.y[rows] if self.y is not None else np.zeros(len(rows), np.int64)
-        return torch.from_numpy(x), torch.from_numpy(np.asarray(y))
+        x = named.each(lambda a: torch.from_numpy(np.ascontiguousarray(a[rows], dtype=np.float32)), self.X)
+        y = named.each(lambda a: torch.from_numpy(np.asarray(a[rows])), self.y) if self.y is not None \
+            else torch.zeros(len(rows), dtype=torch.int64)
+        return x, y
 
-    def __getstate__(self):  # sent to DataLoader workers: reopen the memmap there
+    def __getstate__(self):  # sent to DataLoader workers: reopen the memmaps there
         state = dict(self.__dict__)
-        if self.path is not None:
-            state["X"] = None
+        state["X"] = named.each(lambda a: None if isinstance(a, np.memmap) else a, self.X)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if self.X is None:
-            self.X = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        self.X = _reopen(self.X, self.path)
+
+
+def _reopen(X, path):
+    """The arrays a worker was sent, memmaps (None) opened again from their paths."""
+    if isinstance(X, dict):
+        return {k: _reopen(v, path[k]) for k, v in X.items()}
+    return np.load(path, mmap_mode="r", allow_pickle=False) if X is None else X
 
 
 class DeviceWindows:
@@ -45,15 +54,20 @@ class DeviceWindows:
     def __init__(self, windows, device, chunk_bytes=64 << 20):
         self.rows = np.unique(windows.indices)            # sorted: row -> its place here
         self.indices = windows.indices
-        shape = windows.X.shape[1:]
-        per = max(1, chunk_bytes // (4 * int(np.prod(shape))))
-        self.X = torch.empty((len(self.rows), *shape), dtype=torch.float32, device=device)
-        for s in range(0, len(self.rows), per):          # bounded host memory for a memmapped X
-            part = np.ascontiguousarray(windows.X[self.rows[s:s + per]], dtype=np.float32)
-            self.X[s:s + per] = torch.from_numpy(part).to(device)
-        y = windows.y[self.rows] if windows.y is not None else np.zeros(len(self.rows), np.int64)
-        self.y = torch.from_numpy(np.asarray(y)).to(device)
+        self.X = named.each(lambda a: self._copy(a, device, chunk_bytes), windows.X)
+        y = named.each(lambda a: torch.from_numpy(np.asarray(a[self.rows])).to(device), windows.y) \
+            if windows.y is not None else torch.zeros(len(self.rows), dtype=torch.int64, device=device)
+        self.y = y
         self.device = torch.device(device)
+
+    def _copy(self, X, device, chunk_bytes):
+        shape = X.shape[1:]
+        per = max(1, chunk_bytes // (4 * int(np.prod(shape))))
+        out = torch.empty((len(self.rows), *shape), dtype=torch.float32, device=device)
+        for s in range(0, len(self.rows), per):          # bounded host memory for a memmapped X
+            part = np.ascontiguousarray(X[self.rows[s:s + per]], dtype=np.float32)
+            out[s:s + per] = torch.from_numpy(part).to(device)
+        return out
 
     def __len__(self):
         return len(self.indices)
@@ -64,7 +78,7 @@ class DeviceWindows:
         if self.device.type == "cuda":      # from pageable memory, a copy would wait for the GPU to finish
             places = places.pin_memory()
         places = places.to(self.device, non_blocking=True)
-        return self.X[places], self.y[places]
+        return named.take(self.X, places), named.take(self.y, places)
 
 
 RESIDENT_SHARE = 0.25       # a data set is copied to the GPU when it takes at most this share of its free memory
@@ -75,7 +89,9 @@ def on_device(windows, device, workers=0):
     (workers 0) and the windows fit in RESIDENT_SHARE of the GPU's free memory; else as they are."""
     if windows is None or device.type != "cuda" or workers > 0:
         return windows
-    nbytes = len(windows) * 4 * int(np.prod(windows.X.shape[1:]))     # at most: rows may repeat
+    per_window = sum(int(np.prod(a.shape[1:])) for a in
+                     (windows.X.values() if isinstance(windows.X, dict) else [windows.X]))
+    nbytes = len(windows) * 4 * per_window     # at most: rows may repeat
     if nbytes > RESIDENT_SHARE * torch.cuda.mem_get_info(device)[0]:
         return windows
     return DeviceWindows(windows, device)

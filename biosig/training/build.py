@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import normalize as preprocess
+from .. import named, normalize as preprocess
 from ..errors import UserError, warn
-from ..models import MODELS, build_model
+from ..models import MODELS, build_model, input_problem
 from ..tasks import load_network_state
 from . import distributed, init, options
 from .batches import Windows, on_device, shard_range
@@ -25,9 +25,14 @@ from .schedule import make_scheduler
 
 def model_config(flags, shape, n_outputs):
     """The model's config dict: data shape, the task's output size, --drop, and the model's own
-    options (its flags, --model-kwflags, or its defaults)."""
+    options (its flags, --model-kwargs, or its defaults). Several inputs (shape {name: (N, C, F,
+    T)}): a fusion model's, with every input's (C, F, T)."""
     cls = MODELS[flags.model]
     values = options.model_options(flags)
+    if isinstance(shape, dict):
+        modalities = {k: {"n_elec": v[1], "n_bands": v[2], "n_times": v[3]} for k, v in shape.items()}
+        config = {"name": flags.model, "modalities": modalities, "n_outputs": n_outputs, "drop": flags.drop, **values}
+        return cls.resolve_options(config)
     _, c, f, t = shape
     config = {"name": flags.model, "n_elec": c, "n_bands": f, "n_outputs": n_outputs, "drop": flags.drop, **values}
     if getattr(cls, "fixed_frames", False):        # built for one window length
@@ -76,17 +81,20 @@ def head_data(model, task, train_set, preprocess_spec, ctx, device):
     are gathered on every rank."""
     lo, hi = shard_range(len(train_set), ctx.rank, ctx.world)
     feats, targets = [], []
+    def on_device(a):
+        return a.to(device)
     for start in range(lo, hi, HEAD_BATCH):
         x, y = train_set.read(np.arange(start, min(start + HEAD_BATCH, hi)))
-        x, y = task.batch(preprocess.apply(x.to(device), preprocess_spec), y.to(device))
+        x, y = task.batch(preprocess.apply(named.each(on_device, x), preprocess_spec), named.each(on_device, y))
         with torch.autocast(device.type, enabled=False):
             feats.append(model.head_features(x).float())
         targets.append(y)
     if not feats:               # a rank with no window: empty rows of the right shape for the gather
         x, y = train_set.read(np.arange(1))
-        x, y = task.batch(preprocess.apply(x.to(device), preprocess_spec), y.to(device))
-        feats, targets = [model.head_features(x).float()[:0]], [y[:0]]
-    return distributed.gather_rows(torch.cat(feats), ctx), distributed.gather_rows(torch.cat(targets), ctx)
+        x, y = task.batch(preprocess.apply(named.each(on_device, x), preprocess_spec), named.each(on_device, y))
+        feats, targets = [model.head_features(x).float()[:0]], [named.take(y, slice(0, 0))]
+    return (distributed.gather_rows(torch.cat(feats), ctx),
+            named.each(lambda a: distributed.gather_rows(a, ctx), named.concat(targets, torch.cat)))
 
 
 @torch.no_grad()
@@ -136,10 +144,9 @@ def build_network(cfg, data, batch_warning=None):
     -> (model, net, preprocess_spec); net is the model, or the task's network around it."""
     flags, task = cfg.flags, data["task"]
     model = build_model(model_config(flags, data["shape"], task.n_outputs))
-    n, c, f, t = data["shape"]
-    problem = model.input_problem(c, f, t)
+    problem = input_problem(model, data["shape"])
     if problem:
-        raise UserError(f"{flags.x}: {problem}")
+        raise UserError(f"{named.first(flags.x)}: {problem}")
     if batch_warning:                    # after the checks: a refused run prints one line
         warn(batch_warning)
     net = task.network(model, data["shape"])
@@ -154,7 +161,8 @@ def build_network(cfg, data, batch_warning=None):
         init.frozen_parameters(model, data["init"]["loaded"])
     if cfg.resumed is not None:      # the same data and split: keep its statistics, don't rescan X
         preprocess_spec = cfg.resumed["preprocess"]
-    elif cfg.init is not None and (kept := init.preprocessing(cfg.init, flags.normalize, flags.standardize, (c, f))):
+    elif cfg.init is not None and not isinstance(data["shape"], dict) and (kept := init.preprocessing(
+            cfg.init, flags.normalize, flags.standardize, tuple(data["shape"][1:3]))):
         preprocess_spec = {**kept, "from": flags.init}
     else:
         preprocess_spec = preprocess.fitted_spec(data["X"], data["train_idx"], flags.normalize, flags.standardize)

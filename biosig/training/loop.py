@@ -16,7 +16,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
-from .. import normalize
+from .. import named, normalize
 from .augment import augment
 from .batches import epoch_batches, iterate_batches, shard_range
 from ..errors import UserError
@@ -40,13 +40,13 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
     total_dtype = torch.float32 if device.type == "mps" else torch.float64      # MPS has no float64
     sums = {}
     for i, (x, y) in enumerate(iterate_batches(windows, batches, workers)):
-        if device.type == "cuda" and x.device.type == "cpu":     # pinned: the copy runs beside the GPU's work
-            x, y = x.pin_memory(), y.pin_memory()
-        x = normalize.apply(x.to(device, non_blocking=True), preprocess_spec)
+        if device.type == "cuda" and named.first(x).device.type == "cpu":     # pinned: the copy runs beside the GPU's work
+            x, y = named.each(torch.Tensor.pin_memory, x), named.each(torch.Tensor.pin_memory, y)
+        x = normalize.apply(to_device(x, device), preprocess_spec)
         mix = None
         if augments:
             x, mix = augment(x, augments, generator)
-        x, y = task.batch(x, y.to(device, non_blocking=True), task_generator)
+        x, y = task.batch(x, to_device(y, device), task_generator)
         window_start = (i // accum) * accum
         window_len = min(accum, n_steps - window_start)       # the last window may be short
         stepping = i == window_start + window_len - 1
@@ -76,9 +76,9 @@ def train_one_epoch(model, task, windows, batches, global_sizes, optimizer, scal
         # summed on the device: reading a number back every step would make a GPU wait for the
         # Python loop (and the loop for the GPU); they are read once, after the epoch
         loss_total = loss_total + loss_sum.detach().to(total_dtype)
-        for key, value in task.batch_stats(outputs.detach(), y).items():
+        for key, value in task.batch_stats(named.each(torch.Tensor.detach, outputs), y).items():
             sums[key] = sums.get(key, 0.0) + value
-        seen += len(y)
+        seen += named.rows(y)
         if progress is not None:
             progress.update(1)
             if i % 10 == 0 or i == n_steps - 1:
@@ -108,22 +108,28 @@ def predict_outputs(model, task, windows, batch, *, device, amp, preprocess_spec
     keep = len(positions) > 0
     outs, targets = [], []
     for x, y in iterate_batches(windows, positions if keep else [np.arange(1)], workers):
-        x, y = task.batch(normalize.apply(x.to(device, non_blocking=True), preprocess_spec), y.to(device))
+        x, y = task.batch(normalize.apply(to_device(x, device), preprocess_spec), to_device(y, device))
         with autocast(device.type, amp):
-            outs.append(model(x).float())
+            outs.append(named.each(torch.Tensor.float, model(x)))
         targets.append(y)
-    outs, targets = torch.cat(outs), torch.cat(targets)
+    outs, targets = named.concat(outs, torch.cat), named.concat(targets, torch.cat)
     if not keep:
-        outs, targets = outs[:0], targets[:0]
-    return distributed.gather_rows(outs, ctx).cpu(), distributed.gather_rows(targets, ctx).cpu()
+        outs, targets = named.take(outs, slice(0, 0)), named.take(targets, slice(0, 0))
+    return (named.each(lambda a: distributed.gather_rows(a, ctx).cpu(), outs),
+            named.each(lambda a: distributed.gather_rows(a, ctx).cpu(), targets))
+
+
+def to_device(value, device):
+    """A batch's tensor, or its dict of tensors (several inputs or targets), on `device`."""
+    return named.each(lambda a: a.to(device, non_blocking=True), value)
 
 
 def evaluate(model, task, windows, batch, *, device, amp, preprocess_spec, ctx, workers=0):
     """Validation metrics over the whole set, identical on every rank: {"loss", **task.report}."""
     outputs, targets = predict_outputs(model, task, windows, batch, device=device, amp=amp,
                                        preprocess_spec=preprocess_spec, ctx=ctx, workers=workers)
-    metrics = {"loss": float(task.loss_sum(outputs, targets)) / max(1, len(targets))}
-    metrics.update(task.report(outputs.numpy(), targets.numpy()))
+    metrics = {"loss": float(task.loss_sum(outputs, targets)) / max(1, named.rows(targets))}
+    metrics.update(task.report(named.each(torch.Tensor.numpy, outputs), named.each(torch.Tensor.numpy, targets)))
     return metrics
 
 

@@ -14,8 +14,9 @@ import sys
 from .augment import AUGMENTS
 from ..errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_float, nonnegative_int, number,
                       positive_float, positive_int)
-from ..declare import PATH, RUN, TRIAL, own_values
+from ..declare import PATH, RUN, TRIAL, declared_values, own_values
 from ..threads import add_threads_flag
+from .named_flags import NAMED, TrainParser, named_item
 
 
 KINDS = {}     # train.py's argparse dest -> frozenset of kinds, filled by train_parser()
@@ -68,25 +69,35 @@ def model_kwarg(text):
     return pairs
 
 
+def _named(group, flag, kind=str, default=None, choices=None, is_path=False, **kwargs):
+    """An option that takes VALUE or NAME=VALUE (see TrainParser)."""
+    action = _add(group, flag, type=named_item(kind, is_path), action="append", default=None, **kwargs)
+    NAMED[action.dest] = (kind, default, choices)
+    return action
+
+
 def train_parser():
     """train.py's ArgumentParser, with the registered models' and tasks' options."""
     from ..models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
     from ..tasks import TASKS
     prog = "biosig-train" if os.path.basename(sys.argv[0] or "") == "biosig-train" else "train.py"
-    p = ArgumentParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
+    p = TrainParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
                        formatter_class=HelpFormatter)
     P, R = (PATH, RUN), (RUN,)
     d = p.add_argument_group("data")
-    _add(d, "--x", kinds=P, help="X.npy, float array (N, C, F, T), opened memory-mapped; or windows.parquet "
-         "(a file or a directory of them, one row per window, see docs/parquet.md)")
-    _add(d, "--y", kinds=P, help="y.npy, targets: class labels (N,) in [0, K-1]; regression (N,) or (N, D) "
-         "floats; segmentation (N, T) labels per frame; none for --task pretrain. With parquet --x, the label "
-         "column (default: --label-col)")
-    _add(d, "--x-val", kinds=P, help="explicit validation windows (.npy or parquet); overrides --val-split")
-    _add(d, "--y-val", kinds=P, help="targets of --x-val (.npy, or a column name)")
-    _add(d, "--x-test", kinds=(PATH,), help="test windows: the best checkpoint is evaluated on them once, at the "
-         "end (summary.json 'test')")
-    _add(d, "--y-test", kinds=(PATH,), help="targets of --x-test (.npy, or a column name)")
+    _named(d, "--x", kinds=P, is_path=True, metavar="[NAME=]X.npy", help="X.npy, float array (N, C, F, T), opened "
+           "memory-mapped; or windows.parquet (a file or a directory of them, one row per window, see "
+           "docs/parquet.md). Several signals at their own rates: --x NAME=PATH for each (docs/fusion.md)")
+    _named(d, "--y", kinds=P, is_path=True, metavar="[NAME=]y.npy", help="y.npy, targets: class labels (N,) in "
+           "[0, K-1]; regression (N,) or (N, D) floats; segmentation (N, T) labels per frame; none for --task "
+           "pretrain. With parquet --x, the label column (default: --label-col). Several targets: --y NAME=PATH "
+           "for each, with --task NAME=TASK")
+    _named(d, "--x-val", kinds=P, is_path=True, help="explicit validation windows (.npy or parquet); overrides "
+           "--val-split")
+    _named(d, "--y-val", kinds=P, is_path=True, help="targets of --x-val (.npy, or a column name)")
+    _named(d, "--x-test", kinds=(PATH,), is_path=True, help="test windows: the best checkpoint is evaluated on "
+           "them once, at the end (summary.json 'test')")
+    _named(d, "--y-test", kinds=(PATH,), is_path=True, help="targets of --x-test (.npy, or a column name)")
     add_source_flags(d, kinds=R)
     _add(d, "--elec", type=positive_int, kinds=R, help="channels/electrodes C (default: from X; checked when given)")
     _add(d, "--bands", type=positive_int, kinds=R, help="bands/feature rows F (default: from X; checked when given)")
@@ -106,8 +117,9 @@ def train_parser():
          "scored once at the end; without --fold, --val-split of the rest validates")
     _add(d, "--fold-seed", type=nonnegative_int, default=0, kinds=R,
          help="seed of the --folds assignment (not --seed: every seed sees the same folds)")
-    _add(d, "--fs", type=positive_float, kinds=R, help="sampling rate of the recordings in Hz (default: from "
-         "X.signal.json beside --x, if any); stored in the checkpoint, which infer.py then checks")
+    _named(d, "--fs", kind=positive_float, kinds=R, metavar="[NAME=]HZ", help="sampling rate of the recordings "
+           "in Hz (default: from X.signal.json beside --x, if any); stored in the checkpoint, which infer.py then "
+           "checks. Several inputs: NAME=HZ for each (--fs ppg=64,acc=32)")
     _add(d, "--channel-names", kinds=R, help="the C channels' names, comma-separated (default: X.signal.json, or "
          "parquet --signal-cols); infer.py reorders a recording's channels by them and refuses one without them")
     _add(d, "--standardize", action="store_true", kinds=R, help="per-(channel, band) mean/std from the training "
@@ -119,7 +131,10 @@ def train_parser():
     _add(d, "--workers", kinds=(), type=nonnegative_int, default=0, help="processes reading batches (0: the main process)")
 
     t = p.add_argument_group("task")
-    _add(t, "--task", choices=sorted(TASKS), default="classification", kinds=R, help="what is learned")
+    _named(t, "--task", default="classification", choices=sorted(TASKS), kinds=R, metavar="[NAME=]TASK",
+           help=f"what is learned: {', '.join(sorted(TASKS))}; several targets: NAME=TASK for each --y NAME=...")
+    _named(t, "--loss-weight", kind=nonnegative_float, kinds=R, metavar="NAME=W",
+           help="several targets: each one's weight in the summed loss (default 1 each), e.g. hr=1,act=0.5")
     for task in TASKS.values():
         _add_declared(t, task.options, task.name)
 
@@ -154,8 +169,9 @@ def train_parser():
     _add(o, "--amp", choices=["auto", "off", "bf16", "fp16"], default="auto", kinds=R,
          help="mixed precision; auto = fp16 + GradScaler on CUDA, off elsewhere")
     monitors = sorted({"val_loss", *(m for task in TASKS.values() for m in task.monitors)})
-    _add(o, "--monitor", choices=monitors, kinds=R,
-         help="metric for best checkpoint, LR schedule and early stopping (default: the task's, val_loss)")
+    _add(o, "--monitor", kinds=R, metavar="[NAME:]METRIC",
+         help=f"metric for best checkpoint, LR schedule and early stopping (default: the task's, val_loss): "
+         f"{', '.join(monitors)}; several targets: val_loss (the weighted total) or NAME:METRIC, e.g. act:val_f1")
     _add(o, "--schedule", choices=["plateau", "cosine"], default="plateau", kinds=R,
          help="learning-rate schedule: plateau (ReduceLROnPlateau on --monitor) or cosine (with --warmup)")
     _add(o, "--warmup", type=nonnegative_int, default=0, kinds=R,
@@ -234,6 +250,8 @@ def to_argv(given):
             argv.append(flag)
         elif isinstance(action, argparse._StoreTrueAction):
             raise UserError(f"train({dest}={value!r}): {flag} is on or off: give True or False")
+        elif isinstance(action, argparse._AppendAction) and isinstance(value, dict):    # x={"ppg": ..., "acc": ...}
+            argv += [f"{flag}={k}={_text(v)}" for k, v in value.items()]
         elif isinstance(action, argparse._AppendAction):
             argv += [f"{flag}={_text(item)}" for item in _listed(value)]
         elif action.nargs in ("+", "*"):
@@ -260,7 +278,11 @@ def model_options(args):
     return own_values(MODELS, args.model, args, "model", args.model_kwargs)
 
 
-def task_values(args):
-    """The chosen task's option values; a flag that only another task has is one line."""
+def task_values(args, task=None, quiet=False):
+    """The chosen task's option values (`task`: one of several targets' tasks); a flag that only
+    another task has is one line (quiet: the flags it does not take are left to the others)."""
     from ..tasks import TASKS
-    return own_values(TASKS, args.task, args, "task")
+    task = task or args.task
+    if quiet:
+        return declared_values(TASKS[task].options, args, owner=f"--task {task}")
+    return own_values(TASKS, task, args, "task")

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from .. import threads
+from .. import named, tasks, threads
 from ..data import parquet
 from ..device import resolve_amp, resolve_device
 from ..errors import UserError
@@ -24,7 +24,7 @@ from ..models import MODELS
 from ..signals import contract as signalspec
 from ..tasks import TASKS
 from . import init, options, trackers
-from .auto import with_recipe
+from .recipe import with_recipe
 from .resume import finished_message, read_resume
 
 
@@ -127,18 +127,28 @@ def absolute_paths(flags):
     changes = {}
     for key in options.dests(options.PATH):
         value = getattr(flags, key, None)
-        # a y that is a parquet label-column name, not a file, stays as it is
-        if value and not (key.startswith("y") and parquet.names_a_column(value)):
-            changes[key] = os.path.abspath(value)
+        if value:
+            changes[key] = named.each(lambda v: _absolute(key, v), value)
     return flags.with_(**changes)
+
+
+def _absolute(key, value):
+    # a y that is a parquet label-column name, not a file, stays as it is
+    return value if key.startswith("y") and parquet.names_a_column(value) else os.path.abspath(value)
+
+
+def member_tasks(flags):
+    """{target: task name} of a run: several targets' (--y NAME=...), or {None: --task}."""
+    return tasks.member_tasks(flags.task, flags.y, flags.loss_weight, TASKS) or {None: flags.task}
 
 
 def check_inputs(flags):
     """--x, --y (unless the task learns from windows alone, or parquet holds them) and --save;
     --freeze-encoder only with --init."""
-    task_cls = TASKS[flags.task]
-    if not (flags.x and flags.save and (flags.y or parquet.is_parquet(flags.x) or task_cls.target_kind is None)):
-        raise UserError(("--x and --save are required" if task_cls.target_kind is None else
+    members = member_tasks(flags)
+    unlabelled = all(TASKS[t].target_kind is None for t in members.values())
+    if not (flags.x and flags.save and (flags.y or parquet.is_parquet(named.first(flags.x)) or unlabelled)):
+        raise UserError(("--x and --save are required" if unlabelled else
                          "--x, --y and --save are required") + " (unless resuming with --resume RUN_DIR/last.pt)")
     if flags.freeze_encoder and not flags.init:
         raise UserError("--freeze-encoder freezes the weights loaded by --init; give --init CHECKPOINT")
@@ -146,23 +156,56 @@ def check_inputs(flags):
 
 def check_model_and_task(flags):
     """--augment the task refuses, another task's flag, a model the task cannot train: one line."""
-    task_cls = TASKS[flags.task]
-    for name in flags.augment or ():
-        if name in task_cls.refused_augments:
-            raise UserError(f"--augment {name} does not go with --task {flags.task}: "
-                            f"{task_cls.refused_augments[name]}")
-    options.task_values(flags)       # another task's flag (--loss with classification): one line, now
-    problem = task_cls.model_problem(MODELS[flags.model]) if flags.model != "auto" else None
-    if problem:
-        raise UserError(problem)
+    members = member_tasks(flags)
+    for task in members.values():
+        task_cls = TASKS[task]
+        for name in flags.augment or ():
+            if name in task_cls.refused_augments:
+                raise UserError(f"--augment {name} does not go with --task {task}: {task_cls.refused_augments[name]}")
+    if list(members) == [None]:
+        options.task_values(flags)       # another task's flag (--loss with classification): one line, now
+    else:
+        check_task_flags(flags, set(members.values()))
+    model = MODELS.get(flags.model)
+    for task in set(members.values()) if flags.model != "auto" else ():
+        # a fusion model is as per-frame as its encoders, which the model's own check does not know
+        problem = TASKS[task].model_problem(model)
+        if problem:
+            raise UserError(problem)
+    if isinstance(flags.x, dict) and flags.model != "auto" and not getattr(model, "multi_input", False):
+        fusion = sorted(n for n, m in MODELS.items() if getattr(m, "multi_input", False))
+        raise UserError(f"--model {flags.model} takes one input; several (--x {', '.join(flags.x)}) need a fusion "
+                        f"model: --model {' or '.join(fusion)} (with --encoder {flags.model})")
+    if not isinstance(flags.x, dict) and getattr(model, "multi_input", False):
+        raise UserError(f"--model {flags.model} fuses several inputs: give them by name, --x NAME=PATH for each")
+
+
+def check_task_flags(flags, kinds):
+    """Several targets: every task flag given belongs to one of their tasks."""
+    for task in TASKS.values():
+        for opt in task.options:
+            if opt.flag and task.name not in kinds and getattr(flags, opt.key, None) is not None \
+                    and not any(opt.key in {o.key for o in TASKS[k].options} for k in kinds):
+                raise UserError(f"{opt.flag} is an option of --task {task.name}, which no target has "
+                                f"({', '.join(sorted(kinds))})")
 
 
 def resolve_monitor(flags):
-    """-> (monitor, mode): --monitor or the task's; without validation, the training loss."""
-    task_monitors = TASKS[flags.task].monitors
-    monitor = flags.monitor or TASKS[flags.task].default_monitor
+    """-> (monitor, mode): --monitor or the task's; without validation, the training loss. Several
+    targets: val_loss (their weighted total) or NAME:METRIC (act:val_f1)."""
+    members = member_tasks(flags)
+    if list(members) == [None]:
+        task_monitors, default, what = TASKS[flags.task].monitors, TASKS[flags.task].default_monitor, \
+            f"--task {flags.task}"
+    else:
+        task_monitors = {"val_loss": "min", **{f"{n}:{m}": mode for n, t in members.items()
+                                               for m, mode in TASKS[t].monitors.items()}}
+        default, what = "val_loss", "these targets"
+    monitor = flags.monitor or default
     if monitor not in task_monitors:
-        raise UserError(f"--monitor {monitor}: --task {flags.task} monitors {', '.join(task_monitors)}")
+        raise UserError(f"--monitor {monitor}: {what} monitor {', '.join(task_monitors)}"
+                        if what != f"--task {flags.task}" else
+                        f"--monitor {monitor}: --task {flags.task} monitors {', '.join(task_monitors)}")
     mode = task_monitors[monitor]
     if flags.val_split == 0 and not flags.x_val and flags.fold is None:
         # no validation: the last epoch is the model; a plateau schedule watches the training loss
@@ -177,7 +220,7 @@ def resolve_monitor(flags):
 def channel_columns(flags):
     """A parquet --x of one column per named channel (its signal.json names them), without
     --signal-cols: those columns."""
-    if parquet.is_parquet(flags.x) and not flags.signal_cols:
+    if not isinstance(flags.x, dict) and parquet.is_parquet(flags.x) and not flags.signal_cols:
         return flags.with_(signal_cols=",".join(signalspec.read(flags.x).get("channels") or []) or None)
     return flags
 

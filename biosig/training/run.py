@@ -25,7 +25,8 @@ from ..device import seed_everything
 from ..errors import Interrupted, UserError
 from ..report import run as report
 from . import artifacts, distributed, options, rundir as runs
-from .auto import choose_model, with_recipe
+from .auto import choose_model
+from .recipe import with_recipe
 from .batches import Windows
 from .build import batch_for_data, build_network, ready_to_fit
 from .inputs import prepare_data
@@ -110,10 +111,20 @@ def settle(cfg, data, ctx, device):
 def check_outputs(flags):
     """--save may go inside the run directory (runs/a/best.pt), which is created with the run,
     but never over the data or the run's own files."""
-    inputs = [(f"--{d.replace('_', '-')}", getattr(flags, d, None)) for d in options.dests(options.PATH)
-              if d != "save"]
+    inputs = [(f"--{d.replace('_', '-')}", path) for d in options.dests(options.PATH) if d != "save"
+              for path in _paths(getattr(flags, d, None))]
     reserved = [os.path.join(flags.run_dir, name) for name in runs.RUN_FILES]
     checkpoint.check_writable(flags.save, created_with=flags.run_dir, inputs=inputs, reserved=reserved)
+
+
+def _paths(value):
+    """A path flag's paths: one, several by name ({name: path}), or none."""
+    return list(value.values()) if isinstance(value, dict) else [value]
+
+
+def _shown(value):
+    """A path flag as the log names it: the path, or name=path, ... for several."""
+    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
 
 
 def _train(cfg, ctx, device, data, model, net, preprocess_spec, wall_start, where):
@@ -156,7 +167,7 @@ def test_and_examples(cfg, ctx, device, data, fitting, preprocess_spec, log):
     test = artifacts.plain(evaluate(net, task, Windows(*data["test"]), flags.batch, device=device, amp=cfg.amp,
                                     preprocess_spec=preprocess_spec, ctx=ctx, workers=flags.workers))
     which = "best" if data["val"] is not None else "last"
-    source = flags.x_test or f"--test-fold {flags.test_fold} of {flags.x}"
+    source = _shown(flags.x_test) if flags.x_test else f"--test-fold {flags.test_fold} of {_shown(flags.x)}"
     log(f"test ({source}, {which} epoch {fitting.stopper.best_epoch}): loss={test['loss']:.4f} "
         f"{task.brief(test, full=True)}")
     return test

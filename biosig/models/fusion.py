@@ -1,0 +1,294 @@
+"""Fusion: one model over several signals recorded at their own rates (PPG at 64 Hz beside a
+3-axis accelerometer at 32 Hz), each window given as a dict {name: (B, C_m, F_m, T_m)} whose
+inputs cover the same seconds.
+
+Three ways to fuse, each a model by name:
+  fusion-early      every input resampled (linearly) to the fastest one's frames and stacked as
+                    channels, one encoder on the stack: what users build by hand, the baseline
+  fusion-late       one encoder per input (--encoder: any model of one input), their embeddings
+                    (features(x), the Model contract) side by side, one linear head
+  fusion-attention  one encoder per input, whose frames become tokens; a small latent array
+                    attends to every input's tokens, Perceiver-style (perceiver.py)
+Missing sensors. With --modality-drop p, each training window loses each input with probability p
+(never all of them): late fusion then puts a learned "absent" embedding in its place, attention
+fusion leaves its tokens out, early fusion zeroes its channels. At inference an input left out of
+the dict is absent for every window, and a model trained without modality dropout refuses it
+(a missing sensor is never silently zeros). Late fusion of random-kernel encoders (MiniRocket and
+kin) solves its head in closed form as they do (a ridge, penalty by leave-one-out), and an absent
+input's embedding is then the mean of its training embeddings.
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..declare import Option
+from ..errors import UserError, number
+from .base import Model
+from .registry import ENCODERS
+from .ridge import fit_ridge
+
+
+
+def encoder_names(text, names):
+    """--encoder: one model for every input, or NAME=MODEL,... per input -> {input: model}."""
+    if isinstance(text, dict):
+        given = dict(text)
+    elif "=" in text:
+        given = dict(part.split("=", 1) for part in text.split(","))
+    else:
+        given = {n: text for n in names}
+    for name, model in given.items():
+        if name not in names:
+            raise UserError(f"--encoder {name}={model}: not an input (the inputs are {', '.join(names)})")
+        if model not in ENCODERS:
+            raise UserError(f"--encoder {model}: not a model of one input ({', '.join(sorted(ENCODERS))})")
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise UserError(f"--encoder names no model for input {missing[0]}")
+    return {n: given[n] for n in names}
+
+
+def encoder_config(model, n_elec, n_bands, n_times, drop):
+    """An encoder's config at its defaults, for an input (C, F, T)."""
+    cls = ENCODERS[model]
+    config = {"name": model, "n_elec": n_elec, "n_bands": n_bands, "n_outputs": 1, "drop": drop,
+              **{o.name: o.default for o in cls.options}}
+    if getattr(cls, "fixed_frames", False):
+        config["n_times"] = n_times
+    resolve = getattr(cls, "resolve_options", None)
+    return resolve(config, n_times) if resolve is not None else config
+
+
+def build_encoder(config):
+    """An encoder from its config, without its own head (fusion has one): -> (module, D)."""
+    enc = ENCODERS[config["name"]](**{k: v for k, v in config.items() if k != "name"})
+    width = enc.n_features
+    enc.head = nn.Identity()
+    return enc, width
+
+
+class Fusion(Model):
+    """What the three share: the config, the inputs' checks, modality dropout's draw."""
+    multi_input = True
+    per_frame = False
+    recipe = ()             # recipe_for(flags): the encoders'
+    closed_form = True      # whether a closed-form head may do all the training (attention fusion: no)
+    options = (
+        Option("encoder", str, "minirocket", "model of each input (late and attention fusion) or of the stack "
+               "(early): a name, or NAME=MODEL,... per input (MiniRocket's head is solved in closed form)",
+               flag="--encoder"),
+        Option("modality_drop", number(float, 0, 1, high_open=True), 0.0, "probability that training drops each "
+               "input of a window, so that the model still predicts with a sensor missing", flag="--modality-drop"),
+    )
+
+    @classmethod
+    def recipe_for(cls, flags):
+        """The recipe of the encoder(s) when they share one (one epoch for MiniRocket's closed-form
+        head; attention fusion trains its attention, so none), else none."""
+        text = getattr(flags, "encoder", None) or cls.options[0].default
+        models = set(text.values() if isinstance(text, dict) else [p.split("=")[-1] for p in text.split(",")])
+        recipes = {ENCODERS[m].recipe for m in models if m in ENCODERS}
+        return recipes.pop() if len(recipes) == 1 and cls.closed_form else ()
+
+    @staticmethod
+    def resolve_options(config, n_times=None):
+        """The model contract's hook: every encoder's config, at its defaults, recorded."""
+        mods = config["modalities"]
+        if config.get("encoders") is None:
+            names = encoder_names(config.get("encoder", "minirocket"), list(mods))
+            config["encoders"] = {n: encoder_config(names[n], m["n_elec"], m["n_bands"], m["n_times"],
+                                                    config["drop"]) for n, m in mods.items()}
+        return config
+
+    def modalities_problem(self, shapes):
+        """{name: (C, F, T)} -> why those inputs will not fit, or None."""
+        mods = self.config["modalities"]
+        unknown = [n for n in shapes if n not in mods]
+        if unknown:
+            return f"input {unknown[0]} is not one the model was trained on ({', '.join(mods)})"
+        missing = [n for n in mods if n not in shapes]
+        if missing and not self.config["modality_drop"]:
+            return (f"input {missing[0]} is missing, and the model was trained without --modality-drop: "
+                    f"give every input ({', '.join(mods)})")
+        if not shapes:
+            return "no input given"
+        for name, (c, f, t) in shapes.items():
+            m = mods[name]
+            if (c, f, t) != (m["n_elec"], m["n_bands"], m["n_times"]):
+                return (f"input {name}: windows are (C, F, T) = {(c, f, t)}, the model takes "
+                        f"{(m['n_elec'], m['n_bands'], m['n_times'])}")
+        return None
+
+    @property
+    def n_features(self):
+        return self.head[-1].in_features
+
+    def keep_masks(self, x):
+        """Training with modality dropout: {name: (B,) bool, True where the input is kept}, at least
+        one input kept in every window; None otherwise."""
+        p = self.config["modality_drop"]
+        if not self.training or p <= 0:
+            return None
+        names = list(x)
+        b = len(x[names[0]])
+        device = x[names[0]].device
+        keep = torch.rand(b, len(names), device=device) >= p
+        none = ~keep.any(1)
+        rescue = torch.randint(len(names), (b,), device=device)
+        keep[none, rescue[none]] = True
+        return {n: keep[:, i] for i, n in enumerate(names)}
+
+    def fit_data(self, x, seed=0):
+        for name, enc in self.encoders.items():
+            if hasattr(enc, "fit_data") and name in x:
+                enc.fit_data(x[name], seed=seed)
+
+
+class LateFusion(Fusion):
+    """One encoder per input; embeddings side by side; one linear head."""
+    name = "fusion-late"
+
+    def __init__(self, modalities, n_outputs, drop=0.1, encoder="minirocket", modality_drop=0.0, encoders=None):
+        self.record(locals())
+        super().__init__()
+        self.encoders = nn.ModuleDict()
+        widths = {}
+        for name, config in (encoders or {}).items():
+            self.encoders[name], widths[name] = build_encoder(config)
+        self.widths = widths
+        # what stands in for an input that is absent (modality dropout, a missing sensor)
+        self.absent = nn.ParameterDict({n: nn.Parameter(torch.zeros(d)) for n, d in widths.items()})
+        self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
+        self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(sum(widths.values()), n_outputs))
+
+    def features(self, x):
+        """x {name: (B, C_m, F_m, T_m)} (a name left out: absent) -> (B, sum of D_m)."""
+        keep = self.keep_masks(x)
+        b = len(next(iter(x.values())))
+        parts = []
+        for name, enc in self.encoders.items():
+            absent = self.absent[name].expand(b, -1)
+            if name not in x:
+                parts.append(absent)
+                continue
+            emb = enc.features(x[name]).float()
+            parts.append(emb if keep is None else torch.where(keep[name][:, None], emb, absent))
+        return torch.cat(parts, 1)
+
+    def forward(self, x):
+        """x {name: (B, C_m, F_m, T_m)} -> (B, K)."""
+        return self.head(self.features(x))
+
+    # closed-form head, when every encoder solves its own so (MiniRocket and kin)
+    def head_windows(self, n):
+        return all(getattr(enc, "head_windows", None) is not None and enc.head_windows(n)
+                   for enc in self.encoders.values())
+
+    @torch.no_grad()
+    def head_features(self, x):
+        return torch.cat([enc.head_features(x[n]).float() for n, enc in self.encoders.items()], 1)
+
+    @torch.no_grad()
+    def fit_head(self, features, targets, weights=None):
+        """The ridge head on every training window's embeddings (N, D); an absent input's
+        embedding is its training mean (what a least-squares head expects in its place)."""
+        solved = fit_ridge(features, targets, weights)
+        linear = self.head[-1]
+        linear.weight.copy_(solved["weight"].to(linear.weight))
+        linear.bias.copy_(solved["bias"].to(linear.bias))
+        start = 0
+        for name, d in self.widths.items():
+            self.absent[name].copy_(features[:, start:start + d].mean(0).to(self.absent[name]))
+            start += d
+        self.penalty.fill_(solved["penalty"])
+        return solved
+
+    def fixed_parameters(self):
+        return list(self.head.parameters()) + list(self.absent.parameters()) if float(self.penalty) > 0 else []
+
+
+class EarlyFusion(Fusion):
+    """Every input resampled to the fastest one's T and stacked as channels; one encoder."""
+    name = "fusion-early"
+
+    def __init__(self, modalities, n_outputs, drop=0.1, encoder="minirocket", modality_drop=0.0, encoders=None):
+        self.record(locals())
+        super().__init__()
+        self.stack = nn.ModuleDict()
+        config = (encoders or {}).get("stack")
+        self.stack["encoder"], width = build_encoder(config) if config else (nn.Identity(), 1)
+        self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(width, n_outputs))
+        self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
+
+    @staticmethod
+    def resolve_options(config, n_times=None):
+        """One encoder, on the stack: C = every input's C, T = the longest T; one F for all."""
+        mods = config["modalities"]
+        bands = {m["n_bands"] for m in mods.values()}
+        if len(bands) > 1:
+            raise UserError(f"--model fusion-early stacks the inputs' channels and needs one F for all; the inputs "
+                            f"have F = {sorted(bands)} (late or attention fusion take each as it is)")
+        if config.get("encoders") is None:
+            name = config.get("encoder", "minirocket")
+            if name not in ENCODERS:
+                raise UserError(f"--encoder {name}: fusion-early puts one model of one input on the stack "
+                                f"({', '.join(sorted(ENCODERS))})")
+            c = sum(m["n_elec"] for m in mods.values())
+            t = max(m["n_times"] for m in mods.values())
+            config["encoders"] = {"stack": encoder_config(name, c, bands.pop(), t, config["drop"])}
+        return config
+
+    @property
+    def encoder(self):
+        return self.stack["encoder"]
+
+    def stacked(self, x):
+        """x {name: (B, C_m, F, T_m)} -> (B, sum C_m, F, T_max): linear interpolation in time;
+        an absent input (or one dropped in training) is zeros."""
+        mods = self.config["modalities"]
+        t = max(m["n_times"] for m in mods.values())
+        keep = self.keep_masks(x)
+        ref = next(iter(x.values()))
+        parts = []
+        for name, m in mods.items():
+            if name not in x:
+                parts.append(ref.new_zeros(len(ref), m["n_elec"], m["n_bands"], t))
+                continue
+            v = x[name].float()
+            if v.shape[-1] != t:
+                b, c, f, tm = v.shape
+                v = F.interpolate(v.reshape(b, c * f, tm), size=t, mode="linear", align_corners=False).reshape(b, c, f, t)
+            parts.append(v if keep is None else v * keep[name][:, None, None, None])
+        return torch.cat(parts, 1)
+
+    def fit_data(self, x, seed=0):
+        if hasattr(self.encoder, "fit_data"):
+            self.encoder.fit_data(self.stacked(x), seed=seed)
+
+    def features(self, x):
+        return self.encoder.features(self.stacked(x))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    def head_windows(self, n):
+        hw = getattr(self.encoder, "head_windows", None)
+        return hw is not None and hw(n)
+
+    @torch.no_grad()
+    def head_features(self, x):
+        return self.encoder.head_features(self.stacked(x)).float()
+
+    @torch.no_grad()
+    def fit_head(self, features, targets, weights=None):
+        solved = fit_ridge(features, targets, weights)
+        linear = self.head[-1]
+        linear.weight.copy_(solved["weight"].to(linear.weight))
+        linear.bias.copy_(solved["bias"].to(linear.bias))
+        self.penalty.fill_(solved["penalty"])
+        return solved
+
+    def fixed_parameters(self):
+        return list(self.head.parameters()) if float(self.penalty) > 0 else []
+
+
