@@ -33,7 +33,7 @@ def main(argv=None):
         parser = get_args_parser()
         args = parser.parse_args(argv)
         if args.model == "help":
-            from biosig.training.auto import describe_models
+            from biosig.training.recipe import describe_models
             print(describe_models())
             return
         from biosig.training.run import run
