@@ -8,6 +8,7 @@ the run stopped and how to continue it.
 import argparse
 import math
 import os
+import re
 import sys
 
 
@@ -107,6 +108,26 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.named = {}         # dest -> (its default, choices or None): options add_named declared
+
+    def add_named(self, group, *flags, kind=str, default=None, choices=None, is_path=False, **kwargs):
+        """An option that takes one VALUE, or NAME=VALUE for each of several inputs or targets (--x
+        ppg=ppg.npy --x acc=acc.npy, --fs ppg=64,acc=32): once parsed it holds its one value, as a
+        plain option would, or a dict name -> value. `group`: the parser or one of its groups."""
+        action = group.add_argument(*flags, type=named_item(kind, is_path), action="append", default=None, **kwargs)
+        self.named[action.dest] = (default, choices)
+        return action
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        for dest, (default, choices) in self.named.items():
+            if not hasattr(parsed, dest):           # a parse with defaults suppressed (explicit_options)
+                continue
+            value = settle_named(dest, getattr(parsed, dest), default, choices)
+            if isinstance(value, str) and value.startswith("error: "):
+                self.error(value[len("error: "):])
+            setattr(parsed, dest, value)
+        return parsed, extras
 
     def parse_args(self, args=None, namespace=None):
         argv = sys.argv[1:] if args is None else [str(a) for a in args]
@@ -124,6 +145,53 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*$")
+
+
+def named_item(kind, is_path=False):
+    """An argparse type for an option that takes VALUE or NAME=VALUE (several: NAME=V,NAME=V, or
+    the flag again): -> a list of (name or None, value). A path that exists as it is stays one
+    path, though it holds an "=" (runs/lr=0.1/X.npy)."""
+    def parse(text):
+        if is_path and os.path.exists(text):
+            return [(None, text)]
+        items = []
+        for part in text.split(",") if not is_path else [text]:
+            name, eq, value = part.partition("=")
+            if eq and NAME.match(name):
+                items.append((name, kind(value)))
+            elif items or (not is_path and "," in text):
+                raise argparse.ArgumentTypeError(f"{part!r}: expected NAME=VALUE, e.g. ppg=64")
+            else:
+                items.append((None, kind(part)))
+        return items
+    parse.__name__ = getattr(kind, "__name__", "value")
+    return parse
+
+
+def settle_named(dest, items, default, choices):
+    """The (name, value) pairs given for one option -> its value: the default, the one value, or
+    {name: value}; "error: ..." for a contradiction."""
+    flag = "--" + dest.replace("_", "-")
+    if items is None:
+        return default
+    items = [item for group in items for item in group]
+    names = [n for n, _ in items]
+    for _, value in items:
+        if choices is not None and value not in choices:
+            return f"error: {flag}: invalid choice {value!r} (choose from {', '.join(choices)})"
+    if all(n is None for n in names):
+        if len(items) > 1:
+            return f"error: {flag} given {len(items)} times; several need names: {flag} NAME=VALUE for each"
+        return items[0][1]
+    if any(n is None for n in names):
+        return f"error: {flag}: give every value a name (NAME=VALUE) or give one value without a name"
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return f"error: {flag} {twice[0]}=... given twice"
+    return dict(items)
 
 
 def _is_number(text):

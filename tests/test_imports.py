@@ -135,7 +135,7 @@ def test_every_folder_says_what_lives_there_and_what_it_may_import(folder):
 
 
 # train.py's and sweep.py's options tables: what kind each flag is, read by the run and the sweep
-OPTION_TABLES = {"biosig.training.options", "biosig.training.named_flags", "biosig.sweep.flags"}
+OPTION_TABLES = {"biosig.training.options", "biosig.sweep.flags"}
 
 
 def test_argparse_only_in_the_commands_and_the_options_tables():

@@ -16,7 +16,6 @@ from ..errors import (ArgumentParser, HelpFormatter, UserError, nonnegative_floa
                       positive_float, positive_int)
 from ..declare import PATH, RUN, TRIAL, declared_values, own_values
 from ..threads import add_threads_flag
-from .named_flags import NAMED, TrainParser, named_item
 
 
 KINDS = {}     # train.py's argparse dest -> frozenset of kinds, filled by train_parser()
@@ -69,10 +68,10 @@ def model_kwarg(text):
     return pairs
 
 
-def _named(group, flag, kind=str, default=None, choices=None, is_path=False, **kwargs):
-    """An option that takes VALUE or NAME=VALUE (see TrainParser)."""
-    action = _add(group, flag, type=named_item(kind, is_path), action="append", default=None, **kwargs)
-    NAMED[action.dest] = (kind, default, choices)
+def _named(parser, group, flag, kinds, **kwargs):
+    """An option that takes VALUE or NAME=VALUE (errors.ArgumentParser.add_named), with its kinds."""
+    action = parser.add_named(group, flag, **kwargs)
+    KINDS[action.dest] = frozenset(kinds)
     return action
 
 
@@ -81,23 +80,23 @@ def train_parser():
     from ..models import DEFAULT_MODEL, GUIDE_MODEL, MODELS
     from ..tasks import TASKS
     prog = "biosig-train" if os.path.basename(sys.argv[0] or "") == "biosig-train" else "train.py"
-    p = TrainParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
+    p = ArgumentParser(prog=prog, description="Train a biosig model on (N, C, F, T) windows.",
                        formatter_class=HelpFormatter)
     P, R = (PATH, RUN), (RUN,)
     d = p.add_argument_group("data")
-    _named(d, "--x", kinds=P, is_path=True, metavar="[NAME=]X.npy", help="X.npy, float array (N, C, F, T), opened "
+    _named(p, d, "--x", kinds=P, is_path=True, metavar="[NAME=]X.npy", help="X.npy, float array (N, C, F, T), opened "
            "memory-mapped; or windows.parquet (a file or a directory of them, one row per window, see "
            "docs/parquet.md). Several signals at their own rates: --x NAME=PATH for each (docs/fusion.md)")
-    _named(d, "--y", kinds=P, is_path=True, metavar="[NAME=]y.npy", help="y.npy, targets: class labels (N,) in "
+    _named(p, d, "--y", kinds=P, is_path=True, metavar="[NAME=]y.npy", help="y.npy, targets: class labels (N,) in "
            "[0, K-1]; regression (N,) or (N, D) floats; segmentation (N, T) labels per frame; none for --task "
            "pretrain. With parquet --x, the label column (default: --label-col). Several targets: --y NAME=PATH "
            "for each, with --task NAME=TASK")
-    _named(d, "--x-val", kinds=P, is_path=True, help="explicit validation windows (.npy or parquet); overrides "
+    _named(p, d, "--x-val", kinds=P, is_path=True, help="explicit validation windows (.npy or parquet); overrides "
            "--val-split")
-    _named(d, "--y-val", kinds=P, is_path=True, help="targets of --x-val (.npy, or a column name)")
-    _named(d, "--x-test", kinds=(PATH,), is_path=True, help="test windows: the best checkpoint is evaluated on "
+    _named(p, d, "--y-val", kinds=P, is_path=True, help="targets of --x-val (.npy, or a column name)")
+    _named(p, d, "--x-test", kinds=(PATH,), is_path=True, help="test windows: the best checkpoint is evaluated on "
            "them once, at the end (summary.json 'test')")
-    _named(d, "--y-test", kinds=(PATH,), is_path=True, help="targets of --x-test (.npy, or a column name)")
+    _named(p, d, "--y-test", kinds=(PATH,), is_path=True, help="targets of --x-test (.npy, or a column name)")
     add_source_flags(d, kinds=R)
     _add(d, "--elec", type=positive_int, kinds=R, help="channels/electrodes C (default: from X; checked when given)")
     _add(d, "--bands", type=positive_int, kinds=R, help="bands/feature rows F (default: from X; checked when given)")
@@ -117,7 +116,7 @@ def train_parser():
          "scored once at the end; without --fold, --val-split of the rest validates")
     _add(d, "--fold-seed", type=nonnegative_int, default=0, kinds=R,
          help="seed of the --folds assignment (not --seed: every seed sees the same folds)")
-    _named(d, "--fs", kind=positive_float, kinds=R, metavar="[NAME=]HZ", help="sampling rate of the recordings "
+    _named(p, d, "--fs", kind=positive_float, kinds=R, metavar="[NAME=]HZ", help="sampling rate of the recordings "
            "in Hz (default: from X.signal.json beside --x, if any); stored in the checkpoint, which infer.py then "
            "checks. Several inputs: NAME=HZ for each (--fs ppg=64,acc=32)")
     _add(d, "--channel-names", kinds=R, help="the C channels' names, comma-separated (default: X.signal.json, or "
@@ -131,9 +130,9 @@ def train_parser():
     _add(d, "--workers", kinds=(), type=nonnegative_int, default=0, help="processes reading batches (0: the main process)")
 
     t = p.add_argument_group("task")
-    _named(t, "--task", default="classification", choices=sorted(TASKS), kinds=R, metavar="[NAME=]TASK",
+    _named(p, t, "--task", default="classification", choices=sorted(TASKS), kinds=R, metavar="[NAME=]TASK",
            help=f"what is learned: {', '.join(sorted(TASKS))}; several targets: NAME=TASK for each --y NAME=...")
-    _named(t, "--loss-weight", kind=nonnegative_float, kinds=R, metavar="NAME=W",
+    _named(p, t, "--loss-weight", kind=nonnegative_float, kinds=R, metavar="NAME=W",
            help="several targets: each one's weight in the summed loss (default 1 each), e.g. hr=1,act=0.5")
     for task in TASKS.values():
         _add_declared(t, task.options, task.name)
