@@ -6,7 +6,8 @@ Keys of a model checkpoint (what --save gets):
   model_state       state dict of the bare model (no DDP "module." or compile prefixes)
   config            model config: {"name": "eeg2arm", "n_elec": ..., ...}
   task              the task's config, all inference needs ({"name": "classification", "n_classes": K, ...})
-  example_input_shape  [1, C, F, T] seen in training
+  example_input_shape  [1, C, F, T] seen in training (several inputs: {name: [1, C, F, T]}, the
+                    model's config then has "modalities", and "signal" is {"inputs": {name: spec}})
   preprocess        see biosig.preprocess (normalization mode and statistics)
   epoch, metrics    when it was saved and its validation metrics
   channels          optional list of C channel names (parquet --signal-cols, --channel-names, X.signal.json)
@@ -155,7 +156,8 @@ def model_payload(model, task, example_input_shape, preprocess, epoch, metrics, 
         "model_state": {k: v.detach().cpu() for k, v in bare_model(model).state_dict().items()},
         "config": dict(bare_model(model).config),
         "task": task.config,
-        "example_input_shape": list(example_input_shape),
+        "example_input_shape": ({k: list(v) for k, v in example_input_shape.items()}
+                                if isinstance(example_input_shape, dict) else list(example_input_shape)),
         "preprocess": preprocess,
         "epoch": epoch,
         "metrics": metrics,

@@ -17,11 +17,13 @@ def get_args_parser():
     from biosig.threads import add_threads_flag
     p = ArgumentParser(description="Run a biosig checkpoint on windows.", formatter_class=HelpFormatter)
     p.add_argument("--ckpt", required=True, help="checkpoint written by train.py --save")
-    p.add_argument("--x", help="X.npy (B, C, F, T) or a single window (C, F, T); or windows.parquet "
-                   "(with --stream: recordings)")
-    p.add_argument("--y", help="targets .npy, or with parquet the label column: also print the task's report "
-                   "(accuracy, macro-F1, confusion matrix; regression MAE, RMSE, R2; segmentation per-frame and "
-                   "onset scores...; parquet: used by itself when --label-col is present)")
+    p.add_named(p, "--x", is_path=True, metavar="[NAME=]X.npy", help="X.npy (B, C, F, T) or a single window "
+                "(C, F, T); or windows.parquet (with --stream: recordings). A checkpoint of several inputs: "
+                "--x NAME=PATH for each (see biosig/cli/infer_several.py)")
+    p.add_named(p, "--y", is_path=True, metavar="[NAME=]y.npy", help="targets .npy, or with parquet the label "
+                "column: also print the task's report (accuracy, macro-F1, confusion matrix; regression MAE, RMSE, "
+                "R2; segmentation per-frame and onset scores...; parquet: used by itself when --label-col is "
+                "present). Several targets: --y NAME=PATH for those to score")
     add_source_flags(p, group_col=False)
     p.add_argument("--groups", help="groups.npy (B,): the subject/recording id of each window, checked against the "
                    "groups the checkpoint trained and validated on (windows of those score optimistically)")
@@ -37,8 +39,8 @@ def get_args_parser():
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
-    p.add_argument("--fs", type=positive_float, help="sampling rate of --x in Hz (default: X.signal.json beside it), "
-                   "checked against the checkpoint's")
+    p.add_named(p, "--fs", kind=positive_float, metavar="[NAME=]HZ", help="sampling rate of --x in Hz (default: "
+                "X.signal.json beside it), checked against the checkpoint's; several inputs: NAME=HZ for each")
     p.add_argument("--channel-names", help="--x's channels, comma-separated (default: X.signal.json beside it): "
                    "reordered to the checkpoint's by name; one missing is refused")
     p.add_argument("--batch", type=positive_int, default=256, help="windows per forward pass")
@@ -58,7 +60,7 @@ def main(argv=None):
     threads.check_environment(sys.argv[1:] if argv is None else argv)    # our one line before libgomp's own
     args = get_args_parser().parse_args(argv)
     from biosig.cli.stream_flags import check_flags
-    if args.x and os.path.isfile(args.x):
+    if args.x and not isinstance(args.x, dict) and os.path.isfile(args.x):
         from biosig.checkpoint import looks_like_checkpoint
         if looks_like_checkpoint(args.x):
             raise UserError(f"{args.x}: --x is a checkpoint, not windows or a recording; pass it as --ckpt "
@@ -76,14 +78,18 @@ def main(argv=None):
     from biosig.deploy.predictor import Predictor
     from biosig.device import resolve_device
 
-    if not args.x.endswith(".npy") and not parquet.is_parquet(args.x) and os.path.isfile(args.x):
-        raise UserError(f"{args.x}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
-                        f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
+    for path in (args.x.values() if isinstance(args.x, dict) else [args.x]):
+        if not path.endswith(".npy") and not parquet.is_parquet(path) and os.path.isfile(path):
+            raise UserError(f"{path}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
+                            f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
     check_outputs(args)
     device = resolve_device(args.device)
     ckpt = checkpoint.load(args.ckpt)
     predictor = Predictor(ckpt, device=device, path=args.ckpt)
     task = predictor.task
+    if predictor.inputs or hasattr(task, "tasks") or any(isinstance(v, dict) for v in (args.x, args.y, args.fs)):
+        from biosig.cli import infer_several
+        return infer_several.run(args, ckpt, predictor)
     trained_zscore = predictor.preprocess.get("normalize") == "sample_zscore"
     if args.normalize and not trained_zscore:
         warn(f"--normalize ignored: {args.ckpt} was trained without it; applying the checkpoint's preprocessing")
@@ -147,7 +153,9 @@ def check_outputs(args):
     from biosig import checkpoint
     from biosig.deploy.inputs import check_out
     from biosig.errors import UserError
-    inputs = [("--x", args.x), ("--y", args.y), ("--ckpt", args.ckpt), ("--groups", args.groups)]
+    inputs = [(f"--{flag}", path) for flag in ("x", "y") for path in
+              (getattr(args, flag).values() if isinstance(getattr(args, flag), dict) else [getattr(args, flag)])]
+    inputs += [("--ckpt", args.ckpt), ("--groups", args.groups)]
     check_out(args.out, inputs)
     if args.report:
         if os.path.splitext(args.report)[1] != ".json":

@@ -9,9 +9,9 @@
 import numpy as np
 import torch
 
-from .. import checkpoint, normalize as preprocess
+from .. import checkpoint, named, normalize as preprocess
 from ..errors import UserError
-from ..models import build_model
+from ..models import build_model, input_problem
 from ..tasks import build_task, load_network_state
 
 
@@ -30,7 +30,11 @@ class Predictor:
         self.channels = ckpt.get("channels")                   # names, when training knew them
         self.signal = ckpt.get("signal") or {}                 # biosig.signalspec: fs, channels, units, bandpower
         shape = ckpt.get("example_input_shape")
-        self.train_frames = int(shape[-1]) if shape else None  # T seen in training
+        # several inputs: their names, in order, each with its own signal and T ({name: ...}); else None
+        self.inputs = list(shape) if isinstance(shape, dict) else None
+        if self.inputs:
+            self.signal = self.signal.get("inputs", {})
+        self.train_frames = named.each(lambda s: int(s[-1]), shape) if shape else None  # T seen in training
         try:
             self.model = build_model(ckpt["config"])
             self.net = self.task.network(self.model, shape or [1, ckpt["config"]["n_elec"], ckpt["config"]["n_bands"], 1])
@@ -40,21 +44,25 @@ class Predictor:
         self.net.to(self.device).eval()
 
     def input_problem(self, shape):
-        """None if windows of `shape` (B, C, F, T) fit the model, else the reason."""
-        return self.model.input_problem(*shape[1:])
+        """None if windows of `shape` (B, C, F, T) (several inputs: {name: (B, C, F, T)}) fit the
+        model, else the reason."""
+        return input_problem(self.model, shape)
 
     def _windows(self, x):
-        """numpy or tensor (B, C, F, T) -> float tensor on the device, preprocessing applied."""
-        x = x.float() if torch.is_tensor(x) else torch.from_numpy(np.array(x, dtype=np.float32))  # copy: memmaps are read-only
-        return preprocess.apply(x.to(self.device), self.preprocess)
+        """numpy or tensor (B, C, F, T) (or {name: ...}) -> float tensor(s) on the device,
+        preprocessing applied."""
+        def tensor(a):      # copy: memmaps are read-only
+            return (a.float() if torch.is_tensor(a) else torch.from_numpy(np.array(a, dtype=np.float32))).to(self.device)
+        return preprocess.apply(named.each(tensor, x), self.preprocess)
 
     @torch.no_grad()
     def outputs(self, x, start=0):
-        """x (B, C, F, T), windows start..start+B-1 of the input -> (the task network's raw
-        outputs, the task's targets for them (pretraining's masks)) on CPU, preprocessing applied."""
-        ids = torch.arange(start, start + len(x), device=self.device)
+        """x (B, C, F, T) (or {name: ...}), windows start..start+B-1 of the input -> (the task
+        network's raw outputs, the task's targets for them (pretraining's masks)) on CPU,
+        preprocessing applied."""
+        ids = torch.arange(start, start + named.rows(x), device=self.device)
         inputs, targets = self.task.batch(self._windows(x), ids)
-        return self.net(inputs).float().cpu(), targets.cpu()
+        return named.each(lambda a: a.float().cpu(), self.net(inputs)), targets.cpu()
 
     @torch.no_grad()
     def frame_outputs(self, x):
@@ -65,19 +73,21 @@ class Predictor:
         return self.model.forward_seq(self._windows(x)).float().cpu(), None
 
     def _batched(self, x, batch, softmax, outputs):
-        if x.ndim == 3:
-            x = x[None]
-        problem = self.input_problem(x.shape)
+        x = named.each(lambda a: a[None] if a.ndim == 3 else a, x)
+        problem = self.input_problem(named.each(lambda a: tuple(a.shape), x))
         if problem:
             raise UserError(f"input: {problem}")
         parts = []
-        for start in range(0, len(x), batch):
-            out, targets = outputs(x[start:start + batch], start)
-            parts.append(self.task.predict(out, targets, n_frames=x.shape[-1], softmax=softmax))
+        frames = named.first(x).shape[-1]
+        for start in range(0, named.rows(x), batch):
+            out, targets = outputs(named.take(x, slice(start, start + batch)), start)
+            parts.append(self.task.predict(out, targets, n_frames=frames, softmax=softmax))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def predict(self, x, batch=256, softmax=True):
-        """x (B, C, F, T) or (C, F, T) -> the task's predictions, {name: (B, ...)} numpy (task.predict):
+        """x (B, C, F, T) or (C, F, T) (several inputs: {name: (B, C_m, F_m, T_m)}, an input left
+        out absent) -> the task's predictions, {name: (B, ...)} numpy (task.predict; several targets:
+        {"NAME:pred": ...}, split by task.member_predictions):
         classification {"pred": (B,), "score": (B,), "values": (B, K)}, regression {"pred",
         "values": (B, D)}, segmentation (B, T, K) values at the input's frames, pretrain
         {"mse": (B,) masked reconstruction error, ...}."""

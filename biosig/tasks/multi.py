@@ -190,6 +190,31 @@ class MultiTask(Task):
         """predict()'s flat dict -> {name: that member's own predict() dict}."""
         return {n: _member(pred, n) for n in self.tasks}
 
+    def prediction_line(self, i, p, softmax=True):
+        """One window's line: every member's, after one [sample i]."""
+        head = f"[sample {i}] "
+        return head + " | ".join(f"{n}: {t.prediction_line(i, _member(p, n), softmax)[len(head):]}"
+                                 for n, t in self.tasks.items())
+
+    def records(self, p, softmax=True, flat=False):
+        """One row per window: flat (.csv) every member's columns as "NAME:column"; else (.jsonl)
+        {"sample": i, NAME: that member's row}."""
+        members = {n: t.records(_member(p, n), softmax, flat) for n, t in self.tasks.items()}
+        for rows in zip(*members.values()):
+            row = {"sample": rows[0]["sample"]}
+            for n, r in zip(members, rows):
+                mine = {k: v for k, v in r.items() if k != "sample"}
+                row.update({f"{n}{SEP}{k}": v for k, v in mine.items()} if flat else {n: mine})
+            yield row
+
+    def scores(self, p, y, softmax=True):
+        """{name: that member's scores} for the targets given (y {name: (B, ...)} or None)."""
+        y = y or {}
+        return {n: s for n, t in self.tasks.items() if (s := t.scores(_member(p, n), y.get(n), softmax))}
+
+    def report_lines(self, scores):
+        return [f"{n}: {line}" for n, t in self.tasks.items() if n in scores for line in t.report_lines(scores[n])]
+
 
 def _member(flat, name):
     """{"NAME:key": v, ...} -> {key: v} of one member."""
