@@ -72,16 +72,12 @@ def main(argv=None):
     if not args.x:
         raise UserError("--x is required (or --lsl NAME for a live stream)")
     from biosig import checkpoint
-    from biosig.data import ledger
-    from biosig.data import parquet, read_source
+    from biosig.data import ledger, read_source
     from biosig.errors import warn
     from biosig.deploy.predictor import Predictor
     from biosig.device import resolve_device
 
-    for path in (args.x.values() if isinstance(args.x, dict) else [args.x]):
-        if not path.endswith(".npy") and not parquet.is_parquet(path) and os.path.isfile(path):
-            raise UserError(f"{path}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
-                            f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
+    check_windows_files(args.x)
     check_outputs(args)
     device = resolve_device(args.device)
     ckpt = checkpoint.load(args.ckpt)
@@ -133,9 +129,20 @@ def main(argv=None):
     if lines:
         print("\n".join(lines))
     if args.out:
+        from biosig.deploy.outputs import write_predictions
         write_predictions(args.out, task, pred, softmax, leak, onsets=onsets)
     if args.report:
         write_report(args, len(X), y is not None, task, scores, lines, leak)
+
+
+def check_windows_files(x):
+    """--x (each of several) is windows, .npy or parquet, not a recording."""
+    from biosig.data import parquet
+    from biosig.errors import UserError
+    for path in (x.values() if isinstance(x, dict) else [x]):
+        if not path.endswith(".npy") and not parquet.is_parquet(path) and os.path.isfile(path):
+            raise UserError(f"{path}: infer.py scores windows (.npy or parquet); cut a recording into windows with "
+                            f"python -m biosig.windows, or decode it whole, frame by frame, with --stream")
 
 
 def write_report(args, n_windows, scored, task, scores, lines, leak):
@@ -258,43 +265,6 @@ def load_onsets(args, n):
         raise UserError(problem)
     warn(problem + ": no onset_s column")
     return None
-
-
-def write_predictions(path, task, pred, softmax, leak=None, onsets=None):
-    """Atomically write predictions: .npy the task's (B, ...) "values"; .csv or .jsonl its
-    records (task.records: a row per window, or per window and frame), numbers in .csv to 6
-    significant digits. With a group check (`leak`), each record says whether its window's
-    group was seen in training: "seen" is train, val or empty. With onsets (B,) seconds, each
-    record has its window's onset_s after "sample" (.csv: to the microsecond)."""
-    import csv
-    import json
-
-    import numpy as np
-
-    from biosig.atomic import atomic_path
-    ext = os.path.splitext(path)[1]
-    with atomic_path(path) as tmp:
-        with (open(tmp, "wb") if ext == ".npy" else open(tmp, "w", newline="")) as f:
-            if ext == ".npy":
-                np.save(f, pred["values"].astype(np.float32))
-            elif ext == ".csv":
-                writer = csv.writer(f, lineterminator="\n")
-                for i, row in enumerate(task.records(pred, softmax, flat=True)):
-                    if onsets is not None:
-                        row = {"sample": row["sample"], "onset_s": round(float(onsets[row["sample"]]), 6), **row}
-                    if leak is not None:
-                        row["seen"] = str(leak["seen"][row["sample"]])
-                    if i == 0:
-                        writer.writerow(row)
-                    writer.writerow([v if k == "onset_s" else f"{v:.6g}" if isinstance(v, float) else v
-                                     for k, v in row.items()])
-            else:
-                for row in task.records(pred, softmax, flat=False):
-                    if onsets is not None:
-                        row = {"sample": row["sample"], "onset_s": float(onsets[row["sample"]]), **row}
-                    if leak is not None:
-                        row["seen"] = str(leak["seen"][row["sample"]])
-                    f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _targets(args, task, n, x_path, read_targets):
 def _write(path, task, pred, softmax, np):
     """--out: .npy the values (one file per target, stem.NAME.npy, for several); .csv/.jsonl rows."""
     from biosig.atomic import atomic_path
-    from biosig.cli.infer import write_predictions
+    from biosig.deploy.outputs import write_predictions
     stem, ext = os.path.splitext(path)
     members = getattr(task, "member_predictions", None)
     if ext != ".npy" or members is None:
