@@ -160,6 +160,10 @@ class LateFusion(Fusion):
         self.absent = nn.ParameterDict({n: nn.Parameter(torch.zeros(d)) for n, d in widths.items()})
         self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(sum(widths.values()), n_outputs))
+        # per-frame fusion (streaming) when every encoder has per-frame outputs: an instance's own
+        # per_frame (the class's stays False: a task that needs frames cannot count on it)
+        if self.encoders and all(getattr(e, "per_frame", False) for e in self.encoders.values()):
+            self.per_frame = True
 
     def features(self, x):
         """x {name: (B, C_m, F_m, T_m)} (a name left out: absent) -> (B, sum of D_m)."""
@@ -178,6 +182,31 @@ class LateFusion(Fusion):
     def forward(self, x):
         """x {name: (B, C_m, F_m, T_m)} -> (B, K)."""
         return self.head(self.features(x))
+
+    def features_seq(self, x):
+        """Per-frame fusion: x {name: (B, C_m, F_m, T_m)} -> (B, T'_o, sum of D_m), one row per frame
+        of the input with the fewest output frames (T'_o, the coarsest clock); at its frame j every
+        input gives its own latest frame by then, ((j + 1) T'_m) // T'_o - 1 (all of them for
+        inputs whose rates are whole multiples of the slowest's). The last row is features(x)."""
+        keep = self.keep_masks(x)
+        seqs = {n: enc.features_seq(x[n]).float() for n, enc in self.encoders.items() if n in x}
+        frames = min(s.shape[1] for s in seqs.values())
+        ref = next(iter(seqs.values()))
+        parts = []
+        for name in self.encoders:
+            absent = self.absent[name].expand(len(ref), frames, -1)
+            if name not in seqs:
+                parts.append(absent)
+                continue
+            seq = seqs[name]
+            at = (torch.arange(1, frames + 1, device=seq.device) * seq.shape[1]) // frames - 1
+            seq = seq[:, at]
+            parts.append(seq if keep is None else torch.where(keep[name][:, None, None], seq, absent))
+        return torch.cat(parts, -1)
+
+    def forward_seq(self, x):
+        """x {name: (B, C_m, F_m, T_m)} -> per-frame outputs (B, T'_o, K) (features_seq)."""
+        return self.head(self.features_seq(x))
 
     # closed-form head, when every encoder solves its own so (MiniRocket and kin)
     def head_windows(self, n):
