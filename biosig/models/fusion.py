@@ -157,7 +157,10 @@ class LateFusion(Fusion):
             self.encoders[name], widths[name] = build_encoder(config)
         self.widths = widths
         # what stands in for an input that is absent (modality dropout, a missing sensor)
-        self.absent = nn.ParameterDict({n: nn.Parameter(torch.zeros(d)) for n, d in widths.items()})
+        # (learned only with modality dropout; without it no window is ever absent in training, and
+        # a parameter that gets no gradient would stall DistributedDataParallel)
+        self.absent = nn.ParameterDict({n: nn.Parameter(torch.zeros(d), requires_grad=modality_drop > 0)
+                                        for n, d in widths.items()})
         self.register_buffer("penalty", torch.zeros((), dtype=torch.float64))
         self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(sum(widths.values()), n_outputs))
         # per-frame fusion (streaming) when every encoder has per-frame outputs: an instance's own
@@ -207,6 +210,14 @@ class LateFusion(Fusion):
     def forward_seq(self, x):
         """x {name: (B, C_m, F_m, T_m)} -> per-frame outputs (B, T'_o, K) (features_seq)."""
         return self.head(self.features_seq(x))
+
+    def stepper(self, frames=None, inputs=None):
+        """forward_seq stepped through time, each input at its own rate (biosig/models/fusion_step.py);
+        per-frame encoders only. inputs: the names streamed (default all; the others absent)."""
+        from .fusion_step import FusionStepper
+        if not self.per_frame:
+            raise ValueError("late fusion steps through time only with per-frame encoders (tcn, eeg2arm)")
+        return FusionStepper(self, frames, inputs)
 
     # closed-form head, when every encoder solves its own so (MiniRocket and kin)
     def head_windows(self, n):
