@@ -171,7 +171,7 @@ class LateFusion(Fusion):
     def features(self, x):
         """x {name: (B, C_m, F_m, T_m)} (a name left out: absent) -> (B, sum of D_m)."""
         keep = self.keep_masks(x)
-        b = len(next(iter(x.values())))
+        b = next(iter(x.values())).shape[0]
         parts = []
         for name, enc in self.encoders.items():
             absent = self.absent[name].expand(b, -1)
