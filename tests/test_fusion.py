@@ -207,3 +207,17 @@ def test_infer_refuses_a_missing_or_unknown_input(two, tmp_path):
                         tmp_path / "p.npy", "--quiet")
         assert_user_error(proc, *needles)
         assert not (tmp_path / "p.npy").exists()
+
+
+def test_python_api_takes_several_inputs_as_arrays(two, tmp_path):
+    import biosig
+    from biosig.errors import UserError
+    tr = two["train"]
+    x = {"ppg": np.load(tr["ppg"]), "acc": np.load(tr["acc"])}
+    summary = biosig.train(x=x, y=np.load(tr["y"]), fs={"ppg": 64, "acc": 32}, save=tmp_path / "m.pt",
+                           run_dir=tmp_path / "run", no_report=True)
+    assert summary["best_metrics"]["acc"] > 0.85
+    with pytest.raises(UserError, match=r"train\(x.acc=<array>\) has 5"):
+        biosig.train(x={"ppg": x["ppg"], "acc": x["acc"][:5]}, y=np.load(tr["y"]), fs={"ppg": 64, "acc": 32},
+                     save=tmp_path / "n.pt", run_dir=tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()

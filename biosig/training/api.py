@@ -19,7 +19,8 @@ def train(x=None, y=None, model=None, **flags):
     """Train as `python train.py --x X --y Y --model MODEL --FLAG VALUE ...` would, in this process.
 
     x, y: paths (.npy, parquet) or numpy arrays (x (N, C, F, T) float32; y (N,) labels, or the
-    task's targets). model: a --model name, "auto", or None for train.py's default. flags:
+    task's targets); several inputs or targets: dicts {name: path or array} (x={"ppg": ..., "acc":
+    ...}, fs={"ppg": 64, "acc": 32}). model: a --model name, "auto", or None for train.py's default. flags:
     train.py's other options by dest (save="m.pt", run_dir="runs/a", epochs=5, task="regression",
     model_kwargs={"kernel": 9} or ["kernel=9"]); True/False for on/off flags, a list for those
     that take several values (augment=["noise"], tracker=["tensorboard"]).
@@ -32,13 +33,17 @@ def train(x=None, y=None, model=None, **flags):
     with train.py's one-line message; Ctrl-C raises biosig.errors.Interrupted."""
     given = {"x": x, "y": y, "model": model, **flags}
     with tempfile.TemporaryDirectory(prefix="biosig-train-") as tmp:
-        arrays = {dest: value for dest, value in given.items() if _is_array(value)}
-        for dest in arrays:
-            if dest not in ARRAYS:
-                raise UserError(f"train({dest}=<array>): only {', '.join(ARRAYS)} may be given as arrays")
-        paths = {dest: os.path.join(tmp, f"{dest}.npy") for dest in arrays}
+        # several inputs or targets ({"ppg": array, ...}) each one array, "x.ppg" and so on
+        arrays = {f"{dest}.{name}" if name else dest: value for dest, v in given.items()
+                  for name, value in (v.items() if isinstance(v, dict) else [(None, v)]) if _is_array(value)}
+        for key in arrays:
+            if key.split(".")[0] not in ARRAYS:
+                raise UserError(f"train({key.split('.')[0]}=<array>): only {', '.join(ARRAYS)} may be given as arrays")
+        paths = {key: os.path.join(tmp, f"{key}.npy") for key in arrays}
+        named = {dest: {name: paths.get(f"{dest}.{name}", value) for name, value in v.items()}
+                 for dest, v in given.items() if isinstance(v, dict) and dest in ARRAYS}
         from .options import to_argv
-        argv = to_argv({**given, **paths})
+        argv = to_argv({**given, **{k: p for k, p in paths.items() if "." not in k}, **named})
         quiet_waiting()                 # before torch loads its OpenMP runtime, as train.py does
         check_environment(argv)
         from .options import explicit_options, train_parser
@@ -49,8 +54,8 @@ def train(x=None, y=None, model=None, **flags):
             print(describe_models())
             return None
         import numpy as np
-        if "x" in arrays and arrays["x"].ndim == 3:
-            raise UserError(f"train(x=<array>): expected windows (N, C, F, T), got shape {arrays['x'].shape}; "
+        for key in (k for k in arrays if k.split(".")[0] == "x" and arrays[k].ndim == 3):
+            raise UserError(f"train({key}=<array>): expected windows (N, C, F, T), got shape {arrays[key].shape}; "
                             "raw windows (N, C, T) are x[:, :, None, :]")
         for dest, value in arrays.items():     # only once every option is known good
             np.save(paths[dest], value)
@@ -59,8 +64,8 @@ def train(x=None, y=None, model=None, **flags):
             return run(args, explicit_options(parser, argv))
         except UserError as e:                 # name the array the user gave, not our temporary file
             message = str(e)
-            for dest, path in paths.items():
-                message = message.replace(path, f"train({dest}=<array>)")
+            for key, path in paths.items():
+                message = message.replace(path, f"train({key}=<array>)")
             raise UserError(message) from None
 
 
