@@ -8,7 +8,8 @@ def add_stream_flags(p):
     """infer.py's streaming flags."""
     g = p.add_argument_group("streaming (per-frame models: eeg2arm, tcn)")
     g.add_argument("--stream", action="store_true", help="decode --x as a recording frame by frame, as it would "
-                   "arrive: (C, F, T) one recording, (N, C, F, T) N recordings, or a parquet table of them")
+                   "arrive: (C, F, T) one recording, (N, C, F, T) N recordings, or a parquet table of them; "
+                   "several inputs: --x NAME=PATH each, covering the same time at their own rates")
     g.add_argument("--chunk", type=positive_int, default=1, help="input frames handed to the model per step")
     g.add_argument("--context", type=positive_int_or("all"), help="input frames an output may see: W keeps memory and time "
                    "per frame constant (outputs see the last W/2..W frames); all: everything since the start, "
@@ -17,12 +18,14 @@ def add_stream_flags(p):
                    help="the decision switches only after a new class wins K frames in a row")
     g.add_argument("--threshold", type=number(float, 0, 1), default=0.0, metavar="P",
                    help="... each with probability >= P")
-    g.add_argument("--lsl", metavar="NAME", help="decode a live Lab Streaming Layer stream of that name instead of "
-                   "--x (needs pylsl); stop with Ctrl-C, --max-frames or --lsl-timeout")
+    p.add_named(g, "--lsl", metavar="[INPUT=]NAME", help="decode a live Lab Streaming Layer stream of that name "
+                "instead of --x (needs pylsl); stop with Ctrl-C, --max-frames or --lsl-timeout. A checkpoint of "
+                "several inputs: --lsl INPUT=NAME for each, aligned by their LSL times")
     g.add_argument("--lsl-out", metavar="NAME", help="push each output frame's decision, class and probabilities "
                    "to an LSL outlet of that name (needs pylsl); it does not wait for listeners")
     g.add_argument("--max-frames", type=positive_int, help="--lsl: stop after this many input frames (the stream's "
-                   "samples: a band-power model's raw samples)")
+                   "samples: a band-power model's raw samples; several streams: the slowest input's, and as many "
+                   "seconds of the others)")
     g.add_argument("--lsl-timeout", type=number(float, 0, low_open=True), default=None, metavar="S",
                    help="--lsl: seconds to wait for the stream to appear, and for data before stopping (10)")
 

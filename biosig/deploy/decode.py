@@ -23,29 +23,22 @@ def run(args):
     from .. import checkpoint
     from .inputs import check_out
     from .predictor import Predictor
-    check_out(args.out, [("--x", args.x), ("--ckpt", args.ckpt)])
+    check_out(args.out, [("--x", p) for p in (args.x.values() if isinstance(args.x, dict) else [args.x])]
+              + [("--ckpt", args.ckpt)])
     predictor = Predictor(checkpoint.load(args.ckpt), device="cpu", path=args.ckpt)
-    problem = stream_problem(predictor)
-    if problem:
-        raise UserError(f"{args.ckpt}: cannot decode frame by frame: {problem}")
-    context = None if args.context == "all" else (args.context or predictor.train_frames)
     # one thread: a step is many small operations, and a second thread only adds waiting (with
     # another process on the other core, a step that waits for it took 300 ms instead of 2)
     torch.set_num_threads(args.threads or 1)          # (--threads: the user's word wins)
-    rows, latency = Rows(args.out, predictor.task), []
-    c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
-    outlet = stopped = None
-    if args.lsl:
-        from . import lsl
-        outlet = lsl.Outlet(args.lsl_out, predictor.task) if args.lsl_out else None
-        inlet = lsl.Inlet(args.lsl, args.lsl_timeout or 10.0)
-        sources = [live_frames(inlet, predictor, args, c, f)]
+    several = predictor.inputs or isinstance(args.x, dict) or isinstance(args.lsl, dict)
+    if several:
+        from .streamer_several import open_several
+        make, sources, outlet = open_several(args, predictor)
     else:
-        recordings = read_recordings(args, predictor)
-        sources = [chunks(x, args.chunk) for x in recordings]
+        make, sources, outlet = open_one(args, predictor)
+    rows, latency, stopped = Rows(args.out, predictor.task), [], None
     with rows, sigterm_as_interrupt(args.lsl):
         for n, source in enumerate(sources):
-            stopped = decode(predictor, context, args, source, n, rows, latency, outlet, several=len(sources) > 1)
+            stopped = decode(predictor, make, args, source, n, rows, latency, outlet, several=len(sources) > 1)
     if outlet is not None:
         outlet.close()
     summary(latency, rows, args)
@@ -53,6 +46,25 @@ def run(args):
         words, code = Interrupted.stopped_by(stopped)
         kept = f"the {rows.count} output frames decoded are in {args.out}" if args.out else "nothing to keep (no --out)"
         raise Interrupted(f"{words}: {kept}", code)
+
+
+def open_one(args, predictor):
+    """A checkpoint of one input: (a fresh Streamer each call, the sources, the --lsl-out outlet or None)."""
+    problem = stream_problem(predictor)
+    if problem:
+        raise UserError(f"{args.ckpt}: cannot decode frame by frame: {problem}")
+    context = None if args.context == "all" else (args.context or predictor.train_frames)
+    c, f = predictor.model.config["n_elec"], predictor.model.config["n_bands"]
+    outlet = None
+    if args.lsl:
+        from . import lsl
+        outlet = lsl.Outlet(args.lsl_out, predictor.task) if args.lsl_out else None
+        inlet = lsl.Inlet(args.lsl, args.lsl_timeout or 10.0)
+        fs = args.fs if not isinstance(args.fs, dict) else None
+        sources = [lsl.live_frames(inlet, predictor.signal, args, c, f, f"--lsl {args.lsl}", fs, args.max_frames)]
+    else:
+        sources = [chunks(x, args.chunk) for x in read_recordings(args, predictor)]
+    return (lambda: Streamer(predictor.model, context, predictor.preprocess)), sources, outlet
 
 
 def chunks(x, chunk):
@@ -77,46 +89,6 @@ class sigterm_as_interrupt:
     def __exit__(self, *exc):
         if self.live:
             signal.signal(signal.SIGTERM, self.before)
-
-
-def live_frames(inlet, predictor, args, c, f):
-    """(chunk (C, F, n), LSL timestamps (n,)) from a live stream, as the checkpoint's signal
-    contract says: channels reordered by their labels, raw samples made into its band-power
-    frames (each frame stamped with its last sample's time). The stream carries C x F channels
-    (channel c, band f at c * F + f), or C raw ones for a band-power model."""
-    from ..signals.bandpower import BandPower
-    from ..signals.contract import channel_order, names
-    trained, where = predictor.signal, f"--lsl {args.lsl}"
-    bp = BandPower.from_config(trained["bandpower"]) if trained.get("bandpower") else None
-    raw = bp is not None and inlet.count == c
-    if inlet.count != (c if raw else c * f):
-        raise UserError(f"{where}: the stream has {inlet.count} channels, the checkpoint {args.ckpt} takes C x F = "
-                        f"{c * f}" + (f" (or C = {c} raw channels, made into its band-power frames)" if bp else ""))
-    rate = trained.get("fs") if bp is None or raw else trained["fs"] / bp.hop
-    fs = args.fs or inlet.fs
-    if rate and fs and abs(rate - fs) > 1e-6:
-        raise UserError(f"{where}: the stream runs at {fs:g} Hz, the checkpoint {args.ckpt} takes {rate:g} Hz")
-    labels = names(args.channel_names) if args.channel_names else inlet.labels
-    if args.channel_names and inlet.labels and labels != inlet.labels:
-        raise UserError(f"{where}: the stream labels its channels {','.join(inlet.labels)}; --channel-names "
-                        f"contradicts them")
-    if labels and len(labels) != inlet.count:
-        raise UserError(f"{where}: {len(labels)} channel names for the stream's {inlet.count} channels")
-    order = None
-    if trained.get("channels") and labels and (raw or f == 1):
-        order = channel_order(labels, trained["channels"], where, args.ckpt, those=True)
-    frames, held = (bp.stream(), np.zeros(0)) if raw else (None, None)
-    for x, stamps in inlet.chunks(args.chunk, args.max_frames):
-        x = x[order] if order is not None else x
-        if not raw:
-            yield x.reshape(c, f, -1), stamps
-            continue
-        held = np.concatenate([held, stamps])
-        out = frames.push(x)                                   # (C, F, k)
-        k = out.shape[-1]
-        ends = np.arange(k) * bp.hop + bp.frame - 1            # each frame's last sample, in `held`
-        yield out, held[ends]
-        held = held[k * bp.hop:]
 
 
 def read_recordings(args, predictor):
@@ -156,24 +128,27 @@ def read_recordings(args, predictor):
     return X
 
 
-def decode(predictor, context, args, source, recording, rows, latency, outlet=None, several=False):
-    """One stream: (chunk (C, F, n), LSL timestamps (n,) or None) pairs -> rows, one per output
-    frame; the time of each step (push and hysteresis) appended to `latency`. several: the
-    stream is one of several recordings (its number goes into the printed lines). Returns the
-    KeyboardInterrupt that stopped a live stream, or None."""
-    streamer = Streamer(predictor.model, context, predictor.preprocess)
+def decode(predictor, make, args, source, recording, rows, latency, outlet=None, several=False):
+    """One stream: (chunk (C, F, n), LSL timestamps (n,) or None) pairs (several inputs: dicts of
+    them by name) -> rows, one per output frame, from make()'s streamer; the time of each step
+    (push and hysteresis) appended to `latency`. several: the stream is one of several
+    recordings (its number goes into the printed lines). Returns the KeyboardInterrupt that
+    stopped a live stream, or None."""
+    streamer = make()
     smooth = Hysteresis(args.hysteresis, args.threshold)
     names = predictor.task.class_names
     where = f"recording {recording}, " if several else ""
     try:
         for chunk, stamps in source:
             t0 = time.perf_counter()
-            out = streamer.push(chunk)
+            named = isinstance(chunk, dict)        # several inputs: the clock input's frames count
+            out = streamer.push(chunk, stamps) if named else streamer.push(chunk)
             decisions = [smooth.update(p) for p in out["probs"]]
-            latency.append((time.perf_counter() - t0, chunk.shape[-1]))
+            n = (chunk[streamer.clock].shape[-1] if streamer.clock in chunk else 0) if named else chunk.shape[-1]
+            latency.append((time.perf_counter() - t0, n))
             for j, (decision, switched) in enumerate(decisions):
                 frame = {k: v[j] for k, v in out.items()}
-                if stamps is not None:
+                if stamps is not None and not named:
                     frame["time"] = float(stamps[frame["input_frame"] - streamer.frames_in + len(stamps)])
                 rows.add(recording, frame, decision, switched)
                 if outlet is not None:

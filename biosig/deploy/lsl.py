@@ -7,6 +7,8 @@ channels per output frame: the decision (-1 before the first), the frame's class
 K probabilities, stamped with the LSL time of the input sample that completed the frame.
 """
 import os
+import queue
+import threading
 import time
 
 import numpy as np
@@ -99,3 +101,112 @@ class Outlet:
             self.outlet.push_sample(sample, frame["time"])
         else:
             self.outlet.push_sample(sample)
+
+
+class Aligner:
+    """Several live streams put on one clock by their LSL times: each starts at the sample nearest
+    the latest first sample of them all (the earlier ones dropped), so that sample i of every
+    stream is i of its own periods after one common start. periods come from `rates` {name: Hz
+    or None (irregular: no tolerance)}.
+
+    push(name, x (C, n), stamps (n,)) -> {name: (x, stamps)} the chunks to decode now: nothing
+    until every stream has given samples, then each one's held chunks trimmed to the start, and
+    from then on each chunk as it comes."""
+
+    def __init__(self, rates):
+        self.half = {n: 0.5 / fs if fs else 0.0 for n, fs in rates.items()}
+        self.held = {n: [] for n in rates}
+        self.start = None
+
+    def push(self, name, x, stamps):
+        if self.start is not None:
+            return {name: (x, stamps)}
+        if len(stamps):
+            self.held[name].append((x, np.asarray(stamps, dtype=np.float64)))
+        if any(not parts for parts in self.held.values()):
+            return {}
+        self.start = max(parts[0][1][0] for parts in self.held.values())
+        ready = {}
+        for n, parts in self.held.items():
+            x, t = np.concatenate([p[0] for p in parts], -1), np.concatenate([p[1] for p in parts])
+            keep = t > self.start - self.half[n] - 1e-9
+            ready[n] = (x[..., keep], t[keep])
+        self.held = None
+        return ready
+
+
+def merged(sources):
+    """{name: iterator of (x, stamps)}, each read in its own thread -> (name, x, stamps) in the
+    order they arrive, until every one has ended; an error in a reader is raised here. The main
+    thread waits in short steps, so Ctrl-C reaches it; once it stops reading, the readers stop at
+    their next chunk (or their stream's timeout)."""
+    arrived, done, stop = queue.Queue(), object(), threading.Event()
+
+    def read(name, source):
+        try:
+            for x, stamps in source:
+                if stop.is_set():           # the caller has what it wanted
+                    return
+                arrived.put((name, x, stamps))
+        except BaseException as e:          # (a UserError about the stream: the caller says it)
+            arrived.put((name, e, None))
+            return
+        arrived.put((name, done, None))
+    for name, source in sources.items():
+        threading.Thread(target=read, args=(name, source), daemon=True).start()
+    running = len(sources)
+    try:
+        while running:
+            try:
+                name, x, stamps = arrived.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if x is done:
+                running -= 1
+            elif isinstance(x, BaseException):
+                raise x
+            else:
+                yield name, x, stamps
+    finally:
+        stop.set()
+
+
+def live_frames(inlet, trained, args, c, f, where, fs=None, max_frames=None, per_input=False):
+    """(chunk (C, F, n), LSL timestamps (n,)) from a live stream, as the signal contract `trained`
+    (the checkpoint's, or one input's) says: channels reordered by their labels, raw samples made
+    into its band-power frames (each frame stamped with its last sample's time). The stream
+    carries C x F channels (channel c, band f at c * F + f), or C raw ones for a band-power
+    model. per_input: one of several inputs (--channel-names is not for it)."""
+    from ..signals.bandpower import BandPower
+    from ..signals.contract import channel_order, names
+    bp = BandPower.from_config(trained["bandpower"]) if trained.get("bandpower") else None
+    raw = bp is not None and inlet.count == c
+    if inlet.count != (c if raw else c * f):
+        raise UserError(f"{where}: the stream has {inlet.count} channels, the checkpoint {args.ckpt} takes C x F = "
+                        f"{c * f}" + (f" (or C = {c} raw channels, made into its band-power frames)" if bp else ""))
+    rate = trained.get("fs") if bp is None or raw else trained["fs"] / bp.hop
+    fs = fs or inlet.fs
+    if rate and fs and abs(rate - fs) > 1e-6:
+        raise UserError(f"{where}: the stream runs at {fs:g} Hz, the checkpoint {args.ckpt} takes {rate:g} Hz")
+    given = None if per_input else args.channel_names
+    labels = names(given) if given else inlet.labels
+    if given and inlet.labels and labels != inlet.labels:
+        raise UserError(f"{where}: the stream labels its channels {','.join(inlet.labels)}; --channel-names "
+                        f"contradicts them")
+    if labels and len(labels) != inlet.count:
+        raise UserError(f"{where}: {len(labels)} channel names for the stream's {inlet.count} channels")
+    order = None
+    if trained.get("channels") and labels and (raw or f == 1):
+        order = channel_order(labels, trained["channels"], where, args.ckpt, those=True)
+    frames, held = (bp.stream(), np.zeros(0)) if raw else (None, None)
+    for x, stamps in inlet.chunks(args.chunk, max_frames):
+        x = x[order] if order is not None else x
+        if not raw:
+            yield x.reshape(c, f, -1), stamps
+            continue
+        held = np.concatenate([held, stamps])
+        out = frames.push(x)                                   # (C, F, k)
+        k = out.shape[-1]
+        ends = np.arange(k) * bp.hop + bp.frame - 1            # each frame's last sample, in `held`
+        yield out, held[ends]
+        held = held[k * bp.hop:]

@@ -35,7 +35,7 @@ def stream_problem(predictor):
     model, task = predictor.model, predictor.task
     name = model.config["name"]
     if not hasattr(model, "stepper"):
-        streamable = ", ".join(m.name for m in MODELS.values() if hasattr(m, "stepper"))
+        streamable = ", ".join(m.name for m in MODELS.values() if hasattr(m, "stepper") and not getattr(m, "multi_input", False))
         return f"model {name} has no per-frame output (models that have: {streamable}); use whole windows"
     if getattr(task, "n_classes", None) is None:
         return f"streaming decodes classes, and the checkpoint's task is {task.name}"
