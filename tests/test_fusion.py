@@ -221,3 +221,16 @@ def test_python_api_takes_several_inputs_as_arrays(two, tmp_path):
         biosig.train(x={"ppg": x["ppg"], "acc": x["acc"][:5]}, y=np.load(tr["y"]), fs={"ppg": 64, "acc": 32},
                      save=tmp_path / "n.pt", run_dir=tmp_path / "run2")
     assert not (tmp_path / "run2").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_over_a_two_target_fusion_run(two, tmp_path):
+    tr = two["train"]
+    (tmp_path / "grid.json").write_text(json.dumps({"loss-weight": ["a=1,r=1", "a=1,r=0.1"]}))
+    proc = run_here("sweep.py", "--grid", tmp_path / "grid.json", "--out", tmp_path / "sw", "--metric", "a:val_acc",
+                    "--", *inputs(tr), "--y", f"a={tr['bit_a']}", "--y", f"r={tr['reg']}", "--task",
+                    "a=classification", "--task", "r=regression")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = json.loads((tmp_path / "sw" / "best.json").read_text())
+    assert best["metric"] == "a:val_acc" and best["mean"] > 0.85
+    assert f"ppg={tr['ppg']}" in best["argv"]

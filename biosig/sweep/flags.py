@@ -6,7 +6,7 @@ import os
 
 from ..training import options as train_options_table
 from ..data.parquet import names_a_column
-from ..errors import UserError, closest_flag
+from ..errors import UserError, closest_flag, named_item
 
 # Set by the sweep for each trial; the grid and the flags after -- must not give them.
 PER_TRIAL = train_options_table.dests(train_options_table.TRIAL)
@@ -16,11 +16,17 @@ PATH_DESTS = tuple(d for d in train_options_table.dests(train_options_table.PATH
 
 
 def absolute(dest, value):
-    """A file option's value as an absolute path; a label option (--y, --y-val, --y-test) that
-    names a parquet column rather than a file stays as it is."""
-    if dest.startswith("y") and names_a_column(value):
+    """A file option's value as an absolute path (NAME=PATH: the path); a label option (--y,
+    --y-val, --y-test) that names a parquet column rather than a file stays as it is."""
+    name, path = named_path(value)
+    if dest.startswith("y") and names_a_column(path):
         return value
-    return os.path.abspath(value)
+    return f"{name}={os.path.abspath(path)}" if name else os.path.abspath(path)
+
+
+def named_path(value):
+    """'ppg=data/ppg.npy' -> ('ppg', 'data/ppg.npy'); a plain path -> (None, path)."""
+    return named_item(str, is_path=True)(value)[0]
 
 
 def render(value):
@@ -97,7 +103,7 @@ def check_paths_exist(flags, options):
         option = options.get(name)
         if option is None or option.dest not in PATH_DESTS or not (eq or i + 1 < len(flags)):
             continue
-        value = value if eq else flags[i + 1]
+        value = named_path(value if eq else flags[i + 1])[1]
         if option.dest.startswith("y") and names_a_column(value):
             continue
         if not os.path.exists(value):
