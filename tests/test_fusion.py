@@ -234,3 +234,18 @@ def test_a_sweep_over_a_two_target_fusion_run(two, tmp_path):
     best = json.loads((tmp_path / "sw" / "best.json").read_text())
     assert best["metric"] == "a:val_acc" and best["mean"] > 0.85
     assert f"ppg={tr['ppg']}" in best["argv"]
+
+
+def test_several_inputs_from_parquet_tables(two, tmp_path):
+    pytest.importorskip("pyarrow")
+    tr = two["train"]
+    for name, labels in (("ppg", ["--y", tr["y"]]), ("acc", [])):
+        conv = run_here("biosig.convert", "--x", tr[name], *labels, "--out", tmp_path / f"{name}.parquet")
+        assert conv.returncode == 0, conv.stderr
+    # one table per input; the targets from a .npy, or a label column of the first table
+    proc = run_here("train.py", "--x", f"ppg={tmp_path / 'ppg.parquet'}", "--x", f"acc={tmp_path / 'acc.parquet'}",
+                    "--y", "cls=label", "--y", f"reg={tr['reg']}", "--task", "cls=classification", "--task",
+                    "reg=regression", "--save", tmp_path / "m.pt", "--run-dir", tmp_path / "run", "--no-report")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_metrics"]["cls:acc"] > 0.85
