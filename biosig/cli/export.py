@@ -23,7 +23,11 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     from biosig.threads import apply as apply_threads
     threads = apply_threads(args.threads, import_torch=False)
-    return export.run(args, threads)
+    loaded = export.load(args)
+    from biosig.deploy import export_several
+    if export_several.several(loaded[2]):          # several inputs or targets: one graph input / output each
+        return export_several.run(args, threads, loaded)
+    return export.run(args, threads, loaded)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ replaces --out: a difference above 1e-4 (relative, for outputs above 1) is a bug
 Use:  onnxruntime.InferenceSession("model.onnx").run(["values"], {"x": X})[0]
       torch.export.load("model.pt2").module()(torch.from_numpy(X))
 """
+import inspect
 import json
 import logging
 import os
@@ -47,14 +48,21 @@ METADATA = "biosig.input"          # the file's metadata entry that describes it
 NO_ONNX = {"linalg_eigh": "an eigendecomposition (torch.linalg.eigh: the tangent model's matrix logarithm)"}
 
 
-def export(module, example, path, ext, metadata):
+def export(module, example, path, ext, metadata, inputs=None, outputs=None):
     """Trace `module` on the example inputs (a tuple; batch first and dynamic in each) and write it
     to path as .onnx or .pt2: inputs x, state_0...; outputs values, next_state_0...; metadata
-    {key: text} in the file (.onnx: metadata_props; .pt2: extra_files)."""
+    {key: text} in the file (.onnx: metadata_props; .pt2: extra_files). Several inputs or targets:
+    `inputs` names the module's arguments (their names in its forward's signature) and `outputs`
+    the entries of the dict it returns, in order."""
     batch = torch.export.Dim("batch")
-    names = ["x"] + [f"state_{i}" for i in range(len(example) - 1)]
+    names = inputs or ["x"] + [f"state_{i}" for i in range(len(example) - 1)]
     with torch.no_grad():
-        shapes = [{0: batch}] + ([({0: batch},) * (len(example) - 1)] if len(example) > 1 else [])   # x, *state
+        if inputs and list(inspect.signature(module.forward).parameters) == inputs:
+            shapes = {name: {0: batch} for name in inputs}          # forward(ppg, acc): named in the graph
+        elif inputs:
+            shapes = [tuple({0: batch} for _ in inputs)]             # forward(*xs)
+        else:
+            shapes = [{0: batch}] + ([({0: batch},) * (len(example) - 1)] if len(example) > 1 else [])  # x, *state
         program = torch.export.export(module, example, dynamic_shapes=shapes)
     ops = {str(node.target) for graph in program.graph_module.modules() if isinstance(graph, torch.fx.GraphModule)
            for node in graph.graph.nodes}                # submodules too (a no_grad block is one)
@@ -72,7 +80,7 @@ def export(module, example, path, ext, metadata):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(program, f=path, input_names=names, external_data=False, verbose=False,
-                              output_names=["values"] + [f"next_{n}" for n in names[1:]])
+                              output_names=outputs or ["values"] + [f"next_{n}" for n in names[1:]])
     finally:
         logger.setLevel(level)
     import onnx
@@ -124,13 +132,14 @@ def runner(path, ext):
 
     def run(xs):
         out = loaded(*map(torch.from_numpy, xs))
+        out = list(out.values()) if isinstance(out, dict) else out        # several targets: {name: values}
         return [t.detach().numpy() for t in (out if isinstance(out, (tuple, list)) else [out])]
     return run, f"torch.export {torch.__version__}"
 
 
-def random_windows(predictor, gen, shape):
-    """Seeded random windows of `shape` (B, C, F, T), around the standardization's mean/std when it has them."""
-    spec = predictor.preprocess
+def random_windows(spec, gen, shape):
+    """Seeded random windows of `shape` (B, C, F, T), around the standardization's mean/std when the
+    preprocessing `spec` has them."""
     if spec.get("mean") is None:
         return gen.standard_normal(shape).astype(np.float32)
     mean, std = np.array(spec["mean"])[:, :, None], np.array(spec["std"])[:, :, None]
@@ -155,7 +164,7 @@ def check_step(path, ext, predictor, shape, module):
     if found is None:
         return None
     run, runtime = found
-    x = random_windows(predictor, np.random.default_rng(0), (2, *shape[:2], 40))
+    x = random_windows(predictor.preprocess, np.random.default_rng(0), (2, *shape[:2], 40))
     state = [s.numpy() for s in module.step.initial_state(2)]
     got = []
     for t in range(x.shape[-1]):
@@ -180,7 +189,7 @@ def check(path, ext, predictor, shape, bp=None):
     worst, scale = 0.0, 1.0
     for b in (3, 1):
         if bp is None:
-            x = random_windows(predictor, gen, (b, *shape))
+            x = random_windows(predictor.preprocess, gen, (b, *shape))
         else:
             x = random_raw(predictor, bp, gen, (b, shape[0], 1, bp.frame + (shape[-1] - 1) * bp.hop))
         want, got = predictor.predict(x if bp is None else bp(x))["values"], run([x])[0]
@@ -193,10 +202,9 @@ def check(path, ext, predictor, shape, bp=None):
     return f"max |diff| {worst:.2g}{relative} ({runtime})"
 
 
-def run(args, threads):
-    """What biosig.export does with its parsed flags (biosig/cli/export.py): --ckpt written to
-    --out (.onnx or .pt2), checked against PyTorch unless --no-check, and described in lines
-    ending the first with `threads` (the start-up text)."""
+def load(args):
+    """biosig.export's flags checked and its checkpoint loaded -> (--out's extension, the checkpoint,
+    its Predictor); a pretraining checkpoint refused."""
     ext = os.path.splitext(args.out)[1]
     if ext not in (".onnx", ".pt2"):
         raise UserError(f"{args.out}: --out must end in .onnx (ONNX) or .pt2 (torch.export program)")
@@ -213,6 +221,15 @@ def run(args, threads):
     if not hasattr(predictor.task, "values"):       # pretraining: its output is a reconstruction error
         raise UserError(f"{args.ckpt}: a pretraining checkpoint (--task {predictor.task.name}) has nothing to deploy; "
                         f"export the model fine-tuned from it (train.py --init {args.ckpt})")
+    return ext, ckpt, predictor
+
+
+def run(args, threads, loaded=None):
+    """What biosig.export does with its parsed flags (biosig/cli/export.py): --ckpt written to
+    --out (.onnx or .pt2), checked against PyTorch unless --no-check, and described in lines
+    ending the first with `threads` (the start-up text). loaded: load(args), when already done
+    (a checkpoint of several inputs or targets goes to export_several.run instead)."""
+    ext, ckpt, predictor = loaded or load(args)
     shape = tuple(ckpt["example_input_shape"][1:])                           # (C, F, T)
     made = predictor.signal.get("bandpower")           # trained on band-power frames that biosig made
     bp = bandpower.BandPower.from_config(made) if made and len(made["bands"]) == shape[1] else None

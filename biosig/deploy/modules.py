@@ -1,8 +1,12 @@
 """What an exported file computes, as nn.Modules that torch.export traces (biosig/deploy/export.py
 writes them): the checkpoint's network with its preprocessing and output transform baked in
-(Deployed), band-power frames made from raw samples inside the file (BandPowerFrames), and the
-per-frame step of a streaming model with its state as inputs and outputs (Step).
+(Deployed; several inputs: DeployedSeveral), band-power frames made from raw samples inside the
+file (BandPowerFrames), and the per-frame step of a streaming model with its state as inputs and
+outputs (Step).
 """
+import inspect
+import keyword
+
 import numpy as np
 import torch
 from torch import nn
@@ -65,6 +69,58 @@ class Deployed(nn.Module):
         if self.zscore:
             x = preprocess.apply(x, {"normalize": "sample_zscore"})
         return self.task.values(self.net(x), self.n_frames)
+
+
+class Preprocessing(nn.Module):
+    """One input's preprocessing spec (biosig.normalize) as a module: x (B, C, F, T) -> what
+    normalize.apply gives, the --standardize statistics as buffers."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.zscore = spec.get("normalize") == "sample_zscore"
+        self.standardize = spec.get("mean") is not None
+        if self.standardize:                     # (1, C, F, 1), as normalize.apply shapes them
+            self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32)[None, :, :, None])
+            self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32)[None, :, :, None])
+
+    def forward(self, x):
+        if self.standardize:
+            x = (x - self.mean) / (self.std + preprocess.EPS)
+        if self.zscore:
+            x = preprocess.apply(x, {"normalize": "sample_zscore"})
+        return x
+
+
+class DeployedSeveral(nn.Module):
+    """A checkpoint of several inputs: (x_1 (B, C_1, F_1, T_1), x_2, ...), one per input in
+    predictor.inputs' order, each with its own preprocessing -> the task's values (several
+    targets: {name: values}), as Predictor.predict gives them. Every input is required (an absent
+    sensor is infer.py's). Build it with DeployedSeveral.named(predictor, n_frames): its forward's
+    arguments are then the inputs' names, which torch.export gives the graph's inputs."""
+
+    def __init__(self, predictor, n_frames):
+        super().__init__()
+        self.task, self.n_frames, self.names = predictor.task, n_frames, list(predictor.inputs)
+        self.net = predictor.net
+        specs = predictor.preprocess["inputs"]
+        self.preprocess = nn.ModuleDict({name: Preprocessing(specs[name]) for name in self.names})
+
+    def forward(self, *xs):
+        x = {name: self.preprocess[name](v) for name, v in zip(self.names, xs)}
+        return self.task.values(self.net(x), self.n_frames)
+
+    @classmethod
+    def named(cls, predictor, n_frames):
+        """An instance of a subclass whose forward's signature is (self, <each input's name>) (a name
+        that is not a Python identifier keeps forward(*xs): the graph's inputs are then xs_0, ...)."""
+        if not all(n.isidentifier() and not keyword.iskeyword(n) and n != "self" for n in predictor.inputs):
+            return cls(predictor, n_frames)
+
+        def forward(self, *xs):
+            return cls.forward(self, *xs)
+        p = inspect.Parameter
+        forward.__signature__ = inspect.Signature([p(n, p.POSITIONAL_OR_KEYWORD) for n in ["self", *predictor.inputs]])
+        return type(cls.__name__, (cls,), {"forward": forward})(predictor, n_frames)
 
 
 class Step(nn.Module):
