@@ -53,9 +53,13 @@ def test_fusion_learns_what_neither_input_can_alone(two):
                         "--run-dir", d / name, "--no-report")
         assert proc.returncode == 0, proc.stderr[-3000:]
         accuracy[name] = json.loads((d / name / "summary.json").read_text())["test"]["acc"]
+        if name == "fused":
+            assert "model: fusion-late (the default for several inputs" in proc.stdout
     # each input alone tells 2 of the 4 classes apart at best; together, all of them
     assert accuracy["fused"] > 0.85 and accuracy["ppg"] < 0.6 and accuracy["acc"] < 0.6, accuracy
-    assert "several inputs" in proc.stdout or "fusion-late" in (d / "fused" / "config.json").read_text()
+    # with no --model, several inputs train the default fusion model, and the log and summary.json say why
+    model = json.loads((d / "fused" / "summary.json").read_text())["model"]
+    assert model["name"] == "fusion-late" and "several inputs" in model["why"]
 
 
 def test_a_dropped_input_still_predicts_above_chance(two):

@@ -163,7 +163,7 @@ def run_summary(cfg, ctx, data, fitting, totals, status, epoch, test, wall_start
         "wall_s": round(fitting.prior["wall_s"] + (time.time() - wall_start), 3),
         "train_samples_per_s": round(totals["train_samples"] / max(totals["train_seconds"], 1e-9), 2),
         "world_size": ctx.world, "global_batch": flags.batch, "split": data["split"],
-        "task": flags.task, "monitors": task.monitors,
+        "task": flags.task, "monitors": task.monitors, "model": {"name": flags.model, "why": cfg.why_model},
     }
     if "selection" in data:     # with the seconds from the choice to here: the winner's training and test
         summary["selection"] = {**data["selection"], "training_s": round(time.time() - data["selected_at"], 2)}
