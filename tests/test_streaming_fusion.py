@@ -101,6 +101,11 @@ def test_aligner_starts_every_stream_at_the_latest_first_sample():
     ready = aligner.push("ppg", np.arange(64.0)[None, :10], ppg_t[:10])
     assert list(ready["acc"][0][0]) == list(range(16, 24)) and list(ready["ppg"][0][0]) == list(range(10))
     assert aligner.push("acc", np.arange(48.0)[None, 24:], acc_t[24:])["acc"][0].shape == (1, 24)
+    # a stream's samples from before the start that arrive after it is known are dropped too
+    aligner = Aligner({"ppg": 64.0, "acc": 32.0})
+    aligner.push("acc", np.arange(48.0)[None, :8], acc_t[:8])
+    assert list(aligner.push("ppg", np.arange(64.0)[None, :10], ppg_t[:10])["acc"][0][0]) == []
+    assert list(aligner.push("acc", np.arange(48.0)[None, 8:20], acc_t[8:20])["acc"][0][0]) == [16, 17, 18, 19]
 
 
 @pytest.fixture(scope="module")

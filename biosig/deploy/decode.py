@@ -161,7 +161,9 @@ def decode(predictor, make, args, source, recording, rows, latency, outlet=None,
             raise
         return stop                       # a live stream ends this way: what was decoded is kept
     if streamer.frames_out == 0 and streamer.frames_in > 0:
-        warn(f"{args.x or args.lsl}: {where}{streamer.frames_in} input frames, fewer than the {streamer.pool} "
+        given = args.x or args.lsl
+        given = ", ".join(f"{k}={v}" for k, v in given.items()) if isinstance(given, dict) else given
+        warn(f"{given}: {where}{streamer.frames_in} input frames, fewer than the {streamer.pool} "
              f"one output frame takes: nothing decoded")
     return None
 

@@ -105,13 +105,13 @@ class Outlet:
 
 class Aligner:
     """Several live streams put on one clock by their LSL times: each starts at the sample nearest
-    the latest first sample of them all (the earlier ones dropped), so that sample i of every
-    stream is i of its own periods after one common start. periods come from `rates` {name: Hz
-    or None (irregular: no tolerance)}.
+    the latest first sample of them all (the earlier ones dropped, also those that arrive after
+    the start is known), so that sample i of every stream is i of its own periods after one
+    common start. periods come from `rates` {name: Hz or None (irregular: no tolerance)}.
 
-    push(name, x (C, n), stamps (n,)) -> {name: (x, stamps)} the chunks to decode now: nothing
-    until every stream has given samples, then each one's held chunks trimmed to the start, and
-    from then on each chunk as it comes."""
+    push(name, x (C, ..., n), stamps (n,)) -> {name: (x, stamps)} the chunks to decode now:
+    nothing until every stream has given samples, then each one's held chunks trimmed to the
+    start, and from then on each chunk as it comes (trimmed too)."""
 
     def __init__(self, rates):
         self.half = {n: 0.5 / fs if fs else 0.0 for n, fs in rates.items()}
@@ -119,20 +119,22 @@ class Aligner:
         self.start = None
 
     def push(self, name, x, stamps):
+        stamps = np.asarray(stamps, dtype=np.float64)
         if self.start is not None:
-            return {name: (x, stamps)}
+            return {name: self._trimmed(name, x, stamps)}
         if len(stamps):
-            self.held[name].append((x, np.asarray(stamps, dtype=np.float64)))
+            self.held[name].append((x, stamps))
         if any(not parts for parts in self.held.values()):
             return {}
         self.start = max(parts[0][1][0] for parts in self.held.values())
-        ready = {}
-        for n, parts in self.held.items():
-            x, t = np.concatenate([p[0] for p in parts], -1), np.concatenate([p[1] for p in parts])
-            keep = t > self.start - self.half[n] - 1e-9
-            ready[n] = (x[..., keep], t[keep])
+        ready = {n: self._trimmed(n, np.concatenate([p[0] for p in parts], -1), np.concatenate([p[1] for p in parts]))
+                 for n, parts in self.held.items()}
         self.held = None
         return ready
+
+    def _trimmed(self, name, x, stamps):
+        keep = stamps > self.start - self.half[name] - 1e-9
+        return (x, stamps) if keep.all() else (x[..., keep], stamps[keep])
 
 
 def merged(sources):
