@@ -19,7 +19,8 @@ def describe_models():
         doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         tag = " [the default]" if name == DEFAULT_MODEL else " [the guide's command form]" if name == GUIDE_MODEL else ""
         lines.append(f"{name}: {doc[0] if doc else ''}{tag}")
-        lines.append(f"  recipe: {' '.join(cls.recipe) or 'train.py defaults'}")
+        recipe = cls.recipe_for(None) if hasattr(cls, "recipe_for") else cls.recipe     # (a fusion model: its encoder's)
+        lines.append(f"  recipe: {' '.join(recipe) or 'train.py defaults'}")
         for opt in cls.options:
             how = f"{opt.flag} or " if opt.flag else ""
             lines.append(f"  {how}--model-kwargs {opt.name}=...  default {opt.default}: {opt.help}")
