@@ -90,7 +90,8 @@ def test_onnx_inputs_outputs_and_metadata_are_named(data, run):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     inputs, outputs = session.get_inputs(), session.get_outputs()
     assert [i.name for i in inputs] == ["ppg", "acc"]
-    assert isinstance(inputs[0].shape[0], str) and inputs[0].shape[1:] == [1, 1, 64] and inputs[1].shape[1:] == [3, 1, 32]
+    assert isinstance(inputs[0].shape[0], str) and inputs[0].shape[0] == inputs[1].shape[0]          # one batch
+    assert inputs[0].shape[1:] == [1, 1, 64] and inputs[1].shape[1:] == [3, 1, 32]
     names = ["hr", "act"] if run == "multi" else ["values"]
     assert [o.name for o in outputs] == names
     for part in (slice(0, 5), slice(5, 6)):
@@ -147,5 +148,6 @@ def test_a_wrong_output_is_caught_before_the_file_appears(data, monkeypatch):
 def test_step_of_several_inputs_is_one_line(data):
     ckpt = trained(data, "late")
     out = data["dir"] / "step.pt2"
-    assert_user_error(run_here("biosig.export", "--ckpt", ckpt, "--out", out, "--step"), "--step", "several inputs (ppg, acc)")
+    assert_user_error(run_here("biosig.export", "--ckpt", ckpt, "--out", out, "--step"), "--step",
+                      "several inputs (ppg, acc)")
     assert not out.exists()

@@ -23,6 +23,8 @@ Predictor.predict (.onnx with onnxruntime if installed, .pt2 by torch.export.loa
 replaces --out: a difference above 1e-4 (relative, for outputs above 1) is a bug and raises.
 Use:  onnxruntime.InferenceSession("model.onnx").run(["values"], {"x": X})[0]
       torch.export.load("model.pt2").module()(torch.from_numpy(X))
+A checkpoint of several inputs or several targets is export_several.py's (one input per modality,
+one output per target), which uses this module's writer, runners and input descriptions.
 """
 import inspect
 import json

@@ -102,7 +102,7 @@ def summary(args, ext, ckpt, predictor, described, outputs, threads):
             lines.append(f"  {d['frames']}")
     several_targets = list(outputs) != ["values"]
     for n, shape in outputs.items():
-        what = f"infer.py --out preds.npy writes preds.{n}.npy" if several_targets else "infer.py --out preds.npy writes"
+        what = "infer.py --out preds.npy writes" + (f" preds.{n}.npy" if several_targets else "")
         lines.append(f"  output {n:<{width}} (batch{''.join(f', {s}' for s in shape)}) float32, as {what}")
     lines.append(f"  preprocessing baked in: {preprocess.describe(predictor.preprocess)}")
     if predictor.inputs:
@@ -144,5 +144,5 @@ def check(path, ext, predictor, shapes, outputs, bp=None):
                 raise AssertionError(f"the exported {ext}: output {name}: max |diff| {diff:.3g} to PyTorch on a batch "
                                      f"of {b} ({runtime})")
             worst[name] = diff, scale
-    return ", ".join(f"{name} max |diff| {diff:.2g}" + (f" ({diff / scale:.1g} of its scale)" if scale > 1 and diff else "")
-                     for name, (diff, scale) in worst.items()) + f" ({runtime})"
+    return ", ".join(f"{name} max |diff| {diff:.2g}" + (f" ({diff / scale:.1g} of its scale)" if scale > 1 and diff
+                                                        else "") for name, (diff, scale) in worst.items()) + f" ({runtime})"

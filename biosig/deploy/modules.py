@@ -53,7 +53,10 @@ class Deployed(nn.Module):
         self.bandpower = BandPowerFrames(bp) if bp is not None else None
         model = predictor.model
         # a model whose forward does not trace (minirocket's data-dependent indexing) gives an equivalent one
-        self.net = model.export_module() if hasattr(model, "export_module") else predictor.net
+        self.net = predictor.net
+        if hasattr(model, "export_module"):      # a network around the model (several targets' heads): rebuilt around it
+            exported = model.export_module()
+            self.net = exported if predictor.net is model else predictor.task.network(exported, None)
         spec = predictor.preprocess
         self.zscore = spec.get("normalize") == "sample_zscore"
         self.standardize = spec.get("mean") is not None
