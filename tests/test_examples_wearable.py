@@ -59,6 +59,32 @@ def test_the_activity_sets_the_motion():
     assert 1.5 < np.median(peak[act == 1]) < 2.3 < np.median(peak[act == 2]) < 3.1
 
 
+def _peak_bpm(x, fs, low=40, high=200):
+    """(N,) the strongest frequency of each row of x (N, T) between low and high bpm."""
+    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=-1, keepdims=True), 4096, axis=-1))
+    bpm = np.fft.rfftfreq(4096, 1 / fs) * 60
+    band = (bpm > low) & (bpm < high)
+    return bpm[band][spectrum[..., band].argmax(axis=-1)], spectrum, bpm
+
+
+def test_the_steps_mimic_the_pulse_in_the_ppg_and_the_accelerometer_tells_them_apart():
+    d = wearable(n=300, n_test=0)
+    ppg, acc, hr, act = d["ppg"][:, 0, 0], d["acc"][:, :, 0], d["hr"], d["act"]
+    moving = act > 0
+    ppg_peak, spectrum, bpm = _peak_bpm(ppg, 64)
+    steps = _peak_bpm(np.linalg.norm(acc, axis=1), 32, 60, 200)[0]
+    # at rest the PPG's strongest beat is the heart's; while moving it is often the steps'
+    assert np.mean(np.abs(ppg_peak - hr)[~moving] < 5) > 0.9
+    assert np.mean(np.abs(ppg_peak - steps)[moving] < 5) > 0.8
+    assert np.median(np.abs(hr - steps)[moving]) < 20              # the step rates overlap the heart rates
+    # masking the accelerometer's step rate leaves the pulse: nearer the heart rate (where the two
+    # lie within the mask, or the magnitude's peak is the steps' harmonic, it fails)
+    masked = spectrum * (np.abs(bpm - steps[:, None]) > 8)
+    band = (bpm > 40) & (bpm < 200)
+    fused_peak = bpm[band][masked[:, band].argmax(axis=1)]
+    assert np.abs(fused_peak - hr)[moving].mean() < 0.75 * np.abs(ppg_peak - hr)[moving].mean()
+
+
 def test_the_same_seed_gives_the_same_arrays():
     a, b, c = wearable(n=40, n_test=10, seed=3), wearable(n=40, n_test=10, seed=3), wearable(n=40, n_test=10, seed=4)
     assert sorted(a) == sorted(b)

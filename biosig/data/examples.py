@@ -39,57 +39,86 @@ def subjects(n_subjects=8, per_subject=60, seed=0, k=3, shared=0.4, own=1.2, noi
 WEARABLE_SIGNALS = {"ppg": {"fs": 64, "channels": ["ppg"], "units": "a.u."},
                     "acc": {"fs": 32, "channels": ["acc_x", "acc_y", "acc_z"], "units": "g"}}
 ACTIVITIES = ["rest", "walk", "run"]
-# per activity: heart rate mean and std (bpm), step rate range (Hz), vertical and arm-swing amplitude (g)
-_MOTION = {"rest": (70, 10, (0.2, 0.5), 0.02, 0.02),
-           "walk": (100, 12, (1.6, 2.2), 0.35, 0.2),
-           "run": (145, 15, (2.3, 3.0), 1.1, 0.45)}
+# per activity: heart rate mean and std (bpm), step rate mean and std (Hz), vertical and arm-swing
+# amplitude (g), and the range of the artifact's coupling (PPG units per g, log-uniform: while
+# moving the artifact is from about the pulse's size to seven times it). Walking's and running's
+# step rates are drawn like their heart rates, so the two overlap as on a real wrist (IEEE SPC
+# 2015); harder steps (the effort) raise the heart rate.
+_MOTION = {"rest": (70, 10, (0.35, 0.08), 0.02, 0.02, (2.0, 6.0)),
+           "walk": (110, 15, (110 / 60, 15 / 60), 0.35, 0.2, (2.0, 20.0)),
+           "run": (155, 15, (155 / 60, 15 / 60), 1.1, 0.45, (0.7, 7.0))}
+_AXES = np.array([0.1, 0.4, 1.0])    # the artifact's gain per axis, before each window's own draw
 
 
 def wearable(n=600, n_test=200, seed=0, seconds=8):
     """{ppg, acc, hr, act} and their *_test: windows of `seconds` s from a wrist, PPG (N, 1, 1, 64 s)
     float32 and acceleration (N, 3, 1, 32 s) float32 in g, heart rate hr (N,) float32 in bpm and
     activity act (N,) int64 (ACTIVITIES). The activity sets the motion (rest: still, gravity only;
-    walk: ~2 Hz steps; run: ~3 Hz and stronger, in a random wrist orientation) and shifts the heart
-    rate; the PPG is a pulse wave at the heart rate under noise and baseline wander, plus a motion
-    artifact: the acceleration's magnitude less gravity, scaled by a coupling drawn per window (a
-    loose or tight strap). Running's step rate lies near its heart rate, so HR from PPG alone is
-    hardest there and the accelerometer says where the artifact is."""
+    walk: ~1.8 Hz steps; run: ~2.6 Hz and stronger) and the heart rate, which also rises with the
+    steps' effort; the PPG is a pulse wave at the heart rate under noise and baseline wander, plus a
+    motion artifact at the step rate and its harmonics (_artifact), while moving often stronger than
+    the pulse. Walking's and running's step rates overlap their heart rates, so from the PPG alone
+    the pulse's spectral peak and the steps' look alike; the accelerometer says which is the steps."""
     rng = np.random.default_rng(seed)
     total = n + n_test
     act = np.arange(total) % len(ACTIVITIES)
     rng.shuffle(act)
     fs = WEARABLE_SIGNALS["ppg"]["fs"]
-    t = np.arange(int(seconds * fs)) / fs                    # the PPG's clock; acc is every 2nd sample
-    hr = np.empty(total)
+    lead = fs // 4                                           # motion from 0.25 s early, for the lags
+    t = np.arange(-lead, int(seconds * fs)) / fs             # the PPG's clock
+    hr, coupling = np.empty(total), np.empty((total, 1))
     motion = np.empty((total, 3, len(t)))
     for k, name in enumerate(ACTIVITIES):
         at = act == k
-        mean, std, steps, vertical, swing = _MOTION[name]
-        hr[at] = np.clip(rng.normal(mean, std, at.sum()), 45, 190)
-        motion[at] = _wrist_motion(rng, t, at.sum(), steps, vertical, swing)
-    acc = motion[:, :, ::fs // WEARABLE_SIGNALS["acc"]["fs"]]
+        mean, std, steps, vertical, swing, strap = _MOTION[name]
+        effort = rng.uniform(-1, 1, (at.sum(), 1))
+        hr[at] = np.clip(mean + std * effort[:, 0] + rng.normal(0, 0.4 * std, at.sum()), 45, 190)
+        motion[at] = _wrist_motion(rng, t, effort, steps, vertical, swing)
+        coupling[at] = np.exp(rng.uniform(*np.log(strap), (at.sum(), 1)))
+    acc = motion[:, :, lead::fs // WEARABLE_SIGNALS["acc"]["fs"]]   # acc is every 2nd sample
     acc = acc + rng.normal(0, 0.02, acc.shape)
-    dynamic = np.linalg.norm(motion, axis=1) - 1.0           # |a| less gravity (1 g)
-    coupling = rng.uniform(1.0, 4.0, (total, 1))
-    ppg = _pulse(rng, t, hr) + coupling * dynamic + rng.normal(0, 0.6, (total, len(t)))
+    ppg = _pulse(rng, t[lead:], hr) + coupling * _artifact(rng, motion, lead)
+    ppg += rng.normal(0, 0.3, ppg.shape)
     arrays = {"ppg": ppg[:, None, None, :], "acc": acc[:, :, None, :], "hr": hr, "act": act.astype(np.int64)}
     arrays = {k: v.astype(np.int64 if k == "act" else np.float32) for k, v in arrays.items()}
     return {**{k: v[:n] for k, v in arrays.items()}, **{f"{k}_test": v[n:] for k, v in arrays.items()}}
 
 
-def _wrist_motion(rng, t, m, steps, vertical, swing):
-    """(m, 3, T) acceleration in g on the sensor's axes: gravity plus a step oscillation (vertical,
-    with its harmonic) and an arm swing at half the step rate, turned by a random wrist orientation."""
-    f = rng.uniform(*steps, (m, 1))
-    a = vertical * rng.uniform(0.7, 1.3, (m, 1))
+def _artifact(rng, motion, lead):
+    """(m, T) motion artifact in the PPG per unit coupling, from motion (m, 3, lead + T) in g: each
+    axis's acceleration less gravity, with a gain (around _AXES) and a delay (up to `lead` samples)
+    of its own drawn per window, summed, plus a squared part (the strap's pressure acts on the light
+    path nonlinearly; it matters in running's larger swings) with power at the step rate's harmonics."""
+    m, _, length = motion.shape
+    dynamic = motion - motion.mean(axis=2, keepdims=True)
+    lag = rng.integers(0, lead + 1, (m, 3, 1))
+    lagged = np.take_along_axis(dynamic, lead - lag + np.arange(length - lead), axis=2)
+    mix = (_AXES[:, None] * rng.uniform(0.6, 1.4, (m, 3, 1)) * lagged).sum(axis=1)
+    mix += rng.uniform(-0.3, 0.3, (m, 1)) * (mix ** 2 - (mix ** 2).mean(axis=1, keepdims=True))
+    return mix
+
+
+def _wrist_motion(rng, t, effort, steps, vertical, swing):
+    """(m, 3, T) acceleration in g on the sensor's axes for efforts (m, 1) in [-1, 1]: gravity plus a
+    step oscillation (vertical, with its harmonic, 30 % stronger or weaker with the effort) and an
+    arm swing at half the step rate, turned by the watch's tilt on the wrist (up to 0.4 rad)."""
+    m = len(effort)
+    f = np.clip(rng.normal(*steps, (m, 1)), 0.1, 3.5)
+    a = vertical * (1 + 0.3 * effort) * rng.uniform(0.9, 1.1, (m, 1))
     b = swing * rng.uniform(0.7, 1.3, (m, 1))
     phase = rng.uniform(0, 2 * np.pi, (m, 3, 1))
+    harmonic, shift = rng.uniform(0.2, 0.5, (m, 1)), rng.uniform(0, 1.6, (m, 1))   # a step's shape
+    stride = 2 * np.pi * f * t + phase[:, 2]
+    step = np.sin(stride) + harmonic * np.sin(2 * stride - shift)
     body = np.stack([b * np.sin(np.pi * f * t + phase[:, 0]),
                      0.5 * b * np.sin(2 * np.pi * f * t + phase[:, 1]),
-                     1.0 + a * (np.sin(2 * np.pi * f * t + phase[:, 2]) + 0.3 * np.sin(4 * np.pi * f * t))], 1)
-    q, r = np.linalg.qr(rng.normal(size=(m, 3, 3)))          # a random rotation per window
-    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
-    return np.einsum("mij,mjt->mit", q, body)
+                     1.0 + a * step], 1)
+    axis = rng.normal(size=(m, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    k = np.cross(axis[:, :, None], -np.eye(3)[None], axis=1)   # the cross-product matrix of each axis
+    angle = rng.uniform(0, 0.4, (m, 1, 1))
+    rotation = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k   # Rodrigues
+    return np.einsum("mij,mjt->mit", rotation, body)
 
 
 def _pulse(rng, t, hr):
@@ -99,7 +128,8 @@ def _pulse(rng, t, hr):
     wobble = 1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3, (m, 1)) * t + rng.uniform(0, 2 * np.pi, (m, 1)))
     dt = t[1] - t[0]
     theta = 2 * np.pi * np.cumsum(hr[:, None] / 60 * wobble, axis=1) * dt + rng.uniform(0, 2 * np.pi, (m, 1))
-    wave = np.sin(theta) + 0.4 * np.sin(2 * theta - 0.8)
+    dicrotic, shift = rng.uniform(0.25, 0.55, (m, 1)), rng.uniform(0.4, 1.2, (m, 1))
+    wave = np.sin(theta) + dicrotic * np.sin(2 * theta - shift)
     breath = 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 0.33, (m, 1)) * t + rng.uniform(0, 2 * np.pi, (m, 1)))
     return rng.uniform(0.7, 1.3, (m, 1)) * wave + breath
 
