@@ -1,7 +1,7 @@
 """Benchmark: several inputs at their own rates (issue 30) -- each input alone against early, late
 and cross-attention fusion, and several targets in one network against one network per target.
 
-    python bench/bench_fusion.py --out fusion.md                 # both sets, 3 seeds (~1 h on 1 core)
+    python bench/bench_fusion.py --out fusion.md                 # both sets, 3 seeds (~45 min on an idle core)
     python bench/bench_fusion.py --sets basicmotions --jobs 2    # one set, two trainings at a time
     python bench/bench_fusion.py --quick                         # 1 seed, 3 epochs for the trained encoders
     python bench/bench_fusion.py --merge a.json b.json --out fusion.md   # one table from two runs
@@ -156,11 +156,11 @@ def multi_job(data, best, trained):
 
 # ---------------------------------------------------------------- the table
 
-def cell(values, digits):
+def cell(values, digits, note=" (1 seed)"):
     if not values:
         return "—"
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
+        return f"{values[0]:.{digits}f}{note}"
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
@@ -180,10 +180,10 @@ def table(results):
         if row == "multi":
             name = f"multi-task: HR + activity, one `fusion-{best}` network" if best else name
             hr, act, bm = pick(row, "hr+act", "hr"), pick(row, "hr+act", "act"), []
-            wall = f"{cell(seconds(row, 'hr+act'), 0)} (both)"
+            wall = f"{cell(seconds(row, 'hr+act'), 0, '')} (both)"
         else:
             hr, act, bm = pick(row, "hr", "hr"), pick(row, "act", "act"), pick(row, "bm", "y")
-            wall = " / ".join(cell(seconds(row, t), 0) if seconds(row, t) else "—" for t in ("hr", "act", "bm"))
+            wall = " / ".join(cell(seconds(row, t), 0, "") for t in ("hr", "act", "bm"))
         lines.append(f"| {name} | {cell(hr, 2)} | {cell(act, 3)} | {cell(bm, 3)} | {wall} |")
     errors = [f"- {r['row']} / {r['target']} seed {r['seed']}: {r['error']}" for r in results["runs"] if "error" in r]
     return "\n".join(lines + (["", "Failed runs:"] + errors if errors else []))
