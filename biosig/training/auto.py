@@ -70,12 +70,10 @@ from .batches import Windows, on_device
 from ..errors import UserError
 from .loop import EarlyStopping, evaluate, fit, limit_batches
 from ..models import MODELS, build_model
+from .recipe import CANDIDATES, FOLDS, RECIPE, fitting, with_recipe  # noqa: F401 (CANDIDATES, FOLDS: read from here too)
 
-CANDIDATES = ("minirocket", "tangent", "eegnet")
 # a task that no candidate can learn (per-frame labels, pretraining) gets the first of these it can
 FALLBACK = ("tcn", "eeg2arm")
-FOLDS = 3
-RECIPE = ("--val-split", "0")       # auto's own: cross-validation replaces the validation split
 SELECT_WINDOWS = 2000               # training windows the selection samples at most
 # and bytes of X, held in memory and transformed once (MiniRocket: 71 s for 252 MB of (32, 4, 256)
 # windows on 2 loaded cores; 128 MiB is 1,024 such windows)
@@ -86,11 +84,6 @@ SELECT_BYTES = 128 << 20
 GRADIENT_BYTE_EPOCHS = 250 << 20
 Z = 2.0                             # the race's margin, in standard errors
 PROPORTIONS = ("acc",)              # select_by metrics that are a proportion of held-out windows
-
-
-def fitting(task_cls):
-    """The candidates that can learn the task; fewer than two means no cross-validation."""
-    return [m for m in CANDIDATES if task_cls.model_problem(MODELS[m]) is None]
 
 
 def sample_size(flags, n, window_bytes, epochs):

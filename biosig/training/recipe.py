@@ -4,10 +4,19 @@ describe_models is `train.py --model help`."""
 import sys
 
 from . import options
-from .auto import CANDIDATES, FOLDS, RECIPE, fitting
 from ..errors import UserError
 from ..models import DEFAULT_FUSION, DEFAULT_MODEL, GUIDE_MODEL, MODELS
 from ..tasks import TASKS, member_tasks
+
+# --model auto: the candidates it compares, by FOLDS-fold cross-validation (biosig/training/auto.py)
+CANDIDATES = ("minirocket", "tangent", "eegnet")
+FOLDS = 3
+RECIPE = ("--val-split", "0")       # auto's own: cross-validation replaces the validation split
+
+
+def fitting(task_cls):
+    """The candidates that can learn the task; fewer than two means no cross-validation."""
+    return [m for m in CANDIDATES if task_cls.model_problem(MODELS[m]) is None]
 
 
 def describe_models():
