@@ -105,6 +105,10 @@ class DeployedSeveral(nn.Module):
         super().__init__()
         self.task, self.n_frames, self.names = predictor.task, n_frames, list(predictor.inputs)
         self.net = predictor.net
+        model = predictor.model
+        if hasattr(model, "export_module"):      # encoders that do not trace (MiniRocket's) in their export form
+            exported = model.export_module()
+            self.net = exported if predictor.net is model else predictor.task.network(exported, None)
         specs = predictor.preprocess["inputs"]
         self.preprocess = nn.ModuleDict({name: Preprocessing(specs[name]) for name in self.names})
 

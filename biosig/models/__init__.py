@@ -43,7 +43,7 @@ The Model contract, which the run, the checkpoint and infer.py rely on (and noth
   model.export_module()   optional: an equivalent forward that torch.export can trace, when the
                           model's own cannot
 
-Models of several inputs (fusion.py, perceiver.py: multi_input = True) take a dict of modalities instead:
+Models of several inputs (fusion.py, fusion_early.py, perceiver.py: multi_input = True) take a dict of modalities instead:
   Model(modalities, n_outputs, drop, **options)   modalities {name: {"n_elec", "n_bands", "n_times"}}
   model.forward(x), features(x)   x {name: (B, C_m, F_m, T_m)}; a name left out is a missing sensor
   model.modalities_problem({name: (C, F, T)})   why those inputs will not fit (or None)
@@ -52,7 +52,8 @@ Adding a model: one file here with its class, and one line in registry.py's ENCO
 
 May import: leaves.
 """
-from .fusion import EarlyFusion, LateFusion
+from .fusion import LateFusion
+from .fusion_early import EarlyFusion
 from .perceiver import AttentionFusion
 from .registry import ENCODERS
 

@@ -80,7 +80,7 @@ class AttentionFusion(Fusion):
             dropped = torch.zeros(t.shape[:2], dtype=torch.bool, device=t.device)
             masks.append(dropped if keep is None else dropped | ~keep[name][:, None])
         tokens, masks = self.token_norm(torch.cat(tokens, 1)), torch.cat(masks, 1)
-        q = self.latents.expand(len(tokens), -1, -1)
+        q = self.latents.expand(tokens.shape[0], -1, -1)      # (not len(): torch.export keeps B dynamic)
         attended, _ = self.cross(self.cross_norm(q), tokens, tokens, key_padding_mask=masks, need_weights=False)
         z = q + attended
         z = z + self.cross_mlp(z)
