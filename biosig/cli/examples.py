@@ -14,7 +14,9 @@ the class's shared one, for cross-validation by subject (docs/sweep.md). `wearab
 windows from a wrist, PPG at 64 Hz (ppg.npy) and a 3-axis accelerometer at 32 Hz (acc.npy), each
 with its signal contract (ppg.signal.json, acc.signal.json), heart rate in bpm (hr.npy) and the
 activity (act.npy, named in act_classes.json), the PPG carrying motion artifacts driven by the
-acceleration (docs/tasks.md). `recordings` writes
+acceleration (docs/tasks.md), and its held-out windows once more as one continuous session
+(recording_ppg.npy (1, T), recording_acc.npy (3, T/2), recording_events.csv) for biosig.windows and
+streaming (docs/fusion.md). `recordings` writes
 continuous EDF recordings with annotated events (needs mne and edfio), for biosig.windows
 (docs/recordings.md).
 """
@@ -25,7 +27,7 @@ import sys
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.examples import ACTIVITIES, SHAPE, WEARABLE_SIGNALS, recordings, subjects, wearable
+from ..data.examples import ACTIVITIES, SHAPE, WEARABLE_SIGNALS, recordings, subjects, wearable, wearable_recording
 from ..errors import ArgumentParser, prog, run_cli
 from ..tasks import TASKS
 
@@ -61,30 +63,39 @@ def main(argv=None):
         for path in recordings(args.out):
             print(path)
         return
-    for name, array in arrays(args.task).items():
+    made = arrays(args.task)
+    if args.task == "wearable":                  # the held-out windows also as one continuous session
+        session, events = wearable_recording(made)
+        made.update(session)
+    for name, array in made.items():
         path = os.path.join(args.out, f"{name}.npy")
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, array)
         print(f"{path} {array.shape} {array.dtype}")
     if args.task == "wearable":
-        for path in described(args.out):
+        for path in described(args.out, events):
             print(path)
 
 
-def described(out):
+def described(out, events):
     """The wearable set's descriptions beside its arrays: each modality's signal contract
-    (ppg.signal.json, acc_test.signal.json, ...) and act_classes.json. Returns the paths."""
+    (ppg.signal.json, acc_test.signal.json, recording_ppg.signal.json, ...), act_classes.json, and the
+    continuous session's events (recording_events.csv: onset,duration,label). Returns the paths."""
     from ..atomic import write_json
     from ..signals import contract
     paths = []
     for name, spec in WEARABLE_SIGNALS.items():
-        for suffix in ("", "_test"):
-            path = os.path.join(out, f"{name}{suffix}.npy")
+        for stem in (name, f"{name}_test", f"recording_{name}"):
+            path = os.path.join(out, f"{stem}.npy")
             contract.write(path, spec)
             paths.append(contract.sidecar(path))
     paths.append(os.path.join(out, "act_classes.json"))
     write_json(paths[-1], ACTIVITIES)
+    paths.append(os.path.join(out, "recording_events.csv"))
+    with atomic_path(paths[-1]) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("onset,duration,label\n" + "".join(f"{a},{b},{c}\n" for a, b, c in events))
     return paths
 
 

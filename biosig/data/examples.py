@@ -84,6 +84,16 @@ def wearable(n=600, n_test=200, seed=0, seconds=8):
     return {**{k: v[:n] for k, v in arrays.items()}, **{f"{k}_test": v[n:] for k, v in arrays.items()}}
 
 
+def wearable_recording(arrays, seconds=8):
+    """The held-out windows of wearable() played back to back as one continuous session, for
+    biosig.windows and streaming: {"recording_ppg": (1, T) float32 at 64 Hz, "recording_acc": (3,
+    T / 2) at 32 Hz} and its events [(onset s, duration s, activity name)], one per window."""
+    rec = {f"recording_{name}": np.concatenate(list(arrays[f"{name}_test"][:, :, 0]), axis=-1)
+           for name in WEARABLE_SIGNALS}
+    events = [(i * seconds, seconds, ACTIVITIES[a]) for i, a in enumerate(arrays["act_test"])]
+    return rec, events
+
+
 def _artifact(rng, motion, lead):
     """(m, T) motion artifact in the PPG per unit coupling, from motion (m, 3, lead + T) in g: each
     axis's acceleration less gravity, with a gain (around _AXES) and a delay (up to `lead` samples)
