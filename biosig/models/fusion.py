@@ -24,7 +24,7 @@ from ..declare import Option
 from ..errors import UserError, number
 from .base import Model
 from .registry import ENCODERS
-from .ridge import fit_ridge
+from .ridge import solve_into
 
 
 
@@ -237,15 +237,11 @@ class LateFusion(Fusion):
     def fit_head(self, features, targets, weights=None):
         """The ridge head on every training window's embeddings (N, D); an absent input's
         embedding is its training mean (what a least-squares head expects in its place)."""
-        solved = fit_ridge(features, targets, weights)
-        linear = self.head[-1]
-        linear.weight.copy_(solved["weight"].to(linear.weight))
-        linear.bias.copy_(solved["bias"].to(linear.bias))
+        solved = solve_into(self.head[-1], self.penalty, features, targets, weights)
         start = 0
         for name, d in self.widths.items():
             self.absent[name].copy_(features[:, start:start + d].mean(0).to(self.absent[name]))
             start += d
-        self.penalty.fill_(solved["penalty"])
         return solved
 
     def fixed_parameters(self):

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from ..errors import UserError
 from .fusion import ExportForward, Fusion, _exported, build_encoder, encoder_config
 from .registry import ENCODERS
-from .ridge import fit_ridge
+from .ridge import solve_into
 
 
 class EarlyFusion(Fusion):
@@ -93,12 +93,7 @@ class EarlyFusion(Fusion):
 
     @torch.no_grad()
     def fit_head(self, features, targets, weights=None):
-        solved = fit_ridge(features, targets, weights)
-        linear = self.head[-1]
-        linear.weight.copy_(solved["weight"].to(linear.weight))
-        linear.bias.copy_(solved["bias"].to(linear.bias))
-        self.penalty.fill_(solved["penalty"])
-        return solved
+        return solve_into(self.head[-1], self.penalty, features, targets, weights)
 
     def fixed_parameters(self):
         return list(self.head.parameters()) if float(self.penalty) > 0 else []

@@ -64,3 +64,14 @@ def fit_ridge(x, y, weights=None, penalties=PENALTIES):
         bias = y_mean - weight @ x_mean
         return {"weight": weight, "bias": bias, "penalty": lam,
                 "loo": torch.tensor(loo, dtype=torch.float64)}
+
+
+@torch.no_grad()
+def solve_into(linear, penalty, features, targets, weights=None):
+    """fit_ridge on (features (N, D), targets (N, K), weights (N,) or None), its fit copied into the
+    nn.Linear `linear` (D -> K) and its penalty into the 0-d buffer `penalty` -> fit_ridge's record."""
+    solved = fit_ridge(features, targets, weights)
+    linear.weight.copy_(solved["weight"].to(linear.weight))
+    linear.bias.copy_(solved["bias"].to(linear.bias))
+    penalty.fill_(solved["penalty"])
+    return solved

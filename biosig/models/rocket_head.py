@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import one_of
 from ..declare import Option
 from .base import Model
-from .ridge import fit_ridge
+from .ridge import solve_into
 
 RIDGE_WINDOWS = 20_000          # head=auto solves in closed form up to this many training windows
 CACHE_BYTES = 512 << 20         # training-mode feature cache, at most
@@ -60,12 +60,7 @@ class RocketHead(Model):
     def fit_head(self, features, targets, weights=None):
         """The ridge head from every training window's scaled features (N, D), the task's
         least-squares targets (N, K) and window weights (N,) or None (models/ridge.py)."""
-        solved = fit_ridge(features, targets, weights)
-        linear = self.head[-1]
-        linear.weight.copy_(solved["weight"].to(linear.weight))
-        linear.bias.copy_(solved["bias"].to(linear.bias))
-        self.penalty.fill_(solved["penalty"])
-        return solved
+        return solve_into(self.head[-1], self.penalty, features, targets, weights)
 
     def fixed_parameters(self):
         """The head once solved in closed form: gradient steps leave it as it is."""
