@@ -253,3 +253,7 @@ def test_several_inputs_from_parquet_tables(two, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_metrics"]["cls:acc"] > 0.85
+    # no --y: the first table's label column, as with one table
+    proc = run_here("train.py", "--x", f"ppg={tmp_path / 'ppg.parquet'}", "--x", f"acc={tmp_path / 'acc.parquet'}",
+                    "--save", tmp_path / "n.pt", "--run-dir", tmp_path / "run2", "--no-report")
+    assert proc.returncode == 0, proc.stderr[-3000:]

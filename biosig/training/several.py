@@ -39,6 +39,8 @@ def read(x, y, flags, kinds):
         return X, targets, groups, dict(y)
     if kinds is None:
         return X, np.arange(n), groups, first
+    if not y and parquet.is_parquet(first):
+        y = source["label_col"]                 # the first table's label column, as for one input
     if not y:
         raise UserError(f"{first}: no targets: give --y y.npy")
     return X, _target(y, n, first, kinds, source), groups, y
