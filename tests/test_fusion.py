@@ -257,3 +257,22 @@ def test_several_inputs_from_parquet_tables(two, tmp_path):
     proc = run_here("train.py", "--x", f"ppg={tmp_path / 'ppg.parquet'}", "--x", f"acc={tmp_path / 'acc.parquet'}",
                     "--save", tmp_path / "n.pt", "--run-dir", tmp_path / "run2", "--no-report")
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["fusion-late", "fusion-early"])
+def test_the_export_form_of_a_minirocket_fusion_is_the_model(name):
+    """export_module() (what biosig.export traces: MiniRocket's own export form inside) gives the
+    model's numbers; tests/test_export_fusion.py writes and loads such files."""
+    from biosig.models import build_model
+    from biosig.models.fusion import encoder_config
+    mods = {"ppg": {"n_elec": 1, "n_bands": 1, "n_times": 64}, "acc": {"n_elec": 3, "n_bands": 1, "n_times": 32}}
+    small = {k: {**encoder_config("minirocket", m["n_elec"], m["n_bands"], m["n_times"], 0.1), "features": 168}
+             for k, m in mods.items()}
+    if name == "fusion-early":
+        small = {"stack": {**encoder_config("minirocket", 4, 1, 64, 0.1), "features": 168}}
+    model = build_model({"name": name, "modalities": mods, "n_outputs": 3, "encoders": small})
+    torch.manual_seed(0)
+    x = {"ppg": torch.randn(6, 1, 1, 64), "acc": torch.randn(6, 3, 1, 32)}
+    model.fit_data(x)
+    model.eval()
+    torch.testing.assert_close(model.export_module()(x), model(x), rtol=0, atol=1e-6)
