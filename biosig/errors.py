@@ -177,7 +177,8 @@ def settle_named(dest, items, default, choices):
     flag = "--" + dest.replace("_", "-")
     if items is None:
         return default
-    items = [item for group in items for item in group]
+    while any(isinstance(item, list) for item in items):      # per flag, per word (nargs), per NAME=V,...
+        items = [i for item in items for i in (item if isinstance(item, list) else [item])]
     names = [n for n, _ in items]
     for _, value in items:
         if choices is not None and value not in choices:

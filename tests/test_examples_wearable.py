@@ -121,17 +121,17 @@ def test_the_ppg_alone_regresses_the_heart_rate(wrist, tmp_path):
     assert ckpt["signal"]["fs"] == 64 and ckpt["signal"]["channels"] == ["ppg"]
 
 
-def test_the_session_cuts_back_into_the_held_out_windows(wrist, tmp_path):
-    """recording_*.npy and recording_events.csv: the held-out windows back to back, which
+def test_the_sessions_cut_back_into_the_windows(wrist, tmp_path):
+    """s1_*.npy / s2_*.npy and their events: the training and held-out windows back to back, which
     biosig.windows with named recordings cuts into those same windows and activities."""
     wrist = wrist[0]
-    proc = run_here("biosig.windows", "--recording", f"ppg={wrist / 'recording_ppg.npy'}",
-                    f"acc={wrist / 'recording_acc.npy'}", "--length", "8", "--events", wrist / "recording_events.csv",
-                    "--out", tmp_path / "win")
+    proc = run_here("biosig.windows", "--recording", f"ppg={wrist / 's2_ppg.npy'}", f"acc={wrist / 's2_acc.npy'}",
+                    "--length", "8", "--events", wrist / "s2_events.csv", "--out", tmp_path / "win")
     assert proc.returncode == 0, proc.stderr
     for name in ("ppg", "acc"):
-        assert contract.read(str(wrist / f"recording_{name}.npy"))["fs"] == {"ppg": 64, "acc": 32}[name]
+        assert contract.read(str(wrist / f"s1_{name}.npy"))["fs"] == {"ppg": 64, "acc": 32}[name]
         np.testing.assert_array_equal(np.load(tmp_path / "win" / f"{name}.npy"), np.load(wrist / f"{name}_test.npy"))
     names = json.loads((tmp_path / "win" / "classes.json").read_text())
     cut = [names[k] for k in np.load(tmp_path / "win" / "y.npy")]
     assert cut == [ACTIVITIES[k] for k in np.load(wrist / "act_test.npy")]
+    assert np.load(wrist / "s1_acc.npy").shape == (3, 600 * 256)

@@ -204,7 +204,11 @@ def test_infer_refuses_a_missing_or_unknown_input(two, tmp_path):
     if not ckpt.exists():                  # trained by the first test in this module; alone: train it here
         assert run_here("train.py", *inputs(two["train"]), "--y", two["train"]["y"], "--save", ckpt, "--run-dir",
                         tmp_path / "run", "--no-report").returncode == 0
-    for args, needles in (((f"ppg={te['ppg']}",), ("input acc is missing", "--modality-drop")),
+    np.save(tmp_path / "acc_long.npy", np.zeros((80, 3, 1, 40), np.float32))          # T=40, not 32
+    (tmp_path / "acc_long.signal.json").write_text(json.dumps({"fs": 32}))
+    for args, needles in (((f"ppg={te['ppg']}",), (f"{ckpt}: input acc is missing", "--modality-drop")),
+                          ((f"ppg={te['ppg']}", f"acc={tmp_path / 'acc_long.npy'}"),
+                           (f"{tmp_path / 'acc_long.npy'}: input acc", "(3, 1, 40)")),
                           ((f"ppg={te['ppg']}", f"gyro={te['acc']}"), ("--x gyro=", "not an input")),
                           ((str(te["ppg"]),), ("--x NAME=PATH",))):
         proc = run_here("infer.py", "--ckpt", ckpt, *[w for a in args for w in ("--x", a)], "--out",

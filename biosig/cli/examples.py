@@ -14,9 +14,9 @@ the class's shared one, for cross-validation by subject (docs/sweep.md). `wearab
 windows from a wrist, PPG at 64 Hz (ppg.npy) and a 3-axis accelerometer at 32 Hz (acc.npy), each
 with its signal contract (ppg.signal.json, acc.signal.json), heart rate in bpm (hr.npy) and the
 activity (act.npy, named in act_classes.json), the PPG carrying motion artifacts driven by the
-acceleration (docs/tasks.md), and its held-out windows once more as one continuous session
-(recording_ppg.npy (1, T), recording_acc.npy (3, T/2), recording_events.csv) for biosig.windows and
-streaming (docs/fusion.md). `recordings` writes
+acceleration (docs/tasks.md), and the same windows once more as two continuous sessions (s1: the
+training windows, s2: the held-out ones; s1_ppg.npy (1, T), s1_acc.npy (3, T/2), s1_events.csv, ...)
+for biosig.windows and streaming (docs/fusion.md). `recordings` writes
 continuous EDF recordings with annotated events (needs mne and edfio), for biosig.windows
 (docs/recordings.md).
 """
@@ -64,7 +64,7 @@ def main(argv=None):
             print(path)
         return
     made = arrays(args.task)
-    if args.task == "wearable":                  # the held-out windows also as one continuous session
+    if args.task == "wearable":                  # the windows also as two continuous sessions
         session, events = wearable_recording(made)
         made.update(session)
     for name, array in made.items():
@@ -80,24 +80,21 @@ def main(argv=None):
 
 def described(out, events):
     """The wearable set's descriptions beside its arrays: each modality's signal contract
-    (ppg.signal.json, acc_test.signal.json, recording_ppg.signal.json, ...), act_classes.json, and the
-    continuous session's events (recording_events.csv: onset,duration,label). Returns the paths."""
+    (ppg.signal.json, acc_test.signal.json, s1_ppg.signal.json, ...), act_classes.json, and each
+    continuous session's events (s1_events.csv, s2_events.csv: onset,duration,label). Returns the paths."""
     from ..atomic import write_json
     from ..signals import contract
     paths = []
     for name, spec in WEARABLE_SIGNALS.items():
-        for stem in (name, f"{name}_test", f"recording_{name}"):
+        for stem in (name, f"{name}_test", f"s1_{name}", f"s2_{name}"):
             path = os.path.join(out, f"{stem}.npy")
             contract.write(path, spec)
             paths.append(contract.sidecar(path))
     paths.append(os.path.join(out, "act_classes.json"))
     write_json(paths[-1], ACTIVITIES)
-    paths.append(os.path.join(out, "recording_events.csv"))
-    with atomic_path(paths[-1]) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write("onset,duration,label\n" + "".join(f"{a},{b},{c}\n" for a, b, c in events))
+    for session, rows in events.items():
+        paths.append(os.path.join(out, f"{session}_events.csv"))
+        with atomic_path(paths[-1]) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write("onset,duration,label\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
     return paths
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -39,7 +39,7 @@ def get_args_parser():
     p.add_argument("--no-softmax", action="store_true", help="report raw logits instead of probabilities")
     p.add_argument("--normalize", action="store_true",
                    help="per-window z-score; only a check: the checkpoint already says whether training used it")
-    p.add_named(p, "--fs", kind=positive_float, metavar="[NAME=]HZ", help="sampling rate of --x in Hz (default: "
+    p.add_named(p, "--fs", kind=positive_float, nargs="+", metavar="[NAME=]HZ", help="sampling rate of --x in Hz (default: "
                 "X.signal.json beside it), checked against the checkpoint's; several inputs: NAME=HZ for each")
     p.add_argument("--channel-names", help="--x's channels, comma-separated (default: X.signal.json beside it): "
                    "reordered to the checkpoint's by name; one missing is refused")

@@ -40,8 +40,9 @@ def run(args, ckpt, predictor):
         raise UserError("the inputs must cover the same windows: " + ", ".join(f"{p} has {n}" for p, n in counts.items()))
     X = X if predictor.inputs else X[None]
     problem = predictor.input_problem(named.each(lambda a: tuple(a.shape), X))
-    if problem:
-        raise UserError(f"{next(iter(inputs.values()))}: {problem} (checkpoint {args.ckpt})")
+    if problem:     # the input at fault (its file), else the checkpoint (an input it needs is missing)
+        at = next((p for k, p in inputs.items() if k and f"input {k}:" in problem), args.ckpt)
+        raise UserError(f"{at}: {problem}" + (f" (checkpoint {args.ckpt})" if at != args.ckpt else ""))
     n = named.rows(X)
     first = next(iter(inputs.values()))
     y = _targets(args, task, n, first, read_targets)

@@ -85,12 +85,15 @@ def wearable(n=600, n_test=200, seed=0, seconds=8):
 
 
 def wearable_recording(arrays, seconds=8):
-    """The held-out windows of wearable() played back to back as one continuous session, for
-    biosig.windows and streaming: {"recording_ppg": (1, T) float32 at 64 Hz, "recording_acc": (3,
-    T / 2) at 32 Hz} and its events [(onset s, duration s, activity name)], one per window."""
-    rec = {f"recording_{name}": np.concatenate(list(arrays[f"{name}_test"][:, :, 0]), axis=-1)
-           for name in WEARABLE_SIGNALS}
-    events = [(i * seconds, seconds, ACTIVITIES[a]) for i, a in enumerate(arrays["act_test"])]
+    """wearable()'s windows played back to back as two continuous sessions, for biosig.windows and
+    streaming: s1 the training windows, s2 the held-out ones -> ({"s1_ppg": (1, T) float32 at 64 Hz,
+    "s1_acc": (3, T / 2) at 32 Hz, "s2_ppg", "s2_acc"}, {"s1": events, "s2": events}), the events
+    [(onset s, duration s, activity name)] one per window."""
+    rec, events = {}, {}
+    for session, suffix in (("s1", ""), ("s2", "_test")):
+        for name in WEARABLE_SIGNALS:
+            rec[f"{session}_{name}"] = np.concatenate(list(arrays[f"{name}{suffix}"][:, :, 0]), axis=-1)
+        events[session] = [(i * seconds, seconds, ACTIVITIES[a]) for i, a in enumerate(arrays[f"act{suffix}"])]
     return rec, events
 
 

@@ -116,9 +116,9 @@ def train_parser():
          "scored once at the end; without --fold, --val-split of the rest validates")
     _add(d, "--fold-seed", type=nonnegative_int, default=0, kinds=R,
          help="seed of the --folds assignment (not --seed: every seed sees the same folds)")
-    _named(p, d, "--fs", kind=positive_float, kinds=R, metavar="[NAME=]HZ", help="sampling rate of the recordings "
+    _named(p, d, "--fs", kind=positive_float, kinds=R, nargs="+", metavar="[NAME=]HZ", help="sampling rate of the recordings "
            "in Hz (default: from X.signal.json beside --x, if any); stored in the checkpoint, which infer.py then "
-           "checks. Several inputs: NAME=HZ for each (--fs ppg=64,acc=32)")
+           "checks. Several inputs: NAME=HZ for each (--fs ppg=64 acc=32)")
     _add(d, "--channel-names", kinds=R, help="the C channels' names, comma-separated (default: X.signal.json, or "
          "parquet --signal-cols); infer.py reorders a recording's channels by them and refuses one without them")
     _add(d, "--standardize", action="store_true", kinds=R, help="per-(channel, band) mean/std from the training "
