@@ -11,7 +11,6 @@ from conftest import assert_user_error, run_here, slow_after
 
 TCN = ["--model", "fusion-late", "--encoder", "tcn"]
 RUNS = {   # two inputs of different rates and channels
-    "default": ["--y", "act.npy"],                   # fusion-late of MiniRocket encoders, its ridge head
     "late": ["--y", "act.npy", "--task", "classification", "--standardize", *TCN],
     "multi": ["--y", "hr=hr.npy", "--y", "act=act.npy", "--task", "hr=regression", "--task", "act=classification", *TCN],
     "attention": ["--y", "act.npy", "--model", "fusion-attention"],
@@ -57,7 +56,9 @@ def predicted(ckpt, data, part):
     return {k.split(":")[0] if ":" in k else k: v for k, v in pred.items() if k.endswith("values")}
 
 
-@pytest.mark.parametrize("run", slow_after(["default", "multi", "late", "attention"], keep=2))
+# the default model (MiniRocket encoders) takes a minute to trace: its export form is checked in-process
+# (tests/test_fusion.py), the file by the other runs
+@pytest.mark.parametrize("run", slow_after(["multi", "late", "attention"], keep=2))
 def test_pt2_takes_each_input_by_name_and_gives_every_target(data, run):
     ckpt = trained(data, run)
     out = data["dir"] / f"{run}.pt2"
@@ -80,7 +81,7 @@ def test_pt2_takes_each_input_by_name_and_gives_every_target(data, run):
     assert np.abs(first[0] - first[1]).max() > 1e-5                           # the comparison compares something
 
 
-@pytest.mark.parametrize("run", slow_after(["multi", "late"]))
+@pytest.mark.parametrize("run", ["multi"])
 def test_onnx_inputs_outputs_and_metadata_are_named(data, run):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
