@@ -43,6 +43,17 @@ class BandPowerFrames(nn.Module):
         return bands.transpose(-1, -2)
 
 
+def traceable_net(predictor):
+    """The checkpoint's network as torch.export can trace it: a model whose forward does not trace
+    (MiniRocket's data-dependent indexing, a fusion of such encoders) gives an equivalent
+    export_module(), and a network around the model (several targets' heads) is rebuilt around it."""
+    model = predictor.model
+    if not hasattr(model, "export_module"):
+        return predictor.net
+    exported = model.export_module()
+    return exported if predictor.net is model else predictor.task.network(exported, None)
+
+
 class Deployed(nn.Module):
     """x (B, C, F, T) windows -> "values", as Predictor.predict gives them; with `bp` (the
     checkpoint's BandPower) x is (B, C, 1, samples) raw samples, made into its frames first."""
@@ -51,12 +62,7 @@ class Deployed(nn.Module):
         super().__init__()
         self.task, self.n_frames = predictor.task, n_frames
         self.bandpower = BandPowerFrames(bp) if bp is not None else None
-        model = predictor.model
-        # a model whose forward does not trace (minirocket's data-dependent indexing) gives an equivalent one
-        self.net = predictor.net
-        if hasattr(model, "export_module"):      # a network around the model (several targets' heads): rebuilt around it
-            exported = model.export_module()
-            self.net = exported if predictor.net is model else predictor.task.network(exported, None)
+        self.net = traceable_net(predictor)
         spec = predictor.preprocess
         self.zscore = spec.get("normalize") == "sample_zscore"
         self.standardize = spec.get("mean") is not None
@@ -104,11 +110,7 @@ class DeployedSeveral(nn.Module):
     def __init__(self, predictor, n_frames):
         super().__init__()
         self.task, self.n_frames, self.names = predictor.task, n_frames, list(predictor.inputs)
-        self.net = predictor.net
-        model = predictor.model
-        if hasattr(model, "export_module"):      # encoders that do not trace (MiniRocket's) in their export form
-            exported = model.export_module()
-            self.net = exported if predictor.net is model else predictor.task.network(exported, None)
+        self.net = traceable_net(predictor)
         specs = predictor.preprocess["inputs"]
         self.preprocess = nn.ModuleDict({name: Preprocessing(specs[name]) for name in self.names})
 

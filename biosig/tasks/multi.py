@@ -111,9 +111,6 @@ class MultiTask(Task):
     def network(self, model, shape):
         return MultiHead(model, self.slices(), {n: t.needs_per_frame for n, t in self.tasks.items()})
 
-    def batch(self, x, y, generator=None):
-        return x, y
-
     def least_squares(self, targets):
         """The members' least-squares targets side by side, when every member has them and none
         weighs its windows (one set of window weights serves every column); else None."""

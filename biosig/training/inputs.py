@@ -18,7 +18,6 @@ class Several:
     def __init__(self, members):
         self.members = members
         self.target_kind = {n: TASKS[t].target_kind for n, t in members.items()}
-        self.name = ", ".join(f"{n}={t}" for n, t in members.items())
 
     def from_targets(self, flags, targets):
         """The MultiTask: each member from its own targets, with the task flags its task takes."""
