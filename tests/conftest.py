@@ -47,6 +47,26 @@ def trained(tmp_path_factory):
     return {"dir": d, "x": d / "X.npy", "y": d / "y.npy", "ckpt": d / "m.pt", "run": d / "run"}
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server for the session (tests/pg.py; each xdist worker its own, on its
+    own port), started: postgres.fresh_url() -> 'postgresql://biosig:PASSWORD@127.0.0.1:PORT/t_<hex>',
+    a new empty database per call (one per test); postgres.url(name), postgres.password / .port /
+    .host, postgres.stop() / .start(). A test that stops it starts it again before it ends
+    (try/finally); one that wants it gone for good makes its own: `with pg.Server() as server:`.
+    Skips, saying why, where PostgreSQL cannot be started (no binaries, no `postgres` user as root)."""
+    pytest.importorskip("psycopg")                     # url() creates the databases through it
+    from pg import Server, Unavailable
+    try:
+        server = Server()
+    except Unavailable as why:
+        pytest.skip(f"PostgreSQL cannot be started here: {why}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def slow_after(values, keep=1):
     """Parametrize values with all but the first `keep` marked slow: the fast tier (-m "not slow")
     runs the code path once, the full suite every value."""
