@@ -57,6 +57,20 @@ def get_args_parser():
     p.add_argument("--prune", action="store_true",
                    help="stop a point early when its trials are clearly worse at an epoch than earlier points at "
                    "that epoch (Optuna's median rule on metrics.jsonl; needs optuna); recorded as pruned")
+    p.add_argument("--storage", metavar="URL",
+                   help="--search optuna: keep the study in a database that workers on other machines share: "
+                   "postgresql://USER@HOST/DB, mysql://USER@HOST/DB, sqlite:///PATH (one machine) or journal:PATH "
+                   "(a file on a shared filesystem). Every sweep.py given it is a worker of the same study. The "
+                   "password may be in the URL or in PGPASSWORD / ~/.pgpass / MYSQL_PWD; it is never written "
+                   "anywhere. Default: OUT/optuna.db, this sweep alone")
+    p.add_argument("--study-name", metavar="NAME", help="with --storage: the study's name (default: OUT's last "
+                   "directory name)")
+    p.add_argument("--heartbeat", type=positive_int, metavar="S",
+                   help="with --storage: each worker marks its running points alive every S seconds (default 30); "
+                   "a point whose worker is silent for 2*S is failed and run again by another worker, from its "
+                   "last.pt")
+    p.add_argument("--workers", type=positive_int, metavar="W",
+                   help="with --emit-sbatch and --search optuna: the array's W tasks are workers of the study")
     p.add_argument("--refit-seeds", type=nonnegative_int, nargs="+", metavar="SEED",
                    help="once the search is done, train its best point again with each seed on all the training "
                    "windows and report mean ± std on --x-test (OUT/refit.json)")
@@ -75,7 +89,8 @@ def get_args_parser():
                    help="start each trial as a fresh Python (default: fork it from one process that imported "
                    "torch once, saving ~2 s a trial; never with --launcher)")
     p.add_argument("--emit-sbatch", metavar="FILE", help="write a SLURM job-array script running one trial per "
-                   "array task (the trials still to run), and run nothing here; see docs/sweep.md")
+                   "array task (the trials still to run; with --search optuna, --workers W workers of the study), "
+                   "and run nothing here; see docs/sweep.md")
     p.add_argument("--sbatch", metavar="OPTIONS", help="with --emit-sbatch: #SBATCH options for every task, e.g. "
                    "'--time=02:00:00 --gres=gpu:1 --cpus-per-task=4'")
     p.add_argument("--trial-index", type=nonnegative_int, metavar="I",

@@ -28,15 +28,17 @@ from ..atomic import write_json
 from .flags import (absolute_paths, absolute_point, check_paths_exist, check_train_flags, is_number, strict_parser,
                     train_options)
 from .grid import check_grid_flags, expand, load_grid
-from .processes import Queue, run_trials, trial_envs
+from .processes import run_trials, trial_envs
 from .collect import array_task, report
 from .cv import setup as cv_setup
 from .outdir import acquire_lock, check_out_dir, trial_dirs
-from .results import check_metric, objective, planned_objective, write_results
+from .results import check_metric, objective, write_results
 from .space import check_space, corner_points, random_points, representative
-from .study import StudySource, import_optuna, open_study
+from .search import check_array_modes, check_storage_flags, study_members, trial_source
+from .storage import hidden_argv, is_storage_error, local, lost, open_storage, parse
+from .study import import_optuna
 from . import refit, slurm
-from .trials import FAILED, build_trials, continuing_text, load_state, move_aside
+from .trials import FAILED, build_trials, load_state, move_aside
 
 
 def one_point_grids(points):
@@ -76,6 +78,7 @@ def check_flags(args, train_flags, options):
     if args.search != "grid" and args.sample:
         raise UserError(f"--sample draws grid points; with --search {args.search}, --trials N says how many")
     check_grid_flags(representative(grids), options, args.grid)
+    check_storage_flags(args)
     if args.search == "optuna" or args.prune:
         import_optuna()             # before anything is written
     if args.sbatch and not args.emit_sbatch:
@@ -137,12 +140,11 @@ def run_sweep(args, train_flags, train_parser, train_script):
 
     one_task = args.trial_index is not None or args.collect       # an array task, or the collector
     array = args.emit_sbatch or one_task
+    storage = parse(args.storage, out, args.study_name) if args.storage else local(out)
     if array and args.refit_seeds:
         raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
                         "--emit-sbatch, --trial-index or --collect")
-    if array and (args.search == "optuna" or args.prune):
-        raise UserError("--emit-sbatch, --trial-index and --collect run a fixed list of trials: a grid or "
-                        "--search random, without --prune")
+    check_array_modes(args, storage, array)
     if sum(map(bool, (args.emit_sbatch, args.trial_index is not None, args.collect, args.dry_run))) > 1:
         raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
     replaced = check_out_dir(out, shared)
@@ -151,19 +153,23 @@ def run_sweep(args, train_flags, train_parser, train_script):
 
     if one_task and not os.path.exists(os.path.join(out, "sweep.json")):
         raise UserError(f"--out {out}: no sweep here (no sweep.json); --emit-sbatch, or a sweep, starts one")
-    if one_task and replaced is not None:
+    if (one_task or storage.shared) and replaced is not None:
         raise UserError(f"--out {out}: was swept with other train.py flags ('{shlex.join(replaced)}'); "
                         f"give the command the array was emitted with")
+    if args.search == "optuna" and storage.shared:
+        open_storage(storage, import_optuna())       # one line now if it does not answer, before anything is written
     try:
         os.makedirs(out, exist_ok=True)
-        lock = acquire_lock(out, shared=one_task)
+        lock = acquire_lock(out, shared=one_task or storage.shared)
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the sweep directory or its lock ({e.strerror})") from None
     try:
         if one_task:
+            if args.search == "optuna":         # the study's points, run by any worker
+                trials = study_members(args, out, storage, grids, trials, build)
             return array_task(args, out, trials, param_names, gpus, cv)
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
-        status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build)
+        status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build, storage)
         if args.refit_seeds and status in (0, 1) and os.path.exists(os.path.join(out, "best.json")):
             refit_status, lines = refit.refit(args, out, shared, options, train_parser, prefix,
                                               trial_envs(jobs, gpus), warm)
@@ -196,33 +202,7 @@ def dry_run(args, out, trials, replaced, example, n_folds):
     return 0
 
 
-def trial_source(args, out, grids, trials, todo, build):
-    """What the sweep runs -> (source: a Queue of the trials `todo`, or the Optuna study's
-    StudySource with --search optuna or --prune; trials done; trials to run; the start-up
-    line's counts)."""
-    n_done = sum(t.status == "completed" for t in trials)
-    source, n_todo = Queue(todo), len(todo)
-    counts = f"{len(trials)} trials, {n_done} done, {len(todo)} to run{continuing_text(todo)}"
-    if args.search == "optuna" or args.prune:
-        name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
-        study = open_study(out, name, mode, args.sample_seed)
-        if args.search == "optuna":
-            source = StudySource(study, build, args.metric, name, trials, space=grids[0], n_points=args.trials,
-                                 prune=args.prune, retry=args.retry_failed)
-            per_point = len(build(corner_points(grids)[0]))
-            n_done, n_todo = sum(t.status == "completed" for t in trials), source.left * per_point
-            # points, not trials: TPE proposes each as the sweep goes (a stopped one is asked again)
-            counts = (f"optuna: {args.trials} point(s), {source.finished_points} done, {source.left} to run"
-                      + (f" as up to {n_todo} trials ({per_point} per point)" if per_point > 1 else "")
-                      + continuing_text(source.resumed))
-        else:
-            order = list(dict.fromkeys(t.point_id for t in todo))
-            source = StudySource(study, build, args.metric, name, trials, prune=True, retry=args.retry_failed,
-                                 points=[[t for t in trials if t.point_id == p] for p in order])
-    return source, n_done, n_todo, counts
-
-
-def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build):
+def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build, storage):
     replaced = check_out_dir(out, shared)       # again, now that OUT is locked
     if replaced is not None:
         # no trial trained with the old flags (all failed, say, on a value train.py refused):
@@ -238,19 +218,24 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         "seeds": args.seeds, "sample": args.sample, "sample_seed": args.sample_seed,
         "metric": args.metric, "mode": args.mode, "launcher": args.launcher, "jobs": jobs, "gpus": gpus,
         "timeout": args.timeout, "cv": cv, "search": args.search, "trials": args.trials, "prune": args.prune,
-        "n_trials": len(trials), "argv": sys.argv,
+        "n_trials": len(trials), "argv": hidden_argv(sys.argv, storage),
+        "storage": storage.shown if storage.shared else None, "study": storage.study if storage.shared else None,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
     for trial in trials:
         load_state(trial)
     check_metric(trials, args.metric)       # before running anything, when finished trials can tell
     retry = FAILED if args.retry_failed else ()
     todo = [t for t in trials if t.status in ("pending", "incomplete") or t.status in retry]
+    if args.emit_sbatch and args.search == "optuna":
+        trial_source(args, out, grids, trials, todo, build, storage)       # the study, made or checked now
+        slurm.emit_workers(os.path.abspath(args.emit_sbatch), out, args.workers, args.sbatch, storage)
+        return 0
     if args.emit_sbatch:
         slurm.emit(os.path.abspath(args.emit_sbatch), trials, todo, out, args.sbatch)
         return 0
     kept = sum(t.status in FAILED for t in trials) if not args.retry_failed else 0
     envs = trial_envs(jobs, gpus)
-    source, n_done, n_todo, counts = trial_source(args, out, grids, trials, todo, build)
+    source, n_done, n_todo, counts = trial_source(args, out, grids, trials, todo, build, storage)
     print(f"sweep {out}: {counts}"
           + (f", {kept} failed kept (re-run them with --retry-failed)" if kept else "")
           + (f", {pruned} pruned" if (pruned := sum(t.status == "pruned" for t in trials)) else "")
@@ -280,7 +265,7 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         write_results(out, trials, param_names, args.metric, args.mode, cv)
 
     try:
-        stopped = run_trials(source, envs, out, args.timeout, args.grace, on_finish, warm)
+        stopped = _run(source, storage, envs, out, args.timeout, args.grace, on_finish, warm)
     finally:
         bar.close()
     if stopped:
@@ -291,3 +276,33 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
     return report(args, out, trials, param_names, cv)
 
 
+
+
+def _run(source, storage, *args):
+    """run_trials(source, *args) -> the signal that stopped it, or None. A study's worker hands its
+    running points back when stopped, and reads every worker's points for the tables when done;
+    a storage that stops answering is one line (the trials were stopped on the way out)."""
+    try:
+        stopped = run_trials(source, *args)
+        if stopped:
+            source_release(source, storage)
+        elif hasattr(source, "record_all"):
+            source.record_all()
+        return stopped
+    except Exception as e:
+        if not hasattr(source, "record_all") or not is_storage_error(e, storage):
+            raise
+        raise lost(storage, e) from None
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+
+
+def source_release(source, storage):
+    """A stopped worker hands its running points back to the study, if the study still answers."""
+    try:
+        if hasattr(source, "release"):
+            source.release()
+    except Exception as e:      # noqa: BLE001 -- the storage is gone too: the heartbeat frees them later
+        if not is_storage_error(e, storage):
+            raise

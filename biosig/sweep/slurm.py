@@ -8,6 +8,10 @@ Each array task runs one trial into its own OUT/trials/<id>/ exactly as a local 
 (resuming its last.pt when the task is requeued), holding OUT/.lock shared, so that tasks run
 side by side but never beside a local sweep of the same OUT. Emitting again writes an array of
 only the trials still to run (pending, interrupted, and failed ones with --retry-failed).
+
+With --search optuna the array is of workers instead (--workers W): every task runs the sweep
+command itself against the shared study (--storage), asking for points until the study has
+--trials finished (biosig.sweep.workers).
 """
 import os
 import shlex
@@ -16,6 +20,7 @@ import sys
 from ..atomic import atomic_path
 from ..errors import UserError
 from .results import without
+from .storage import without_password
 
 
 def script_text(trials, todo, argv, cwd, out, sbatch_options):
@@ -33,6 +38,37 @@ def script_text(trials, todo, argv, cwd, out, sbatch_options):
     return "\n".join(["#!/bin/bash", *head,
                       f"# {len(indices)} of the {len(trials)} trials of sweep {out}; written by sweep.py --emit-sbatch",
                       "set -euo pipefail", f"cd {shlex.quote(cwd)}", f"exec {line}", ""])
+
+
+def workers_text(argv, cwd, out, workers, sbatch_options, storage):
+    """The array of `workers` tasks, each the sweep command less the emitting options, its
+    --storage without a password (the jobs take it from their environment: PGPASSWORD, ~/.pgpass)."""
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    rest = argv[argv.index("--"):] if "--" in argv else []
+    kept = without(own, ("--emit-sbatch", "--sbatch", "--workers", "--storage"))
+    command = [sys.executable, os.path.abspath(sys.argv[0]), *kept, "--storage", without_password(storage), *rest]
+    head = ["#SBATCH --job-name=biosig-study", f"#SBATCH --array=0-{workers - 1}",
+            f"#SBATCH --output={os.path.join(out, 'slurm', '%A_%a.out')}"]
+    head += [f"#SBATCH {option}" for option in shlex.split(sbatch_options or "")]
+    note = (["# the password is not in this file: export PGPASSWORD (or MYSQL_PWD), or use ~/.pgpass, before sbatch"]
+            if storage.password else [])
+    return "\n".join(["#!/bin/bash", *head,
+                      f"# {workers} workers of the Optuna study {storage.study} on {storage.shown} (sweep {out}); "
+                      f"written by sweep.py --emit-sbatch", *note,
+                      "set -euo pipefail", f"cd {shlex.quote(cwd)}", f"exec {shlex.join(command)}", ""])
+
+
+def emit_workers(path, out, workers, sbatch_options, storage):
+    os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
+    text = workers_text(sys.argv[1:], os.getcwd(), out, workers, sbatch_options, storage)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+    os.chmod(path, 0o755)
+    print(f"{path}: {workers} worker(s) of the study {storage.study} on {storage.shown}\n"
+          f"submit: sbatch {shlex.quote(path)}" + (" (with PGPASSWORD or MYSQL_PWD exported)" if storage.password else "")
+          + "\nthe workers write the results as they finish; the same sweep.py command with --collect "
+            "instead of --emit-sbatch writes them at any time")
 
 
 def _ranges(indices):
