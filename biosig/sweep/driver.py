@@ -37,6 +37,7 @@ from .space import check_space, corner_points, random_points, representative
 from .search import check_array_modes, check_storage_flags, study_members, trial_source
 from .storage import hidden_argv, is_storage_error, local, lost, open_storage, parse
 from .study import import_optuna
+from .workers import Locks
 from . import refit, slurm
 from .trials import FAILED, build_trials, load_state, move_aside
 
@@ -141,12 +142,7 @@ def run_sweep(args, train_flags, train_parser, train_script):
     one_task = args.trial_index is not None or args.collect       # an array task, or the collector
     array = args.emit_sbatch or one_task
     storage = parse(args.storage, out, args.study_name) if args.storage else local(out)
-    if array and args.refit_seeds:
-        raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
-                        "--emit-sbatch, --trial-index or --collect")
     check_array_modes(args, storage, array)
-    if sum(map(bool, (args.emit_sbatch, args.trial_index is not None, args.collect, args.dry_run))) > 1:
-        raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
     replaced = check_out_dir(out, shared)
     if args.dry_run:
         return dry_run(args, out, trials, replaced, lambda: build(corner_points(grids)[0])[0], len(folds or [None]))
@@ -171,13 +167,25 @@ def run_sweep(args, train_flags, train_parser, train_script):
         warm = None if args.launcher or args.no_warm_start else os.path.abspath(train_script)
         status = _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, build, storage)
         if args.refit_seeds and status in (0, 1) and os.path.exists(os.path.join(out, "best.json")):
-            refit_status, lines = refit.refit(args, out, shared, options, train_parser, prefix,
-                                              trial_envs(jobs, gpus), warm)
-            print("\n".join(lines))
-            status = max(status, refit_status) if refit_status < 128 else refit_status
+            status = _refit(args, out, status, shared, options, train_parser, prefix, trial_envs(jobs, gpus), warm)
         return status
     finally:
         os.close(lock)
+
+
+def _refit(args, out, status, *how):
+    """--refit-seeds once the search is done -> the exit status. Workers of a shared study: the
+    first to end refits (the refit's trials resume like any), the others need not."""
+    one = Locks(out)
+    if not one.take("refit"):
+        print(f"refit: another worker is refitting the best point into {out}/refit.json")
+        return status
+    try:
+        refit_status, lines = refit.refit(args, out, *how)
+    finally:
+        one.release_all()
+    print("\n".join(lines))
+    return max(status, refit_status) if refit_status < 128 else refit_status
 
 
 def dry_run(args, out, trials, replaced, example, n_folds):

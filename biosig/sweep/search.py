@@ -26,7 +26,12 @@ def check_storage_flags(args):
 
 
 def check_array_modes(args, storage, array):
-    """What --emit-sbatch, --trial-index and --collect (`array`) take with a study."""
+    """What --emit-sbatch, --trial-index and --collect (`array`) take, with a study or not."""
+    if array and args.refit_seeds:
+        raise UserError("--refit-seeds runs here once the search is done: give it to a sweep, not with "
+                        "--emit-sbatch, --trial-index or --collect")
+    if sum(map(bool, (args.emit_sbatch, args.trial_index is not None, args.collect, args.dry_run))) > 1:
+        raise UserError("--emit-sbatch, --trial-index, --collect and --dry-run: give one of them")
     if array and args.prune and args.search != "optuna":
         raise UserError("--emit-sbatch, --trial-index and --collect run a fixed list of trials: --prune goes with "
                         "--search optuna there (its array is of workers)")

@@ -13,6 +13,8 @@ every message about the storage is passed through hide(). optuna and the databas
 imported only when a study is opened.
 """
 import os
+import random
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -135,7 +137,7 @@ def open_storage(storage, optuna, heartbeat_s=None, retry=None):
             stale = ("heartbeat_stale_trial_callback" if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
                      else "failed_trial_callback")        # optuna < 4.9
             kwargs.update(heartbeat_interval=int(heartbeat_s), grace_period=2 * int(heartbeat_s), **{stale: retry})
-        return optuna.storages.RDBStorage(url, **kwargs)
+        return _rdb(optuna, url, kwargs)
     except UserError:
         raise
     except ImportError as e:        # the database driver SQLAlchemy wants for this URL
@@ -147,6 +149,19 @@ def open_storage(storage, optuna, heartbeat_s=None, retry=None):
         if not is_storage_error(e, storage):
             raise
         raise unreachable(storage, e) from None
+
+
+def _rdb(optuna, url, kwargs, attempts=5):
+    """RDBStorage(url): workers started at once on a new database race to create Optuna's tables
+    (one sees a duplicate key or an existing table); the losers try again a moment later."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except Exception as e:      # noqa: BLE001 -- IntegrityError or ProgrammingError, by driver
+            racing = type(e).__name__ in ("IntegrityError", "ProgrammingError", "UniqueViolation", "DuplicateTable")
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
 
 
 def is_storage_error(e, storage):

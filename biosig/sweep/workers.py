@@ -1,7 +1,7 @@
 """Many sweep.py workers on one Optuna study (--storage): who runs what, and who is gone.
 
-Each worker tags the study trials it asks for (user attribute "worker": the SLURM array task, or
-host:pid) and keeps them alive with a heartbeat every --heartbeat S seconds. A running trial
+Each worker tags the study trials it asks for (user attribute "worker": host:pid, after the SLURM
+array task) and keeps them alive with a heartbeat every --heartbeat S seconds. A running trial
 whose heartbeat stops for twice that long is failed and queued again with the same values
 (Optuna's stale-trial callback); whichever worker asks next runs it, and its trials continue from
 their last.pt. RDB storages keep the heartbeat themselves (Optuna's heartbeat); a journal file
@@ -23,19 +23,29 @@ BEAT = "biosig:beat"    # a journal trial's heartbeat counter (a system attribut
 
 
 def tag():
-    """This worker's name in the study: the SLURM array task (the same after a requeue), else host:pid."""
+    """This worker's name in the study: host:pid, after its SLURM array task if it is one."""
     job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"slurm:{job}_{task}" if job and task else f"{socket.gethostname()}:{os.getpid()}"
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    return f"slurm:{job}_{task}:{here}" if job and task else here
 
 
 def gone(other, mine):
     """Whether the worker tagged `other` is surely not running, seen from a worker starting as
-    `mine`: an earlier run of this SLURM task, or a pid no longer alive on this host."""
-    if other == mine:
-        return True                     # we have only just started: it was an earlier run of us
+    `mine`: an earlier run of this SLURM array task (requeued: on another node, or with its pid
+    gone), or a pid no longer alive on this host."""
+    same_task = False
+    if other.startswith("slurm:"):
+        task, _, other = other[len("slurm:"):].partition(":")
+        if not mine.startswith(f"slurm:{task}:"):
+            return False            # another task's: only its heartbeat tells
+        same_task = True
     host, _, pid = other.rpartition(":")
-    if other.startswith("slurm:") or host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname():
+        return same_task            # this array task, on another node: it was requeued from there
+    if not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return True                 # we have only just started: an earlier process with our pid
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
