@@ -192,7 +192,7 @@ def test_a_database_gone_mid_sweep_stops_the_worker_and_the_same_command_resumes
     d = data
     url = postgres.fresh_url()
     env = dict(ENV, PGPASSWORD=postgres.password)
-    argv = command(d, url, "--jobs", "2", "--heartbeat", "1", epochs=80, trials=4)
+    argv = command(d, url, "--jobs", "2", "--heartbeat", "1", epochs=80, trials=2)
     worker = start(argv, d, "w0", env)
     try:
         deadline = time.time() + 120
@@ -209,7 +209,7 @@ def test_a_database_gone_mid_sweep_stops_the_worker_and_the_same_command_resumes
     assert "Traceback" not in out and postgres.password not in out
     again = subprocess.run(argv, capture_output=True, text=True, cwd=d, env=env, timeout=300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert states(load(url)).get("COMPLETE") == 4, states(load(url))
+    assert states(load(url)).get("COMPLETE") == 2, states(load(url))
     resumed = [p for p in (d / "sw" / "trials").iterdir() if "--resume" in (p / "log.txt").read_text()]
     assert resumed, "no point continued from its last.pt"
 
@@ -225,3 +225,24 @@ def test_workers_started_at_once_on_a_new_database_all_open_it(postgres):
                                   env=ENV) for _ in range(4)]
         errors = [p.communicate(timeout=60)[1] for p in procs]
         assert [p.returncode for p in procs] == [0] * 4, errors
+
+
+def test_a_point_proposed_twice_runs_once(data):
+    """Two values and 5 points over two workers x 2 jobs: TPE proposes each value again and again,
+    often while it runs elsewhere or beside itself; each trial runs once (OUT/locks), and every
+    point reads its result."""
+    d = data
+    (d / "space.json").write_text(json.dumps({"lr": [0.003, 0.005]}))
+    url = f"journal:{d / 'study.log'}"
+    workers = [start(command(d, url, "--jobs", "2", trials=5, epochs=6), d, f"w{i}") for i in range(2)]
+    codes, logs = finish(workers, d)
+    assert codes == [0, 0], logs
+    study = load(url)
+    assert states(study).get("COMPLETE") == 5, states(study)
+    runs = sorted(p.name for p in (d / "sw" / "trials").iterdir())
+    assert runs == ["lr=0.003", "lr=0.005"]
+    for name in runs:           # one attempt each: never started twice, nor beside itself
+        lines = (d / "sw" / "trials" / name / "log.txt").read_text().splitlines()
+        assert sum(line.startswith("$ ") for line in lines) == 1, name
+    values = {t.user_attrs["point"]: t.value for t in study.trials}
+    assert all(t.value == values[t.user_attrs["point"]] for t in study.trials)

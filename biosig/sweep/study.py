@@ -221,7 +221,8 @@ class StudySource:
         if not self.elsewhere or time.monotonic() - self.last_poll < POLL_S:
             return
         for member in list(self.elsewhere):
-            if self.locks.take(member.id):
+            if self.locks.take(member.id):      # free now: next() takes it again and reads its state
+                self.locks.release(member.id)
                 self.elsewhere.remove(member)
                 self.pending.append(member)
 

@@ -161,9 +161,10 @@ class Locks:
         self.held = {}
 
     def take(self, member_id):
-        """True if this worker now holds the member (or already did); False if another runs it."""
+        """True if this worker now holds the member; False if it runs already, here or elsewhere
+        (a point asked twice)."""
         if member_id in self.held:
-            return True
+            return False
         os.makedirs(self.dir, exist_ok=True)
         fd = os.open(os.path.join(self.dir, member_id), os.O_RDWR | os.O_CREAT, 0o644)
         try:
