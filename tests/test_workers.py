@@ -161,7 +161,7 @@ def test_a_worker_of_another_space_or_objective_is_refused(data, tmp_path):
     assert emitted.returncode == 0, emitted.stderr
     (d / "space.json").write_text(json.dumps({"lr": {"log": [1e-4, 1e-2]}}))
     other = run_here("sweep.py", *command(d, url)[2:])
-    assert_user_error(other, f"--storage {url} study sw: this study's space is", "every worker runs the study's command")
+    assert_user_error(other, f"--storage {url} study sw: this study's search space is", "every worker runs the study's command")
     (d / "space.json").write_text(json.dumps({"lr": {"log": [1e-3, 1e-2]}}))
     metric = run_here("sweep.py", *command(d, url, "--metric", "val_acc")[2:])
     assert_user_error(metric, "this study optimizes val_loss (min); the command asks for val_acc (max)")

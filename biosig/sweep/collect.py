@@ -44,7 +44,7 @@ def report(args, out, trials, param_names, cv):
     check_metric(trials, args.metric)
     waiting = sum(t.status in ("pending", "incomplete", "interrupted", "running") for t in trials)
     if waiting:
-        print(f"{waiting} of {len(trials)} trials have not finished (pending or interrupted)")
+        print(f"{waiting} of {len(trials)} trials have not finished (pending, running or interrupted)")
     print("\n".join(ranked_table(rows, name, mode)))
     if os.path.exists(os.path.join(out, "best.json")):
         with open(os.path.join(out, "best.json")) as f:

@@ -268,7 +268,8 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
                   else "")
         took = (f"{trial.wall_s:.1f}s" if len(trial.attempts_s) < 2 else
                 f"{trial.attempts_s[-1]:.1f}s, {trial.wall_s:.1f}s over {len(trial.attempts_s)} attempts")
-        bar.write(f"[{finished[0]}/{n_todo}] {trial.status:<11} {trial.id}  {detail}  ({took})")
+        count = f"{finished[0]} here" if storage.shared else f"{finished[0]}/{n_todo}"    # others run the rest
+        bar.write(f"[{count}] {trial.status:<11} {trial.id}  {detail}  ({took})")
         sys.stdout.flush()             # one line per trial, also when stdout is a log file
         write_results(out, trials, param_names, args.metric, args.mode, cv)
 
@@ -278,8 +279,9 @@ def _sweep(args, out, grids, trials, shared, param_names, jobs, gpus, warm, cv, 
         bar.close()
     if stopped:
         write_results(out, trials, param_names, args.metric, args.mode, cv)
-        print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; "
-              f"run the same command to resume", file=sys.stderr)
+        print(f"stopped by {signal.Signals(stopped).name}: running trials were stopped; " + (
+              "their points went back to the study, for the other workers; the same command rejoins it"
+              if storage.shared else "run the same command to resume"), file=sys.stderr)
         return 128 + stopped
     return report(args, out, trials, param_names, cv)
 

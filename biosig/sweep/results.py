@@ -55,11 +55,14 @@ def planned_objective(trials, metric, mode):
     """(name, mode) of the objective before any trial has run (a study needs its direction):
     --metric or what the first trial's train.py will monitor, and its task's direction for it."""
     from ..tasks import TASKS
+    from ..training.resolve import resolve_monitor
     parsed = trials[0].train_args
-    task = TASKS[parsed.task]
-    name = metric or parsed.monitor or task.default_monitor
+    monitor, monitor_mode = resolve_monitor(parsed)     # without validation windows: train_loss
+    name = metric or monitor
     if mode is None:
-        mode = task.monitors.get(name) or ("min" if ("loss" in name or name == "wall_s") else "max")
+        monitors = TASKS[parsed.task].monitors if isinstance(parsed.task, str) else {}
+        mode = (monitor_mode if name == monitor else monitors.get(name)) or (
+            "min" if ("loss" in name or name == "wall_s") else "max")
     return name, mode
 
 
@@ -189,7 +192,8 @@ def honest_report(trials, top, name, mode, value_of, cv):
     with --cv K --nested, each outer fold's test score of the point chosen without it; with test
     data in every trial (--x-test), the chosen point's mean test score; else only the selection
     score, marked as from the same data (optimistic)."""
-    on = (f"the validation folds of --cv {'loso' if cv['loso'] else cv['k']}" if cv else "the validation data")
+    on = (f"the validation folds of --cv {'loso' if cv['loso'] else cv['k']}" if cv else
+          "the training data (no validation windows)" if name.startswith("train_") else "the validation data")
     if cv and cv["nested"]:
         outer = nested_selection(trials, value_of, lambda t: test_score(t, name), mode)
         tests = [o["test"] for o in outer if o["test"] is not None]

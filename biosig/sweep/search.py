@@ -38,17 +38,18 @@ def check_array_modes(args, storage, array):
     if args.trial_index is not None and args.search == "optuna":
         raise UserError("--trial-index runs one trial of a fixed list; an Optuna study's array tasks are workers "
                         "(--emit-sbatch FILE --workers W writes them)")
-    if args.emit_sbatch and args.search == "optuna" and not storage.shared:
+    if args.emit_sbatch and args.search == "optuna" and (not storage.shared or storage.url.startswith("sqlite")):
         raise UserError("--emit-sbatch --search optuna: the workers share one study; give --storage "
-                        "postgresql://USER@HOST/DB, or journal:PATH on the shared filesystem (OUT/optuna.db is "
-                        "SQLite, which locks badly over NFS)")
+                        "postgresql://USER@HOST/DB, or journal:PATH on the shared filesystem (SQLite, OUT/optuna.db "
+                        "or sqlite:///, locks badly over NFS)")
 
 
 def _open(args, out, grids, trials, build, storage):
     """(the study, the objective's name) as this command asks for them."""
     name, mode = planned_objective(trials or build(corner_points(grids)[0]), args.metric, args.mode)
-    kept = ({"space": grids[0], "members": {"seeds": args.seeds, "cv": args.cv, "nested": args.nested}}
-            if storage.shared else None)      # what every worker must agree on
+    each = " ".join([f"--seeds {' '.join(map(str, args.seeds))}" if args.seeds else "no --seeds",
+                     f"--cv {args.cv}" + (" --nested" if args.nested else "") if args.cv else "no --cv"])
+    kept = {"search space": grids[0], "trials per point": each} if storage.shared else None  # every worker's
     study = open_study(storage, name, mode, args.sample_seed, kept, args.heartbeat or HEARTBEAT_S)
     return study, name
 

@@ -4,7 +4,8 @@ by workers on many machines:
     postgresql://USER[:PASSWORD]@HOST[:PORT]/DB    (driver: psycopg[binary]; password also from
                                                    PGPASSWORD or ~/.pgpass, as libpq reads them)
     mysql://USER[:PASSWORD]@HOST[:PORT]/DB         (driver: PyMySQL; password also from MYSQL_PWD)
-    sqlite:///PATH                                 (one machine only: SQLite locks badly over NFS)
+    sqlite:///PATH                                 (one machine only: SQLite locks badly over NFS;
+                                                   sqlite:////abs/path.db for an absolute path)
     journal:PATH                                   (Optuna's journal file, for a shared filesystem
                                                    without a database server)
 
@@ -66,6 +67,10 @@ def parse(text, out, study_name=None):
     if scheme not in RDB_SCHEMES or not parts.netloc and scheme != "sqlite":
         raise UserError(f"--storage {_without_password(text)[0]}: expected {FORMS}")
     shown, password = _without_password(text)
+    try:
+        parts.port
+    except ValueError:
+        raise UserError(f"--storage {shown}: the port is not a number") from None
     return Storage(url=text, shown=shown, kind="rdb", study=name, password=password)
 
 
@@ -140,11 +145,12 @@ def open_storage(storage, optuna, heartbeat_s=None, retry=None):
         return _rdb(optuna, url, kwargs)
     except UserError:
         raise
-    except ImportError as e:        # the database driver SQLAlchemy wants for this URL
-        if e.name not in PACKAGES:
-            raise
+    except ImportError as e:        # the database driver SQLAlchemy wants for this URL (Optuna may rewrap it)
         scheme = urllib.parse.urlsplit(storage.url).scheme.split("+")[0]
-        raise needs(f"--storage {scheme}://", PACKAGES[e.name]) from None
+        package = PACKAGES.get(e.name) or {"postgresql": PACKAGES["psycopg"], "mysql": PACKAGES["pymysql"]}.get(scheme)
+        if package is None or e.name not in PACKAGES and "DB access module" not in str(e):
+            raise
+        raise needs(f"--storage {scheme}://", package) from None
     except Exception as e:       # noqa: BLE001 -- the driver's and SQLAlchemy's errors, which vary
         if not is_storage_error(e, storage):
             raise
@@ -183,10 +189,15 @@ def reason(storage, e):
 
 
 def unreachable(storage, e):
-    return UserError(f"--storage {storage.shown}: cannot open the study ({reason(storage, e)})")
+    why = reason(storage, e)
+    if "password" in why and storage.url.startswith("postgresql"):
+        why += "; give it in PGPASSWORD or ~/.pgpass (or the URL)"
+    elif "unable to open database file" in why:
+        why += "; sqlite:///name.db is relative to here, sqlite:////abs/path.db absolute"
+    return UserError(f"--storage {storage.shown}: cannot open the study ({why})")
 
 
 def lost(storage, e):
     return UserError(f"--storage {storage.shown}: the study's storage stopped answering ({reason(storage, e)}); "
-                     f"the running trials were stopped and keep their last.pt: run the same command to resume "
-                     f"once it is back")
+                     f"the running trials were stopped (those that saved an epoch continue from their last.pt): "
+                     f"run the same command to resume once it is back")

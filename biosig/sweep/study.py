@@ -46,7 +46,7 @@ def import_optuna():
 def open_study(storage, name, mode, seed, kept=None, heartbeat_s=None):
     """The study (created, or loaded to resume or to join): TPE seeded by --sample-seed (and, when
     shared, by the worker, so that workers propose different points), median pruner. A study
-    keeps its objective and the `kept` attributes ({"space": ..., "members": ...}): a command
+    keeps its objective and the `kept` attributes ({"search space": ..., ...}): a command
     asking for another metric, direction or space is refused."""
     optuna = import_optuna()
     where = (f"{storage.url[len('sqlite:///'):]}" if storage.kind == "local"
