@@ -273,3 +273,20 @@ def test_a_missing_optional_package_is_named_in_one_form_that_installs_the_right
             if name.endswith(".py"):
                 text = open(os.path.join(folder, name), encoding="utf-8").read()
                 assert not re.search(r"pip install ['\"]?biosig\[", text), name
+
+
+def test_joining_a_cuda_group_pins_the_local_device(monkeypatch):
+    """init('cuda') under torchrun sets this rank's GPU before joining the group (CI has no GPU:
+    the two calls are recorded, not made). A function-local `import torch.distributed.nn` once
+    made torch unbound there, so every multi-GPU run died before its first step."""
+    from biosig.training import distributed
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda backend, **kw: calls.append((backend, kw["rank"], kw["world_size"])))
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    ctx = distributed.init("cuda")
+    assert calls == [("set_device", 1), ("nccl", 3, 4)]
+    assert (ctx.rank, ctx.world, ctx.local_rank) == (3, 4, 1)

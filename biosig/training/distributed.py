@@ -40,7 +40,9 @@ def init(device_type):
     timeout = datetime.timedelta(seconds=float(os.environ.get("BIOSIG_DIST_TIMEOUT", 600)))
     # Before the group exists: torch.distributed.nn's functions default to group=group.WORLD, so
     # importing it later (DistributedDataParallel does) would pin the group past cleanup().
-    import torch.distributed.nn  # noqa: F401
+    # (`from ... import`, not `import torch.distributed.nn`: that would make torch a local name
+    # of this function, unbound at torch.cuda.set_device above.)
+    from torch.distributed import nn  # noqa: F401
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return Context(rank, world, local_rank)
 
