@@ -21,17 +21,23 @@ def weights(path):
     return torch.load(path, weights_only=True)["model_state"]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """One 1-process and one 2-process run (1 epoch each) over the same data and global batches."""
+def same_data(d):
+    """Writes d/X.npy, d/y.npy (250 windows: 199 train, so the last global batch of 32, 7 windows,
+    splits 4 + 3 over two processes) -> train.py's data and SAME arguments for them."""
     import numpy as np
 
     from conftest import make_windows
-    d = tmp_path_factory.mktemp("ddp")
-    X, y = make_windows(n=250)           # 199 train windows: the last global batch (7) splits 4 + 3
+    X, y = make_windows(n=250)
     np.save(d / "X.npy", X)
     np.save(d / "y.npy", y)
-    data = ["--x", d / "X.npy", "--y", d / "y.npy", "--epochs", "1", *SAME]
+    return ["--x", d / "X.npy", "--y", d / "y.npy", *SAME]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One 1-process and one 2-process run (1 epoch each) over the same data and global batches."""
+    d = tmp_path_factory.mktemp("ddp")
+    data = [*same_data(d), "--epochs", "1"]
     one = run_here("train.py", *data, "--save", d / "one.pt", "--run-dir", d / "one")
     two = torchrun(2, *data, "--save", d / "two.pt", "--run-dir", d / "two")
     assert one.returncode == 0, one.stderr[-3000:]

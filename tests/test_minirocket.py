@@ -1,6 +1,5 @@
 """MiniRocket as the paper fits it: the ridge head against brute force, its leave-one-out errors
 against explicit refits, and a transform whose features do not depend on the batch."""
-import numpy as np
 import pytest
 import torch
 

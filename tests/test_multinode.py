@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import ENV, ROOT, make_windows, quiet, run_here
-from test_distributed import SAME, weights
+from conftest import ENV, ROOT, quiet, run_here
+from test_distributed import same_data, weights
 
 pytestmark = pytest.mark.slow        # two torchrun agents and their workers a run; not in the fast tier
 
@@ -95,10 +94,7 @@ def rows(path):
 def runs(tmp_path_factory):
     """One 1-process run and one two-node run (8 epochs each) over the same data and global batches."""
     d = tmp_path_factory.mktemp("nodes")
-    X, y = make_windows(n=250)           # 199 train windows: the last global batch (7) splits 4 + 3
-    np.save(d / "X.npy", X)
-    np.save(d / "y.npy", y)
-    data = ["--x", d / "X.npy", "--y", d / "y.npy", *SAME]
+    data = same_data(d)
     one = run_here("train.py", *data, *EPOCHS, "--save", d / "one.pt", "--run-dir", d / "one")
     assert one.returncode == 0, one.stderr[-3000:]
     codes = finish(start_nodes(d / "two", *data, *EPOCHS, "--save", d / "two.pt", "--run-dir", d / "two" / "run"))

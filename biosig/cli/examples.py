@@ -28,7 +28,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..data.examples import ACTIVITIES, SHAPE, WEARABLE_SIGNALS, recordings, subjects, wearable, wearable_recording
-from ..errors import ArgumentParser, prog, run_cli
+from ..errors import ArgumentParser, prog
 from ..tasks import TASKS
 
 

@@ -58,6 +58,8 @@ from .regression import Regression
 from .segmentation import Segmentation
 
 TASKS = {t.name: t for t in (Classification, Regression, Segmentation, Pretrain)}
+__all__ = ["TASKS", "build_task", "Classification", "Regression", "Segmentation", "Pretrain", "MultiTask",
+           "member_tasks"]
 
 
 def build_task(config):
