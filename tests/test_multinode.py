@@ -157,10 +157,9 @@ def test_resume_after_losing_a_node(runs):
             assert time.monotonic() < deadline and all(n.poll() is None for n in nodes), "no epoch saved"
             time.sleep(0.01)
         main = next(k for k in (0, 1) if "run dir:" in said(cut, k))     # the node holding rank 0
-        gone = main
-        kill_node(nodes[gone])                        # the node is gone: its agent and its worker
+        kill_node(nodes[main])                        # the node is gone: its agent and its worker
         start = time.monotonic()
-        code = finish([nodes[1 - gone]], timeout=120)[0]  # the survivor ends by itself, or the test fails
+        code = finish([nodes[1 - main]], timeout=120)[0]  # the survivor ends by itself, or the test fails
         waited = time.monotonic() - start
     finally:
         finish(nodes, timeout=0)

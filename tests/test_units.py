@@ -11,6 +11,7 @@ from biosig.training import loop
 from biosig import normalize
 from biosig.data import split_indices
 from biosig.training.batches import Windows, epoch_batches, shard_range
+from biosig.training import distributed
 from biosig.training.distributed import Context
 from biosig.errors import UserError
 from biosig.tasks.metrics import classification_report
@@ -279,7 +280,6 @@ def test_joining_a_cuda_group_pins_the_local_device(monkeypatch):
     """init('cuda') under torchrun sets this rank's GPU before joining the group (CI has no GPU:
     the two calls are recorded, not made). A function-local `import torch.distributed.nn` once
     made torch unbound there, so every multi-GPU run died before its first step."""
-    from biosig.training import distributed
     calls = []
     monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
     monkeypatch.setattr(distributed.dist, "init_process_group",
